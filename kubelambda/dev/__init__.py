@@ -1,0 +1,1 @@
+"""Embedded single-machine mode: `kubelambda dev DIR`."""

@@ -1,0 +1,1 @@
+"""The gateway: the Invoke API, routing, admission, dispatch and the async queue."""

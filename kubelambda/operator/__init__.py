@@ -1,0 +1,1 @@
+"""The kopf operator: handlers and the pure reconcile logic behind them."""

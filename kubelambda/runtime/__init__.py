@@ -1,0 +1,1 @@
+"""Execution environments: the agent, the Lambda Runtime API server and the runtime bootstraps."""

@@ -1,0 +1,1 @@
+"""Event-source pollers: read a queue or stream, batch, filter, invoke, checkpoint."""
