@@ -1,0 +1,101 @@
+"""Building blocks shared by the four resource models.
+
+`ApiModel` fixes the conventions every model follows: Python attributes in snake_case, manifest
+fields in Lambda's camelCase, unknown fields rejected. The constants here (group, runtimes, name
+patterns) are the ones the CRD generator, the gateway and the operator all read.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+GROUP = "kubelambda.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Lambda's runtime identifiers that we serve. Python ones run on our bootstrap; the others
+# on their official base images (or, in dev mode, on the machine's toolchain).
+PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
+NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x", "nodejs24.x")
+PROVIDED_RUNTIMES = ("provided.al2023", "provided.al2")
+RUNTIMES = PYTHON_RUNTIMES + NODE_RUNTIMES + PROVIDED_RUNTIMES
+Runtime = Literal[
+    "python3.10",
+    "python3.11",
+    "python3.12",
+    "python3.13",
+    "python3.14",
+    "nodejs20.x",
+    "nodejs22.x",
+    "nodejs24.x",
+    "provided.al2023",
+    "provided.al2",
+]
+
+DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+SHA256_HEX = r"^[0-9a-f]{64}$"
+VERSION_NUMBER = r"^[0-9]+$"
+LATEST = "$LATEST"
+
+FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
+ObjectName = Annotated[
+    str, StringConstraints(min_length=1, max_length=253, pattern=DNS1123_SUBDOMAIN)
+]
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_HEX)]
+Description = Annotated[str, StringConstraints(max_length=256)]
+HttpUrl = Annotated[str, StringConstraints(pattern=r"^https?://[^\s/]+(/\S*)?$", max_length=2048)]
+
+
+class ApiModel(BaseModel):
+    """Base of every spec and status model: camelCase in manifests, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=False,
+    )
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest form: camelCase keys, unset optional fields left out."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes ObjectMeta the models read; anything else passes through."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    name: ObjectName | None = None
+    generate_name: str | None = None
+    namespace: FunctionName | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: str | None = None
+
+
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+class Condition(ApiModel):
+    """A Kubernetes-style condition, as in metav1.Condition."""
+
+    type: str
+    status: ConditionStatus
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: datetime | None = None
+    observed_generation: int | None = None
+
+
+def is_version_number(value: str) -> bool:
+    return re.fullmatch(VERSION_NUMBER, value) is not None
