@@ -1,0 +1,125 @@
+"""`kubelambda dev DIR`: serve a folder of manifests on this machine, with no cluster."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+DESCRIPTION = """\
+Serve every Function, Version and Alias manifest in DIR (searched recursively) through
+Lambda's Invoke API, with execution environments as local processes. boto3 and the AWS CLI
+work with --endpoint-url. Manifests and code are reloaded when they change; in-flight calls
+finish on the code they started with.
+
+Versions without spec.version are numbered after the highest explicit number of their
+function, in file order. Python functions run on the interpreter kubelambda runs on, importing
+from their code folder and layers first, then from this environment (your venv).
+"""
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.add_argument("folder", metavar="DIR", type=Path, help="folder of manifests")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=9000, help="port to listen on (9000)")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where environments, snapshots and queues live (default: DIR/.kubelambda)",
+    )
+    parser.add_argument(
+        "--namespace", default="default", help="namespace for unqualified names (default)"
+    )
+    parser.add_argument("--region", default="us-east-1", help="region in ARNs and AWS_REGION")
+    parser.add_argument(
+        "--concurrency-limit", type=int, default=1000, help="namespace concurrency pool (1000)"
+    )
+    parser.add_argument(
+        "--unreserved-floor",
+        type=int,
+        default=100,
+        help="part of the pool that cannot be reserved (100)",
+    )
+    parser.add_argument(
+        "--idle-keepalive",
+        type=float,
+        default=300,
+        help="seconds before an idle environment is stopped (300)",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=float,
+        default=4 * 3600,
+        help="seconds before an environment is recycled (14400)",
+    )
+    parser.add_argument(
+        "--warm-per-runtime",
+        type=int,
+        default=1,
+        help="generic warm environments kept per runtime in use (1)",
+    )
+    parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+    import sys
+
+    from kubelambda.api.resources import ManifestError
+    from kubelambda.dev.server import DevServer, DevSettings
+    from kubelambda.gateway.admission import PoolLimits
+    from kubelambda.gateway.pool import PoolSettings
+
+    folder: Path = args.folder
+    if not folder.is_dir():
+        print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)
+        return 2
+    try:
+        limits = PoolLimits(args.concurrency_limit, args.unreserved_floor)
+    except ValueError as exc:
+        print(f"kubelambda dev: --concurrency-limit/--unreserved-floor: {exc}", file=sys.stderr)
+        return 2
+    settings = DevSettings(
+        folder=folder,
+        host=args.host,
+        port=args.port,
+        state_dir=args.state_dir,
+        namespace=args.namespace,
+        region=args.region,
+        limits=limits,
+        pool=PoolSettings(
+            generic_per_runtime=args.warm_per_runtime,
+            keepalive=args.idle_keepalive,
+            max_age=args.max_age,
+        ),
+        reload=not args.no_reload,
+    )
+
+    async def serve() -> int:
+        server = DevServer(settings, say=lambda line: print(line, flush=True))
+        try:
+            await server.start()
+        except ManifestError as exc:
+            print("kubelambda dev: the manifests are invalid:", file=sys.stderr)
+            for line in exc.problems:
+                print(f"  {line}", file=sys.stderr)
+            await server.stop()
+            return 1
+        except OSError as exc:
+            print(
+                f"kubelambda dev: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+            )
+            await server.stop()
+            return 1
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        print("kubelambda dev: stopping environments", flush=True)
+        await server.stop()
+        return 0
+
+    return asyncio.run(serve())

@@ -1,0 +1,144 @@
+"""`kubelambda dev`: the gateway and its environments on one machine, fed from a folder.
+
+The pieces are the cluster's own: the same `Invoker`, `EnvironmentPool` and `GatewayApi`; only
+the control plane (`DevLoader` instead of the operator) and the environment provider (local
+processes instead of pods) differ. Manifest and code changes are picked up while serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+
+from kubelambda.api.resources import ManifestError
+from kubelambda.dev.loader import DevLoader, LoadResult
+from kubelambda.gateway.admission import PoolLimits
+from kubelambda.gateway.api import GatewayApi
+from kubelambda.gateway.invoker import Invoker
+from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
+from kubelambda.runtime.provider import ProcessProvider
+
+log = logging.getLogger(__name__)
+Say = Callable[[str], None]
+
+
+@dataclass
+class DevSettings:
+    folder: Path
+    host: str = "127.0.0.1"
+    port: int = 9000
+    state_dir: Path | None = None
+    namespace: str = "default"
+    region: str = "us-east-1"
+    limits: PoolLimits = field(default_factory=PoolLimits)
+    pool: PoolSettings = field(default_factory=PoolSettings)
+    reload: bool = True
+
+    @property
+    def state(self) -> Path:
+        return (self.state_dir or self.folder / ".kubelambda").resolve()
+
+
+class DevServer:
+    def __init__(self, settings: DevSettings, say: Say = print) -> None:
+        self.settings = settings
+        self.say = say
+        settings.state.mkdir(parents=True, exist_ok=True)
+        self.loader = DevLoader(settings.folder, settings.state)
+        self.provider = ProcessProvider(settings.state / "environments")
+        self.pool = EnvironmentPool(self.provider, settings.pool)
+        self.invoker = Invoker(self.pool, limits=settings.limits, region=settings.region)
+        self.api = GatewayApi(self.invoker, default_namespace=settings.namespace)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port = settings.port
+        self.reloads = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.host}:{self.port}"
+
+    async def start(self) -> None:
+        """Loads the folder and starts serving. Raises ManifestError on an invalid folder."""
+        result = self.loader.load()
+        self._apply(result)
+        self._runner = web.AppRunner(self.api.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        self._tasks.append(asyncio.create_task(self.pool.run_reaper()))
+        if self.settings.reload:
+            self._tasks.append(asyncio.create_task(self._watch()))
+        self._announce(result)
+
+    def _apply(self, result: LoadResult) -> None:
+        problems = result.problems + self.invoker.set_catalog(result.catalog)
+        for mapping in result.mappings:
+            problems.append(
+                f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
+                "not polled in dev mode"
+            )
+        for line in problems:
+            self.say(f"  ! {line}")
+        for line in result.warnings:
+            self.say(f"  note: {line}")
+
+    def _announce(self, result: LoadResult) -> None:
+        catalog = result.catalog
+        count = len(catalog.functions)
+        self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
+        for (namespace, name), entry in sorted(catalog.functions.items()):
+            shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
+            invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
+            qualifiers = ["$LATEST", *sorted(entry.versions, key=int)]
+            qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
+            self.say(f"  {shown:<24} {invoke}")
+            self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+        self.say(
+            f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
+        )
+
+    async def reload(self) -> bool:
+        """Re-reads the folder; on invalid manifests keeps serving what it served."""
+        try:
+            result = await asyncio.to_thread(self.loader.load)
+        except ManifestError as exc:
+            self.say("reload refused, still serving the previous manifests:")
+            for line in exc.problems:
+                self.say(f"  ! {line}")
+            return False
+        self._apply(result)
+        self.reloads += 1
+        self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
+        return True
+
+    async def _watch(self) -> None:
+        from watchfiles import awatch
+
+        state = self.settings.state.resolve()
+
+        def relevant(_change: object, path: str) -> bool:
+            p = Path(path)
+            return state not in p.parents and "__pycache__" not in p.parts
+
+        async for _changes in awatch(self.settings.folder, watch_filter=relevant, debounce=200):
+            await self.reload()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.pool.close()

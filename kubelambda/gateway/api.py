@@ -1,0 +1,218 @@
+"""The gateway's HTTP surface: Lambda's Invoke API, the read-only control calls, metrics, probes.
+
+Handlers are thin: parse the request, call the dispatch core (`Invoker`) or `control`, and shape
+the answer exactly as Lambda does. A `LambdaError` raised anywhere becomes Lambda's error
+response through one middleware.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from kubelambda.gateway import control
+from kubelambda.gateway.errors import (
+    SYNC_PAYLOAD_LIMIT,
+    LambdaError,
+    bad_json,
+    bad_parameter,
+    too_large,
+)
+from kubelambda.gateway.invoker import Invocation, Invoker
+from kubelambda.gateway.names import FunctionRef, parse_function_name
+
+log = logging.getLogger(__name__)
+
+INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+INVOKER: web.AppKey[Invoker] = web.AppKey("invoker", Invoker)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Installed by the async queue: accepts an Event invocation and answers 202 once it is stored.
+AsyncSubmit = Callable[[FunctionRef, bytes, web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except LambdaError as exc:
+        return web.Response(status=exc.status, body=exc.body(), headers=exc.response_headers())
+
+
+class GatewayApi:
+    def __init__(
+        self,
+        invoker: Invoker,
+        *,
+        default_namespace: str = "default",
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.invoker = invoker
+        self.default_namespace = default_namespace
+        self.ready = ready
+        self.async_submit: AsyncSubmit | None = None
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2)
+        app[INVOKER] = self.invoker
+        fn = "/2015-03-31/functions/{name}"
+        app.router.add_post(f"{fn}/invocations", self.invoke)
+        app.router.add_get("/2015-03-31/functions/", self.list_functions)
+        app.router.add_get("/2015-03-31/functions", self.list_functions)
+        app.router.add_get(fn, self.get_function)
+        app.router.add_get(f"{fn}/configuration", self.get_configuration)
+        app.router.add_get(f"{fn}/versions", self.list_versions)
+        app.router.add_get(f"{fn}/aliases", self.list_aliases)
+        app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
+        app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        return app
+
+    def _ref(self, request: web.Request) -> FunctionRef:
+        return parse_function_name(
+            request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
+        )
+
+    # Invoke.
+
+    async def invoke(self, request: web.Request) -> web.StreamResponse:
+        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind not in INVOCATION_TYPES:
+            raise bad_parameter(
+                f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
+                f"satisfy constraint: Member must satisfy enum value set: {list(INVOCATION_TYPES)}"
+            )
+        ref = self._ref(request)
+        length = request.content_length
+        if length is not None and length > SYNC_PAYLOAD_LIMIT:
+            raise too_large(length, SYNC_PAYLOAD_LIMIT)
+        payload = await request.read()
+        if len(payload) > SYNC_PAYLOAD_LIMIT:
+            raise too_large(len(payload), SYNC_PAYLOAD_LIMIT)
+        payload = check_json(payload)
+        if kind == "Event":
+            if self.async_submit is None:
+                raise LambdaError(
+                    "InvalidParameterValueException",
+                    "InvocationType Event is not served by this gateway: it was started "
+                    "without an async queue",
+                )
+            return await self.async_submit(ref, payload, request)
+        resolved = self.invoker.resolve(ref)
+        executed = resolved.version.version
+        if kind == "DryRun":
+            return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
+        call = Invocation(
+            payload=payload,
+            client_context=request.headers.get("X-Amz-Client-Context"),
+            trace_id=request.headers.get("X-Amzn-Trace-Id"),
+            log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
+        )
+        outcome = await self.invoker.invoke(resolved, call)
+        result = outcome.result
+        headers = {
+            "X-Amz-Executed-Version": result.executed_version or executed,
+            "x-amzn-RequestId": call.request_id,
+            "Content-Type": "application/json",
+        }
+        body = result.payload
+        if result.function_error:
+            headers["X-Amz-Function-Error"] = result.function_error
+        if len(body) > SYNC_PAYLOAD_LIMIT:
+            headers["X-Amz-Function-Error"] = "Unhandled"
+            body = json.dumps(
+                {
+                    "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum "
+                    f"allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
+                    "errorType": "Function.ResponseSizeTooLarge",
+                }
+            ).encode()
+        if call.log_tail and result.log_tail is not None:
+            tail = result.log_tail.encode()[-4096:]
+            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
+        return web.Response(status=200, body=body, headers=headers)
+
+    # Control (read-only).
+
+    def _json(self, body: dict[str, Any]) -> web.Response:
+        return web.json_response(body)
+
+    async def list_functions(self, request: web.Request) -> web.Response:
+        namespace = request.query.get("Namespace", self.default_namespace)
+        return self._json(
+            control.list_functions(
+                self.invoker.catalog,
+                namespace,
+                self.invoker.region,
+                request.query.get("Marker"),
+                request.query.get("MaxItems"),
+            )
+        )
+
+    async def get_function(self, request: web.Request) -> web.Response:
+        ref = self._ref(request)
+        return self._json(control.get_function(self.invoker.catalog, ref, self.invoker.region))
+
+    async def get_configuration(self, request: web.Request) -> web.Response:
+        ref = self._ref(request)
+        body = control.get_function_configuration(self.invoker.catalog, ref, self.invoker.region)
+        return self._json(body)
+
+    async def list_versions(self, request: web.Request) -> web.Response:
+        ref = self._ref(request)
+        q = request.query
+        body = control.list_versions(
+            self.invoker.catalog, ref, self.invoker.region, q.get("Marker"), q.get("MaxItems")
+        )
+        return self._json(body)
+
+    async def list_aliases(self, request: web.Request) -> web.Response:
+        ref = self._ref(request)
+        q = request.query
+        body = control.list_aliases(
+            self.invoker.catalog, ref, self.invoker.region, q.get("Marker"), q.get("MaxItems")
+        )
+        return self._json(body)
+
+    async def get_alias(self, request: web.Request) -> web.Response:
+        ref = self._ref(request)
+        body = control.get_alias(
+            self.invoker.catalog, ref, request.match_info["alias"], self.invoker.region
+        )
+        return self._json(body)
+
+    async def get_concurrency(self, request: web.Request) -> web.Response:
+        ref = self._ref(request)
+        return self._json(control.get_function_concurrency(self.invoker.catalog, ref))
+
+    # Operations.
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.invoker.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        ready = self.ready()
+        return web.json_response({"ready": ready}, status=200 if ready else 503)
+
+
+def check_json(payload: bytes) -> bytes:
+    """The payload as the function will see it: empty means `{}`; anything else must be JSON."""
+    if not payload.strip():
+        return b"{}"
+    try:
+        json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_json(str(exc)) from None
+    return payload

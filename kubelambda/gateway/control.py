@@ -1,0 +1,153 @@
+"""The read-only control calls tooling needs, shaped as botocore's Lambda model expects.
+
+GetFunction, GetFunctionConfiguration, ListFunctions, ListVersionsByFunction, ListAliases,
+GetAlias and GetFunctionConcurrency. Mutating calls are not offered: resources are changed with
+manifests (`kubectl apply`, or files in dev mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubelambda.api.common import LATEST
+from kubelambda.gateway.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
+from kubelambda.gateway.errors import LambdaError
+from kubelambda.gateway.names import ACCOUNT, FunctionRef, function_arn
+
+PAGE = 50
+
+
+def configuration(version: FunctionVersion, region: str) -> dict[str, Any]:
+    spec = version.spec
+    arn = function_arn(region, version.namespace, version.function)
+    config: dict[str, Any] = {
+        "FunctionName": version.function,
+        "FunctionArn": arn if version.version == LATEST else f"{arn}:{version.version}",
+        "Handler": spec.handler,
+        "CodeSize": 0,
+        "Description": version.description or "",
+        "Timeout": spec.timeout,
+        "MemorySize": spec.memory_size,
+        "CodeSha256": version.code_sha256 or "",
+        "Version": version.version,
+        "State": "Active",
+        "LastUpdateStatus": "Successful",
+        "PackageType": spec.package_type,
+        "Architectures": list(spec.architectures),
+        "EphemeralStorage": {"Size": spec.ephemeral_storage},
+        "RevisionId": version.revision,
+        "Role": f"arn:aws:iam::{ACCOUNT}:role/{spec.role or 'default'}",
+    }
+    if spec.runtime:
+        config["Runtime"] = spec.runtime
+    if spec.environment and spec.environment.variables:
+        config["Environment"] = {"Variables": dict(spec.environment.variables)}
+    if spec.layers:
+        config["Layers"] = [
+            {"Arn": f"arn:aws:lambda:{region}:{ACCOUNT}:layer:{layer.name or i}:1", "CodeSize": 0}
+            for i, layer in enumerate(spec.layers)
+        ]
+    if spec.logging_config:
+        config["LoggingConfig"] = {
+            "LogFormat": spec.logging_config.log_format,
+            "LogGroup": spec.logging_config.log_group or f"/aws/lambda/{version.function}",
+        }
+    return config
+
+
+def _version_of(entry: FunctionEntry, ref: FunctionRef) -> FunctionVersion:
+    qualifier = ref.effective_qualifier
+    if qualifier == LATEST:
+        return entry.latest
+    if qualifier in entry.versions:
+        return entry.versions[qualifier]
+    alias = entry.aliases.get(qualifier)
+    if alias is not None:
+        target = entry.latest if alias.function_version == LATEST else None
+        return target or entry.versions[alias.function_version]
+    raise LambdaError(
+        "ResourceNotFoundException",
+        f"Function not found: {function_arn('us-east-1', ref.namespace, ref.name, qualifier)}",
+    )
+
+
+def get_function_configuration(catalog: Catalog, ref: FunctionRef, region: str) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    return configuration(_version_of(entry, ref), region)
+
+
+def get_function(catalog: Catalog, ref: FunctionRef, region: str) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    version = _version_of(entry, ref)
+    body: dict[str, Any] = {
+        "Configuration": configuration(version, region),
+        "Code": {"RepositoryType": "S3", "Location": ""},
+        "Tags": {},
+    }
+    if entry.reserved is not None:
+        body["Concurrency"] = {"ReservedConcurrentExecutions": entry.reserved}
+    return body
+
+
+def _page(
+    items: list[dict[str, Any]], marker: str | None, max_items: str | None, key: str
+) -> dict[str, Any]:
+    start = int(marker) if marker and marker.isdigit() else 0
+    size = min(int(max_items), 10000) if max_items and max_items.isdigit() else PAGE
+    page = items[start : start + size]
+    body: dict[str, Any] = {key: page}
+    if start + size < len(items):
+        body["NextMarker"] = str(start + size)
+    return body
+
+
+def list_functions(
+    catalog: Catalog, namespace: str, region: str, marker: str | None, max_items: str | None
+) -> dict[str, Any]:
+    items = [configuration(e.latest, region) for e in catalog.in_namespace(namespace)]
+    return _page(items, marker, max_items, "Functions")
+
+
+def list_versions(
+    catalog: Catalog, ref: FunctionRef, region: str, marker: str | None, max_items: str | None
+) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    ordered = [entry.latest] + [entry.versions[k] for k in sorted(entry.versions, key=int)]
+    return _page([configuration(v, region) for v in ordered], marker, max_items, "Versions")
+
+
+def alias_body(entry: FunctionEntry, alias: AliasRoute, region: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "AliasArn": function_arn(region, entry.namespace, entry.name, alias.name),
+        "Name": alias.name,
+        "FunctionVersion": alias.function_version,
+        "Description": alias.description or "",
+        "RevisionId": f"{alias.function_version}-{sorted(alias.weights.items())}",
+    }
+    if alias.weights:
+        body["RoutingConfig"] = {"AdditionalVersionWeights": dict(alias.weights)}
+    return body
+
+
+def list_aliases(
+    catalog: Catalog, ref: FunctionRef, region: str, marker: str | None, max_items: str | None
+) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    items = [alias_body(entry, entry.aliases[n], region) for n in sorted(entry.aliases)]
+    return _page(items, marker, max_items, "Aliases")
+
+
+def get_alias(catalog: Catalog, ref: FunctionRef, name: str, region: str) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    alias = entry.aliases.get(name)
+    if alias is None:
+        raise LambdaError(
+            "ResourceNotFoundException",
+            f"Alias not found: {function_arn(region, ref.namespace, ref.name, name)}",
+        )
+    return alias_body(entry, alias, region)
+
+
+def get_function_concurrency(catalog: Catalog, ref: FunctionRef) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    return {} if entry.reserved is None else {"ReservedConcurrentExecutions": entry.reserved}

@@ -1,0 +1,80 @@
+"""From a frozen function configuration to the `EnvironmentSpec` an environment specializes with.
+
+Dev mode resolves code paths against the manifest's folder; sources that need a cluster
+(a ConfigMap, S3 with a credentials Secret, a container image) are refused with a message that
+says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from kubelambda.api.function import Code, Layer
+from kubelambda.gateway.catalog import FunctionVersion
+from kubelambda.gateway.errors import LambdaError
+from kubelambda.gateway.names import function_arn
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+
+
+class UnsupportedCode(ValueError):
+    """The code source cannot be served by this provider."""
+
+
+def code_ref(code: Code | Layer, base_dir: Path | None, digest: str | None = None) -> CodeRef:
+    if code.inline is not None:
+        return CodeRef(inline=code.inline, sha256=code.sha256)
+    if code.path is not None:
+        path = Path(code.path)
+        if not path.is_absolute():
+            path = (base_dir or Path.cwd()) / path
+        return CodeRef(path=str(path.resolve()), sha256=code.sha256 or digest)
+    if code.url is not None:
+        return CodeRef(url=code.url, sha256=code.sha256)
+    kind = code.source_kind() if isinstance(code, Layer) or code.image is None else "image"
+    raise UnsupportedCode(
+        f"code from {kind} needs cluster mode; use path, inline or url (with sha256) in dev mode"
+    )
+
+
+def environment_spec(
+    version: FunctionVersion,
+    *,
+    region: str,
+    initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand",
+) -> EnvironmentSpec:
+    spec = version.spec
+    if spec.package_type == "Image" or spec.runtime is None:
+        raise LambdaError(
+            "InvalidParameterValueException",
+            f"{version.function}: packageType Image needs cluster mode (no container engine here)",
+        )
+    if spec.environment and spec.environment.secret_key_refs:
+        raise LambdaError(
+            "InvalidParameterValueException",
+            f"{version.function}: environment.secretKeyRefs need cluster mode",
+        )
+    try:
+        code = code_ref(spec.code, version.base_dir, version.code_sha256)
+        layers = [code_ref(layer, version.base_dir) for layer in spec.layers]
+    except UnsupportedCode as exc:
+        raise LambdaError("InvalidParameterValueException", f"{version.function}: {exc}") from None
+    logging = spec.logging_config
+    return EnvironmentSpec(
+        namespace=version.namespace,
+        function_name=version.function,
+        function_version=version.version,
+        function_arn=function_arn(region, version.namespace, version.function),
+        runtime=spec.runtime,
+        package_type=spec.package_type,
+        handler=spec.handler,
+        memory_size=spec.memory_size,
+        timeout=float(spec.timeout),
+        ephemeral_storage=spec.ephemeral_storage,
+        environment=dict(spec.environment.variables) if spec.environment else {},
+        code=code,
+        layers=layers,
+        region=region,
+        log_format=logging.log_format if logging else "Text",
+        initialization_type=initialization_type,
+    )
