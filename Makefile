@@ -52,8 +52,9 @@ test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if
 test-slow: $(STAMP) system-deps tools  ## the slow suites, kept out of make test
 	$(BIN)/pytest -m slow $(PYTEST_FLAGS)
 
-crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api
+crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the chart's copy)
 	$(BIN)/kubelambda crds --output crds/
+	cp crds/*.yaml charts/kubelambda/crds/
 
 bench: $(STAMP)  ## run the benchmarks in bench/ and print their tables
 	$(BIN)/python -m bench

@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from kubelambda.api.common import LATEST, ApiModel, Condition, Description, FunctionName
-from kubelambda.api.function import AliasName, check_alias_name
+from kubelambda.api.function import AliasName, AsyncConfig, check_alias_name
 
 FunctionVersion = Annotated[
     str, StringConstraints(min_length=1, max_length=1024, pattern=r"^(\$LATEST|[0-9]+)$")
@@ -38,6 +38,9 @@ class AliasSpec(ApiModel):
     function_version: FunctionVersion
     routing_config: RoutingConfig | None = None
     provisioned_concurrency: int = Field(default=0, ge=0)
+    async_config: AsyncConfig | None = Field(
+        default=None, description="Overrides the version's asyncConfig for calls via this alias."
+    )
 
     @field_validator("name")
     @classmethod

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubelambda.api.common import LATEST
-from kubelambda.api.function import FunctionSpec
+from kubelambda.api.function import AsyncConfig, FunctionSpec
 from kubelambda.api.resources import Alias, Function, Resource, Version
 from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.names import FunctionRef
@@ -57,6 +57,7 @@ class AliasRoute:
     weights: dict[str, float]
     provisioned: int = 0
     description: str | None = None
+    async_config: AsyncConfig | None = None
 
     def choose(self, draw: float) -> str:
         """The version for a uniform draw in [0, 1)."""
@@ -236,5 +237,6 @@ def build_catalog(
                 res.spec.weights(),
                 res.spec.provisioned_concurrency,
                 res.spec.description,
+                res.spec.async_config,
             )
     return Catalog(entries.values(), problems)

@@ -1,0 +1,152 @@
+{{/* Names ------------------------------------------------------------------------------- */}}
+
+{{- define "kubelambda.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubelambda.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubelambda.operatorName" -}}
+{{- printf "%s-operator" (include "kubelambda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubelambda.gatewayName" -}}
+{{- printf "%s-gateway" (include "kubelambda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubelambda.natsName" -}}
+{{- printf "%s-nats" (include "kubelambda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels ------------------------------------------------------------------------------ */}}
+
+{{- define "kubelambda.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: {{ include "kubelambda.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: kubelambda
+{{- end -}}
+
+{{/* Selector labels of one component: call with (dict "ctx" $ "component" "gateway") */}}
+{{- define "kubelambda.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "kubelambda.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Images ------------------------------------------------------------------------------ */}}
+
+{{/* The kubelambda image: repository:tag, or repository@digest when a digest is given. */}}
+{{- define "kubelambda.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubelambda.natsImage" -}}
+{{- $img := .Values.queue.nats.image -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository $img.tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Settings derived from several values ---------------------------------------------- */}}
+
+{{- define "kubelambda.defaultNamespace" -}}
+{{- if .Values.gateway.defaultNamespace -}}
+{{- .Values.gateway.defaultNamespace -}}
+{{- else if .Values.functionNamespaces -}}
+{{- first .Values.functionNamespaces -}}
+{{- else -}}
+default
+{{- end -}}
+{{- end -}}
+
+{{/* Namespaces that get a function-pod NetworkPolicy, as a YAML list. */}}
+{{- define "kubelambda.policyNamespaces" -}}
+{{- if .Values.functionNamespaces -}}
+{{- toYaml .Values.functionNamespaces -}}
+{{- else -}}
+{{- toYaml .Values.networkPolicy.functionNamespaces -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubelambda.natsUrl" -}}
+{{- if .Values.queue.nats.install -}}
+{{- printf "nats://%s.%s.svc:4222" (include "kubelambda.natsName" .) .Release.Namespace -}}
+{{- else -}}
+{{- .Values.queue.nats.url -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "kubelambda.queueUrl" -}}
+{{- if eq .Values.queue.backend "nats" -}}
+{{- include "kubelambda.natsUrl" . -}}
+{{- else -}}
+sqlite:///var/lib/kubelambda/queue.db
+{{- end -}}
+{{- end -}}
+
+{{/* Pod Security "restricted" ------------------------------------------------------------- */}}
+
+{{- define "kubelambda.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "kubelambda.containerSecurityContext" -}}
+runAsNonRoot: true
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Cross-field checks that JSON Schema (draft-07) cannot express; they fail with a message
+     naming the values to change. Included once, from the gateway Deployment. */}}
+{{- define "kubelambda.validate" -}}
+{{- if gt (int .Values.concurrency.unreservedFloor) (int .Values.concurrency.total) -}}
+{{- fail (printf "concurrency.unreservedFloor (%d) must not exceed concurrency.total (%d)" (int .Values.concurrency.unreservedFloor) (int .Values.concurrency.total)) -}}
+{{- end -}}
+{{- if and (eq .Values.queue.backend "sqlite") (gt (int .Values.gateway.replicas) 1) -}}
+{{- fail (printf "gateway.replicas is %d but queue.backend=sqlite keeps the async queue in one file of one pod; use queue.backend=nats for more than one gateway replica" (int .Values.gateway.replicas)) -}}
+{{- end -}}
+{{- if and (eq .Values.queue.backend "nats") (not .Values.queue.nats.install) (not .Values.queue.nats.url) -}}
+{{- fail "queue.backend=nats needs queue.nats.install=true or queue.nats.url=nats://HOST:4222" -}}
+{{- end -}}
+{{- if and (eq .Values.gateway.auth.mode "sigv4") (not .Values.gateway.auth.sigv4Secret) -}}
+{{- fail "gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret: the name of a Secret holding the SigV4 keys" -}}
+{{- end -}}
+{{- if and (not .Values.operator.peering.enabled) (gt (int .Values.operator.replicas) 1) -}}
+{{- fail (printf "operator.replicas is %d but operator.peering.enabled=false: without kopf peering only one replica may run" (int .Values.operator.replicas)) -}}
+{{- end -}}
+{{- if and .Values.gateway.httpRoute.enabled (not .Values.gateway.httpRoute.parentRefs) -}}
+{{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}
+{{- end -}}
+{{- end -}}

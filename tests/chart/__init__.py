@@ -1,0 +1,1 @@
+"""Tests of the Helm chart: lint, render, strict validation, RBAC and pod security."""

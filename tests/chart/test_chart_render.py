@@ -1,0 +1,281 @@
+"""helm lint and helm template of the chart, and strict validation of every rendered object.
+
+Each values scenario (defaults, every optional feature on, a namespaced SigV4 install) is linted,
+rendered with its CRDs, and every object is validated with kubernetes-validate in strict mode
+(unknown fields fail) for Kubernetes 1.30 and the newest version kubernetes-validate knows.
+Kinds that come from other projects' CRDs are validated against tests/chart/extra_schemas.py.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate import utils as kv_utils
+
+from tests.chart.chart_helpers import (
+    CHART,
+    RELEASE,
+    RELEASE_NAMESPACE,
+    REPO,
+    SCENARIOS,
+    Manifest,
+    containers,
+    find,
+    of_kind,
+    pod_specs,
+    render_scenario,
+    run_helm,
+    template,
+    values_args,
+)
+from tests.chart.extra_schemas import EXTRA_SCHEMAS
+
+OLDEST_SUPPORTED = "1.30"
+NEWEST_KNOWN = kv_utils.latest_version()
+METRICS = (
+    "kubelambda_invocations_total",
+    "kubelambda_errors_total",
+    "kubelambda_throttles_total",
+    "kubelambda_duration_seconds",
+    "kubelambda_init_duration_seconds",
+    "kubelambda_concurrent_executions",
+    "kubelambda_async_events_received_total",
+    "kubelambda_async_event_age_seconds",
+    "kubelambda_async_events_dropped_total",
+    "kubelambda_destination_delivery_failures_total",
+    "kubelambda_iterator_age_seconds",
+)
+
+
+def strict_validate(doc: Manifest, version: str) -> None:
+    """Validate one object strictly; raise on any error, including an unknown kind."""
+    extra = EXTRA_SCHEMAS.get((doc["apiVersion"], doc["kind"]))
+    if extra is not None:
+        jsonschema.Draft202012Validator(extra).validate(doc)
+        return
+    kubernetes_validate.validate(doc, version, strict=True)
+
+
+def describe(doc: Manifest) -> str:
+    meta = doc.get("metadata", {})
+    return f"{doc.get('kind')}/{meta.get('namespace', '-')}/{meta.get('name')}"
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_helm_lint_passes_strictly(name: str) -> None:
+    result = run_helm(["lint", "--strict", str(CHART), *values_args(SCENARIOS[name])])
+    assert result.returncode == 0, result.output
+    assert "0 chart(s) failed" in result.output
+
+
+@pytest.mark.parametrize("version", [OLDEST_SUPPORTED, NEWEST_KNOWN])
+def test_every_rendered_object_is_strictly_valid(manifests: list[Manifest], version: str) -> None:
+    errors: list[str] = []
+    for doc in manifests:
+        try:
+            strict_validate(doc, version)
+        except kv_utils.SchemaNotFoundError as exc:
+            errors.append(f"{describe(doc)}: no schema ({exc.message}); add one to extra_schemas")
+        except jsonschema.ValidationError as exc:
+            path = "/".join(str(p) for p in exc.absolute_path)
+            errors.append(f"{describe(doc)} at /{path}: {exc.message}")
+    assert not errors, f"invalid for Kubernetes {version}:\n" + "\n".join(errors)
+
+
+def test_newest_known_version_is_newer_than_the_oldest_supported() -> None:
+    newest = tuple(int(part) for part in NEWEST_KNOWN.split(".")[:2])
+    assert newest > (1, 30)
+
+
+def test_strict_validation_rejects_an_unknown_field() -> None:
+    """The validation above is strict: a typo in a container fails it."""
+    deployment = copy.deepcopy(find(render_scenario("defaults"), "Deployment", "-gateway"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    for version in (OLDEST_SUPPORTED, NEWEST_KNOWN):
+        with pytest.raises(jsonschema.ValidationError):
+            strict_validate(deployment, version)
+    monitor = copy.deepcopy(of_kind(render_scenario("all-features"), "ServiceMonitor")[0])
+    monitor["spec"]["endpoints"][0]["intervall"] = "10s"
+    with pytest.raises(jsonschema.ValidationError):
+        strict_validate(monitor, NEWEST_KNOWN)
+
+
+def test_chart_metadata() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["apiVersion"] == "v2"
+    assert chart["type"] == "application"
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    assert chart["appVersion"] == pyproject["project"]["version"], (
+        "Chart appVersion must equal the package version (the default image tag)"
+    )
+
+
+def test_all_optional_features_render() -> None:
+    kinds = {doc["kind"] for doc in render_scenario("all-features")}
+    for kind in (
+        "Ingress",
+        "HTTPRoute",
+        "ServiceMonitor",
+        "StatefulSet",
+        "ClusterKopfPeering",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "CustomResourceDefinition",
+    ):
+        assert kind in kinds, f"{kind} missing from the all-features render"
+    dashboards = [
+        d
+        for d in of_kind(render_scenario("all-features"), "ConfigMap")
+        if "kubelambda.json" in d["data"]
+    ]
+    assert len(dashboards) == 1
+    assert dashboards[0]["metadata"]["labels"]["grafana_dashboard"] == "1"
+
+
+def test_defaults_render_no_optional_objects() -> None:
+    kinds = {doc["kind"] for doc in render_scenario("defaults")}
+    assert not kinds & {"Ingress", "HTTPRoute", "ServiceMonitor", "StatefulSet", "ConfigMap"}
+    assert "PersistentVolumeClaim" in kinds, "the default SQLite queue needs a volume"
+
+
+def _args(docs: list[Manifest], component: str) -> list[str]:
+    deployment = find(docs, "Deployment", f"-{component}")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    args: list[str] = container["args"]
+    assert container.get("command") is None, "the image's entry point (kubelambda) must be used"
+    return args
+
+
+def test_gateway_command_line_follows_the_contract() -> None:
+    args = _args(render_scenario("defaults"), "gateway")
+    assert args[:2] == ["gateway", "--cluster"]
+    for flag in (
+        "--host=0.0.0.0",
+        "--port=9000",
+        "--default-namespace=default",
+        "--namespace=default",
+        "--concurrency-limit=1000",
+        "--unreserved-floor=100",
+        "--idle-keepalive=300",
+        "--queue=sqlite:///var/lib/kubelambda/queue.db",
+        "--auth=none",
+    ):
+        assert flag in args, f"{flag} missing from {args}"
+    all_args = _args(render_scenario("all-features"), "gateway")
+    assert f"--queue=nats://{RELEASE}-kubelambda-nats.{RELEASE_NAMESPACE}.svc:4222" in all_args
+    assert "--auth=kubernetes" in all_args
+    assert not [a for a in all_args if a.startswith("--namespace=")], (
+        "all namespaces: no --namespace"
+    )
+    sigv4_args = _args(render_scenario("namespaced-sigv4"), "gateway")
+    assert "--sigv4-secret=kubelambda-sigv4-keys" in sigv4_args
+    assert "--queue=nats://nats.messaging.svc:4222" in sigv4_args
+
+
+def test_operator_command_line_follows_the_contract() -> None:
+    args = _args(render_scenario("defaults"), "operator")
+    assert args[0] == "operator"
+    assert "--standalone" in args and "--namespace=default" in args
+    assert "--agent-image=kubelambda/kubelambda:0.1.0" in args
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    for runtime, spec in values["runtimes"].items():
+        assert f"--runtime-image={runtime}={spec['image']}" in args
+        assert f"--warm-pool={runtime}={spec['warmPool']}" in args
+    assert "--idle-keepalive=300" in args and "--liveness-port=8080" in args
+    assert any(re.fullmatch(r"--max-age=\d+", a) for a in args)
+    peered = _args(render_scenario("all-features"), "operator")
+    assert "--peering=kubelambda-peering" in peered and "--all-namespaces" in peered
+    assert "--standalone" not in peered
+
+
+def _container_port(container: Manifest, name_or_number: Any) -> int:
+    if isinstance(name_or_number, int):
+        return name_or_number
+    ports = {p["name"]: p["containerPort"] for p in container.get("ports", [])}
+    port: int = ports[name_or_number]
+    return port
+
+
+def test_probes(manifests: list[Manifest]) -> None:
+    gateway = find(manifests, "Deployment", "-gateway")["spec"]["template"]["spec"]
+    container = gateway["containers"][0]
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path
+        assert _container_port(container, get["port"]) == 9000
+    operator = find(manifests, "Deployment", "-operator")["spec"]["template"]["spec"]
+    liveness = operator["containers"][0]["livenessProbe"]["httpGet"]
+    assert liveness["path"] == "/healthz"
+    assert _container_port(operator["containers"][0], liveness["port"]) == 8080
+
+
+def test_every_container_has_requests_and_limits(manifests: list[Manifest]) -> None:
+    for owner, spec in pod_specs(manifests):
+        for container in containers(spec):
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(resources.get(kind, {})), (
+                    f"{owner}/{container['name']}: resources.{kind} needs cpu and memory"
+                )
+
+
+def test_single_active_operator_without_peering() -> None:
+    operator = find(render_scenario("defaults"), "Deployment", "-operator")
+    assert operator["spec"]["replicas"] == 1
+    assert operator["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_pod_disruption_budgets_select_their_pods() -> None:
+    docs = render_scenario("defaults")
+    budgets = of_kind(docs, "PodDisruptionBudget")
+    assert len(budgets) == 2
+    for component in ("operator", "gateway"):
+        pdb = find(docs, "PodDisruptionBudget", f"-{component}")
+        labels = find(docs, "Deployment", f"-{component}")["spec"]["template"]["metadata"]["labels"]
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        assert selector.items() <= labels.items()
+
+
+def test_dashboard_shows_every_metric() -> None:
+    dashboard = json.loads((CHART / "dashboards" / "kubelambda.json").read_text())
+    exprs = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
+    for metric in METRICS:
+        assert metric in exprs, f"{metric} is on no dashboard panel"
+    variables = {v["name"] for v in dashboard["templating"]["list"]}
+    assert {"namespace", "function", "version", "alias"} <= variables
+
+
+def test_notes_tell_how_to_invoke_the_first_function() -> None:
+    result = run_helm(
+        ["install", RELEASE, str(CHART), "--namespace", RELEASE_NAMESPACE, "--dry-run=client"]
+    )
+    assert result.returncode == 0, result.output
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"kubectl port-forward -n {RELEASE_NAMESPACE} svc/{RELEASE}-kubelambda-gateway" in notes
+    assert (
+        "aws lambda invoke --endpoint-url http://127.0.0.1:9000 --function-name hello out.json"
+        in notes
+    )
+    assert "kind: Function" in notes
+
+
+def test_image_digest_pins_the_image() -> None:
+    digest = "sha256:" + "ab" * 32
+    result = template(sets=[f"image.digest={digest}"])
+    assert result.returncode == 0, result.output
+    images = {
+        c["image"] for _, spec in pod_specs(yaml_docs(result.stdout)) for c in containers(spec)
+    }
+    assert images == {f"kubelambda/kubelambda@{digest}"}
+
+
+def yaml_docs(text: str) -> list[Manifest]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
