@@ -21,7 +21,6 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ResourceNotReadyException": (502, "message"),
     "UnsupportedMediaTypeException": (415, "message"),
     "ServiceException": (500, "Message"),
-    "AccessDeniedException": (403, "Message"),
 }
 
 # ThrottleReason values from the service model.

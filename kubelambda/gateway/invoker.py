@@ -19,7 +19,7 @@ from kubelambda.gateway.catalog import Catalog, FunctionVersion, Resolved
 from kubelambda.gateway.errors import LambdaError, throttled
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.names import FunctionRef, function_arn
-from kubelambda.gateway.pool import EnvironmentPool, InitType, _Target
+from kubelambda.gateway.pool import EnvironmentPool, InitType, ProvisionedTarget
 from kubelambda.gateway.specs import environment_spec
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 
@@ -72,7 +72,7 @@ class Invoker:
         """
         problems: list[str] = []
         ledgers: dict[str, ConcurrencyLedger] = {}
-        targets: dict[str, _Target] = {}
+        targets: dict[str, ProvisionedTarget] = {}
         revisions: set[str] = set()
         for namespace in catalog.namespaces():
             ledger = self.ledgers.get(namespace) or ConcurrencyLedger(self.limits)
@@ -108,7 +108,7 @@ class Invoker:
         return problems
 
     def _add_target(
-        self, targets: dict[str, _Target], version: FunctionVersion | None, count: int
+        self, targets: dict[str, ProvisionedTarget], version: FunctionVersion | None, count: int
     ) -> None:
         if version is None or version.spec.runtime is None:
             return
@@ -118,7 +118,7 @@ class Invoker:
         def make_spec(v: FunctionVersion = version) -> EnvironmentSpec:
             return self.spec_for(v, "provisioned-concurrency")
 
-        targets[version.revision] = _Target(total, version.spec.runtime, make_spec)
+        targets[version.revision] = ProvisionedTarget(total, version.spec.runtime, make_spec)
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         return environment_spec(version, region=self.region, initialization_type=init_type)

@@ -51,7 +51,7 @@ class _Meta:
 
 
 @dataclass
-class _Target:
+class ProvisionedTarget:
     """A configuration that should have `count` provisioned environments."""
 
     count: int
@@ -76,7 +76,7 @@ class EnvironmentPool:
         self._busy: set[EnvironmentHandle] = set()
         self._current: set[str] | None = None  # revisions still served; None: all
         self._runtimes: set[str] = set()
-        self._provisioned: dict[str, _Target] = {}
+        self._provisioned: dict[str, ProvisionedTarget] = {}
         self._starts = asyncio.Semaphore(self.settings.max_parallel_starts)
         self._tasks: set[asyncio.Task[None]] = set()
         self._refilling: set[str] = set()
@@ -183,7 +183,7 @@ class EnvironmentPool:
 
     # Provisioned concurrency and configuration changes.
 
-    def set_current(self, revisions: set[str], provisioned: dict[str, _Target]) -> None:
+    def set_current(self, revisions: set[str], provisioned: dict[str, ProvisionedTarget]) -> None:
         """After a reload: stop idle environments of stale revisions, (re)fill provisioned ones."""
         self._current = set(revisions)
         self._provisioned = dict(provisioned)
