@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from kubelambda.api.resources import ManifestError
+    from kubelambda.loop import run_loop
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.admission import PoolLimits
     from kubelambda.gateway.pool import PoolSettings
@@ -122,4 +123,4 @@ def run(args: argparse.Namespace) -> int:
         await server.stop()
         return 0
 
-    return asyncio.run(serve())
+    return run_loop(serve())

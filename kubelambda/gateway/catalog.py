@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from kubelambda.api.common import LATEST
@@ -33,7 +34,7 @@ class FunctionVersion:
     code_sha256: str | None = None
     description: str | None = None
 
-    @property
+    @cached_property
     def revision(self) -> str:
         """Identifies this exact configuration; environments are pooled by it."""
         body = json.dumps(
