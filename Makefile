@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
 # COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH
-SYSTEM_PACKAGES ?=
+SYSTEM_PACKAGES ?= nats-server:nats-server
 export SYSTEM_PACKAGES
 
 .PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools kind-e2e clean
@@ -56,7 +56,8 @@ crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the c
 	$(BIN)/kubelambda crds --output crds/
 	cp crds/*.yaml charts/kubelambda/crds/
 
-bench: $(STAMP)  ## run the benchmarks in bench/ and print their tables
+bench: $(STAMP) system-deps  ## run the benchmarks in bench/ and print their tables
+	SYSTEM_PACKAGES="wrk:wrk" scripts/system-deps.sh
 	$(BIN)/python -m bench
 
 kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
