@@ -190,3 +190,20 @@ def test_metrics_and_probes(gateway: DevGateway) -> None:
     for probe in ("healthz", "readyz"):
         with urllib.request.urlopen(f"{gateway.url}/{probe}") as response:
             assert response.status == 200
+
+
+def test_environment_that_dies_mid_invoke_gives_a_lambda_error_and_recovers(
+    gateway: DevGateway,
+) -> None:
+    client = gateway.client()
+    _, before = invoke(client, "crash")
+    response, body = invoke(client, "crash", {"crash": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+    request_id = response["ResponseMetadata"]["RequestId"]
+    assert body["errorMessage"] == (
+        f"RequestId: {request_id} Error: Runtime exited with error: exit status 3"
+    )
+    response, after = invoke(client, "crash")
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    assert after["pid"] != before["pid"]
