@@ -53,7 +53,7 @@ test-slow: $(STAMP) system-deps tools  ## the slow suites, kept out of make test
 	$(BIN)/pytest -m slow $(PYTEST_FLAGS)
 
 crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the chart's copy)
-	$(BIN)/kubelambda crds --output crds/
+	$(BIN)/kubelambda crds --output crds/ --docs docs/resources.md
 	cp crds/*.yaml charts/kubelambda/crds/
 
 bench: $(STAMP) system-deps  ## run the benchmarks in bench/ and print their tables

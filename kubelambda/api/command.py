@@ -19,10 +19,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stdout", action="store_true", help="print all CRDs as one YAML stream instead"
     )
+    parser.add_argument(
+        "--docs", type=Path, metavar="FILE", help="also write the resource reference (Markdown)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from kubelambda.api.crdgen import render_all
+    from kubelambda.api.docgen import render as render_docs
 
     rendered = render_all()
     if args.stdout:
@@ -38,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         for name in stale:
             print(f"{out / name}: differs from the models; run `kubelambda crds`", file=sys.stderr)
         return 1 if stale else 0
+    if args.docs is not None:
+        args.docs.write_text(render_docs())
+        print(f"wrote {args.docs}")
     out.mkdir(parents=True, exist_ok=True)
     for name, text in rendered.items():
         (out / name).write_text(text)

@@ -93,3 +93,11 @@ def test_version_set_once_fields_have_cel_transition_rules() -> None:
         assert "self == oldSelf" in rules, field
     spec_rules = " ".join(r["rule"] for r in spec["x-kubernetes-validations"])
     assert "!has(oldSelf.version)" in spec_rules
+
+
+def test_resource_reference_matches_the_models() -> None:
+    from kubelambda.api.docgen import render
+
+    committed = (CRDS.parent / "docs" / "resources.md").read_text()
+    assert committed == render(), "docs/resources.md is stale: run `make crds` and commit it"
+    assert "| `spec.memorySize` | integer | `128` | 128–10240 |" in committed
