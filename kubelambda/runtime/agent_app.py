@@ -1,0 +1,123 @@
+"""The agent's control HTTP API, through which the gateway drives one environment (cluster mode).
+
+    POST /kubelambda/v1/specialize   JSON EnvironmentSpec (camelCase) -> 200 {state…}
+    POST /kubelambda/v1/invoke       body = payload; metadata in headers (see `wire`) -> 200
+    POST /kubelambda/v1/stop         graceful stop of the runtime -> 200
+    GET  /kubelambda/v1/state        the environment's state document
+    GET  /healthz                    200 while the agent runs
+    GET  /readyz                     200 when the environment can take work (warm or ready)
+
+Errors are JSON {"errorType", "errorMessage"}: 409 EnvironmentBusy (never queued) or
+EnvironmentStateError, 400 InvalidSpec / CodeError / InvalidRequestContentException.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from kubelambda.runtime import wire
+from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError, control_error
+from kubelambda.runtime.invocation import InvalidClientContext
+from kubelambda.runtime.spec import EnvironmentSpec, EnvState
+
+ENVIRONMENT: web.AppKey[Environment] = web.AppKey("environment", Environment)
+_SERVING = (EnvState.WARM, EnvState.READY, EnvState.BUSY, EnvState.INITIALIZING)
+
+
+def state_document(env: Environment) -> dict[str, Any]:
+    """What GET /kubelambda/v1/state returns (times are relative: clocks differ across pods)."""
+    now = time.monotonic()
+    spec = env.spec
+    return {
+        "state": env.state.value,
+        "runtime": env.runtime,
+        "address": env.address,
+        "pid": env.pid,
+        "alive": env.alive,
+        "invocations": env.invocations,
+        "ageSeconds": round(now - env.created_at, 3),
+        "idleSeconds": round(now - env.last_used_at, 3),
+        "spec": None
+        if spec is None
+        else {
+            "namespace": spec.namespace,
+            "functionName": spec.function_name,
+            "functionVersion": spec.function_version,
+            "functionArn": spec.function_arn,
+        },
+    }
+
+
+def _error(status: int, error_type: str, message: str) -> web.Response:
+    return web.json_response(control_error(error_type, message), status=status)
+
+
+async def _specialize(request: web.Request) -> web.Response:
+    env = request.app[ENVIRONMENT]
+    try:
+        spec = EnvironmentSpec.model_validate_json(await request.read())
+    except ValidationError as exc:
+        return _error(400, "InvalidSpec", str(exc))
+    try:
+        await env.specialize(spec)
+    except EnvironmentStateError as exc:
+        return _error(409, "EnvironmentStateError", str(exc))
+    except CodeError as exc:
+        return _error(400, "CodeError", str(exc))
+    return web.json_response(state_document(env))
+
+
+async def _invoke(request: web.Request) -> web.Response:
+    env = request.app[ENVIRONMENT]
+    invoke_request = wire.request_from(request.headers, await request.read())
+    try:
+        result = await env.invoke(invoke_request)
+    except EnvironmentBusy as exc:
+        return _error(409, "EnvironmentBusy", str(exc))
+    except EnvironmentStateError as exc:
+        return _error(409, "EnvironmentStateError", str(exc))
+    except InvalidClientContext as exc:
+        return _error(400, "InvalidRequestContentException", str(exc))
+    headers = wire.result_headers(result)
+    headers[wire.STATE] = env.state.value
+    return web.Response(body=result.payload, headers=headers, content_type="application/json")
+
+
+async def _stop(request: web.Request) -> web.Response:
+    env = request.app[ENVIRONMENT]
+    await env.stop()
+    return web.json_response(state_document(env))
+
+
+async def _state(request: web.Request) -> web.Response:
+    return web.json_response(state_document(request.app[ENVIRONMENT]))
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    env = request.app[ENVIRONMENT]
+    ready = env.state in _SERVING and env.alive
+    body = json.dumps({"ready": ready, "state": env.state.value})
+    return web.Response(status=200 if ready else 503, text=body, content_type="application/json")
+
+
+def make_app(env: Environment) -> web.Application:
+    app = web.Application(client_max_size=8 * 1024 * 1024)
+    app[ENVIRONMENT] = env
+    app.router.add_post("/kubelambda/v1/specialize", _specialize)
+    app.router.add_post("/kubelambda/v1/invoke", _invoke)
+    app.router.add_post("/kubelambda/v1/stop", _stop)
+    app.router.add_get("/kubelambda/v1/state", _state)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    return app

@@ -1,0 +1,286 @@
+"""Resolve code and layers (CodeRef) into folders on this machine, cached by sha256.
+
+- inline files are written once per digest; a local folder is used in place (dev mode edits show
+  on the next specialization); a zip (local, base64 or downloaded) is extracted once per sha256.
+- a given sha256 is checked for every source; a URL requires one and a mismatch is refused with
+  both digests named. A cached sha256 is never downloaded again.
+- layers are merged in order into one per-environment /opt folder (hard links where possible).
+Task folders in the cache are shared between environments and treated as read-only, like
+/var/task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import io
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from kubelambda.runtime.spec import CodeRef
+
+MAX_UNZIPPED_BYTES = 262_144_000  # Lambda's limit for code plus layers, unzipped
+MAX_DOWNLOAD_BYTES = MAX_UNZIPPED_BYTES
+
+
+class CodeError(ValueError):
+    """Code or a layer could not be resolved; the message says which and why."""
+
+
+def tree_digest(files: Iterable[tuple[str, bytes]]) -> str:
+    """The sha256 (hex) of a set of files, independent of order and timestamps."""
+    digest = hashlib.sha256()
+    for name, data in sorted(files):
+        encoded = name.encode()
+        digest.update(len(encoded).to_bytes(4, "big") + encoded)
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
+
+
+def folder_files(folder: Path) -> list[tuple[str, bytes]]:
+    """A folder's files as (relative posix name, content), skipping __pycache__."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if "__pycache__" in path.parts or not path.is_file():
+            continue
+        found.append((path.relative_to(folder).as_posix(), path.read_bytes()))
+    return found
+
+
+def _check(ref: CodeRef, actual: str) -> None:
+    if ref.sha256 is not None and ref.sha256.lower() != actual:
+        raise CodeError(
+            f"{ref.describe()}: sha256 mismatch: expected {ref.sha256.lower()}, got {actual}; "
+            "the code was refused"
+        )
+
+
+def _safe_name(name: str) -> str:
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith("/") or ".." in parts:
+        raise CodeError(f"file name {name!r} must be a relative path inside the code folder")
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def extract_zip(data: bytes | Path, target: Path) -> None:
+    """Extract a zip into `target`, keeping Unix modes and symlinks, refusing unsafe names."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data) if isinstance(data, bytes) else data)
+    except zipfile.BadZipFile as exc:
+        raise CodeError(f"code is not a valid zip archive: {exc}") from exc
+    with archive:
+        total = sum(info.file_size for info in archive.infolist())
+        if total > MAX_UNZIPPED_BYTES:
+            raise CodeError(f"unzipped code is {total} bytes, over {MAX_UNZIPPED_BYTES}")
+        for info in archive.infolist():
+            name = _safe_name(info.filename)
+            if not name:
+                continue
+            dest = target / name
+            mode = info.external_attr >> 16
+            if info.is_dir():
+                dest.mkdir(parents=True, exist_ok=True)
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if stat.S_ISLNK(mode):
+                os.symlink(archive.read(info).decode(), dest)
+                continue
+            with archive.open(info) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            os.chmod(dest, (mode & 0o777) or 0o644)
+
+
+def merge_tree(source: Path, target: Path) -> None:
+    """Copy `source` over `target` (later layers win), hard-linking files where the fs allows."""
+    for root, dirs, files in os.walk(source):
+        rel = Path(root).relative_to(source)
+        (target / rel).mkdir(parents=True, exist_ok=True)
+        for name in dirs:
+            if (Path(root) / name).is_symlink():
+                files.append(name)
+        for name in files:
+            src, dest = Path(root) / name, target / rel / name
+            if dest.is_symlink() or dest.is_file():
+                dest.unlink()
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dest)
+                continue
+            try:
+                os.link(src, dest)
+            except OSError:
+                shutil.copy2(src, dest)
+
+
+def _signature(path: Path) -> tuple[object, ...]:
+    """What changes when a file or folder's content may have changed (names, sizes, mtimes)."""
+    if path.is_file():
+        info = path.stat()
+        return (info.st_ino, info.st_size, info.st_mtime_ns)
+    entries = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in files:
+            info = os.stat(os.path.join(root, name))
+            entries.append((root, name, info.st_size, info.st_mtime_ns))
+    return tuple(sorted(entries))
+
+
+class CodeCache:
+    """Task and layer folders by digest under `root`; safe to share between environments."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._digests: dict[str, tuple[tuple[object, ...], str]] = {}
+        self.downloads = 0  # how many URLs were fetched (the cache's effect, for tests)
+
+    async def resolve(self, ref: CodeRef) -> Path:
+        """A folder holding the code `ref` names."""
+        if ref.inline is not None:
+            return self._inline(ref, ref.inline)
+        if ref.path is not None:
+            return await self._path(ref, ref.path)
+        if ref.zip_base64 is not None:
+            try:
+                data = base64.b64decode(ref.zip_base64, validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise CodeError(f"zipBase64 code is not valid base64: {exc}") from exc
+            return await self._zip(ref, data)
+        assert ref.url is not None and ref.sha256 is not None  # the model guarantees both
+        return await self._url(ref, ref.url, ref.sha256.lower())
+
+    async def install_layers(self, layers: Sequence[CodeRef], opt_dir: Path) -> None:
+        """Extract `layers` in order into `opt_dir`, as Lambda does into /opt."""
+        await asyncio.to_thread(opt_dir.mkdir, parents=True, exist_ok=True)
+        for index, layer in enumerate(layers):
+            try:
+                folder = await self.resolve(layer)
+            except CodeError as exc:
+                raise CodeError(f"layer {index + 1}: {exc}") from exc
+            await asyncio.to_thread(merge_tree, folder, opt_dir)
+
+    def _inline(self, ref: CodeRef, files: dict[str, str]) -> Path:
+        named = [(_safe_name(name), content.encode()) for name, content in files.items()]
+        digest = tree_digest(named)
+        _check(ref, digest)
+        final = self.root / "tree" / digest
+        if final.is_dir():
+            return final
+        staging = self._staging()
+        for name, data in named:
+            dest = staging / name
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            # Files with a shebang are executables (a custom runtime's inline `bootstrap`).
+            dest.chmod(0o755 if data.startswith(b"#!") else 0o644)
+        return self._publish(staging, final)
+
+    async def _path(self, ref: CodeRef, name: str) -> Path:
+        return await asyncio.to_thread(self._local, ref, name)
+
+    def _local(self, ref: CodeRef, name: str) -> Path:
+        """A local folder (checked, used in place) or a local zip (extracted once per digest)."""
+        path = Path(name).expanduser().resolve()
+        if path.is_dir():
+            if ref.sha256 is not None:
+                _check(ref, self._digest(path, lambda: tree_digest(folder_files(path))))
+            return path
+        if not path.is_file():
+            raise CodeError(f"code path {path} does not exist")
+        digest = self._digest(path, lambda: hashlib.sha256(path.read_bytes()).hexdigest())
+        _check(ref, digest)
+        final = self.root / "zip" / digest
+        if not final.is_dir():
+            staging = self._staging()
+            extract_zip(path, staging)
+            self._publish(staging, final)
+        return final
+
+    def _digest(self, path: Path, compute: Callable[[], str]) -> str:
+        """The content digest of a local path, recomputed only when its signature changed
+        (so a big code folder is not hashed again for every environment)."""
+        signature = _signature(path)
+        known = self._digests.get(str(path))
+        if known is not None and known[0] == signature:
+            return known[1]
+        digest = compute()
+        self._digests[str(path)] = (signature, digest)
+        return digest
+
+    async def _zip(self, ref: CodeRef, data: bytes) -> Path:
+        digest = hashlib.sha256(data).hexdigest()
+        _check(ref, digest)
+        final = self.root / "zip" / digest
+        if final.is_dir():
+            return final
+        async with self._lock(digest):
+            if not final.is_dir():
+                staging = self._staging()
+                await asyncio.to_thread(extract_zip, data, staging)
+                self._publish(staging, final)
+        return final
+
+    async def _url(self, ref: CodeRef, url: str, sha256: str) -> Path:
+        final = self.root / "zip" / sha256
+        if final.is_dir():
+            return final
+        async with self._lock(sha256):
+            if final.is_dir():
+                return final
+            data = await self._download(url)
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != sha256:
+                raise CodeError(
+                    f"code from {url}: sha256 mismatch: expected {sha256}, got {actual}; "
+                    "the download was refused"
+                )
+            staging = self._staging()
+            await asyncio.to_thread(extract_zip, data, staging)
+            return self._publish(staging, final)
+
+    async def _download(self, url: str) -> bytes:
+        import aiohttp  # only URL sources need the client
+
+        self.downloads += 1
+        timeout = aiohttp.ClientTimeout(total=300, sock_connect=10)
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url) as response,
+            ):
+                if response.status != 200:
+                    raise CodeError(f"code from {url}: HTTP {response.status}")
+                async for chunk in response.content.iter_chunked(1 << 16):
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD_BYTES:
+                        raise CodeError(f"code from {url} is over {MAX_DOWNLOAD_BYTES} bytes")
+                    chunks.append(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise CodeError(f"code from {url} could not be downloaded: {exc!r}") from exc
+        return b"".join(chunks)
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        return self._locks.setdefault(key, asyncio.Lock())
+
+    def _staging(self) -> Path:
+        (self.root / "staging").mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(dir=self.root / "staging"))
+
+    @staticmethod
+    def _publish(staging: Path, final: Path) -> Path:
+        """Move a finished folder into place atomically; a concurrent twin may have won."""
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.rename(final)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+        return final

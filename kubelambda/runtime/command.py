@@ -1,0 +1,99 @@
+"""`kubelambda agent`: one execution environment with its control HTTP API (a pod's sidecar).
+
+It serves the Lambda Runtime API on loopback for the runtime process, starts a generic warm
+runtime, optionally specializes it at once (`--spec`, for provisioned concurrency), and serves
+the control API for the gateway until SIGTERM, when it stops the runtime gracefully.
+Heavy imports happen in `run()`, so `kubelambda --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runtime", required=True, help="the runtime of the environment, e.g. python3.12"
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="control API address (default 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=8080, help="control API port (default 8080)")
+    parser.add_argument(
+        "--runtime-api-port",
+        type=int,
+        default=9001,
+        help="Lambda Runtime API port on 127.0.0.1 (default 9001; 0 picks a free one)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        default=None,
+        help="folder for code, /opt and /tmp (default: a new temporary folder)",
+    )
+    parser.add_argument(
+        "--spec",
+        default=None,
+        metavar="FILE",
+        help="an EnvironmentSpec (JSON) to specialize with at start (provisioned concurrency)",
+    )
+    parser.add_argument(
+        "--stop-grace",
+        type=float,
+        default=2.0,
+        help="seconds between SIGTERM and SIGKILL for the runtime at shutdown",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+    from pathlib import Path
+
+    spec_json = Path(args.spec).read_bytes() if args.spec else None
+    return asyncio.run(_serve(args, spec_json))
+
+
+async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
+    import asyncio
+    import shutil
+    import signal
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from aiohttp import web
+
+    from kubelambda.runtime.agent_app import make_app
+    from kubelambda.runtime.environment import Environment
+    from kubelambda.runtime.spec import EnvironmentSpec
+
+    owns_dir = args.work_dir is None
+    work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="kubelambda-agent-"))
+    env = Environment(
+        args.runtime,
+        work_dir=work_dir,
+        port=args.runtime_api_port,
+        stop_grace=args.stop_grace,
+    )
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    runner = web.AppRunner(make_app(env), access_log=None)
+    try:
+        await env.start()
+        if spec_json is not None:
+            await env.specialize(EnvironmentSpec.model_validate_json(spec_json))
+        await runner.setup()
+        site = web.TCPSite(runner, args.host, args.port)
+        await site.start()
+        print(
+            f"kubelambda agent: {args.runtime} environment, control API on "
+            f"{args.host}:{args.port}, Runtime API on {env.address}",
+            file=sys.stderr,
+            flush=True,
+        )
+        await stopping.wait()
+    finally:
+        await runner.cleanup()
+        await env.stop()
+        if owns_dir:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    return 0

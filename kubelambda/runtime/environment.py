@@ -1,0 +1,380 @@
+"""One execution environment: a Runtime API server, one runtime process and its lifecycle.
+
+`start()` brings up the Runtime API and a generic warm shim; `specialize(spec)` fetches the code
+and releases the shim (init then runs; its errors reach the next invoke); `invoke(req)` serves
+one invocation at a time with Lambda's deadline, START/END/REPORT lines and log tail; a timeout
+or a dead runtime resets the environment, and the next invoke shows the re-init's Init Duration.
+Usable in-process (dev mode) and behind the agent's control API (cluster mode).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubelambda.runtime import errors, report
+from kubelambda.runtime.code import CodeCache
+from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError, InitFailure
+from kubelambda.runtime.invocation import decode_client_context, next_headers
+from kubelambda.runtime.prepare import prepare
+from kubelambda.runtime.process import RuntimeProcess
+from kubelambda.runtime.server import Outcome, PendingInvocation, RuntimeApi
+from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
+
+LogSink = Callable[[str], None]
+START_TIMEOUT = 30.0  # seconds for a shim to come up warm
+
+
+def stdout_sink(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+class Environment:
+    """One Lambda execution environment; see the module docstring for its lifecycle."""
+
+    def __init__(
+        self,
+        runtime: str,
+        *,
+        work_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        log_sink: LogSink = stdout_sink,
+        code_cache: CodeCache | None = None,
+        init_timeout: float = 10.0,
+        stop_grace: float = 2.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.runtime = runtime
+        self.work_dir = Path(work_dir)
+        self._sink = log_sink
+        self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
+        self._init_timeout = init_timeout
+        self._stop_grace = stop_grace
+        self._python = python
+        self._api = RuntimeApi(
+            host, port, on_ready=self._on_ready, on_init_error=self._on_init_error
+        )
+        self._state = EnvState.STARTING
+        self._spec: EnvironmentSpec | None = None
+        self._release: dict[str, object] | None = None
+        self._proc: RuntimeProcess | None = None
+        self._init: asyncio.Future[InitFailure | None] | None = None
+        self._init_started = 0.0
+        self._init_ms: float | None = None
+        self._init_timer: asyncio.TimerHandle | None = None
+        self._reinit_task: asyncio.Task[None] | None = None
+        self._busy = False
+        self._inflight: PendingInvocation | None = None
+        self._tail: report.LogTail | None = None
+        self._max_rss_kb = 0
+        self.created_at = time.monotonic()
+        self.last_used_at = self.created_at
+        self.invocations = 0
+
+    # -- what the gateway reads -------------------------------------------------------------
+    @property
+    def state(self) -> EnvState:
+        return self._state
+
+    @property
+    def spec(self) -> EnvironmentSpec | None:
+        return self._spec
+
+    @property
+    def address(self) -> str:
+        return self._api.address
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.alive and self._state != EnvState.STOPPED
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Serve the Runtime API and bring up a generic warm runtime process (no code yet)."""
+        if self._state != EnvState.STARTING or self._proc is not None:
+            raise EnvironmentStateError(f"environment already {self._state}")
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        await self._api.start()
+        try:
+            proc = self._spawn()
+            if not await asyncio.wait_for(proc.wait_warm(), START_TIMEOUT):
+                code = await asyncio.wait_for(asyncio.shield(proc.exited), START_TIMEOUT)
+                raise RuntimeError(f"the {self.runtime} shim exited while starting ({code})")
+        except BaseException:
+            await self.stop()
+            self._state = EnvState.FAILED
+            raise
+        self._state = EnvState.WARM
+
+    async def specialize(self, spec: EnvironmentSpec) -> None:
+        """Fetch code and layers, write the function's environment and release the shim."""
+        if self._state != EnvState.WARM or self._proc is None:
+            raise EnvironmentStateError(f"cannot specialize an environment that is {self._state}")
+        self._state = EnvState.INITIALIZING
+        try:
+            prepared = await prepare(
+                spec,
+                cache=self._cache,
+                work_dir=self.work_dir,
+                runtime_api=self._api.address,
+                python=self._python,
+            )
+        except BaseException:
+            self._state = EnvState.WARM if self.alive else EnvState.FAILED
+            raise
+        self._spec, self._release = spec, prepared.message
+        self._begin_init()
+        if prepared.launch.mode == "missing":
+            self._proc.kill()
+            self._finish_init(InitFailure("spawn", detail=prepared.launch.detail))
+            return
+        await self._proc.release(prepared.message)
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        """Run one invocation; raises EnvironmentBusy at once if another one is running."""
+        if self._busy:
+            raise EnvironmentBusy("the environment is serving another invocation")
+        if self._spec is None or self._state in (EnvState.STOPPED, EnvState.FAILED):
+            raise EnvironmentStateError(f"cannot invoke an environment that is {self._state}")
+        client_context = decode_client_context(request.client_context)
+        self._busy = True
+        self._state = EnvState.BUSY
+        try:
+            return await self._invoke(self._spec, request, client_context)
+        finally:
+            self._busy = False
+            self.invocations += 1
+            self.last_used_at = time.monotonic()
+            if self._state == EnvState.BUSY:
+                ready = self._init is not None and self._init.done()
+                self._state = EnvState.READY if ready else EnvState.INITIALIZING
+
+    async def stop(self) -> None:
+        """Graceful: SIGTERM the runtime's process group, SIGKILL it after the grace period."""
+        if self._state == EnvState.STOPPED:
+            return
+        self._state = EnvState.STOPPED
+        if self._reinit_task is not None:
+            self._reinit_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reinit_task
+        if self._init is not None and not self._init.done():
+            self._finish_init(InitFailure("exit", exit_status=-15))
+        inflight = self._inflight
+        if inflight is not None and not inflight.outcome.done():
+            inflight.outcome.set_result(Outcome("exit", returncode=-15))
+        proc = self._proc
+        if proc is not None:
+            await proc.terminate(self._stop_grace)
+        await self._api.close()
+
+    # -- invocation -------------------------------------------------------------------------
+    async def _invoke(
+        self, spec: EnvironmentSpec, request: InvokeRequest, client_context: str | None
+    ) -> InvokeResult:
+        init = self._init
+        assert init is not None, "a specialized environment always has an init"
+        if not init.done():
+            await asyncio.shield(init)
+        failure = init.result()
+        init_ms, self._init_ms = self._init_ms, None
+        rid = request.request_id
+        self._tail = report.LogTail() if request.log_tail else None
+        self._emit(report.start_line(rid, spec.function_version, spec.log_format))
+        if failure is not None:
+            body, error_type = errors.init_failure_body(failure, rid)
+            result = self._finish(spec, rid, body, 0.0, init_ms, "error", error_type)
+            self._reinit()  # Lambda re-runs a failed init for every invoke
+            return result
+        epoch = time.time()
+        deadline_ms = int((epoch + spec.timeout) * 1000)
+        invocation = PendingInvocation(
+            rid, request.payload, next_headers(request, deadline_ms, client_context)
+        )
+        loop = asyncio.get_running_loop()
+        self._inflight = invocation
+        started = time.perf_counter()
+        timer = loop.call_later(spec.timeout, self._on_timeout, invocation)
+        self._api.dispatch(invocation)
+        try:
+            outcome = await invocation.outcome
+        finally:
+            timer.cancel()
+            self._inflight = None
+        duration_ms = (time.perf_counter() - started) * 1000
+        proc = self._proc
+        if proc is not None and proc.alive:
+            proc.flush_partial()  # what the handler printed belongs before END
+            self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
+        kind = outcome.kind
+        if kind == "response":
+            return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
+        if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
+            return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None, True)
+        if kind == "too_large":
+            body = errors.response_too_large_body(outcome.size)
+            return self._finish(
+                spec, rid, body, duration_ms, init_ms, "error", "Function.ResponseSizeTooLarge"
+            )
+        self._api.abandon()
+        if kind == "timeout":
+            self._emit(errors.timeout_message(rid, spec.timeout, time.time()))
+            body = errors.timeout_body(rid, spec.timeout, time.time())
+            result = self._finish(
+                spec, rid, body, duration_ms, init_ms, "timeout", "Sandbox.Timedout"
+            )
+        else:
+            body = errors.exit_error_body(rid, outcome.returncode)
+            result = self._finish(
+                spec, rid, body, duration_ms, init_ms, "error", "Runtime.ExitError"
+            )
+        self._reinit()  # the runtime was killed or died: the next invoke gets a fresh one
+        return result
+
+    def _finish(
+        self,
+        spec: EnvironmentSpec,
+        rid: str,
+        payload: bytes,
+        duration_ms: float,
+        init_ms: float | None,
+        status: str | None,
+        error_type: str | None,
+        function_error: bool = False,
+    ) -> InvokeResult:
+        """Write END and REPORT and build the result (Unhandled when anything failed)."""
+        billed = report.billed_duration_ms(duration_ms)
+        used = report.memory_mb(self._max_rss_kb)
+        self._emit(report.end_line(rid, spec.log_format))
+        line = report.Report(
+            rid, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
+        )
+        self._emit(report.report_line(line, spec.log_format))
+        tail, self._tail = self._tail, None
+        return InvokeResult(
+            request_id=rid,
+            payload=payload,
+            function_error="Unhandled" if error_type or function_error else None,
+            duration_ms=duration_ms,
+            billed_duration_ms=billed,
+            max_memory_used_mb=used,
+            init_duration_ms=init_ms,
+            log_tail=tail.text() if tail is not None else None,
+            executed_version=spec.function_version,
+        )
+
+    def _on_timeout(self, invocation: PendingInvocation) -> None:
+        if invocation.outcome.done():
+            return
+        proc = self._proc
+        if proc is not None:
+            self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
+            proc.kill()
+        invocation.outcome.set_result(Outcome("timeout"))
+
+    # -- init and re-init -------------------------------------------------------------------
+    def _spawn(self) -> RuntimeProcess:
+        proc = RuntimeProcess(cwd=self.work_dir, on_output=self._emit, python=self._python)
+        self._proc = proc
+        proc.exited.add_done_callback(lambda _: self._on_exit(proc))
+        return proc
+
+    def _begin_init(self) -> None:
+        self._api.reset()
+        self._init = asyncio.get_running_loop().create_future()
+        self._init_started = time.perf_counter()
+        self._init_ms = None
+        self._init_timer = asyncio.get_running_loop().call_later(
+            self._init_timeout, self._on_init_timeout, self._init
+        )
+        fmt = self._spec.log_format if self._spec else "Text"
+        self._emit(report.init_start_line(self.runtime, fmt))
+
+    def _on_ready(self) -> None:
+        init = self._init
+        if init is None or init.done():
+            return
+        self._init_ms = (time.perf_counter() - self._init_started) * 1000
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+        init.set_result(None)
+        if not self._busy and self._state == EnvState.INITIALIZING:
+            self._state = EnvState.READY
+
+    def _on_init_error(self, body: bytes, header: str | None) -> None:
+        if self._init is not None and not self._init.done():
+            error_type = errors.error_type_of(body, header)
+            self._finish_init(InitFailure("posted", body, error_type=error_type))
+
+    def _on_init_timeout(self, init: asyncio.Future[InitFailure | None]) -> None:
+        if init is self._init and not init.done():
+            if self._proc is not None:
+                self._proc.kill()
+            self._finish_init(InitFailure("timeout", seconds=self._init_timeout))
+
+    def _finish_init(self, failure: InitFailure) -> None:
+        init = self._init
+        assert init is not None and not init.done()
+        self._init_ms = (time.perf_counter() - self._init_started) * 1000
+        if self._init_timer is not None:
+            self._init_timer.cancel()
+        status = "timeout" if failure.kind == "timeout" else "error"
+        error_type = errors.init_failure_body(failure, "")[1]
+        fmt = self._spec.log_format if self._spec else "Text"
+        self._emit(report.init_report_line(self._init_ms, status, error_type, fmt))
+        init.set_result(failure)
+        if not self._busy and self._state == EnvState.INITIALIZING:
+            self._state = EnvState.READY  # the next invoke reports the failure, then re-inits
+
+    def _reinit(self) -> None:
+        """Replace the runtime process with a fresh one for the same function, at once."""
+        release = self._release
+        if self._state == EnvState.STOPPED or release is None:
+            return
+        if not self._busy:
+            self._state = EnvState.INITIALIZING
+        self._begin_init()
+        old = self._proc
+        if old is not None and old.alive:
+            old.kill()
+        if release.get("mode") == "missing":
+            self._finish_init(InitFailure("spawn", detail=str(release.get("detail", ""))))
+            return
+        try:
+            proc = self._spawn()
+        except OSError as exc:
+            self._finish_init(InitFailure("spawn", detail=f"cannot start the runtime: {exc}"))
+            return
+        self._reinit_task = asyncio.get_running_loop().create_task(proc.release(release))
+
+    def _on_exit(self, proc: RuntimeProcess) -> None:
+        code = proc.exited.result()
+        proc.close()
+        if proc is not self._proc or proc.expected_exit or self._state == EnvState.STOPPED:
+            return
+        init = self._init
+        if init is not None and not init.done():
+            self._finish_init(InitFailure("exit", exit_status=code))
+            return
+        inflight = self._inflight
+        if inflight is not None and not inflight.outcome.done():
+            inflight.outcome.set_result(Outcome("exit", returncode=code))
+            return
+        if self._state == EnvState.WARM:
+            self._state = EnvState.FAILED
+        elif init is not None and init.result() is None:
+            self._reinit()  # died while idle: have a fresh runtime ready for the next call
+
+    def _emit(self, line: str) -> None:
+        self._sink(line)
+        if self._tail is not None:
+            self._tail.add(line)

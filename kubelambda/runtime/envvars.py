@@ -1,0 +1,185 @@
+"""The process environment and entry point of a function's runtime, decided without I/O.
+
+Lambda's variables are set as Lambda sets them; the user's variables win except for the reserved
+names. The dev-mode rule for paths: a Python function imports from its code folder and layers
+first, then from the environment kubelambda runs in (so the user's venv works); executables keep
+the user's PATH behind the layers' bin folder.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from kubelambda.runtime.spec import EnvironmentSpec
+
+# Lambda sets these itself; a function's own variables never override them
+# (the same list as kubelambda.api.function.RESERVED_ENV, which a unit test keeps in sync).
+RESERVED_ENV = frozenset(
+    {
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_INITIALIZATION_TYPE",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_ACCESS_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_LAMBDA_RUNTIME_API",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+# Runtimes whose AWS_EXECUTION_ENV Lambda sets (custom runtimes and images get none).
+_MANAGED_PREFIXES = ("python", "nodejs", "java", "dotnet", "ruby")
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where one environment's pieces live on this machine (the /var/task, /opt, /tmp analogues)."""
+
+    task_root: Path
+    opt_dir: Path
+    tmp_dir: Path
+    runtime_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """How the shim starts the function: in-process Python (the fast path) or an exec."""
+
+    mode: str  # "python", "exec" or "missing" (no entry point: an init error)
+    argv: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+def is_python(runtime: str) -> bool:
+    return runtime.startswith("python")
+
+
+def python_version_dirs(runtime: str, interpreter: tuple[int, int]) -> list[str]:
+    """`pythonX.Y` folders to search in layers: the declared runtime's, then the running one's."""
+    names = []
+    if is_python(runtime) and runtime[len("python") :].replace(".", "").isdigit():
+        names.append(runtime)
+    running = f"python{interpreter[0]}.{interpreter[1]}"
+    if running not in names:
+        names.append(running)
+    return names
+
+
+def python_paths(layout: Layout, runtime: str, interpreter: tuple[int, int]) -> list[str]:
+    """What goes before the interpreter's own sys.path: task root, then /opt/python's folders."""
+    opt_python = layout.opt_dir / "python"
+    paths = [str(layout.task_root)]
+    paths += [
+        str(opt_python / "lib" / name / "site-packages")
+        for name in python_version_dirs(runtime, interpreter)
+    ]
+    paths.append(str(opt_python))
+    return paths
+
+
+def log_stream_name(version: str, now: datetime, token: str) -> str:
+    """Lambda's stream naming: 2024/01/31/[$LATEST]0123456789abcdef0123456789abcdef."""
+    return f"{now:%Y/%m/%d}/[{version}]{token}"
+
+
+def _join(*parts: str) -> str:
+    seen: list[str] = []
+    for part in parts:
+        for item in part.split(os.pathsep):
+            if item and item not in seen:
+                seen.append(item)
+    return os.pathsep.join(seen)
+
+
+def build_environment(
+    spec: EnvironmentSpec,
+    *,
+    layout: Layout,
+    runtime_api: str,
+    log_stream: str,
+    host_env: Mapping[str, str],
+    interpreter: tuple[int, int] = (sys.version_info[0], sys.version_info[1]),
+    python_bin_dir: str = os.path.dirname(sys.executable),
+) -> dict[str, str]:
+    """The complete environment of the function's runtime process."""
+    env: dict[str, str] = {
+        "PATH": _join(
+            str(layout.opt_dir / "bin"), python_bin_dir, host_env.get("PATH", os.defpath)
+        ),
+        "LD_LIBRARY_PATH": _join(
+            str(layout.task_root),
+            str(layout.task_root / "lib"),
+            str(layout.opt_dir / "lib"),
+            host_env.get("LD_LIBRARY_PATH", ""),
+        ),
+        "LANG": host_env.get("LANG", "en_US.UTF-8"),
+        "TZ": ":UTC",
+        "TMPDIR": str(layout.tmp_dir),
+        "AWS_LAMBDA_LOG_FORMAT": spec.log_format,
+    }
+    if is_python(spec.runtime):
+        env["PYTHONPATH"] = os.pathsep.join(python_paths(layout, spec.runtime, interpreter))
+    for name, value in spec.environment.items():
+        if name not in RESERVED_ENV:
+            env[name] = value
+    reserved = {
+        "AWS_REGION": spec.region,
+        "AWS_DEFAULT_REGION": spec.region,
+        "AWS_LAMBDA_FUNCTION_NAME": spec.function_name,
+        "AWS_LAMBDA_FUNCTION_VERSION": spec.function_version,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
+        "AWS_LAMBDA_INITIALIZATION_TYPE": spec.initialization_type,
+        "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name}",
+        "AWS_LAMBDA_LOG_STREAM_NAME": log_stream,
+        "AWS_LAMBDA_RUNTIME_API": runtime_api,
+        "LAMBDA_TASK_ROOT": str(layout.task_root),
+        "LAMBDA_RUNTIME_DIR": str(layout.runtime_dir),
+    }
+    if spec.handler:
+        reserved["_HANDLER"] = spec.handler
+    if spec.package_type == "Zip" and spec.runtime.startswith(_MANAGED_PREFIXES):
+        reserved["AWS_EXECUTION_ENV"] = f"AWS_Lambda_{spec.runtime}"
+    env.update(reserved)
+    return env
+
+
+def choose_launch(
+    spec: EnvironmentSpec,
+    layout: Layout,
+    env: Mapping[str, str],
+    *,
+    python: str = sys.executable,
+    is_file: Callable[[str], bool] = os.path.isfile,
+) -> Launch:
+    """The entry point: an image's command, our Python bootstrap, or an executable `bootstrap`."""
+    if spec.package_type == "Image":
+        if spec.image_command:
+            return Launch("exec", list(spec.image_command))
+        return Launch("missing", detail="an Image function run locally needs imageCommand")
+    if is_python(spec.runtime):
+        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+        if wrapper:
+            return Launch("exec", [wrapper, python, "-P", "-m", "kubelambda.runtime.bootstrap"])
+        return Launch("python")
+    for candidate in (layout.task_root / "bootstrap", layout.opt_dir / "bootstrap"):
+        if is_file(str(candidate)):
+            return Launch("exec", [str(candidate)])
+    return Launch(
+        "missing",
+        detail=f"Couldn't find valid bootstrap(s): [{layout.task_root / 'bootstrap'} "
+        f"{layout.opt_dir / 'bootstrap'}]",
+    )

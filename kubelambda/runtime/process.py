@@ -1,0 +1,212 @@
+"""One runtime process: the shim started as a child, its log pipe, its exit and its release.
+
+The process leads its own process group (so a runtime's own children are signalled with it), is
+SIGKILLed by the kernel if the agent dies (the shim sets PR_SET_PDEATHSIG) and is watched through
+a pidfd, so an exit is seen at once without a thread or a polling loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+OutputSink = Callable[[str], None]
+
+
+def parse_vm_hwm(status: bytes) -> int:
+    """VmHWM (peak resident set size, kB) from the text of /proc/PID/status; 0 if absent."""
+    start = status.find(b"VmHWM:")
+    if start < 0:
+        return 0
+    return int(status[start + 6 : status.find(b"kB", start)])
+
+
+def shim_environment(host_env: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """The shim's environment before release: just enough to start Python and import us."""
+    env = {"PATH": host_env.get("PATH", os.defpath), "LANG": host_env.get("LANG", "C.UTF-8")}
+    if host_env.get("PYTHONPATH"):  # the agent found kubelambda through it; so must the shim
+        env["PYTHONPATH"] = host_env["PYTHONPATH"]
+    return env
+
+
+class RuntimeProcess:
+    """A shim process, from spawn to reaping."""
+
+    def __init__(
+        self,
+        *,
+        cwd: Path,
+        on_output: OutputSink,
+        python: str = sys.executable,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._on_output = on_output
+        control, child_control = socket.socketpair()
+        lifeline_r, self._lifeline = os.pipe()
+        self._out, out_w = os.pipe()
+        try:
+            self._popen = subprocess.Popen(
+                [
+                    python,
+                    "-P",
+                    "-m",
+                    "kubelambda.runtime.shim",
+                    str(os.getpid()),
+                    str(child_control.fileno()),
+                ],
+                stdin=lifeline_r,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=(child_control.fileno(),),
+                cwd=cwd,
+                env=shim_environment(os.environ),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in (self._lifeline, self._out):
+                os.close(fd)
+            control.close()
+            raise
+        finally:
+            os.close(lifeline_r)
+            os.close(out_w)
+            child_control.close()
+        self.pid = self._popen.pid
+        self._control: socket.socket | None = control
+        control.setblocking(False)
+        os.set_blocking(self._out, False)
+        self._partial = b""
+        self._loop.add_reader(self._out, self.drain_output)
+        self.exited: asyncio.Future[int] = self._loop.create_future()
+        self._pidfd = os.pidfd_open(self.pid)
+        # Kept open: a pread per invoke costs half of an open/read/close (the warm hot path).
+        self._status_fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY)
+        self._loop.add_reader(self._pidfd, self._on_exited)
+        self.expected_exit = False  # set when the agent itself ends the process
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.done()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.exited.result() if self.exited.done() else None
+
+    def max_rss_kb(self) -> int:
+        """The runtime's peak resident set size (VmHWM) in kB; 0 once it is gone."""
+        if self._status_fd < 0:
+            return 0
+        try:
+            return parse_vm_hwm(os.pread(self._status_fd, 4096, 0))
+        except OSError:
+            return 0
+
+    async def wait_warm(self) -> bool:
+        """True once the shim reports it is warm; False if it exited first."""
+        assert self._control is not None
+        try:
+            return await self._loop.sock_recv(self._control, 1) == b"W"
+        except OSError:
+            return False
+
+    async def release(self, message: dict[str, object]) -> None:
+        """Hand the shim its function: one JSON line, then the control channel closes."""
+        control, self._control = self._control, None
+        assert control is not None, "a runtime process is released once"
+        try:
+            await self._loop.sock_sendall(control, json.dumps(message).encode() + b"\n")
+        except OSError:
+            pass  # it died meanwhile; its exit is reported through `exited`
+        finally:
+            control.close()
+
+    def drain_output(self) -> None:
+        """Read whatever the runtime wrote so far and hand it on line by line."""
+        chunks = [self._partial]
+        eof = False
+        while True:
+            try:
+                chunk = os.read(self._out, 1 << 16)
+            except BlockingIOError:
+                break
+            except OSError:
+                eof = True
+                break
+            if not chunk:
+                eof = True
+                break
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        *lines, self._partial = data.split(b"\n")
+        if eof:
+            self._close_output()
+            if self._partial:
+                lines.append(self._partial)
+                self._partial = b""
+        for line in lines:
+            self._on_output(line.decode(errors="replace"))
+
+    def flush_partial(self) -> None:
+        """Emit a last line that has no newline yet (a handler's print(..., end=''))."""
+        self.drain_output()
+        if self._partial:
+            line, self._partial = self._partial, b""
+            self._on_output(line.decode(errors="replace"))
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def kill(self) -> None:
+        self.expected_exit = True
+        self.signal_group(signal.SIGKILL)
+
+    async def terminate(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds; returns once the process is reaped."""
+        self.expected_exit = True
+        if self.alive:
+            self.signal_group(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            except TimeoutError:
+                self.signal_group(signal.SIGKILL)
+                await asyncio.wait_for(asyncio.shield(self.exited), 5.0)
+        self.close()
+
+    def close(self) -> None:
+        """Release the agent's ends; closing the lifeline makes the guardian sweep the group."""
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+        if self._lifeline >= 0:
+            os.close(self._lifeline)
+            self._lifeline = -1
+        if self._status_fd >= 0:
+            os.close(self._status_fd)
+            self._status_fd = -1
+        self._close_output()
+
+    def _close_output(self) -> None:
+        if self._out >= 0:
+            self._loop.remove_reader(self._out)
+            os.close(self._out)
+            self._out = -1
+
+    def _on_exited(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        returncode = self._popen.wait()
+        # Whatever the runtime started dies with it (the guardian too).
+        self.signal_group(signal.SIGKILL)
+        if self._out >= 0:
+            self.flush_partial()
+        if not self.exited.done():
+            self.exited.set_result(returncode)

@@ -1,0 +1,124 @@
+"""RemoteEnvironment: an agent's environment driven over its control HTTP API (cluster mode).
+
+Same surface as the in-process `Environment` (see `protocol.ExecutionEnvironment`); its state is
+the agent's as last seen in a reply, and `refresh()` asks for it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+
+from kubelambda.runtime import wire
+from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError
+from kubelambda.runtime.invocation import InvalidClientContext
+from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
+
+
+class AgentError(RuntimeError):
+    """The agent answered with an error this client has no better exception for."""
+
+
+class RemoteEnvironment:
+    """A client for one agent at `base_url` (e.g. http://10.1.2.3:8080)."""
+
+    def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._owns_session = session is None
+        self._state = EnvState.STARTING
+        self._spec: EnvironmentSpec | None = None
+        self._alive = True
+        self.invocations = 0
+        self.last_used_at = time.monotonic()
+
+    @property
+    def state(self) -> EnvState:
+        return self._state
+
+    @property
+    def spec(self) -> EnvironmentSpec | None:
+        return self._spec
+
+    @property
+    def alive(self) -> bool:
+        return self._alive
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def refresh(self) -> dict[str, Any]:
+        """The agent's state document; also updates `state` and `alive`."""
+        async with self._client().get(f"{self.base_url}/kubelambda/v1/state") as response:
+            document: dict[str, Any] = await response.json()
+        self._seen(document)
+        return document
+
+    async def specialize(self, spec: EnvironmentSpec) -> None:
+        body = spec.model_dump_json(by_alias=True)
+        async with self._client().post(
+            f"{self.base_url}/kubelambda/v1/specialize",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        ) as response:
+            document = await response.json()
+            if response.status != 200:
+                raise _error(response.status, document)
+        self._spec = spec
+        self._seen(document)
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        async with self._client().post(
+            f"{self.base_url}/kubelambda/v1/invoke",
+            data=request.payload,
+            headers=wire.request_headers(request),
+        ) as response:
+            payload = await response.read()
+            if response.status != 200:
+                raise _error(response.status, await response.json(content_type=None))
+            headers = response.headers
+        self.invocations += 1
+        self.last_used_at = time.monotonic()
+        state = headers.get(wire.STATE)
+        if state:
+            self._state = EnvState(state)
+        return wire.result_from(headers, payload)
+
+    async def stop(self) -> None:
+        """Stop the agent's runtime gracefully, then close this client."""
+        try:
+            async with self._client().post(f"{self.base_url}/kubelambda/v1/stop") as response:
+                self._seen(await response.json())
+        except aiohttp.ClientError:
+            self._state = EnvState.STOPPED
+            self._alive = False
+        await self.close()
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _seen(self, document: dict[str, Any]) -> None:
+        self._state = EnvState(document["state"])
+        self._alive = bool(document.get("alive", True))
+
+
+def _error(status: int, document: dict[str, Any]) -> Exception:
+    error_type = document.get("errorType", "")
+    message = document.get("errorMessage", f"agent answered {status}")
+    if error_type == "EnvironmentBusy":
+        return EnvironmentBusy(message)
+    if error_type == "EnvironmentStateError":
+        return EnvironmentStateError(message)
+    if error_type == "CodeError":
+        return CodeError(message)
+    if error_type == "InvalidRequestContentException":
+        return InvalidClientContext(message)
+    return AgentError(f"{error_type or status}: {message}")

@@ -1,0 +1,145 @@
+"""Lambda's platform log lines (START, END, REPORT, INIT_*), billing figures and the log tail.
+
+Pure functions and one small bounded buffer; the environment feeds them measured numbers.
+Text format uses Lambda's tab-separated fields; JSON format emits `platform.*` records as Lambda
+does when a function's log format is JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from kubelambda.runtime.errors import lambda_timestamp
+
+LOG_TAIL_BYTES = 4096
+
+
+def billed_duration_ms(duration_ms: float) -> int:
+    """Lambda bills in 1 ms steps, rounding up; never less than 1 ms."""
+    return max(1, math.ceil(duration_ms - 1e-9))
+
+
+def memory_mb(kilobytes: int) -> int:
+    """A high-water mark in kB as the whole MB Lambda reports (rounded up)."""
+    return max(1, math.ceil(kilobytes / 1024)) if kilobytes > 0 else 0
+
+
+def tail_text(text: str, limit: int = LOG_TAIL_BYTES) -> str:
+    """The last `limit` bytes of `text` in UTF-8, never splitting a character."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    cut = data[-limit:]
+    # Drop continuation bytes of a character whose lead byte was cut off.
+    start = 0
+    while start < len(cut) and (cut[start] & 0xC0) == 0x80:
+        start += 1
+    return cut[start:].decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    request_id: str
+    duration_ms: float
+    billed_ms: int
+    memory_size_mb: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None
+    status: str | None = None  # None on success, else "timeout" / "error"
+    error_type: str | None = None
+
+
+def start_line(request_id: str, version: str, log_format: str = "Text") -> str:
+    if log_format == "JSON":
+        return _platform("platform.start", {"requestId": request_id, "version": version})
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def end_line(request_id: str, log_format: str = "Text") -> str:
+    if log_format == "JSON":
+        return _platform("platform.runtimeDone", {"requestId": request_id})
+    return f"END RequestId: {request_id}"
+
+
+def report_line(report: Report, log_format: str = "Text") -> str:
+    if log_format == "JSON":
+        metrics: dict[str, float | int] = {
+            "durationMs": round(report.duration_ms, 3),
+            "billedDurationMs": report.billed_ms,
+            "memorySizeMB": report.memory_size_mb,
+            "maxMemoryUsedMB": report.max_memory_used_mb,
+        }
+        if report.init_duration_ms is not None:
+            metrics["initDurationMs"] = round(report.init_duration_ms, 3)
+        record: dict[str, object] = {
+            "requestId": report.request_id,
+            "metrics": metrics,
+            "status": report.status or "success",
+        }
+        if report.error_type:
+            record["errorType"] = report.error_type
+        return _platform("platform.report", record)
+    fields = [
+        f"REPORT RequestId: {report.request_id}",
+        f"Duration: {report.duration_ms:.2f} ms",
+        f"Billed Duration: {report.billed_ms} ms",
+        f"Memory Size: {report.memory_size_mb} MB",
+        f"Max Memory Used: {report.max_memory_used_mb} MB",
+    ]
+    if report.init_duration_ms is not None:
+        fields.append(f"Init Duration: {report.init_duration_ms:.2f} ms")
+    if report.status:
+        fields.append(f"Status: {report.status}")
+    if report.error_type:
+        fields.append(f"Error Type: {report.error_type}")
+    return "\t".join(fields)
+
+
+def init_start_line(runtime: str, log_format: str = "Text") -> str:
+    if log_format == "JSON":
+        return _platform("platform.initStart", {"runtimeVersion": f"kubelambda:{runtime}"})
+    return f"INIT_START Runtime Version: kubelambda:{runtime}"
+
+
+def init_report_line(duration_ms: float, status: str, error_type: str | None, fmt: str) -> str:
+    """Lambda's INIT_REPORT, written when an init phase fails or times out."""
+    if fmt == "JSON":
+        record: dict[str, object] = {
+            "initializationType": "on-demand",
+            "phase": "init",
+            "status": status,
+            "metrics": {"durationMs": round(duration_ms, 3)},
+        }
+        if error_type:
+            record["errorType"] = error_type
+        return _platform("platform.initReport", record)
+    line = f"INIT_REPORT Init Duration: {duration_ms:.2f} ms\tPhase: init\tStatus: {status}"
+    return f"{line}\tError Type: {error_type}" if error_type else line
+
+
+def _platform(kind: str, record: dict[str, object]) -> str:
+    return json.dumps({"time": lambda_timestamp(time.time()), "type": kind, "record": record})
+
+
+class LogTail:
+    """The lines of one invocation, START through REPORT, keeping only about the last 4 KB."""
+
+    __slots__ = ("_lines", "_size")
+
+    def __init__(self) -> None:
+        self._lines: deque[str] = deque()
+        self._size = 0
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        self._size += len(line) + 1
+        # Keep one line beyond the limit so the byte-exact cut happens in text().
+        while self._size - (len(self._lines[0]) + 1) > LOG_TAIL_BYTES * 2 and len(self._lines) > 1:
+            self._size -= len(self._lines.popleft()) + 1
+
+    def text(self) -> str:
+        return tail_text("".join(f"{line}\n" for line in self._lines))

@@ -1,0 +1,135 @@
+"""A lean HTTP/1.1 client for the Runtime API, used by our Python bootstrap (stdlib `socket` only).
+
+One persistent connection, each request written with a single send, responses parsed by hand
+(Content-Length, chunked, or read-to-close). `http.client` works too, but its email-based header
+parsing and per-header validation were about two thirds of the runtime's CPU per warm invoke
+(see bench/README.md); this is the warm-invoke hot path.
+"""
+
+from __future__ import annotations
+
+import socket
+
+API = "/2018-06-01/runtime"
+_SEPARATE_BODY = 1 << 16  # larger bodies are sent after the head instead of copied into it
+
+
+class RuntimeClient:
+    """The Runtime API at `address` ("host:port")."""
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self._address = (host.strip("[]") or "127.0.0.1", int(port))
+        self._host = address
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+
+    def next(self) -> tuple[bytes, dict[str, str]]:
+        """The next event and its headers (names lower-cased); blocks until there is one."""
+        status, headers, body = self.request("GET", API + "/invocation/next")
+        if status != 200:
+            raise RuntimeError(f"Runtime API /next answered {status}: {body!r}")
+        return body, headers
+
+    def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
+        return self.request("POST", API + path, body, headers)[0]
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self._host}"]
+        if headers:
+            lines += [f"{name}: {value}" for name, value in headers.items()]
+        if method != "GET":
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        for attempt in (1, 2):
+            fresh = self._sock is None
+            sock = self._sock or self._connect()
+            try:
+                if len(body) > _SEPARATE_BODY:
+                    sock.sendall(head)
+                    sock.sendall(body)
+                else:
+                    sock.sendall(head + body)
+                return self._response()
+            except (ConnectionError, _Closed):
+                self._close()
+                # Retry once on a kept-alive connection the server may have dropped meanwhile.
+                if fresh or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection(self._address)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        self._buffer = bytearray()
+        return sock
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        self._buffer = bytearray()
+
+    def _fill(self) -> None:
+        assert self._sock is not None
+        chunk = self._sock.recv(1 << 16)
+        if not chunk:
+            raise _Closed("the Runtime API closed the connection")
+        self._buffer += chunk
+
+    def _take(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._fill()
+        data = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return data
+
+    def _line(self) -> bytes:
+        while (end := self._buffer.find(b"\r\n")) < 0:
+            self._fill()
+        return self._take(end + 2)[:-2]
+
+    def _response(self) -> tuple[int, dict[str, str], bytes]:
+        while (end := self._buffer.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        head = self._take(end + 4).decode("latin-1").split("\r\n")
+        status = int(head[0].split(" ", 2)[1])
+        headers: dict[str, str] = {}
+        for line in head[1:]:
+            if line:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+        length = headers.get("content-length")
+        if length is not None:
+            body = self._take(int(length))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = self._chunked()
+        else:  # no length: the body runs to the end of the connection
+            try:
+                while True:
+                    self._fill()
+            except _Closed:
+                pass
+            body = bytes(self._buffer)
+            self._close()
+        if headers.get("connection", "").lower() == "close":
+            self._close()
+        return status, headers, body
+
+    def _chunked(self) -> bytes:
+        parts: list[bytes] = []
+        while True:
+            size = int(self._line().split(b";", 1)[0], 16)
+            if size == 0:
+                while self._line():  # trailers, up to the empty line
+                    pass
+                return b"".join(parts)
+            parts.append(self._take(size))
+            self._take(2)
+
+
+class _Closed(ConnectionError):
+    pass

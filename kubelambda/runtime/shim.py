@@ -1,0 +1,128 @@
+"""The warm shim: a generic runtime process that waits, code-less, until the agent releases it.
+
+Started by the agent as `python -P -m kubelambda.runtime.shim PARENT_PID CONTROL_FD`, with
+stdin as a lifeline pipe whose write end only the agent holds. It
+
+1. asks the kernel to SIGKILL it when the agent dies (PR_SET_PDEATHSIG);
+2. forks a tiny guardian that blocks on the lifeline and, at EOF (the agent is gone, however it
+   died), kills the whole process group, so a runtime's own children cannot leak either;
+3. imports the Python bootstrap ahead of time, tells the agent it is warm (b"W" on CONTROL_FD)
+   and waits for one JSON release line: the function's environment, working folder, sys.path
+   and entry point;
+4. then, for Python, imports the handler and serves in this very process (no exec: the fast
+   path), or execs the real entry point (awslambdaric, a custom runtime's `bootstrap`, an image
+   command).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    import ctypes  # startup only, before the process is warm
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the agent died before prctl took effect
+        os._exit(1)
+
+
+def _fork_guardian(control_fd: int) -> None:
+    if os.fork() != 0:
+        return
+    # The guardian: holds nothing but the lifeline (fd 0) and waits for the agent to go away.
+    try:
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(control_fd)
+        while os.read(0, 4096):
+            pass
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+    finally:
+        os._exit(0)
+
+
+def _read_release(control_fd: int) -> dict[str, object]:
+    import json
+
+    # A re-init releases without waiting for the ack and may have closed its end already.
+    with contextlib.suppress(OSError):
+        os.write(control_fd, b"W")
+    chunks = []
+    while True:
+        chunk = os.read(control_fd, 1 << 16)
+        if not chunk:  # the agent closed the control channel without releasing us
+            os._exit(0)
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    os.close(control_fd)
+    release: dict[str, object] = json.loads(b"".join(chunks))
+    return release
+
+
+def _apply(release: dict[str, object]) -> dict[str, str]:
+    import time
+
+    env: dict[str, str] = dict(release["env"])  # type: ignore[call-overload]
+    os.environ.clear()
+    os.environ.update(env)
+    time.tzset()
+    os.chdir(str(release["cwd"]))
+    limit = release.get("fsize")
+    if isinstance(limit, int) and limit > 0:
+        import resource
+
+        # /tmp's size cannot be capped without privileges; a single file's size can.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return env
+
+
+def _exec(argv: list[str], env: dict[str, str]) -> None:
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores it; a shell must not
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        from kubelambda.runtime.bootstrap import report_init_error
+
+        report_init_error(
+            "Runtime.InvalidEntrypoint",
+            f"fork/exec {argv[0]}: {(exc.strerror or str(exc)).lower()}",
+        )
+        os._exit(127)
+
+
+def main() -> None:
+    parent, control_fd = int(sys.argv[1]), int(sys.argv[2])
+    _die_with_parent(parent)
+    _fork_guardian(control_fd)
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)  # the runtime must not hold the lifeline's reading end as stdin
+    os.close(devnull)
+    # Pre-import what init and the invoke loop need, so that release pays for the handler only.
+    import logging  # noqa: F401
+    import traceback  # noqa: F401
+
+    from kubelambda.runtime import bootstrap
+
+    release = _read_release(control_fd)
+    env = _apply(release)
+    argv = release.get("argv")
+    if release.get("mode") == "exec" and isinstance(argv, list):
+        _exec([str(a) for a in argv], env)
+        return
+    extra = [str(p) for p in release.get("sys_path", [])]  # type: ignore[attr-defined]
+    sys.path[:0] = [p for p in extra if p not in sys.path]
+    sys.argv = [bootstrap.__file__]
+    bootstrap.main()
+
+
+if __name__ == "__main__":
+    main()

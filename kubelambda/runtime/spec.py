@@ -1,0 +1,121 @@
+"""The data the gateway and an agent exchange: what to specialize with, one invocation, its result.
+
+`EnvironmentSpec` is everything an environment needs to become one function version; the gateway
+builds it from the resource models and, in cluster mode, POSTs it to the agent as camelCase JSON.
+`InvokeRequest` and `InvokeResult` carry one invocation across the agent boundary.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+LATEST = "$LATEST"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class CodeRef(_Model):
+    """Where code (or a layer) comes from: exactly one source, optionally pinned by sha256 (hex).
+
+    For a zip (a `.zip` path, a URL, `zip_base64`) the digest is the zip's sha256. For inline files
+    and folders it is `kubelambda.runtime.code.tree_digest` of the files.
+    """
+
+    inline: dict[str, str] | None = None
+    path: str | None = None
+    url: str | None = None
+    zip_base64: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CodeRef:
+        chosen = [
+            name
+            for name in ("inline", "path", "url", "zip_base64")
+            if getattr(self, name) is not None
+        ]
+        if len(chosen) != 1:
+            got = ", ".join(chosen) or "none"
+            raise ValueError(f"exactly one of inline, path, url, zipBase64 must be set (got {got})")
+        if self.url is not None:
+            if not self.url.startswith(("http://", "https://")):
+                raise ValueError(f"code url {self.url!r} must be http(s)")
+            if self.sha256 is None:
+                raise ValueError("sha256 is required with url, so the download can be verified")
+        return self
+
+    def describe(self) -> str:
+        """A short human description for error messages and logs."""
+        if self.inline is not None:
+            return f"inline code ({len(self.inline)} files)"
+        if self.path is not None:
+            return f"path {self.path}"
+        if self.url is not None:
+            return f"url {self.url}"
+        return "zipBase64 code"
+
+
+class EnvironmentSpec(_Model):
+    """One function version's configuration, as an execution environment needs it."""
+
+    namespace: str = "default"
+    function_name: str
+    function_version: str = LATEST
+    function_arn: str
+    runtime: str
+    package_type: Literal["Zip", "Image"] = "Zip"
+    handler: str | None = None
+    memory_size: int = Field(default=128, ge=1)
+    timeout: float = Field(default=3.0, gt=0)
+    ephemeral_storage: int = Field(default=512, ge=1)
+    environment: dict[str, str] = Field(default_factory=dict)
+    code: CodeRef
+    layers: list[CodeRef] = Field(default_factory=list)
+    region: str = "us-east-1"
+    log_format: Literal["Text", "JSON"] = "Text"
+    initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand"
+    image_command: list[str] | None = None
+
+
+class InvokeRequest(_Model):
+    """One invocation as the gateway hands it to an environment."""
+
+    request_id: str
+    payload: bytes = b""
+    client_context: str | None = None  # base64 JSON, as in X-Amz-Client-Context
+    cognito_identity: str | None = None  # JSON, passed to the runtime as is
+    trace_id: str | None = None
+    log_tail: bool = False
+    invoked_function_arn: str
+
+
+class InvokeResult(_Model):
+    """What an invocation produced, with the figures of its REPORT line."""
+
+    request_id: str
+    payload: bytes
+    function_error: str | None = None  # "Unhandled", as Lambda's X-Amz-Function-Error
+    duration_ms: float
+    billed_duration_ms: int
+    max_memory_used_mb: int
+    init_duration_ms: float | None = None
+    log_tail: str | None = None
+    executed_version: str
+
+
+class EnvState(enum.StrEnum):
+    """The lifecycle of one execution environment, as the gateway sees it."""
+
+    STARTING = "starting"
+    WARM = "warm"  # generic: a runtime process waits in its shim, no code yet
+    INITIALIZING = "initializing"  # code released, init running (or re-init after a reset)
+    READY = "ready"  # specialized and idle
+    BUSY = "busy"
+    FAILED = "failed"
+    STOPPED = "stopped"

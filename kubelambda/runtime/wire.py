@@ -1,0 +1,83 @@
+"""How an invocation crosses the agent's control HTTP API: the payload is the body, the rest
+travels in headers (Lambda's own names where Lambda has one)."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Mapping
+
+from kubelambda.runtime.spec import InvokeRequest, InvokeResult
+
+REQUEST_ID = "Lambda-Runtime-Aws-Request-Id"
+CLIENT_CONTEXT = "X-Amz-Client-Context"
+LOG_TYPE = "X-Amz-Log-Type"
+TRACE_ID = "X-Amzn-Trace-Id"
+COGNITO_IDENTITY = "X-Kubelambda-Cognito-Identity"
+FUNCTION_ARN = "X-Kubelambda-Invoked-Function-Arn"
+FUNCTION_ERROR = "X-Amz-Function-Error"
+EXECUTED_VERSION = "X-Amz-Executed-Version"
+LOG_RESULT = "X-Amz-Log-Result"
+DURATION = "X-Kubelambda-Duration-Ms"
+BILLED = "X-Kubelambda-Billed-Duration-Ms"
+MEMORY_USED = "X-Kubelambda-Max-Memory-Used-Mb"
+INIT_DURATION = "X-Kubelambda-Init-Duration-Ms"
+STATE = "X-Kubelambda-State"
+
+
+def request_headers(request: InvokeRequest) -> dict[str, str]:
+    headers = {REQUEST_ID: request.request_id, FUNCTION_ARN: request.invoked_function_arn}
+    if request.client_context:
+        headers[CLIENT_CONTEXT] = request.client_context
+    if request.log_tail:
+        headers[LOG_TYPE] = "Tail"
+    if request.trace_id:
+        headers[TRACE_ID] = request.trace_id
+    if request.cognito_identity:
+        headers[COGNITO_IDENTITY] = request.cognito_identity
+    return headers
+
+
+def request_from(headers: Mapping[str, str], payload: bytes) -> InvokeRequest:
+    return InvokeRequest(
+        request_id=headers.get(REQUEST_ID) or str(uuid.uuid4()),
+        payload=payload,
+        client_context=headers.get(CLIENT_CONTEXT),
+        cognito_identity=headers.get(COGNITO_IDENTITY),
+        trace_id=headers.get(TRACE_ID),
+        log_tail=headers.get(LOG_TYPE, "").lower() == "tail",
+        invoked_function_arn=headers.get(FUNCTION_ARN, ""),
+    )
+
+
+def result_headers(result: InvokeResult) -> dict[str, str]:
+    headers = {
+        REQUEST_ID: result.request_id,
+        EXECUTED_VERSION: result.executed_version,
+        DURATION: repr(result.duration_ms),
+        BILLED: str(result.billed_duration_ms),
+        MEMORY_USED: str(result.max_memory_used_mb),
+    }
+    if result.function_error:
+        headers[FUNCTION_ERROR] = result.function_error
+    if result.init_duration_ms is not None:
+        headers[INIT_DURATION] = repr(result.init_duration_ms)
+    if result.log_tail is not None:
+        headers[LOG_RESULT] = base64.b64encode(result.log_tail.encode()).decode()
+    return headers
+
+
+def result_from(headers: Mapping[str, str], payload: bytes) -> InvokeResult:
+    tail = headers.get(LOG_RESULT)
+    init = headers.get(INIT_DURATION)
+    return InvokeResult(
+        request_id=headers.get(REQUEST_ID, ""),
+        payload=payload,
+        function_error=headers.get(FUNCTION_ERROR),
+        duration_ms=float(headers.get(DURATION, "0")),
+        billed_duration_ms=int(headers.get(BILLED, "0")),
+        max_memory_used_mb=int(headers.get(MEMORY_USED, "0")),
+        init_duration_ms=float(init) if init is not None else None,
+        log_tail=base64.b64decode(tail).decode() if tail is not None else None,
+        executed_version=headers.get(EXECUTED_VERSION, ""),
+    )

@@ -1,0 +1,90 @@
+"""Helpers for the execution-environment component tests (specs, requests, zips, waiting)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import time
+import zipfile
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest
+
+ARN = "arn:aws:lambda:us-east-1:000000000000:function:{name}"
+
+SHELL_BOOTSTRAP = """#!/bin/sh
+# A provided.al2023-style custom runtime: POSIX shell and curl, nothing else.
+set -eu
+api="http://${AWS_LAMBDA_RUNTIME_API}/2018-06-01/runtime"
+headers="$(mktemp)"
+while :; do
+  event="$(curl -sS -D "$headers" "$api/invocation/next")"
+  rid="$(sed -n 's/^[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\\([^[:space:]]*\\).*/\\1/p' \
+    "$headers" | tr -d '\\r')"
+  curl -sS -o /dev/null -X POST "$api/invocation/$rid/response" \
+    -H 'Content-Type: application/json' \
+    -d "{\\"echo\\": $event, \\"handler\\": \\"$_HANDLER\\", \\"rid\\": \\"$rid\\"}"
+done
+"""
+
+
+def make_spec(
+    code: CodeRef | dict[str, str],
+    *,
+    name: str = "hello",
+    runtime: str = "python3.12",
+    handler: str | None = "app.handler",
+    **fields: Any,
+) -> EnvironmentSpec:
+    ref = code if isinstance(code, CodeRef) else CodeRef(inline=code)
+    return EnvironmentSpec(
+        function_name=name,
+        function_arn=ARN.format(name=name),
+        runtime=runtime,
+        handler=handler,
+        code=ref,
+        **fields,
+    )
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def make_request(payload: bytes = b"{}", **fields: Any) -> InvokeRequest:
+    fields.setdefault("request_id", f"req-{next(_counter):04d}-0000-0000-0000-000000000000")
+    fields.setdefault("invoked_function_arn", ARN.format(name="hello"))
+    return InvokeRequest(payload=payload, **fields)
+
+
+def zip_bytes(files: dict[str, str], modes: dict[str, int] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, content in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = ((modes or {}).get(name, 0o644) | 0o100000) << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+async def wait_until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for `condition` with a bound, yielding to the event loop between checks."""
+    deadline = time.monotonic() + within
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {within} s")
+        await asyncio.sleep(0.01)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return True

@@ -1,0 +1,153 @@
+"""The agent's control HTTP API with RemoteEnvironment, in-process and as `kubelambda agent`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import psutil
+import pytest
+from aiohttp import web
+
+from kubelambda.runtime.agent_app import make_app
+from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError
+from kubelambda.runtime.protocol import ExecutionEnvironment
+from kubelambda.runtime.remote import RemoteEnvironment
+from kubelambda.runtime.spec import EnvState
+
+from .helpers import gone, make_request, make_spec, wait_until
+
+CODE = {
+    "app.py": (
+        "import time\n"
+        "def handler(event, context):\n"
+        "    print('remote says hi')\n"
+        "    time.sleep(event.get('sleep', 0))\n"
+        "    return {'got': event, 'rid': context.aws_request_id}\n"
+    )
+}
+
+
+@pytest.fixture
+async def agent(tmp_path: Path) -> AsyncIterator[tuple[Environment, str]]:
+    env = Environment("python3.12", work_dir=tmp_path / "env", log_sink=lambda line: None)
+    runner = web.AppRunner(make_app(env), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    await env.start()
+    try:
+        yield env, f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+        await env.stop()
+
+
+async def test_remote_round_trip(agent: tuple[Environment, str]) -> None:
+    env, url = agent
+    remote = RemoteEnvironment(url)
+    assert isinstance(remote, ExecutionEnvironment) and isinstance(env, ExecutionEnvironment)
+    try:
+        document = await remote.refresh()
+        assert document["state"] == "warm" and document["spec"] is None
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{url}/healthz") as health:
+                assert health.status == 200
+            async with session.get(f"{url}/readyz") as ready:
+                assert ready.status == 200
+        with pytest.raises(EnvironmentStateError):
+            await remote.invoke(make_request())
+        spec = make_spec(CODE)
+        await remote.specialize(spec)
+        assert remote.spec == spec and env.spec == spec
+        request = make_request(b'{"a": 1}', log_tail=True)
+        result = await remote.invoke(request)
+        assert json.loads(result.payload) == {"got": {"a": 1}, "rid": request.request_id}
+        assert result.request_id == request.request_id and result.executed_version == "$LATEST"
+        assert result.init_duration_ms is not None and result.billed_duration_ms >= 1
+        assert result.log_tail is not None and "remote says hi" in result.log_tail
+        assert "REPORT RequestId" in result.log_tail
+        assert remote.state == EnvState.READY and remote.invocations == 1
+
+        slow = asyncio.create_task(remote.invoke(make_request(b'{"sleep": 0.5}')))
+        await wait_until(lambda: env.state == EnvState.BUSY)
+        with pytest.raises(EnvironmentBusy):
+            await remote.invoke(make_request())
+        assert (await slow).function_error is None
+
+        with pytest.raises(ValueError, match="Base64"):
+            await remote.invoke(make_request(client_context="not base64!"))
+        document = await remote.refresh()
+        assert document["spec"]["functionName"] == "hello" and document["invocations"] == 2
+        await remote.stop()
+        assert env.state == EnvState.STOPPED
+        assert remote.state.value == "stopped"
+    finally:
+        await remote.close()
+
+
+async def test_invalid_spec_is_a_400(agent: tuple[Environment, str]) -> None:
+    _, url = agent
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{url}/kubelambda/v1/specialize", json={"functionName": "x"}) as response,
+    ):
+        assert response.status == 400
+        assert (await response.json())["errorType"] == "InvalidSpec"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_kubelambda_agent_command(tmp_path: Path) -> None:
+    spec_file = tmp_path / "spec.json"
+    spec_file.write_text(make_spec(CODE).model_dump_json(by_alias=True))
+    port = _free_port()
+    agent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "kubelambda.cli",
+        "agent",
+        "--runtime",
+        "python3.12",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--runtime-api-port",
+        "0",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--spec",
+        str(spec_file),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    remote = RemoteEnvironment(f"http://127.0.0.1:{port}")
+    try:
+        assert agent.stderr is not None
+        banner = await asyncio.wait_for(agent.stderr.readline(), 30)
+        assert b"control API on 127.0.0.1" in banner
+        document = await remote.refresh()
+        assert document["spec"]["functionName"] == "hello"  # specialized at start (--spec)
+        result = await remote.invoke(make_request(b'{"x": 2}'))
+        assert json.loads(result.payload)["got"] == {"x": 2}
+        runtime_pid = document["pid"]
+        assert psutil.Process(runtime_pid).ppid() == agent.pid
+    finally:
+        await remote.close()
+        agent.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(agent.wait(), 10) == 0
+    await wait_until(lambda: gone(runtime_pid))

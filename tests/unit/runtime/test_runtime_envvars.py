@@ -1,0 +1,108 @@
+"""The runtime's environment variables, paths and entry point."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from kubelambda.api.function import RESERVED_ENV as API_RESERVED
+from kubelambda.runtime.envvars import (
+    RESERVED_ENV,
+    Layout,
+    build_environment,
+    choose_launch,
+    log_stream_name,
+    python_paths,
+    python_version_dirs,
+)
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+
+LAYOUT = Layout(Path("/t"), Path("/o"), Path("/tmpx"), Path("/rt"))
+
+
+def _spec(**fields: object) -> EnvironmentSpec:
+    base: dict[str, object] = {
+        "function_name": "fn",
+        "function_arn": "arn:aws:lambda:us-east-1:0:function:fn",
+        "runtime": "python3.12",
+        "handler": "app.handler",
+        "code": CodeRef(inline={"app.py": ""}),
+    }
+    base.update(fields)
+    return EnvironmentSpec.model_validate(base)
+
+
+def _env(spec: EnvironmentSpec, **host: str) -> dict[str, str]:
+    return build_environment(
+        spec,
+        layout=LAYOUT,
+        runtime_api="127.0.0.1:9001",
+        log_stream="s",
+        host_env={"PATH": "/usr/bin:/bin", **host},
+        interpreter=(3, 11),
+        python_bin_dir="/venv/bin",
+    )
+
+
+def test_reserved_list_matches_the_resource_models() -> None:
+    assert RESERVED_ENV == API_RESERVED
+
+
+def test_lambda_variables() -> None:
+    env = _env(_spec(memory_size=256, region="eu-west-1"))
+    assert env["_HANDLER"] == "app.handler"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "fn"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "$LATEST"
+    assert env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256"
+    assert env["AWS_LAMBDA_LOG_GROUP_NAME"] == "/aws/lambda/fn"
+    assert env["AWS_LAMBDA_LOG_STREAM_NAME"] == "s"
+    assert env["AWS_LAMBDA_INITIALIZATION_TYPE"] == "on-demand"
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.12"
+    assert env["AWS_LAMBDA_RUNTIME_API"] == "127.0.0.1:9001"
+    assert env["LAMBDA_TASK_ROOT"] == "/t" and env["LAMBDA_RUNTIME_DIR"] == "/rt"
+    assert env["TZ"] == ":UTC" and env["TMPDIR"] == "/tmpx"
+    assert env["PATH"] == "/o/bin:/venv/bin:/usr/bin:/bin"
+    assert env["LD_LIBRARY_PATH"] == "/t:/t/lib:/o/lib"
+    assert env["PYTHONPATH"].split(":") == [
+        "/t",
+        "/o/python/lib/python3.12/site-packages",
+        "/o/python/lib/python3.11/site-packages",
+        "/o/python",
+    ]
+
+
+def test_user_variables_win_except_reserved_ones() -> None:
+    env = _env(_spec(environment={"AWS_REGION": "x", "TZ": "Europe/Paris", "MINE": "1"}))
+    assert env["AWS_REGION"] == "us-east-1" and env["TZ"] == "Europe/Paris" and env["MINE"] == "1"
+
+
+def test_custom_runtimes_and_images_have_no_execution_env() -> None:
+    assert "AWS_EXECUTION_ENV" not in _env(_spec(runtime="provided.al2023"))
+    assert "PYTHONPATH" not in _env(_spec(runtime="provided.al2023"))
+    assert "AWS_EXECUTION_ENV" not in _env(_spec(package_type="Image", image_command=["x"]))
+
+
+def test_python_paths_and_versions() -> None:
+    assert python_version_dirs("python3.11", (3, 11)) == ["python3.11"]
+    assert python_version_dirs("provided.al2", (3, 11)) == ["python3.11"]
+    assert python_paths(LAYOUT, "python3.12", (3, 11))[0] == "/t"
+
+
+def test_launch_choice() -> None:
+    spec = _spec()
+    assert choose_launch(spec, LAYOUT, {}).mode == "python"
+    wrapped = choose_launch(spec, LAYOUT, {"AWS_LAMBDA_EXEC_WRAPPER": "/t/w"}, python="/py")
+    assert wrapped.mode == "exec" and wrapped.argv[:2] == ["/t/w", "/py"]
+    image = _spec(package_type="Image", image_command=["python", "-m", "awslambdaric", "a.b"])
+    assert choose_launch(image, LAYOUT, {}).argv == ["python", "-m", "awslambdaric", "a.b"]
+    custom = _spec(runtime="provided.al2023")
+    found = choose_launch(custom, LAYOUT, {}, is_file=lambda p: p == "/o/bootstrap")
+    assert found.argv == ["/o/bootstrap"]
+    missing = choose_launch(custom, LAYOUT, {}, is_file=lambda p: False)
+    assert missing.mode == "missing" and "/t/bootstrap" in missing.detail
+
+
+def test_log_stream_name() -> None:
+    name = log_stream_name("$LATEST", datetime(2024, 1, 31), "a" * 32)
+    assert name == "2024/01/31/[$LATEST]" + "a" * 32
