@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 
+from bench.agent import bare_loopback
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest
 
@@ -44,29 +44,6 @@ spec:
 def summary(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
-
-
-async def bare_round_trip(calls: int) -> list[float]:
-    async def answer(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(body=b"{}", content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    samples: list[float] = []
-    async with aiohttp.ClientSession() as session:
-        for _ in range(calls + 20):
-            start = time.perf_counter()
-            async with session.post(f"http://127.0.0.1:{port}/", data=b"{}") as response:
-                await response.read()
-            samples.append(time.perf_counter() - start)
-    await runner.cleanup()
-    return samples[20:]
 
 
 async def agent_direct(calls: int) -> list[float]:
@@ -179,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args(argv or [])
-    bare = summary(asyncio.run(bare_round_trip(args.calls)))
+    bare = summary(asyncio.run(bare_loopback(args.calls)))
     agent = summary(asyncio.run(agent_direct(args.calls)))
     gateway = Gateway()
     try:

@@ -15,32 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from kubelambda.api.function import RESERVED_ENV  # Lambda sets these; users can't override
 from kubelambda.runtime.spec import EnvironmentSpec
 
-# Lambda sets these itself; a function's own variables never override them
-# (the same list as kubelambda.api.function.RESERVED_ENV, which a unit test keeps in sync).
-RESERVED_ENV = frozenset(
-    {
-        "_HANDLER",
-        "_X_AMZN_TRACE_ID",
-        "AWS_DEFAULT_REGION",
-        "AWS_REGION",
-        "AWS_EXECUTION_ENV",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_INITIALIZATION_TYPE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_ACCESS_KEY",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_LAMBDA_RUNTIME_API",
-        "LAMBDA_TASK_ROOT",
-        "LAMBDA_RUNTIME_DIR",
-    }
-)
 # Runtimes whose AWS_EXECUTION_ENV Lambda sets (custom runtimes and images get none).
 _MANAGED_PREFIXES = ("python", "nodejs", "java", "dotnet", "ruby")
 

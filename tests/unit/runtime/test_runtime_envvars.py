@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from kubelambda.api.function import RESERVED_ENV as API_RESERVED
 from kubelambda.runtime.envvars import (
     RESERVED_ENV,
     Layout,
@@ -42,10 +41,6 @@ def _env(spec: EnvironmentSpec, **host: str) -> dict[str, str]:
         interpreter=(3, 11),
         python_bin_dir="/venv/bin",
     )
-
-
-def test_reserved_list_matches_the_resource_models() -> None:
-    assert RESERVED_ENV == API_RESERVED
 
 
 def test_lambda_variables() -> None:
