@@ -6,7 +6,6 @@ from datetime import datetime
 from pathlib import Path
 
 from kubelambda.runtime.envvars import (
-    RESERVED_ENV,
     Layout,
     build_environment,
     choose_launch,
