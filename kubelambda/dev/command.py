@@ -68,10 +68,10 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from kubelambda.api.resources import ManifestError
-    from kubelambda.loop import run_loop
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.admission import PoolLimits
     from kubelambda.gateway.pool import PoolSettings
+    from kubelambda.loop import run_loop
 
     folder: Path = args.folder
     if not folder.is_dir():
