@@ -60,6 +60,41 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="generic warm environments kept per runtime in use (1)",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
+    queue = parser.add_argument_group("asynchronous invocation (InvocationType Event)")
+    queue.add_argument(
+        "--queue",
+        metavar="URL",
+        help="the durable event queue: sqlite:///PATH (sqlite:////abs/path) or "
+        "nats://HOST:PORT[?replicas=N&ack_wait=S] for NATS JetStream "
+        "(default: SQLite at STATE/async/events.sqlite3)",
+    )
+    queue.add_argument(
+        "--retry-base",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="wait before the first retry of a failed event; the second waits twice as long, "
+        "throttle backoff scales with it (60, as Lambda)",
+    )
+    queue.add_argument(
+        "--async-concurrency",
+        type=int,
+        default=16,
+        metavar="N",
+        help="async events processed at once, within the functions' concurrency (16)",
+    )
+    queue.add_argument(
+        "--max-event-age",
+        type=float,
+        metavar="SECONDS",
+        help="cap every function's maximumEventAgeInSeconds, below its 60 s minimum too "
+        "(for tests; default: no cap)",
+    )
+    queue.add_argument(
+        "--nats-url",
+        default="nats://127.0.0.1:4222",
+        help="server for NATS destinations when the queue is not NATS (nats://127.0.0.1:4222)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.admission import PoolLimits
+    from kubelambda.gateway.asyncq.queue import QueueError
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop
 
@@ -96,16 +132,32 @@ def run(args: argparse.Namespace) -> int:
             max_age=args.max_age,
         ),
         reload=not args.no_reload,
+        queue=args.queue,
+        retry_base=args.retry_base,
+        async_concurrency=args.async_concurrency,
+        event_age_cap=args.max_event_age,
+        nats_url=args.nats_url,
     )
+    if args.retry_base <= 0 or args.async_concurrency < 1:
+        print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)
+        return 2
 
     async def serve() -> int:
-        server = DevServer(settings, say=lambda line: print(line, flush=True))
+        try:
+            server = DevServer(settings, say=lambda line: print(line, flush=True))
+        except ValueError as exc:  # an unusable --queue URL
+            print(f"kubelambda dev: --queue: {exc}", file=sys.stderr)
+            return 2
         try:
             await server.start()
         except ManifestError as exc:
             print("kubelambda dev: the manifests are invalid:", file=sys.stderr)
             for line in exc.problems:
                 print(f"  {line}", file=sys.stderr)
+            await server.stop()
+            return 1
+        except QueueError as exc:
+            print(f"kubelambda dev: the async queue cannot open: {exc}", file=sys.stderr)
             await server.stop()
             return 1
         except OSError as exc:

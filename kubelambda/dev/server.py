@@ -20,6 +20,8 @@ from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi
+from kubelambda.gateway.asyncq.backends import default_url
+from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.runtime.provider import ProcessProvider
@@ -39,10 +41,24 @@ class DevSettings:
     limits: PoolLimits = field(default_factory=PoolLimits)
     pool: PoolSettings = field(default_factory=PoolSettings)
     reload: bool = True
+    queue: str | None = None  # the async queue's URL; default: SQLite in the state folder
+    retry_base: float = 60.0  # first async retry after a function error (Lambda: ~1 min)
+    async_concurrency: int = 16  # async events in flight
+    event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
+    nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
 
     @property
     def state(self) -> Path:
         return (self.state_dir or self.folder / ".kubelambda").resolve()
+
+    def async_settings(self) -> AsyncSettings:
+        return AsyncSettings(
+            queue_url=self.queue or default_url(self.state),
+            concurrency=self.async_concurrency,
+            retry_base=self.retry_base,
+            age_cap=self.event_age_cap,
+            nats_url=self.nats_url,
+        )
 
 
 class DevServer:
@@ -55,6 +71,9 @@ class DevServer:
         self.pool = EnvironmentPool(self.provider, settings.pool)
         self.invoker = Invoker(self.pool, limits=settings.limits, region=settings.region)
         self.api = GatewayApi(self.invoker, default_namespace=settings.namespace)
+        self.asynq = AsyncService(self.invoker, settings.async_settings())
+        self.api.async_submit = self.asynq.submit
+        self._asynq_started = False
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = settings.port
@@ -65,9 +84,16 @@ class DevServer:
         return f"http://{self.settings.host}:{self.port}"
 
     async def start(self) -> None:
-        """Loads the folder and starts serving. Raises ManifestError on an invalid folder."""
+        """Loads the folder and starts serving.
+
+        Raises ManifestError on an invalid folder, QueueError when the async queue won't open.
+        The queue opens before the port does, so no 202 is ever answered without it; its worker
+        resumes the events a previous run left (a restart loses none).
+        """
         result = self.loader.load()
         self._apply(result)
+        await self.asynq.start()
+        self._asynq_started = True
         self._runner = web.AppRunner(self.api.app(), access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -103,6 +129,7 @@ class DevServer:
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+        self.say(f"async queue: {self.asynq.queue.describe()}")
         self.say(
             f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
         )
@@ -139,6 +166,12 @@ class DevServer:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        # Stop taking async events first, so none starts while the HTTP side drains; close the
+        # queue last, so a request still in flight gets its 202 (or a clean 500).
+        if self._asynq_started:
+            await self.asynq.stop_worker()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._asynq_started:
+            await self.asynq.close()
         await self.pool.close()

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control
 from kubelambda.gateway.errors import (
+    ASYNC_PAYLOAD_LIMIT,
     SYNC_PAYLOAD_LIMIT,
     LambdaError,
     bad_json,
@@ -95,8 +96,9 @@ class GatewayApi:
         if length is not None and length > SYNC_PAYLOAD_LIMIT:
             raise too_large(length, SYNC_PAYLOAD_LIMIT)
         payload = await request.read()
-        if len(payload) > SYNC_PAYLOAD_LIMIT:
-            raise too_large(len(payload), SYNC_PAYLOAD_LIMIT)
+        limit = ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
+        if len(payload) > limit:
+            raise too_large(len(payload), limit)
         payload = check_json(payload)
         if kind == "Event":
             if self.async_submit is None:
