@@ -2,11 +2,13 @@
 
 Dev mode resolves code paths against the manifest's folder; sources that need a cluster
 (a ConfigMap, S3 with a credentials Secret, a container image) are refused with a message that
-says so.
+says so. Cluster mode passes a `CodeResolver` that turns a ConfigMap source into inline files or
+a zip (see `kubelambda.gateway.cluster.codes`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +23,18 @@ class UnsupportedCode(ValueError):
     """The code source cannot be served by this provider."""
 
 
-def code_ref(code: Code | Layer, base_dir: Path | None, digest: str | None = None) -> CodeRef:
+# (namespace, source, verified digest or None) -> the CodeRef, or None when it cannot serve it.
+CodeResolver = Callable[[str, Code | Layer, str | None], CodeRef | None]
+
+
+def code_ref(
+    code: Code | Layer,
+    base_dir: Path | None,
+    digest: str | None = None,
+    *,
+    namespace: str = "default",
+    resolve: CodeResolver | None = None,
+) -> CodeRef:
     if code.inline is not None:
         return CodeRef(inline=code.inline, sha256=code.sha256)
     if code.path is not None:
@@ -31,6 +44,10 @@ def code_ref(code: Code | Layer, base_dir: Path | None, digest: str | None = Non
         return CodeRef(path=str(path.resolve()), sha256=code.sha256 or digest)
     if code.url is not None:
         return CodeRef(url=code.url, sha256=code.sha256)
+    if resolve is not None:
+        found = resolve(namespace, code, digest)
+        if found is not None:
+            return found
     kind = code.source_kind() if isinstance(code, Layer) or code.image is None else "image"
     raise UnsupportedCode(
         f"code from {kind} needs cluster mode; use path, inline or url (with sha256) in dev mode"
@@ -42,6 +59,7 @@ def environment_spec(
     *,
     region: str,
     initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand",
+    resolve: CodeResolver | None = None,
 ) -> EnvironmentSpec:
     spec = version.spec
     if spec.package_type == "Image" or spec.runtime is None:
@@ -55,8 +73,14 @@ def environment_spec(
             f"{version.function}: environment.secretKeyRefs need cluster mode",
         )
     try:
-        code = code_ref(spec.code, version.base_dir, version.code_sha256)
-        layers = [code_ref(layer, version.base_dir) for layer in spec.layers]
+        ns = version.namespace
+        code = code_ref(
+            spec.code, version.base_dir, version.code_sha256, namespace=ns, resolve=resolve
+        )
+        layers = [
+            code_ref(layer, version.base_dir, namespace=ns, resolve=resolve)
+            for layer in spec.layers
+        ]
     except UnsupportedCode as exc:
         raise LambdaError("InvalidParameterValueException", f"{version.function}: {exc}") from None
     logging = spec.logging_config

@@ -66,6 +66,8 @@ class Environment:
         self._init: asyncio.Future[InitFailure | None] | None = None
         self._init_started = 0.0
         self._init_ms: float | None = None
+        # Provisioned concurrency: the first init ran ahead of any call, so no REPORT shows it.
+        self._init_ahead = False
         self._init_timer: asyncio.TimerHandle | None = None
         self._reinit_task: asyncio.Task[None] | None = None
         self._busy = False
@@ -132,6 +134,7 @@ class Environment:
             self._state = EnvState.WARM if self.alive else EnvState.FAILED
             raise
         self._spec, self._release = spec, prepared.message
+        self._init_ahead = spec.initialization_type == "provisioned-concurrency"
         self._begin_init()
         if prepared.launch.mode == "missing":
             self._proc.kill()
@@ -187,6 +190,8 @@ class Environment:
             await asyncio.shield(init)
         failure = init.result()
         init_ms, self._init_ms = self._init_ms, None
+        if self._init_ahead:
+            init_ms, self._init_ahead = None, False
         rid = request.request_id
         self._tail = report.LogTail() if request.log_tail else None
         self._emit(report.start_line(rid, spec.function_version, spec.log_format))
@@ -340,6 +345,7 @@ class Environment:
         release = self._release
         if self._state == EnvState.STOPPED or release is None:
             return
+        self._init_ahead = False  # a re-init happens on the call path: its REPORT shows it
         if not self._busy:
             self._state = EnvState.INITIALIZING
         self._begin_init()

@@ -87,6 +87,7 @@ def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
     for kind in KINDS:
         expected |= {("kubelambda.dev", kind, v, "") for v in ("get", "list", "watch")}
     expected |= {("", "pods", v, "") for v in ("get", "list", "watch", "patch")}
+    expected.add(("", "configmaps", "get", ""))  # function code, handed to the agent
     expected |= {
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")
     }

@@ -30,6 +30,7 @@ from tests.cluster.podspec import (
     Rewriter,
     container_argv,
     container_env,
+    field_ref,
     resolve_program,
 )
 
@@ -177,6 +178,12 @@ class PodRun:
                         target = path / item["path"]
                         target.parent.mkdir(parents=True, exist_ok=True)
                         target.write_text(data[item["key"]])
+            elif "downwardAPI" in volume:
+                # Files from fieldRefs (metadata.annotations['k'] and the like), written once.
+                for item in volume["downwardAPI"].get("items") or ():
+                    target = path / item["path"]
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text(field_ref(self.pod, item["fieldRef"]["fieldPath"]))
             elif "emptyDir" not in volume:
                 kinds = sorted(set(volume) - {"name"})
                 raise ContainerConfigError(f"volume {volume['name']}: {kinds} is not emulated")

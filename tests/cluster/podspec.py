@@ -227,10 +227,14 @@ class Rewriter:
     loopback: bool = True
 
     def __call__(self, text: str) -> str:
-        for mount_path in sorted(self.mounts, key=len, reverse=True):
-            pattern = rf"(?<![\w./-]){re.escape(mount_path.rstrip('/'))}(?=/|$|[^\w.-])"
-            local = str(self.mounts[mount_path]).replace("\\", "\\\\")
-            text = re.sub(pattern, local, text)
+        # One pass over all mount paths (longest first), so a folder that was just substituted
+        # is never rewritten again by a shorter mount (e.g. /tmp when the test dir is in /tmp).
+        if self.mounts:
+            ordered = sorted(self.mounts, key=len, reverse=True)
+            by_path = {m.rstrip("/"): str(self.mounts[m]) for m in ordered}
+            alternatives = "|".join(re.escape(m.rstrip("/")) for m in ordered)
+            pattern = rf"(?<![\w./-])(?:{alternatives})(?=/|$|[^\w.-])"
+            text = re.sub(pattern, lambda m: by_path[m.group(0)], text)
         if self.loopback:
             text = re.sub(
                 r"(?<![\w.-])(?:127\.0\.0\.1|localhost|0\.0\.0\.0)(?![\w.-])", self.pod_ip, text

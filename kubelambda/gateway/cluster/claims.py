@@ -1,0 +1,94 @@
+"""Which pods may serve a specialization, and the label patches that claim and release them. Pure.
+
+- A provisioned call takes a `ready` provisioned pod whose revision is the spec's own.
+- Otherwise a function whose shape fits a generic pod (x86_64, no role, no placement, memory and
+  /tmp within the pod's) takes a `warm` generic pod of its runtime in its namespace; any other
+  function takes a `warm` pod of its own dedicated pool (same function, same shape).
+Candidates are Ready, have an IP and are not being deleted; they are shuffled, so replicas that
+claim at the same moment mostly try different pods. The claim carries the pod's resourceVersion:
+the apiserver answers 409 to all but the first replica, which then tries the next candidate.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kubelambda.operator import contract as c
+from kubelambda.operator.contract import PodInfo, PodShape
+
+
+@dataclass(frozen=True)
+class Want:
+    """What a specialization needs from a pod."""
+
+    namespace: str
+    function: str
+    runtime: str
+    shape: PodShape
+    revision: str | None = None  # set: a provisioned pod of exactly this revision
+
+    @property
+    def generic(self) -> bool:
+        return (
+            self.shape.architecture == "x86_64"
+            and self.shape.role is None
+            and not self.shape.placement
+        )
+
+
+def matches(pod: PodInfo, want: Want) -> bool:
+    if pod.namespace != want.namespace or pod.deleting or not pod.ready or not pod.ip:
+        return False
+    if pod.phase != "Running":
+        return False
+    if want.revision is not None:
+        return pod.pool == "provisioned" and pod.state == "ready" and pod.revision == want.revision
+    if pod.state != "warm" or pod.runtime != want.runtime:
+        return False
+    if want.generic and pod.pool == "generic":
+        return pod.memory >= want.shape.memory and pod.ephemeral >= want.shape.ephemeral_storage
+    return pod.pool == "function" and pod.function == want.function and pod.shape == want.shape.key
+
+
+def candidates(
+    pods: Iterable[PodInfo], want: Want, skip: set[str], rng: random.Random | None = None
+) -> list[PodInfo]:
+    """Pods that may serve `want`, minus the names in `skip`, in random order."""
+    found = [p for p in pods if p.name not in skip and matches(p, want)]
+    (rng or random).shuffle(found)
+    return found
+
+
+def claim_patch(
+    pod: PodInfo, identity: str, function: str, version: str, revision: str, now: float
+) -> dict[str, Any]:
+    """A merge patch that claims `pod`, valid only at the resourceVersion it was seen at."""
+    return {
+        "metadata": {
+            "resourceVersion": pod.resource_version,
+            "labels": {
+                c.STATE: "claimed",
+                c.CLAIMED_BY: identity,
+                c.FUNCTION: function,
+                c.VERSION: c.version_label(version),
+                c.REVISION: revision,
+            },
+            "annotations": {c.CLAIM_RENEWED: f"{now:.3f}", c.LAST_USED: f"{now:.3f}"},
+        }
+    }
+
+
+def renew_patch(now: float, last_used: float) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "annotations": {c.CLAIM_RENEWED: f"{now:.3f}", c.LAST_USED: f"{last_used:.3f}"}
+        }
+    }
+
+
+def release_patch() -> dict[str, Any]:
+    """Hand a pod back: the operator deletes released pods (only it deletes pods)."""
+    return {"metadata": {"labels": {c.STATE: "released"}}}

@@ -1,0 +1,99 @@
+"""Code from ConfigMaps, for the cluster path: fetched once per verified digest, served inline.
+
+The operator digests a ConfigMap when it reconciles the Function (status.codeSha256). Here the
+same ConfigMap becomes the `CodeRef` an agent specializes with: one file per key (inline), or
+the zip under `key` (zipBase64), pinned to the operator's digest, so an agent refuses content
+that changed after the operator looked (as Lambda keeps the code of the last update). A
+ConfigMap is fetched again only when the digest it should have changes; it is not watched.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Iterable
+
+from kubelambda.api.function import Code, ConfigMapSource, Layer
+from kubelambda.gateway.catalog import Catalog
+from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
+from kubelambda.operator.functions import CodeProblem, code_facts, configmap_files
+from kubelambda.runtime.spec import CodeRef
+
+log = logging.getLogger(__name__)
+# (namespace, ConfigMap name, key, the digest its content should have)
+Wanted = tuple[str, str, str | None, str | None]
+
+
+def configmap_code_ref(source: ConfigMapSource, configmap: JsonDict, pinned: str | None) -> CodeRef:
+    """The CodeRef of a ConfigMap source; raises CodeProblem when it cannot be served."""
+    files = configmap_files(configmap)
+    if source.key is not None:
+        if source.key not in files:
+            raise CodeProblem(f"ConfigMap {source.name} has no key {source.key!r}")
+        data = base64.b64encode(files[source.key]).decode()
+        return CodeRef(zip_base64=data, sha256=pinned)
+    if configmap.get("binaryData"):
+        raise CodeProblem(f"ConfigMap {source.name}: binary files need `key` (a zip)")
+    return CodeRef(inline={k: v.decode() for k, v in files.items()}, sha256=pinned)
+
+
+def wanted_configmaps(catalog: Catalog) -> set[Wanted]:
+    """Every ConfigMap the catalog's code and layers come from."""
+    found: set[Wanted] = set()
+    for entry in catalog.functions.values():
+        for version in (entry.latest, *entry.versions.values()):
+            sources: Iterable[tuple[Code | Layer, str | None]] = [
+                (version.spec.code, version.code_sha256),
+                *((layer, layer.sha256) for layer in version.spec.layers),
+            ]
+            for source, digest in sources:
+                cm = source.config_map
+                if cm is not None:
+                    found.add((version.namespace, cm.name, cm.key, digest))
+    return found
+
+
+class ConfigMapCode:
+    """A cache of the ConfigMaps code comes from, keyed by (namespace, name)."""
+
+    def __init__(self, api: KubeApi) -> None:
+        self.api = api
+        self.docs: dict[tuple[str, str], JsonDict] = {}
+        self.fetches = 0
+
+    def _fresh(self, namespace: str, name: str, key: str | None, digest: str | None) -> bool:
+        doc = self.docs.get((namespace, name))
+        if doc is None:
+            return False
+        if digest is None:
+            return True
+        try:
+            source = Code(config_map=ConfigMapSource(name=name, key=key))
+            return code_facts(source, doc).sha256 == digest
+        except CodeProblem:
+            return False
+
+    async def refresh(self, catalog: Catalog) -> None:
+        """Fetch the ConfigMaps not held yet, or held with other content than verified."""
+        for namespace, name, key, digest in sorted(wanted_configmaps(catalog), key=str):
+            if self._fresh(namespace, name, key, digest):
+                continue
+            path = f"{collection('', 'v1', 'configmaps', namespace)}/{name}"
+            try:
+                self.docs[(namespace, name)] = await self.api.get(path)
+                self.fetches += 1
+            except ApiError as exc:
+                log.warning("code ConfigMap %s/%s: %s", namespace, name, exc)
+
+    def resolve(self, namespace: str, source: Code | Layer, digest: str | None) -> CodeRef | None:
+        """A `CodeResolver` for `environment_spec`: None for sources that are not ConfigMaps."""
+        if source.config_map is None:
+            return None
+        doc = self.docs.get((namespace, source.config_map.name))
+        if doc is None:
+            return None  # the spec builder then says the source cannot be served
+        try:
+            return configmap_code_ref(source.config_map, doc, source.sha256 or digest)
+        except CodeProblem as exc:
+            log.warning("code ConfigMap %s/%s: %s", namespace, source.config_map.name, exc)
+            return None

@@ -1,0 +1,247 @@
+"""ClusterProvider: execution environments that are warm pods, claimed from the operator's pools.
+
+The dispatch core asks a provider for a generic environment and then specializes it. Here the
+environment is a `PodSlot`, and the pod is chosen only when the slot is specialized, because only
+then are the function's namespace and shape known: claim a matching pod (labels patched with a
+resourceVersion precondition; on 409 another replica won, so try the next), then POST the spec to
+its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
+With no pod to claim, it waits for the operator to add one, within a bound. The gateway never
+creates or deletes pods: it releases them (a label) and the operator deletes them. Claims are a
+lease the provider renews in the background; an unrenewed claim is reaped by the operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from kubelambda.gateway.cluster import claims
+from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi, collection
+from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.operator.contract import PodInfo, PodShape, spec_revision
+from kubelambda.runtime.remote import RemoteEnvironment
+from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+
+log = logging.getLogger(__name__)
+ShapeOf = Callable[[EnvironmentSpec], PodShape | None]
+
+
+class NoCapacity(RuntimeError):
+    """No pod could be claimed within the bound."""
+
+
+@dataclass(frozen=True)
+class ClaimSettings:
+    identity: str
+    claim_timeout: float = 30.0  # on-demand: the bounded wait for a warm pod
+    provisioned_timeout: float = 120.0  # background fill of provisioned concurrency
+    lease: float = 60.0  # the operator reaps claims not renewed for this long
+    specialize_timeout: float = 60.0  # the agent's fetch of code and release of the shim
+    agent_port: int = 8080
+
+
+class PodSlot:
+    """One environment: no pod until specialized, then one claimed pod driven over HTTP."""
+
+    def __init__(self, provider: ClusterProvider, runtime: str) -> None:
+        self.provider = provider
+        self.runtime = runtime
+        self.pod: PodInfo | None = None
+        self.remote: RemoteEnvironment | None = None
+        self.last_used = time.time()
+        self._stopped = False
+
+    @property
+    def alive(self) -> bool:
+        if self._stopped:
+            return False
+        if self.pod is None or self.remote is None:
+            return True  # not claimed yet
+        return self.remote.alive and self.provider.pod_alive(self.pod)
+
+    async def specialize(self, spec: EnvironmentSpec) -> None:
+        pod, remote = await self.provider.claim(spec)
+        self.pod, self.remote = pod, remote
+        self.provider.hold(self)
+        try:
+            if spec.initialization_type == "provisioned-concurrency":
+                state = await remote.refresh()  # specialized at start by the operator's spec
+                served = state.get("spec") or {}
+                if served.get("functionName") != spec.function_name:
+                    raise RuntimeError(f"pod {pod.name} serves {served or 'nothing'}")
+            else:
+                # Fetching code (a URL) can take a while; a hung agent must not hold the call.
+                async with asyncio.timeout(self.provider.settings.specialize_timeout):
+                    await remote.specialize(spec)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+        if self.remote is None:
+            raise RuntimeError("invoke before specialize")
+        self.last_used = time.time()
+        try:
+            return await self.remote.invoke(request)
+        finally:
+            self.last_used = time.time()
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        if self.pod is not None:
+            await self.provider.release(self)
+
+
+class ClusterProvider:
+    """The `EnvironmentProvider` of cluster mode; see the module docstring."""
+
+    def __init__(
+        self, api: KubeApi, view: ClusterView, settings: ClaimSettings, shape_of: ShapeOf
+    ) -> None:
+        self.api = api
+        self.view = view
+        self.settings = settings
+        self.shape_of = shape_of
+        self.held: dict[str, PodSlot] = {}  # pod name -> slot, pods this replica holds
+        self.claimed_total = 0
+        self.conflicts = 0
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def start_environment(self, runtime: str) -> PodSlot:
+        return PodSlot(self, runtime)
+
+    async def stop_environment(self, env: PodSlot) -> None:
+        await env.stop()
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(slot.stop() for slot in list(self.held.values())))
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def pod_alive(self, pod: PodInfo) -> bool:
+        current = self.view.get("pods", pod.namespace, pod.name)
+        if current is None:
+            return False
+        info = PodInfo.from_pod(current)
+        return not info.deleting and info.phase == "Running"
+
+    def _want(self, spec: EnvironmentSpec) -> claims.Want:
+        shape = self.shape_of(spec)
+        if shape is None:
+            raise NoCapacity(f"{spec.function_name}:{spec.function_version} is not served here")
+        provisioned = spec.initialization_type == "provisioned-concurrency"
+        return claims.Want(
+            namespace=spec.namespace,
+            function=spec.function_name,
+            runtime=spec.runtime,
+            shape=shape,
+            revision=spec_revision(spec) if provisioned else None,
+        )
+
+    async def claim(self, spec: EnvironmentSpec) -> tuple[PodInfo, RemoteEnvironment]:
+        """Claim a pod for `spec`, waiting for the operator's capacity within the bound."""
+        want = self._want(spec)
+        revision = want.revision or spec_revision(spec)
+        bound = (
+            self.settings.provisioned_timeout
+            if want.revision is not None
+            else self.settings.claim_timeout
+        )
+        deadline = time.monotonic() + bound
+        tried: set[str] = set()
+        while True:
+            pods = [PodInfo.from_pod(p) for p in self.view.objects("pods")]
+            for pod in claims.candidates(pods, want, tried):
+                tried.add(pod.name)
+                won = await self._try_claim(pod, spec, revision)
+                if won is not None:
+                    url = f"http://{won.ip}:{self.settings.agent_port}"
+                    return won, RemoteEnvironment(url, session=self._client())
+            left = deadline - time.monotonic()
+            if left <= 0:
+                kind = "provisioned" if want.revision else "warm"
+                raise NoCapacity(
+                    f"no {kind} pod for {spec.runtime} in namespace {spec.namespace} could be "
+                    f"claimed within {bound:g} s; the operator keeps the pools (check its logs "
+                    "and --warm-pool)"
+                )
+            await self.view.wait_for_pods(min(left, 1.0))
+            tried.clear()  # pods seen again after a change may be claimable now
+
+    async def _try_claim(
+        self, pod: PodInfo, spec: EnvironmentSpec, revision: str
+    ) -> PodInfo | None:
+        path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
+        body = claims.claim_patch(
+            pod,
+            self.settings.identity,
+            spec.function_name,
+            spec.function_version,
+            revision,
+            time.time(),
+        )
+        try:
+            answer = await self.api.patch(path, body)
+        except ApiError as exc:
+            if exc.status in (404, 409):  # gone, or another replica won it
+                if exc.status == 409:
+                    self.conflicts += 1
+                    log.info("pod %s/%s was claimed by another replica", pod.namespace, pod.name)
+                return None
+            raise
+        self.view.remember("pods", answer)  # so no one here tries it again
+        self.claimed_total += 1
+        log.info("claimed pod %s/%s for %s", pod.namespace, pod.name, spec.function_name)
+        return PodInfo.from_pod(answer)
+
+    async def release(self, slot: PodSlot) -> None:
+        pod = slot.pod
+        if pod is None:
+            return
+        self.held.pop(pod.name, None)
+        if slot.remote is not None:
+            await slot.remote.close()
+        path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
+        try:
+            await self.api.patch(path, claims.release_patch())
+        except ApiError as exc:
+            if exc.status != 404:
+                log.warning("releasing pod %s failed: %s", pod.name, exc)
+        except aiohttp.ClientError as exc:
+            log.warning("releasing pod %s failed: %s", pod.name, exc)
+
+    def hold(self, slot: PodSlot) -> None:
+        if slot.pod is not None:
+            self.held[slot.pod.name] = slot
+
+    async def renew_forever(self) -> None:
+        """Renew every claim this replica holds, at a third of the lease."""
+        while True:
+            await asyncio.sleep(self.settings.lease / 3)
+            await self.renew()
+
+    async def renew(self) -> None:
+        now = time.time()
+
+        async def one(slot: PodSlot) -> None:
+            assert slot.pod is not None
+            path = f"{collection('', 'v1', 'pods', slot.pod.namespace)}/{slot.pod.name}"
+            with contextlib.suppress(ApiError, aiohttp.ClientError):
+                await self.api.patch(path, claims.renew_patch(now, slot.last_used))
+
+        await asyncio.gather(*(one(s) for s in list(self.held.values()) if s.pod is not None))

@@ -1,0 +1,188 @@
+"""The one watch layer: Functions, Versions, Aliases and function pods, kept current in memory.
+
+Each kind (per served namespace, or cluster-wide) is listed once, then watched from the list's
+resourceVersion; a watch that ends is resumed from the last event seen, and one that is too old
+(410 Gone) starts over with a fresh list. Nothing polls. Readers see plain dicts; subscribers are
+told which kind changed, and `wait_for_pods` wakes claimers when any pod changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from kubelambda.api.common import GROUP, VERSION
+from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
+from kubelambda.operator.contract import POOL_SELECTOR
+
+log = logging.getLogger(__name__)
+CUSTOM_KINDS = ("functions", "versions", "aliases")
+Listener = Callable[[str], None]
+
+
+def key_of(obj: JsonDict) -> tuple[str, str]:
+    meta = obj.get("metadata", {})
+    return (meta.get("namespace", ""), meta.get("name", ""))
+
+
+class ResourceWatch:
+    """List-then-watch of one collection, keeping its objects by (namespace, name)."""
+
+    def __init__(
+        self,
+        api: KubeApi,
+        kind: str,
+        path: str,
+        selector: str | None,
+        notify: Listener,
+        *,
+        timeout: int = 240,
+    ) -> None:
+        self.api = api
+        self.kind = kind
+        self.path = path
+        self.selector = selector
+        self.notify = notify
+        self.timeout = timeout
+        self.objects: dict[tuple[str, str], JsonDict] = {}
+        self.synced = asyncio.Event()
+
+    async def run(self) -> None:
+        backoff = 0.2
+        rv: str | None = None
+        while True:
+            try:
+                if rv is None:
+                    rv = await self._relist()
+                rv = await self._watch(rv)
+                backoff = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("watching %s failed (%s); retrying in %.1f s", self.path, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                if isinstance(exc, ApiError) and exc.status == 410:
+                    rv = None
+
+    async def _relist(self) -> str:
+        listing = await self.api.list(self.path, self.selector)
+        fresh = {key_of(item): item for item in listing.get("items", [])}
+        self.objects = fresh
+        self.synced.set()
+        self.notify(self.kind)
+        return str(listing.get("metadata", {}).get("resourceVersion", ""))
+
+    async def _watch(self, rv: str) -> str | None:
+        """Returns where to resume, or None to relist."""
+        async for event in self.api.watch(self.path, rv, self.selector, self.timeout):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                return None  # 410 Gone (expired resourceVersion): start over
+            rv = obj.get("metadata", {}).get("resourceVersion") or rv
+            if kind == "BOOKMARK":
+                continue
+            if kind == "DELETED":
+                self.objects.pop(key_of(obj), None)
+            else:
+                self.objects[key_of(obj)] = obj
+            self.notify(self.kind)
+        return rv
+
+
+class ClusterView:
+    """Every watched kind across the served namespaces (none given: all namespaces)."""
+
+    def __init__(self, api: KubeApi, namespaces: Iterable[str] = (), *, pods: bool = True) -> None:
+        self.api = api
+        self.namespaces = tuple(namespaces)
+        self._listeners: list[Listener] = []
+        self._pods_changed = asyncio.Event()
+        scopes: list[str | None] = list(self.namespaces) or [None]
+        self.watches: dict[str, list[ResourceWatch]] = {}
+        for plural in CUSTOM_KINDS:
+            self.watches[plural] = [
+                ResourceWatch(api, plural, collection(GROUP, VERSION, plural, ns), None, self._told)
+                for ns in scopes
+            ]
+        if pods:
+            self.watches["pods"] = [
+                ResourceWatch(
+                    api, "pods", collection("", "v1", "pods", ns), POOL_SELECTOR, self._told
+                )
+                for ns in scopes
+            ]
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def _told(self, kind: str) -> None:
+        if kind == "pods":
+            self._pods_changed.set()
+            self._pods_changed = asyncio.Event()
+        for listener in self._listeners:
+            listener(kind)
+
+    def start(self) -> None:
+        for watches in self.watches.values():
+            for watch in watches:
+                self._tasks.append(asyncio.create_task(watch.run(), name=f"watch {watch.path}"))
+
+    async def wait_synced(self, within: float | None = None) -> None:
+        async with asyncio.timeout(within):
+            for watches in self.watches.values():
+                for watch in watches:
+                    await watch.synced.wait()
+
+    @property
+    def synced(self) -> bool:
+        return all(w.synced.is_set() for ws in self.watches.values() for w in ws)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def objects(self, kind: str) -> list[JsonDict]:
+        return [obj for watch in self.watches.get(kind, []) for obj in watch.objects.values()]
+
+    def get(self, kind: str, namespace: str, name: str) -> JsonDict | None:
+        for watch in self.watches.get(kind, []):
+            found = watch.objects.get((namespace, name))
+            if found is not None:
+                return found
+        return None
+
+    def remember(self, kind: str, obj: JsonDict) -> None:
+        """Record an object this process just wrote, before its watch event arrives."""
+        ns = obj.get("metadata", {}).get("namespace")
+        for watch in self.watches.get(kind, []):
+            if watch.path.endswith(f"/namespaces/{ns}/{kind}") or "/namespaces/" not in watch.path:
+                watch.objects[key_of(obj)] = obj
+                self._told(kind)
+                return
+
+    def forget(self, kind: str, obj: JsonDict) -> None:
+        for watch in self.watches.get(kind, []):
+            watch.objects.pop(key_of(obj), None)
+        self._told(kind)
+
+    async def wait_for_pods(self, within: float) -> bool:
+        """Wait until any function pod changes; False when `within` seconds pass first."""
+        changed = self._pods_changed
+        try:
+            async with asyncio.timeout(within):
+                await changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def summary(self) -> dict[str, Any]:
+        return {kind: len(self.objects(kind)) for kind in self.watches}

@@ -1,0 +1,161 @@
+"""`kubelambda gateway --cluster`: the Invoke API on a cluster, dispatching to warm pods.
+
+Flags are the ones the Helm chart passes (see gateway/README.md). Heavy imports happen in
+`run()`, so `kubelambda --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+AUTH_MODES = ("none", "kubernetes", "sigv4")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Serve Lambda's Invoke API for the Functions of a cluster, dispatching to warm pods that "
+        "the operator keeps. Without a cluster, use `kubelambda dev`."
+    )
+    parser.add_argument(
+        "--cluster", action="store_true", help="read resources and pods from the Kubernetes API"
+    )
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (0.0.0.0)")
+    parser.add_argument("--port", type=int, default=9000, help="port: API, /metrics, probes")
+    parser.add_argument(
+        "--default-namespace", default="default", help="namespace of a bare function name"
+    )
+    parser.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="a namespace to serve (repeatable; none: all namespaces)",
+    )
+    parser.add_argument("--concurrency-limit", type=int, default=1000, help="per namespace")
+    parser.add_argument(
+        "--unreserved-floor", type=int, default=100, help="part never reserved (100)"
+    )
+    parser.add_argument(
+        "--idle-keepalive", type=float, default=300, help="seconds before idle pods are released"
+    )
+    parser.add_argument(
+        "--max-age", type=float, default=7200, help="seconds before environments are recycled"
+    )
+    parser.add_argument(
+        "--queue", default=None, help="the async queue's URL (sqlite:// or nats://)"
+    )
+    parser.add_argument("--auth", choices=AUTH_MODES, default="none", help="invoke auth (none)")
+    parser.add_argument("--sigv4-secret", default=None, help="Secret with SigV4 keys (sigv4)")
+    parser.add_argument("--region", default="us-east-1", help="region in ARNs and AWS_REGION")
+    parser.add_argument(
+        "--identity", default=None, help="this replica's name in claims (default: $POD_NAME)"
+    )
+    parser.add_argument(
+        "--claim-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for a warm pod before failing a call (30)",
+    )
+    parser.add_argument(
+        "--claim-lease",
+        type=float,
+        default=60.0,
+        help="seconds a claim lives unrenewed; must equal the operator's (60)",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    def fail(message: str) -> int:
+        print(f"kubelambda gateway: {message}", file=sys.stderr)
+        return 2
+
+    if not args.cluster:
+        return fail(
+            "only --cluster is served here; on a machine without a cluster use `kubelambda dev DIR`"
+        )
+    if args.auth != "none":
+        return fail(
+            f"--auth={args.auth} is not built yet (TokenReview/SubjectAccessReview and SigV4 "
+            "are planned); run with --auth=none behind a NetworkPolicy"
+        )
+    from kubelambda.gateway.admission import PoolLimits
+    from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
+
+    try:
+        limits = PoolLimits(args.concurrency_limit, args.unreserved_floor)
+    except ValueError as exc:
+        return fail(f"--concurrency-limit/--unreserved-floor: {exc}")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = ClusterSettings(
+        host=args.host,
+        port=args.port,
+        default_namespace=args.default_namespace,
+        namespaces=tuple(args.namespaces),
+        limits=limits,
+        keepalive=args.idle_keepalive,
+        max_age=args.max_age,
+        region=args.region,
+        identity=args.identity or default_identity(),
+        claim_timeout=args.claim_timeout,
+        lease=args.claim_lease,
+        queue=args.queue,
+    )
+    from kubelambda.loop import run_loop
+
+    return run_loop(_serve(settings))
+
+
+async def _serve(settings: object) -> int:
+    import asyncio
+    import signal
+
+    from kubelambda.gateway.asyncq.queue import QueueError
+    from kubelambda.gateway.cluster.server import ClusterGateway, ClusterSettings
+
+    assert isinstance(settings, ClusterSettings)
+    import kubernetes
+
+    try:
+        gateway = ClusterGateway(settings)
+    except kubernetes.config.ConfigException as exc:
+        print(
+            f"kubelambda gateway: no cluster credentials (in-cluster or KUBECONFIG): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    except ValueError as exc:  # an unusable --queue URL
+        print(f"kubelambda gateway: --queue: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await gateway.start()
+    except QueueError as exc:
+        print(f"kubelambda gateway: the async queue cannot open: {exc}", file=sys.stderr)
+        await gateway.stop()
+        return 1
+    except OSError as exc:
+        print(
+            f"kubelambda gateway: cannot listen on {settings.host}:{settings.port}: {exc}",
+            file=sys.stderr,
+        )
+        await gateway.stop()
+        return 1
+    print(
+        f"kubelambda gateway: {settings.identity} serving on {settings.host}:{gateway.port} "
+        f"({', '.join(settings.namespaces) or 'all namespaces'})",
+        file=sys.stderr,
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await gateway.stop()
+    return 0

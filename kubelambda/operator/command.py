@@ -1,0 +1,141 @@
+"""`kubelambda operator`: run the kopf operator (reconcilers and the pool keeper).
+
+Flags are the ones the Helm chart passes (see operator/README.md); `RUNTIME=VALUE` flags repeat.
+Heavy imports (kopf) happen in `run()`, so `kubelambda --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Reconcile Functions, Versions and Aliases into status and warm-pool pods. The only "
+        "component that creates or deletes pods."
+    )
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        dest="namespaces",
+        action="append",
+        default=[],
+        metavar="NS",
+        help="a namespace to serve (repeatable)",
+    )
+    scope.add_argument("--all-namespaces", action="store_true", help="serve every namespace")
+    peering = parser.add_mutually_exclusive_group()
+    peering.add_argument("--standalone", action="store_true", help="no kopf peering")
+    peering.add_argument("--peering", default=None, metavar="NAME", help="the KopfPeering name")
+    parser.add_argument("--agent-image", required=True, help="the kubelambda image (agent)")
+    parser.add_argument(
+        "--runtime-image",
+        action="append",
+        default=[],
+        metavar="RUNTIME=IMAGE",
+        help="the official base image of a runtime (repeatable; recorded on its pods)",
+    )
+    parser.add_argument(
+        "--warm-pool",
+        action="append",
+        default=[],
+        metavar="RUNTIME=N",
+        help="generic warm pods per runtime in each served namespace (repeatable)",
+    )
+    parser.add_argument("--idle-keepalive", type=float, default=300.0, help="seconds (300)")
+    parser.add_argument("--max-age", type=float, default=7200.0, help="seconds (7200)")
+    parser.add_argument(
+        "--liveness-port", type=int, default=8080, help="port of /healthz (0: none)"
+    )
+    parser.add_argument("--liveness-host", default="0.0.0.0", help="address of /healthz")
+    parser.add_argument(
+        "--claim-lease", type=float, default=60.0, help="seconds an unrenewed claim lives (60)"
+    )
+    parser.add_argument(
+        "--start-timeout", type=float, default=120.0, help="seconds for a pod to be Ready (120)"
+    )
+    parser.add_argument(
+        "--generic-memory", type=int, default=512, help="MB of each generic warm pod (512)"
+    )
+    parser.add_argument(
+        "--generic-ephemeral-storage",
+        type=int,
+        default=512,
+        help="MB of /tmp of each generic warm pod (512)",
+    )
+    parser.add_argument(
+        "--function-warm-pool",
+        type=int,
+        default=1,
+        help="warm pods per function whose shape no generic pod fits (1)",
+    )
+    parser.add_argument("--region", default="us-east-1", help="region in ARNs (us-east-1)")
+    parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from kubelambda.operator.config import ConfigError, OperatorConfig, parse_counts, parse_pairs
+
+    if not args.namespaces and not args.all_namespaces:
+        print(
+            "kubelambda operator: give --namespace=NS (repeatable) or --all-namespaces",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.standalone and not args.peering:
+        print("kubelambda operator: give --standalone or --peering=NAME", file=sys.stderr)
+        return 2
+    try:
+        config = OperatorConfig(
+            agent_image=args.agent_image,
+            namespaces=tuple(args.namespaces),
+            runtime_images=parse_pairs("--runtime-image", args.runtime_image),
+            warm_pool=parse_counts("--warm-pool", args.warm_pool),
+            idle_keepalive=args.idle_keepalive,
+            max_age=args.max_age,
+            claim_lease=args.claim_lease,
+            start_timeout=args.start_timeout,
+            generic_memory=args.generic_memory,
+            generic_ephemeral=args.generic_ephemeral_storage,
+            function_warm=args.function_warm_pool,
+            region=args.region,
+        )
+    except ConfigError as exc:
+        print(f"kubelambda operator: {exc}", file=sys.stderr)
+        return 2
+    return _run_kopf(args, config)
+
+
+def _run_kopf(args: argparse.Namespace, config: object) -> int:
+    import logging
+
+    import kopf
+
+    from kubelambda.operator.config import OperatorConfig
+    from kubelambda.operator.handlers import Runtime, register
+
+    assert isinstance(config, OperatorConfig)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry)
+    settings = kopf.OperatorSettings()
+    settings.posting.level = logging.WARNING  # handler chatter stays in the log, not in Events
+    settings.watching.server_timeout = 120  # watches end server-side and are resumed
+    settings.persistence.finalizer = "kubelambda.dev/operator"
+    liveness = (
+        f"http://{args.liveness_host}:{args.liveness_port}/healthz" if args.liveness_port else None
+    )
+    kopf.run(
+        registry=registry,
+        settings=settings,
+        standalone=bool(args.standalone),
+        peering_name=args.peering,
+        clusterwide=bool(args.all_namespaces),
+        namespaces=tuple(config.namespaces),
+        liveness_endpoint=liveness,
+        memo=kopf.Memo(runtime=Runtime(config)),
+    )
+    return 0

@@ -1,0 +1,77 @@
+"""The operator's configuration: what its flags say, checked and typed. Pure (no I/O).
+
+`RUNTIME=VALUE` flags (`--runtime-image`, `--warm-pool`) are parsed here so that a typo in a
+runtime name fails at start with the flag named, rather than leaving a pool silently empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from kubelambda.api.common import RUNTIMES
+from kubelambda.operator.contract import PodShape
+
+
+class ConfigError(ValueError):
+    """A flag has an invalid value; the message names the flag."""
+
+
+def parse_pairs(flag: str, values: Iterable[str]) -> dict[str, str]:
+    """`RUNTIME=VALUE` items into a dict; the runtime must be one we serve."""
+    pairs: dict[str, str] = {}
+    for item in values:
+        runtime, sep, value = item.partition("=")
+        if not sep or not runtime or not value:
+            raise ConfigError(f"{flag}: expected RUNTIME=VALUE, got {item!r}")
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"{flag}: unknown runtime {runtime!r}; one of {', '.join(RUNTIMES)}")
+        pairs[runtime] = value
+    return pairs
+
+
+def parse_counts(flag: str, values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for runtime, value in parse_pairs(flag, values).items():
+        if not value.isdigit():
+            raise ConfigError(f"{flag}: {runtime}={value!r}: the size must be a whole number >= 0")
+        counts[runtime] = int(value)
+    return counts
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    agent_image: str
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    runtime_images: Mapping[str, str] = field(default_factory=dict)
+    warm_pool: Mapping[str, int] = field(default_factory=dict)
+    idle_keepalive: float = 300.0
+    max_age: float = 7200.0
+    claim_lease: float = 60.0  # a claim not renewed for this long belongs to a gone gateway
+    start_timeout: float = 120.0  # a pod not Ready after this is broken
+    generic_memory: int = 512  # MB of each generic warm pod (CPU follows)
+    generic_ephemeral: int = 512  # MB of /tmp of each generic warm pod
+    function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
+    region: str = "us-east-1"
+
+    def __post_init__(self) -> None:
+        if not self.agent_image:
+            raise ConfigError("--agent-image is required")
+        if self.idle_keepalive <= 0 or self.max_age <= 0 or self.claim_lease <= 0:
+            raise ConfigError("--idle-keepalive, --max-age and --claim-lease must be > 0")
+        if not 128 <= self.generic_memory <= 10240:
+            raise ConfigError("--generic-memory must be between 128 and 10240 (MB)")
+        if not 512 <= self.generic_ephemeral <= 10240:
+            raise ConfigError("--generic-ephemeral-storage must be between 512 and 10240 (MB)")
+        if self.function_warm < 0:
+            raise ConfigError("--function-warm-pool must be >= 0")
+
+    @property
+    def all_namespaces(self) -> bool:
+        return not self.namespaces
+
+    def serves(self, namespace: str) -> bool:
+        return self.all_namespaces or namespace in self.namespaces
+
+    def generic_shape(self, runtime: str) -> PodShape:
+        return PodShape(runtime, self.generic_memory, self.generic_ephemeral)

@@ -1,0 +1,203 @@
+"""The function-pod contract between the operator (which writes pods) and the gateway (which claims
+them): label and annotation names, pod states, pod shapes and revision digests.
+
+A function pod moves through these states, each written by exactly one party:
+
+    warm      (operator creates)  a generic pod, unspecialized, free to claim
+    ready     (operator creates)  a provisioned pod, specialized at start, free to claim
+    claimed   (gateway patches)   held by one gateway replica, named in `claimed-by`
+    released  (gateway patches)   the gateway let it go; the operator deletes it
+
+Claims patch the labels with a resourceVersion precondition, so only one replica can win a pod.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from kubelambda.api.common import LATEST
+from kubelambda.api.function import FunctionSpec
+from kubelambda.runtime.spec import EnvironmentSpec
+
+PREFIX = "kubelambda.dev"
+PART_OF = "app.kubernetes.io/part-of"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+POOL = f"{PREFIX}/pool"
+RUNTIME = f"{PREFIX}/runtime"
+FUNCTION = f"{PREFIX}/function"
+VERSION = f"{PREFIX}/version"
+STATE = f"{PREFIX}/state"
+SHAPE = f"{PREFIX}/shape"
+REVISION = f"{PREFIX}/revision"
+CLAIMED_BY = f"{PREFIX}/claimed-by"
+# Annotations.
+CLAIM_RENEWED = f"{PREFIX}/claim-renewed"  # epoch seconds; the claim's lease
+LAST_USED = f"{PREFIX}/last-used"  # epoch seconds of the last invocation
+SPEC = f"{PREFIX}/spec"  # a provisioned pod's EnvironmentSpec (JSON), read by its agent
+MEMORY = f"{PREFIX}/memory-mb"
+EPHEMERAL = f"{PREFIX}/ephemeral-mb"
+
+MANAGER = "kubelambda-operator"
+AGENT_PORT = 8080
+POOL_SELECTOR = f"{PART_OF}=kubelambda,{POOL}"  # every function pod, for list and watch
+
+Pool = Literal["generic", "provisioned", "function"]
+PodState = Literal["warm", "ready", "claimed", "released"]
+FREE_STATES: dict[Pool, PodState] = {"generic": "warm", "function": "warm", "provisioned": "ready"}
+
+
+def version_label(version: str) -> str:
+    """`$LATEST` is not a valid label value; everything else (a number) is."""
+    return "LATEST" if version == LATEST else version
+
+
+def _digest(value: Any) -> str:
+    body = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def spec_revision(spec: EnvironmentSpec) -> str:
+    """Identifies an exact specialization; provisioned pods are matched to calls by it."""
+    return _digest(spec.model_dump(mode="json", by_alias=True))
+
+
+@dataclass(frozen=True)
+class PodShape:
+    """What must be fixed when a pod is created: its container, resources and placement."""
+
+    runtime: str
+    memory: int  # MB; CPU follows it (1769 MB = 1 vCPU)
+    ephemeral_storage: int  # MB of /tmp
+    architecture: str = "x86_64"
+    role: str | None = None  # ServiceAccount; only then is a token mounted
+    placement: tuple[tuple[str, str], ...] = ()  # canonical JSON of each placement field
+
+    @property
+    def key(self) -> str:
+        return _digest(
+            [
+                self.runtime,
+                self.memory,
+                self.ephemeral_storage,
+                self.architecture,
+                self.role,
+                list(self.placement),
+            ]
+        )
+
+    def fits_in(self, generic: PodShape) -> bool:
+        """Whether a function of this shape may run in a generic pod of that shape."""
+        return (
+            self.runtime == generic.runtime
+            and self.memory <= generic.memory
+            and self.ephemeral_storage <= generic.ephemeral_storage
+            and self.architecture == generic.architecture
+            and self.role is None
+            and not self.placement
+        )
+
+    def placement_dict(self) -> dict[str, Any]:
+        return {name: json.loads(value) for name, value in self.placement}
+
+
+def placement_items(placement: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
+    """Canonical, hashable form of a manifest's `placement` (empty fields dropped)."""
+    if not placement:
+        return ()
+    return tuple(
+        (name, json.dumps(value, sort_keys=True))
+        for name, value in sorted(placement.items())
+        if value not in (None, {}, [])
+    )
+
+
+def shape_of(spec: FunctionSpec) -> PodShape:
+    """The pod shape a function configuration needs (Zip functions; Image ones have no runtime)."""
+    placement = spec.placement.to_manifest() if spec.placement else None
+    return PodShape(
+        runtime=spec.runtime or "",
+        memory=spec.memory_size,
+        ephemeral_storage=spec.ephemeral_storage,
+        architecture=spec.architectures[0],
+        role=spec.role,
+        placement=placement_items(placement),
+    )
+
+
+def _epoch(timestamp: str | None) -> float | None:
+    if not timestamp:
+        return None
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """The facts about one function pod that sizing and claiming use."""
+
+    name: str
+    namespace: str
+    pool: str
+    runtime: str
+    state: str
+    shape: str
+    created: float
+    ready: bool = False
+    phase: str = "Pending"
+    deleting: bool = False
+    function: str | None = None
+    version: str | None = None
+    revision: str | None = None
+    claimed_by: str | None = None
+    claim_renewed: float | None = None
+    last_used: float | None = None
+    ip: str | None = None
+    resource_version: str = ""
+    memory: int = 0
+    ephemeral: int = 0
+
+    @classmethod
+    def from_pod(cls, pod: Mapping[str, Any]) -> PodInfo:
+        meta = pod.get("metadata", {})
+        labels = meta.get("labels") or {}
+        notes = meta.get("annotations") or {}
+        status = pod.get("status") or {}
+        conditions = status.get("conditions") or []
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            pool=labels.get(POOL, ""),
+            runtime=labels.get(RUNTIME, ""),
+            state=labels.get(STATE, ""),
+            shape=labels.get(SHAPE, ""),
+            created=_epoch(meta.get("creationTimestamp")) or 0.0,
+            ready=any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions),
+            phase=status.get("phase", "Pending"),
+            deleting=bool(meta.get("deletionTimestamp")),
+            function=labels.get(FUNCTION),
+            version=labels.get(VERSION),
+            revision=labels.get(REVISION),
+            claimed_by=labels.get(CLAIMED_BY),
+            claim_renewed=_float(notes.get(CLAIM_RENEWED)),
+            last_used=_float(notes.get(LAST_USED)),
+            ip=status.get("podIP"),
+            resource_version=meta.get("resourceVersion", ""),
+            memory=int(notes.get(MEMORY, "0") or 0),
+            ephemeral=int(notes.get(EPHEMERAL, "0") or 0),
+        )
+
+    @property
+    def free(self) -> bool:
+        return self.state in ("warm", "ready")

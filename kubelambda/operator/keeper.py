@@ -1,0 +1,185 @@
+"""The pool keeper: keeps every pool at its size, reaps what should go, reports provisioned pods.
+
+It reads the shared watch layer (`ClusterView`), never polls the API: on any change of a
+Function, Version, Alias or function pod (and on a short tick, for the time-based rules) it
+computes the demand and the plan (`demand.py`, `sizing.py`, both pure) and applies it: creates
+pods, deletes pods (with a uid precondition), and writes `provisionedConcurrencyReady` to the
+Versions and Aliases that ask for provisioned concurrency. It is the only writer of pods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from kubelambda.api.common import GROUP, VERSION
+from kubelambda.gateway.cluster.codes import ConfigMapCode
+from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
+from kubelambda.gateway.cluster.sources import catalog_from_objects
+from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.operator.config import OperatorConfig
+from kubelambda.operator.contract import PodInfo
+from kubelambda.operator.demand import Demand, demand
+from kubelambda.operator.podbuilder import build_pod
+from kubelambda.operator.sizing import PoolPlan, plan
+from kubelambda.operator.versions import number_of
+
+log = logging.getLogger(__name__)
+PARALLEL_WRITES = 8
+
+
+def owners(functions: list[JsonDict]) -> dict[tuple[str, str], dict[str, Any]]:
+    """An ownerReference per Function: its pods are garbage-collected with it."""
+    found = {}
+    for fn in functions:
+        meta = fn.get("metadata", {})
+        found[(meta.get("namespace", ""), meta.get("name", ""))] = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Function",
+            "name": meta.get("name"),
+            "uid": meta.get("uid"),
+            "blockOwnerDeletion": False,
+        }
+    return found
+
+
+class PoolKeeper:
+    def __init__(
+        self, api: KubeApi, view: ClusterView, config: OperatorConfig, *, tick: float = 2.0
+    ) -> None:
+        self.api = api
+        self.view = view
+        self.config = config
+        self.tick = min(tick, config.claim_lease / 4)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._deleting: dict[str, float] = {}  # pod name -> when we asked (not yet seen gone)
+        self._reported: dict[tuple[str, str, str], int] = {}
+        self._writes = asyncio.Semaphore(PARALLEL_WRITES)
+        self.code = ConfigMapCode(api)  # provisioned pods get code from ConfigMaps inline
+        self.passes = 0
+
+    def start(self) -> None:
+        self.view.subscribe(lambda _kind: self._wake.set())
+        self._task = asyncio.create_task(self.run(), name="pool keeper")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def run(self) -> None:
+        await self.view.wait_synced()
+        while True:
+            try:
+                await self.once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("a pool keeper pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.tick):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    def _namespaces(self, catalog_namespaces: set[str]) -> set[str]:
+        return set(self.config.namespaces) if self.config.namespaces else catalog_namespaces
+
+    async def once(self) -> PoolPlan:
+        """One pass: plan against the view and apply the plan."""
+        self.passes += 1
+        now = time.time()
+        functions = self.view.objects("functions")
+        catalog = catalog_from_objects(
+            functions, self.view.objects("versions"), self.view.objects("aliases")
+        )
+        await self.code.refresh(catalog)
+        namespaces = self._namespaces(catalog.namespaces())
+        wanted = demand(self.config, catalog, namespaces, self.code.resolve)
+        for problem in wanted.problems:
+            log.warning("%s", problem)
+        pods = [PodInfo.from_pod(p) for p in self.view.objects("pods")]
+        present = {p.name for p in pods}
+        # Forget a deletion once the pod is gone, or after 30 s (then ask again).
+        self._deleting = {n: t for n, t in self._deleting.items() if now - t < 30 and n in present}
+        pods = [p for p in pods if p.name not in self._deleting]
+        result = plan(self.config, wanted, pods, now, owners(functions))
+        await asyncio.gather(
+            *(self._create(build_pod(self.config, r)) for r in result.create),
+            *(self._delete(pod, why) for pod, why in result.delete),
+        )
+        await self._report_provisioned(wanted, pods)
+        return result
+
+    async def _create(self, pod: JsonDict) -> None:
+        ns = pod["metadata"]["namespace"]
+        async with self._writes:
+            try:
+                created = await self.api.create(collection("", "v1", "pods", ns), pod)
+            except ApiError as exc:
+                log.warning("creating a pod in %s failed: %s", ns, exc)
+                return
+        self.view.remember("pods", created)  # counted at once, before its watch event
+        labels = created["metadata"].get("labels", {})
+        log.info("created pod %s/%s (%s)", ns, created["metadata"]["name"], labels)
+
+    async def _delete(self, pod: PodInfo, why: str) -> None:
+        self._deleting[pod.name] = time.time()
+        path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
+        # Only as seen: a pod a gateway claimed (or renewed) meanwhile is not ours to delete.
+        exited = pod.phase in ("Failed", "Succeeded")
+        seen = None if exited else pod.resource_version
+        async with self._writes:
+            try:
+                await self.api.delete(path, resource_version=seen)
+            except ApiError as exc:
+                self._deleting.pop(pod.name, None)
+                if exc.status == 409:
+                    log.info("pod %s changed before its deletion; judged again", pod.name)
+                elif exc.status != 404:
+                    log.warning("deleting pod %s failed: %s", pod.name, exc)
+                return
+        log.info("deleted pod %s/%s: %s", pod.namespace, pod.name, why)
+
+    async def _report_provisioned(self, wanted: Demand, pods: list[PodInfo]) -> None:
+        """Write provisionedConcurrencyReady where it changed (Versions and Aliases)."""
+        ready: dict[tuple[str, str, str], int] = {}
+        for want in wanted.provisioned.values():
+            count = sum(
+                1
+                for p in pods
+                if p.pool == "provisioned"
+                and p.revision == want.revision
+                and not p.deleting
+                and (p.state == "claimed" or (p.state == "ready" and p.ready))
+            )
+            ready[(want.namespace, want.function, want.version)] = count
+        writes = []
+        for plural in ("versions", "aliases"):
+            for obj in self.view.objects(plural):
+                spec = obj.get("spec") or {}
+                asked = int(spec.get("provisionedConcurrency") or 0)
+                if not asked:
+                    continue
+                number = (
+                    str(number_of(obj))
+                    if plural == "versions"
+                    else str(spec.get("functionVersion"))
+                )
+                meta = obj["metadata"]
+                key = (meta["namespace"], spec.get("functionName", ""), number)
+                value = min(asked, ready.get(key, 0))
+                ident = (plural, meta["namespace"], meta["name"])
+                current = (obj.get("status") or {}).get("provisionedConcurrencyReady")
+                if current != value and self._reported.get(ident) != value:
+                    self._reported[ident] = value
+                    path = collection(GROUP, VERSION, plural, meta["namespace"])
+                    body = {"status": {"provisionedConcurrencyReady": value}}
+                    writes.append(self.api.patch(f"{path}/{meta['name']}/status", body))
+        for outcome in await asyncio.gather(*writes, return_exceptions=True):
+            if isinstance(outcome, Exception):
+                log.warning("reporting provisioned concurrency failed: %s", outcome)

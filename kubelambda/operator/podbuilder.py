@@ -1,0 +1,215 @@
+"""The function pod: from a pod request and the operator's configuration to a Pod manifest. Pure.
+
+Anatomy (see operator/README.md): one `agent` container from the kubelambda image. The agent
+serves the gateway on port 8080 and runs the function's runtime process as its child, held by
+the warm shim until the gateway specializes it (generic and function pools) or specialized at
+start from the `kubelambda.dev/spec` annotation, mounted through the downward API (provisioned
+pods). Every pod meets the Pod Security "restricted" profile, mounts no ServiceAccount token
+unless the function has a role, gets CPU in proportion to memory (1769 MB = 1 vCPU) and an
+ephemeral-storage limit, and is placed by the function's architecture and placement overrides.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubelambda.operator import contract as c
+from kubelambda.operator.config import OperatorConfig
+from kubelambda.operator.contract import PodShape, Pool
+
+MB_PER_VCPU = 1769  # Lambda: a function gets one full vCPU at 1769 MB
+AGENT_MEMORY_MB = 64  # the agent's own share of the pod, on top of the function's memory
+CODE_STORAGE_MB = 512  # code, layers and logs, on top of the function's /tmp
+SPEC_DIR = "/etc/kubelambda"
+ARCH_LABEL = "kubernetes.io/arch"
+ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
+UID = 65532  # the image's non-root user
+
+
+@dataclass(frozen=True)
+class PodRequest:
+    """One pod the operator decided to create."""
+
+    pool: Pool
+    namespace: str
+    shape: PodShape
+    function: str | None = None
+    version: str | None = None  # "$LATEST" or a number
+    revision: str | None = None  # provisioned: the spec revision it serves
+    spec_json: str | None = None  # provisioned: the EnvironmentSpec to specialize with at start
+    owner: dict[str, Any] | None = None  # an ownerReference (the Function), for GC
+    extra_labels: dict[str, str] = field(default_factory=dict)
+
+
+def cpu_millis(memory_mb: int) -> int:
+    return max(1, math.ceil(memory_mb * 1000 / MB_PER_VCPU))
+
+
+def _name_part(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]", "-", text.lower()).strip("-")
+
+
+def generate_name(request: PodRequest) -> str:
+    """A generateName prefix short enough for the 5-character suffix within 63 characters."""
+    if request.function:
+        version = c.version_label(request.version or "").lower()
+        base = f"{request.function}-{version}" if version else request.function
+    else:
+        base = f"warm-{_name_part(request.shape.runtime)}"
+    return f"kl-{base}"[:52].rstrip("-") + "-"
+
+
+def labels_for(request: PodRequest) -> dict[str, str]:
+    labels = {
+        c.PART_OF: "kubelambda",
+        c.MANAGED_BY: c.MANAGER,
+        c.POOL: request.pool,
+        c.RUNTIME: request.shape.runtime,
+        c.STATE: c.FREE_STATES[request.pool],
+        c.SHAPE: request.shape.key,
+    }
+    if request.function:
+        labels[c.FUNCTION] = request.function
+    if request.version:
+        labels[c.VERSION] = c.version_label(request.version)
+    if request.revision:
+        labels[c.REVISION] = request.revision
+    return {**request.extra_labels, **labels}
+
+
+def security_context() -> dict[str, Any]:
+    """The container's part of Pod Security "restricted"."""
+    return {
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _resources(shape: PodShape) -> dict[str, Any]:
+    cpu = f"{cpu_millis(shape.memory)}m"
+    memory = f"{shape.memory + AGENT_MEMORY_MB}Mi"
+    storage = f"{shape.ephemeral_storage + CODE_STORAGE_MB}Mi"
+    amounts = {"cpu": cpu, "memory": memory, "ephemeral-storage": storage}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
+    args = [
+        "agent",
+        f"--runtime={request.shape.runtime}",
+        "--host=0.0.0.0",
+        f"--port={c.AGENT_PORT}",
+        # Any free loopback port: the agent hands its address to the runtime it starts.
+        "--runtime-api-port=0",
+        "--work-dir=/tmp/environment",
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if request.spec_json is not None:
+        args.append(f"--spec={SPEC_DIR}/spec.json")
+        mounts.append({"name": "spec", "mountPath": SPEC_DIR, "readOnly": True})
+    return {
+        "name": "agent",
+        "image": config.agent_image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "ports": [{"name": "control", "containerPort": c.AGENT_PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "TMPDIR", "value": "/tmp"},
+            {"name": "PYTHONUNBUFFERED", "value": "1"},
+        ],
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "control"},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+            "timeoutSeconds": 1,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "control"},
+            "initialDelaySeconds": 10,  # the agent needs a moment to import and bind
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+            "timeoutSeconds": 2,
+        },
+        "resources": _resources(request.shape),
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
+    }
+
+
+def _volumes(request: PodRequest) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [
+        {"name": "tmp", "emptyDir": {"sizeLimit": f"{request.shape.ephemeral_storage}Mi"}}
+    ]
+    if request.spec_json is not None:
+        path = f"metadata.annotations['{c.SPEC}']"
+        volumes.append(
+            {
+                "name": "spec",
+                "downwardAPI": {"items": [{"path": "spec.json", "fieldRef": {"fieldPath": path}}]},
+            }
+        )
+    return volumes
+
+
+def _placement(shape: PodShape) -> dict[str, Any]:
+    overrides = shape.placement_dict()
+    spec: dict[str, Any] = {
+        "nodeSelector": {
+            ARCH_LABEL: ARCHES.get(shape.architecture, shape.architecture),
+            **overrides.get("nodeSelector", {}),
+        }
+    }
+    for manifest_name, pod_field in (
+        ("tolerations", "tolerations"),
+        ("affinity", "affinity"),
+        ("priorityClassName", "priorityClassName"),
+        ("runtimeClassName", "runtimeClassName"),
+    ):
+        if manifest_name in overrides:
+            spec[pod_field] = overrides[manifest_name]
+    return spec
+
+
+def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
+    """The Pod manifest for a request (the apiserver completes the name from generateName)."""
+    shape = request.shape
+    annotations = {c.MEMORY: str(shape.memory), c.EPHEMERAL: str(shape.ephemeral_storage)}
+    if request.spec_json is not None:
+        annotations[c.SPEC] = request.spec_json
+    if shape.runtime in config.runtime_images:
+        annotations[f"{c.PREFIX}/runtime-image"] = config.runtime_images[shape.runtime]
+    metadata: dict[str, Any] = {
+        "generateName": generate_name(request),
+        "namespace": request.namespace,
+        "labels": labels_for(request),
+        "annotations": annotations,
+    }
+    if request.owner is not None:
+        metadata["ownerReferences"] = [request.owner]
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # a dead environment is replaced, never restarted in place
+        "terminationGracePeriodSeconds": 10,
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": shape.role is not None,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": UID,
+            "runAsGroup": UID,
+            "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [_agent(config, request)],
+        "volumes": _volumes(request),
+        **_placement(shape),
+    }
+    if shape.role is not None:
+        spec["serviceAccountName"] = shape.role
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}

@@ -1,0 +1,362 @@
+"""The whole cluster path on the emulated apiserver: `kubelambda operator` and `kubelambda gateway
+--cluster` as real subprocesses, function pods run by the test kubelet, boto3 as the client.
+
+The API server is the emulator (kmock plus our fidelity layer, see README.md), not a real
+kube-apiserver. `LambdaStack` starts everything on loopback with free ports and stops it in
+reverse order, ending only the processes it started, by PID. Helpers wait for conditions with a
+bounded deadline (`waiting.wait_until`), never for a fixed time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+import kubernetes
+
+from tests.cluster.apiserver import REPO, ApiServer, crd_documents
+from tests.cluster.kubelet import Kubelet
+from tests.cluster.probes import ProbeTiming
+from tests.cluster.waiting import wait_gone, wait_until
+
+GROUP, VERSION = "kubelambda.dev", "v1alpha1"
+AGENT_IMAGE = "kubelambda/kubelambda:0.1.0"
+RUNTIME = "python3.12"
+NS = "default"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def handler_code(body: str) -> dict[str, str]:
+    """Inline code: app.handler returns `body` (a Python expression over event/context)."""
+    return {"app.py": f"import os\n\ndef handler(event, context):\n    return {body}\n"}
+
+
+class Role:
+    """A kubelambda role as a subprocess, its output in a file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log_path = log
+        self._out = log.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "kubelambda.cli", *argv],
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM, grace: float = 15.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._out.close()
+        return self.proc.returncode
+
+
+class LambdaStack:
+    def __init__(self, workdir: Path, *, warm: int = 2, lease: float = 60.0) -> None:
+        self.workdir = workdir
+        self.warm = warm
+        self.lease = lease
+        self.apiserver = ApiServer(workdir, crd_documents([REPO / "crds"]))
+        self.kubelet: Kubelet | None = None
+        self.operator: Role | None = None
+        self.gateways: dict[str, tuple[Role, str]] = {}
+        self.client: kubernetes.client.ApiClient | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.apiserver.start()
+        self.client = kubernetes.config.new_client_from_config(str(self.apiserver.kubeconfig))
+        self.core = kubernetes.client.CoreV1Api(self.client)
+        self.custom = kubernetes.client.CustomObjectsApi(self.client)
+        # Probe periods stay short (readiness flips fast); initial delays are honoured up to
+        # 10 s, so the agent's liveness probe waits for it to start, as on a real kubelet.
+        self.kubelet = Kubelet(
+            self.apiserver.url,
+            self.workdir / "kubelet",
+            kubeconfig=self.apiserver.kubeconfig,
+            timing=ProbeTiming(max_initial_delay=10.0, max_period=0.2),
+        )
+        self.kubelet.start()
+        self.start_operator()
+        self.start_gateway("gw-a")
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+        env["KUBECONFIG"] = str(self.apiserver.kubeconfig)
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start_operator(self) -> None:
+        argv = [
+            "operator",
+            f"--namespace={NS}",
+            "--standalone",
+            f"--agent-image={AGENT_IMAGE}",
+            f"--runtime-image={RUNTIME}=public.ecr.aws/lambda/python:3.12",
+            f"--warm-pool={RUNTIME}={self.warm}",
+            "--idle-keepalive=300",
+            "--max-age=7200",
+            f"--claim-lease={self.lease:g}",
+            "--liveness-host=127.0.0.1",
+            f"--liveness-port={free_port()}",
+            "--start-timeout=60",
+        ]
+        self.operator = Role("operator", argv, self.env(), self.workdir / "operator.log")
+
+    def start_gateway(self, identity: str) -> str:
+        port = free_port()
+        argv = [
+            "gateway",
+            "--cluster",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--default-namespace={NS}",
+            f"--namespace={NS}",
+            "--concurrency-limit=50",
+            "--unreserved-floor=10",
+            "--idle-keepalive=300",
+            "--auth=none",
+            f"--identity={identity}",
+            f"--claim-lease={self.lease:g}",
+            "--claim-timeout=20",
+            f"--queue=sqlite:///{self.workdir / identity}-events.sqlite3",
+        ]
+        role = Role(identity, argv, self.env(), self.workdir / f"{identity}.log")
+        url = f"http://127.0.0.1:{port}"
+        self.gateways[identity] = (role, url)
+
+        def ready() -> bool:
+            if role.proc.poll() is not None:
+                raise AssertionError(f"gateway {identity} exited:\n{role.log()}")
+            try:
+                with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                    return bool(response.status == 200)
+            except OSError:
+                return False
+
+        wait_until(ready, timeout=30, interval=0.1, what=f"gateway {identity} to be ready")
+        return url
+
+    def stop(self) -> None:
+        for role, _ in self.gateways.values():
+            role.stop()
+        if self.operator is not None:
+            self.operator.stop()
+        if self.kubelet is not None:
+            self.kubelet.stop()
+        if self.client is not None:
+            self.client.close()
+        self.apiserver.stop()
+
+    def logs(self) -> str:
+        parts = [f"--- {r.name} ---\n{r.log()[-6000:]}" for r, _ in self.gateways.values()]
+        if self.operator is not None:
+            parts.append(f"--- operator ---\n{self.operator.log()[-8000:]}")
+        return "\n".join(parts)
+
+    # --- resources ----------------------------------------------------------------------------
+
+    def apply(self, plural: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        kind = {"functions": "Function", "versions": "Version", "aliases": "Alias"}[plural]
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": NS},
+            "spec": spec,
+        }
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, NS, plural, body
+        )
+        return result
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, NS, plural, name
+        )
+        return result
+
+    def patch_spec(self, plural: str, name: str, spec: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, plural, name, {"spec": spec})
+
+    def delete(self, plural: str, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, plural, name)
+
+    def function(self, name: str, code: dict[str, str], **spec: Any) -> dict[str, Any]:
+        full = {"runtime": RUNTIME, "handler": "app.handler", "code": {"inline": code}, **spec}
+        return self.apply("functions", name, full)
+
+    def wait_state(
+        self, plural: str, name: str, state: str, *, timeout: float = 30, **fields: Any
+    ) -> dict[str, Any]:
+        def reached() -> dict[str, Any]:
+            obj = self.get(plural, name)
+            status = obj.get("status") or {}
+            if status.get("state") == state and all(status.get(k) == v for k, v in fields.items()):
+                return obj
+            return {}
+
+        try:
+            return wait_until(
+                reached, timeout=timeout, interval=0.1, what=f"{plural}/{name} to be {state}"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from None
+
+    def pods(self, selector: str) -> list[Any]:
+        return list(self.core.list_namespaced_pod(NS, label_selector=selector).items)
+
+    def live_pods(self, selector: str) -> list[Any]:
+        return [p for p in self.pods(selector) if not p.metadata.deletion_timestamp]
+
+    def wait_pods(
+        self, selector: str, count: int, *, ready: bool = True, timeout: float = 45
+    ) -> list[Any]:
+        def enough() -> list[Any]:
+            pods = [p for p in self.live_pods(selector) if not ready or _ready(p)]
+            return pods if len(pods) == count else []
+
+        try:
+            return wait_until(
+                enough, timeout=timeout, interval=0.1, what=f"{count} pods matching {selector}"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.logs()}") from None
+
+    def wait_no_pods(self, selector: str, *, timeout: float = 30) -> None:
+        wait_until(
+            lambda: not self.pods(selector), timeout=timeout, what=f"no pods matching {selector}"
+        )
+
+    def wait_pod_gone(self, name: str, *, timeout: float = 30) -> None:
+        wait_gone(lambda: self.core.read_namespaced_pod(name, NS), timeout=timeout)
+
+    def kill_pod(self, name: str) -> None:
+        """SIGKILL every process of the pod (its container's process group), as an OOM kill."""
+        assert self.kubelet is not None
+        run = self.kubelet.pods[(NS, name)]
+        for container in run.mains:
+            if container.proc is not None and container.proc.returncode is None:
+                os.killpg(container.proc.pid, signal.SIGKILL)
+
+    def agent_state(self, name: str) -> dict[str, Any]:
+        """The agent's state document, read from its control API on the pod IP."""
+        ip = self.core.read_namespaced_pod(name, NS).status.pod_ip
+        with urllib.request.urlopen(f"http://{ip}:8080/kubelambda/v1/state", timeout=5) as r:
+            result: dict[str, Any] = json.load(r)
+        return result
+
+    # --- invoking -----------------------------------------------------------------------------
+
+    def lambda_client(self, gateway: str = "gw-a") -> Any:
+        config = botocore.config.Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},  # no retries: see every answer
+            read_timeout=60,
+            connect_timeout=5,
+        )
+        # A session per client: boto3's default session is not safe across threads.
+        return boto3.session.Session().client(
+            "lambda",
+            endpoint_url=self.gateways[gateway][1],
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=config,
+        )
+
+    def invoke(
+        self,
+        name: str,
+        payload: Any = None,
+        *,
+        gateway: str = "gw-a",
+        client: Any = None,
+        **kw: Any,
+    ) -> dict[str, Any]:
+        client = client or self.lambda_client(gateway)
+        response: dict[str, Any] = client.invoke(
+            FunctionName=name, Payload=json.dumps(payload or {}).encode(), **kw
+        )
+        response["body"] = json.loads(response["Payload"].read() or b"null")
+        return response
+
+    def metric(self, name: str, gateway: str = "gw-a", **labels: str) -> float:
+        """The sum of a gateway's Prometheus samples `name` whose labels include `labels`."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(f"{self.gateways[gateway][1]}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+        )
+
+    def wait_servable(
+        self, name: str, qualifier: str | None = None, *, timeout: float = 20
+    ) -> None:
+        """Until the gateway's catalog knows NAME[:QUALIFIER] (it learns from its watch)."""
+        client = self.lambda_client()
+
+        def known() -> bool:
+            kw = {"Qualifier": qualifier} if qualifier else {}
+            try:
+                client.get_function_configuration(FunctionName=name, **kw)
+            except client.exceptions.ResourceNotFoundException:
+                return False
+            return True
+
+        wait_until(known, timeout=timeout, interval=0.1, what=f"the gateway to serve {name}")
+
+
+def _ready(pod: Any) -> bool:
+    conditions = (pod.status and pod.status.conditions) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, **kw: Any) -> Iterator[LambdaStack]:
+    from tests.cluster import conftest
+
+    stack = LambdaStack(workdir, **kw)
+    try:
+        stack.start()
+        conftest._SERVER_PORTS.append(stack.apiserver.port)
+        yield stack
+    finally:
+        stack.stop()
+        if stack.kubelet is not None:
+            conftest._STARTED_PIDS.extend(stack.kubelet.spawned_pids)
+            assert not stack.kubelet.errors, f"the test kubelet failed: {stack.kubelet.errors!r}"
+
+
+def elapsed(start: float) -> float:
+    return time.monotonic() - start

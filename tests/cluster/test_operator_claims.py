@@ -1,0 +1,136 @@
+"""Claiming warm pods against the emulated apiserver (kmock plus our fidelity layer, not a real
+kube-apiserver): two gateway providers race for one pod; the resourceVersion precondition lets
+exactly one win, and the loser moves on (here: waits, within its bound, for another pod).
+
+No kubelet runs here: the pod is written by the real pod builder and its status is set as a
+kubelet would set it, so the race is deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi
+from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
+from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.operator.config import OperatorConfig
+from kubelambda.operator.contract import PodShape
+from kubelambda.operator.podbuilder import PodRequest, build_pod
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from tests.cluster.apiserver import ApiServer
+
+CONFIG = OperatorConfig(agent_image="kubelambda/kubelambda:0.1.0", namespaces=("default",))
+SPEC = EnvironmentSpec(
+    function_name="hello",
+    function_arn="arn:aws:lambda:us-east-1:000000000000:function:default.hello",
+    runtime="python3.12",
+    handler="app.handler",
+    code=CodeRef(inline={"app.py": "def handler(e, c):\n    return 1\n"}),
+)
+
+
+def shape_of(_: EnvironmentSpec) -> PodShape:
+    return PodShape("python3.12", 128, 512)
+
+
+async def warm_pod(api: KubeApi) -> dict[str, Any]:
+    request = PodRequest("generic", "default", CONFIG.generic_shape("python3.12"))
+    pod = await api.create("/api/v1/namespaces/default/pods", build_pod(CONFIG, request))
+    status = {
+        "phase": "Running",
+        "podIP": "127.0.9.9",
+        "conditions": [{"type": "Ready", "status": "True"}],
+    }
+    name = pod["metadata"]["name"]
+    return await api.patch(f"/api/v1/namespaces/default/pods/{name}/status", {"status": status})
+
+
+async def replica(api: KubeApi, identity: str) -> tuple[ClusterProvider, ClusterView]:
+    view = ClusterView(api, ["default"])
+    view.start()
+    await view.wait_synced(10)
+    settings = ClaimSettings(identity=identity, claim_timeout=1.0)
+    return ClusterProvider(api, view, settings, shape_of), view
+
+
+@pytest.mark.timeout(60)
+async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(apiserver: ApiServer) -> None:
+    api = KubeApi(apiserver.url, token="test")
+    try:
+        pod = await warm_pod(api)
+        (a, view_a), (b, view_b) = await replica(api, "gw-a"), await replica(api, "gw-b")
+        for view in (view_a, view_b):
+            while view.get("pods", "default", pod["metadata"]["name"]) is None:
+                await view.wait_for_pods(5)
+        started = time.monotonic()
+        outcomes = await asyncio.gather(a.claim(SPEC), b.claim(SPEC), return_exceptions=True)
+        winners = [o for o in outcomes if not isinstance(o, BaseException)]
+        losers = [o for o in outcomes if isinstance(o, BaseException)]
+        assert len(winners) == 1 and len(losers) == 1, outcomes
+        assert isinstance(losers[0], NoCapacity)
+        assert "within 1 s" in str(losers[0])
+        assert time.monotonic() - started < 10, "the loser waits within its bound only"
+        assert a.conflicts + b.conflicts == 1, "the loser's claim was refused with 409"
+        claimed, _remote = winners[0]
+        assert claimed.name == pod["metadata"]["name"]
+        stored = await api.get(f"/api/v1/namespaces/default/pods/{claimed.name}")
+        labels = stored["metadata"]["labels"]
+        winner = "gw-a" if a.claimed_total else "gw-b"
+        assert labels["kubelambda.dev/state"] == "claimed"
+        assert labels["kubelambda.dev/claimed-by"] == winner
+        assert labels["kubelambda.dev/function"] == "hello"
+        assert labels["kubelambda.dev/version"] == "LATEST"
+        for provider, view in ((a, view_a), (b, view_b)):
+            await provider.stop_all()
+            await view.stop()
+    finally:
+        await api.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_released_pod_is_marked_for_the_operator(apiserver: ApiServer) -> None:
+    api = KubeApi(apiserver.url, token="test")
+    try:
+        pod = await warm_pod(api)
+        provider, view = await replica(api, "gw-a")
+        while view.get("pods", "default", pod["metadata"]["name"]) is None:
+            await view.wait_for_pods(5)
+        slot = await provider.start_environment("python3.12")
+        slot.pod, slot.remote = await provider.claim(SPEC)
+        provider.hold(slot)
+        assert list(provider.held) == [pod["metadata"]["name"]]
+        await provider.stop_environment(slot)
+        stored = await api.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}")
+        assert stored["metadata"]["labels"]["kubelambda.dev/state"] == "released"
+        assert not provider.held
+        await provider.stop_all()
+        await view.stop()
+    finally:
+        await api.close()
+
+
+@pytest.mark.timeout(60)
+async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
+    apiserver: ApiServer,
+) -> None:
+    """The keeper deletes free pods only as it saw them (resourceVersion precondition)."""
+    api = KubeApi(apiserver.url, token="test")
+    try:
+        seen = await warm_pod(api)
+        provider, view = await replica(api, "gw-a")
+        while view.get("pods", "default", seen["metadata"]["name"]) is None:
+            await view.wait_for_pods(5)
+        claimed, _remote = await provider.claim(SPEC)
+        path = f"/api/v1/namespaces/default/pods/{claimed.name}"
+        with pytest.raises(ApiError) as refused:
+            await api.delete(path, resource_version=seen["metadata"]["resourceVersion"])
+        assert refused.value.status == 409
+        assert (await api.get(path))["metadata"]["labels"]["kubelambda.dev/state"] == "claimed"
+        await provider.stop_all()
+        await view.stop()
+    finally:
+        await api.close()

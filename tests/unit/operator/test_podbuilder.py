@@ -1,0 +1,223 @@
+"""Every pod the operator writes: strict Kubernetes schema (1.30 and the newest known), the Pod
+Security "restricted" profile, CPU in proportion to memory, storage limits, placement."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from kubelambda.operator import contract as c
+from kubelambda.operator.config import OperatorConfig
+from kubelambda.operator.contract import PodShape, placement_items
+from kubelambda.operator.podbuilder import PodRequest, build_pod, cpu_millis, generate_name
+
+CONFIG = OperatorConfig(
+    agent_image="kubelambda/kubelambda:0.1.0",
+    namespaces=("default",),
+    runtime_images={"python3.12": "public.ecr.aws/lambda/python:3.12"},
+    warm_pool={"python3.12": 2},
+)
+PLACEMENT = {
+    "nodeSelector": {"pool": "lambda"},
+    "tolerations": [
+        {"key": "dedicated", "operator": "Equal", "value": "fn", "effect": "NoSchedule"}
+    ],
+    "affinity": {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
+            }
+        }
+    },
+    "priorityClassName": "functions",
+    "runtimeClassName": "gvisor",
+}
+SPEC_JSON = json.dumps({"functionName": "hello"})
+
+REQUESTS = {
+    "generic": PodRequest("generic", "default", CONFIG.generic_shape("python3.12")),
+    "provisioned": PodRequest(
+        "provisioned",
+        "team-a",
+        PodShape("python3.12", 1769, 1024),
+        function="hello",
+        version="3",
+        revision="0123456789abcdef",
+        spec_json=SPEC_JSON,
+        owner={
+            "apiVersion": "kubelambda.dev/v1alpha1",
+            "kind": "Function",
+            "name": "hello",
+            "uid": "6a0a7f3e-7c39-4b07-9d43-4f9a8f6a2b10",
+        },
+    ),
+    "function-with-role-and-placement": PodRequest(
+        "function",
+        "default",
+        PodShape("python3.13", 10240, 10240, "arm64", "reader", placement_items(PLACEMENT)),
+        function="a-very-long-function-name-that-goes-on-and-on-and-on-for-a-while",
+    ),
+}
+PODS = {name: build_pod(CONFIG, request) for name, request in REQUESTS.items()}
+
+
+def containers(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    spec = pod["spec"]
+    yield from spec.get("initContainers", [])
+    yield from spec["containers"]
+
+
+@pytest.mark.parametrize("version", ["1.30.0", kubernetes_validate.latest_version()])
+@pytest.mark.parametrize("name", sorted(PODS))
+def test_pods_pass_strict_schema_validation(name: str, version: str) -> None:
+    pod = json.loads(json.dumps(PODS[name]))
+    pod["metadata"]["name"] = pod["metadata"]["generateName"] + "abcde"  # as the apiserver does
+    kubernetes_validate.validate(pod, version, strict=True)
+
+
+def test_schema_validation_would_catch_a_bad_field() -> None:
+    pod = json.loads(json.dumps(PODS["generic"]))
+    pod["metadata"]["name"] = "x"
+    pod["spec"]["containers"][0]["resourcez"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(pod, "1.30.0", strict=True)
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    """The Pod Security Standard "restricted" rules (v1.30), as the admission plugin checks."""
+    spec, problems = pod["spec"], []
+    pod_sc = spec.get("securityContext", {})
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            problems.append(key)
+    allowed_volumes = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral"}
+    allowed_volumes |= {"persistentVolumeClaim", "projected", "secret"}
+    for volume in spec.get("volumes", []):
+        kinds = set(volume) - {"name"}
+        if not kinds <= allowed_volumes:
+            problems.append(f"volume {volume['name']}: {kinds}")
+    for container in containers(pod):
+        sc = container.get("securityContext", {})
+        where = container["name"]
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
+            problems.append(f"{where}: runAsNonRoot")
+        if 0 in (sc.get("runAsUser"), pod_sc.get("runAsUser")):
+            problems.append(f"{where}: runAsUser 0")
+        if sc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{where}: allowPrivilegeEscalation")
+        if sc.get("privileged"):
+            problems.append(f"{where}: privileged")
+        caps = sc.get("capabilities", {})
+        if "ALL" not in caps.get("drop", []) or set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{where}: capabilities {caps}")
+        seccomp = sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}
+        if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{where}: seccompProfile {seccomp}")
+        if any(p.get("hostPort") for p in container.get("ports", [])):
+            problems.append(f"{where}: hostPort")
+    return problems
+
+
+@pytest.mark.parametrize("name", sorted(PODS))
+def test_pods_meet_pod_security_restricted(name: str) -> None:
+    assert restricted_violations(PODS[name]) == []
+    for container in containers(PODS[name]):
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_the_restricted_check_catches_violations() -> None:
+    pod = json.loads(json.dumps(PODS["generic"]))
+    pod["spec"]["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    pod["spec"]["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    problems = restricted_violations(pod)
+    assert any("allowPrivilegeEscalation" in p for p in problems)
+    assert any("hostPath" in p for p in problems)
+
+
+def test_no_service_account_token_unless_a_role_is_set() -> None:
+    assert PODS["generic"]["spec"]["automountServiceAccountToken"] is False
+    assert "serviceAccountName" not in PODS["generic"]["spec"]
+    with_role = PODS["function-with-role-and-placement"]["spec"]
+    assert with_role["automountServiceAccountToken"] is True
+    assert with_role["serviceAccountName"] == "reader"
+
+
+@pytest.mark.parametrize(
+    ("memory", "millis"), [(128, 73), (1769, 1000), (3538, 2000), (10240, 5789)]
+)
+def test_cpu_is_proportional_to_memory(memory: int, millis: int) -> None:
+    assert cpu_millis(memory) == millis
+    pod = build_pod(CONFIG, PodRequest("generic", "default", PodShape("python3.12", memory, 512)))
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["requests"]["cpu"] == resources["limits"]["cpu"] == f"{millis}m"
+    assert resources["limits"]["memory"] == f"{memory + 64}Mi"
+
+
+def test_ephemeral_storage_is_limited() -> None:
+    pod = PODS["provisioned"]
+    resources = pod["spec"]["containers"][0]["resources"]
+    assert resources["limits"]["ephemeral-storage"] == f"{1024 + 512}Mi"
+    tmp = next(v for v in pod["spec"]["volumes"] if v["name"] == "tmp")
+    assert tmp["emptyDir"]["sizeLimit"] == "1024Mi"
+
+
+def test_architecture_and_placement_overrides() -> None:
+    assert PODS["generic"]["spec"]["nodeSelector"] == {"kubernetes.io/arch": "amd64"}
+    spec = PODS["function-with-role-and-placement"]["spec"]
+    assert spec["nodeSelector"] == {"kubernetes.io/arch": "arm64", "pool": "lambda"}
+    assert spec["tolerations"] == PLACEMENT["tolerations"]
+    assert spec["affinity"] == PLACEMENT["affinity"]
+    assert spec["priorityClassName"] == "functions"
+    assert spec["runtimeClassName"] == "gvisor"
+
+
+def test_labels_say_pool_runtime_function_version_and_state() -> None:
+    labels = PODS["provisioned"]["metadata"]["labels"]
+    assert labels[c.PART_OF] == "kubelambda"
+    assert labels[c.POOL] == "provisioned"
+    assert labels[c.RUNTIME] == "python3.12"
+    assert labels[c.FUNCTION] == "hello"
+    assert labels[c.VERSION] == "3"
+    assert labels[c.STATE] == "ready"
+    assert labels[c.REVISION] == "0123456789abcdef"
+    generic = PODS["generic"]["metadata"]["labels"]
+    assert generic[c.STATE] == "warm" and c.FUNCTION not in generic
+
+
+def test_provisioned_pods_specialize_at_start_from_their_annotation() -> None:
+    pod = PODS["provisioned"]
+    assert pod["metadata"]["annotations"][c.SPEC] == SPEC_JSON
+    agent = pod["spec"]["containers"][0]
+    assert "--spec=/etc/kubelambda/spec.json" in agent["args"]
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "spec")
+    assert volume["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"] == (
+        "metadata.annotations['kubelambda.dev/spec']"
+    )
+    assert pod["metadata"]["ownerReferences"][0]["kind"] == "Function"
+    assert (
+        "--spec=/etc/kubelambda/spec.json" not in PODS["generic"]["spec"]["containers"][0]["args"]
+    )
+
+
+def test_generated_names_leave_room_for_the_suffix() -> None:
+    for request in REQUESTS.values():
+        prefix = generate_name(request)
+        assert prefix.endswith("-") and len(prefix) + 5 <= 63
+    assert generate_name(REQUESTS["provisioned"]) == "kl-hello-3-"
+    assert generate_name(REQUESTS["generic"]) == "kl-warm-python3-12-"
+
+
+def test_the_agent_serves_the_gateway_on_8080_with_probes() -> None:
+    agent = PODS["generic"]["spec"]["containers"][0]
+    assert agent["image"] == "kubelambda/kubelambda:0.1.0"
+    assert agent["args"][:2] == ["agent", "--runtime=python3.12"]
+    assert agent["ports"] == [{"name": "control", "containerPort": 8080, "protocol": "TCP"}]
+    assert agent["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert agent["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert PODS["generic"]["spec"]["restartPolicy"] == "Never"
