@@ -19,7 +19,7 @@ from aiohttp import web
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
 from kubelambda.gateway.admission import PoolLimits
-from kubelambda.gateway.api import GatewayApi
+from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.invoker import Invoker
@@ -94,13 +94,9 @@ class DevServer:
         self._apply(result)
         await self.asynq.start()
         self._asynq_started = True
-        self._runner = web.AppRunner(self.api.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(
+            self.api.app(), self.settings.host, self.settings.port
+        )
         self._tasks.append(asyncio.create_task(self.pool.run_reaper()))
         if self.settings.reload:
             self._tasks.append(asyncio.create_task(self._watch()))

@@ -209,6 +209,15 @@ class GatewayApi:
         return web.json_response({"ready": ready}, status=200 if ready else 503)
 
 
+async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Starts serving `app`; returns the runner and the port bound (useful with port 0)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    bound: int = runner.addresses[0][1]
+    return runner, bound
+
+
 def check_json(payload: bytes) -> bytes:
     """The payload as the function will see it: empty means `{}`; anything else must be JSON."""
     if not payload.strip():

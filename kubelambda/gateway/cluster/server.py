@@ -22,7 +22,7 @@ from aiohttp import web
 
 from kubelambda.api.common import LATEST
 from kubelambda.gateway.admission import PoolLimits
-from kubelambda.gateway.api import GatewayApi
+from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.catalog import FunctionVersion
 from kubelambda.gateway.cluster.codes import ConfigMapCode
@@ -162,13 +162,9 @@ class ClusterGateway:
             await self._cataloged.wait()  # the worker resumes stored events: serve them all
             await self.asynq.start()  # before the port opens: no 202 without a queue
             self._asynq_started = True
-        self._runner = web.AppRunner(self.gateway_api.app(), access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
-        await site.start()
-        server = getattr(site, "_server", None)
-        if server is not None and server.sockets:
-            self.port = server.sockets[0].getsockname()[1]
+        self._runner, self.port = await serve(
+            self.gateway_api.app(), self.settings.host, self.settings.port
+        )
 
     async def stop(self) -> None:
         for task in self._tasks:
