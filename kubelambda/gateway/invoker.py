@@ -48,6 +48,8 @@ class Outcome:
 
 
 class Invoker:
+    serves_images = False  # packageType Image needs a container engine: cluster mode only
+
     def __init__(
         self,
         pool: EnvironmentPool,
@@ -142,14 +144,14 @@ class Invoker:
         concurrent = self.metrics.concurrent.labels(*labels)
         concurrent.inc()
         try:
-            if version.spec.runtime is None:
+            if version.spec.runtime is None and not self.serves_images:
                 raise LambdaError(
                     "InvalidParameterValueException",
                     f"{version.function}: packageType Image needs cluster mode",
                 )
             env, start = await self.pool.acquire(
                 version.revision,
-                version.spec.runtime,
+                version.spec.runtime or "",
                 lambda init_type: self.spec_for(version, init_type),
                 provisioned=lease.kind == "provisioned",
             )

@@ -60,9 +60,12 @@ def environment_spec(
     region: str,
     initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand",
     resolve: CodeResolver | None = None,
+    images: bool = False,
 ) -> EnvironmentSpec:
+    """`images`: packageType Image is served (cluster mode: the pod runs the function's image)."""
     spec = version.spec
-    if spec.package_type == "Image" or spec.runtime is None:
+    image = spec.code.image if spec.package_type == "Image" else None
+    if (spec.package_type == "Image" and not images) or (image is None and spec.runtime is None):
         raise LambdaError(
             "InvalidParameterValueException",
             f"{version.function}: packageType Image needs cluster mode (no container engine here)",
@@ -74,8 +77,12 @@ def environment_spec(
         )
     try:
         ns = version.namespace
-        code = code_ref(
-            spec.code, version.base_dir, version.code_sha256, namespace=ns, resolve=resolve
+        code = (
+            CodeRef(image=image)
+            if image is not None
+            else code_ref(
+                spec.code, version.base_dir, version.code_sha256, namespace=ns, resolve=resolve
+            )
         )
         layers = [
             code_ref(layer, version.base_dir, namespace=ns, resolve=resolve)
@@ -89,7 +96,7 @@ def environment_spec(
         function_name=version.function,
         function_version=version.version,
         function_arn=function_arn(region, version.namespace, version.function),
-        runtime=spec.runtime,
+        runtime=spec.runtime or "",
         package_type=spec.package_type,
         handler=spec.handler,
         memory_size=spec.memory_size,

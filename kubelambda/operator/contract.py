@@ -45,6 +45,7 @@ EPHEMERAL = f"{PREFIX}/ephemeral-mb"
 
 MANAGER = "kubelambda-operator"
 AGENT_PORT = 8080
+IMAGE_ENTRYPOINT = "/lambda-entrypoint.sh"  # the official Lambda base images' ENTRYPOINT
 POOL_SELECTOR = f"{PART_OF}=kubelambda,{POOL}"  # every function pod, for list and watch
 
 Pool = Literal["generic", "provisioned", "function"]
@@ -77,19 +78,23 @@ class PodShape:
     architecture: str = "x86_64"
     role: str | None = None  # ServiceAccount; only then is a token mounted
     placement: tuple[tuple[str, str], ...] = ()  # canonical JSON of each placement field
+    image: str = ""  # packageType Image: the function's own image for the runtime container
+    entry: tuple[str, ...] = ()  # ... and its entry point (imageConfig entryPoint + command)
+    workdir: str = ""  # ... and imageConfig.workingDirectory
 
     @property
     def key(self) -> str:
-        return _digest(
-            [
-                self.runtime,
-                self.memory,
-                self.ephemeral_storage,
-                self.architecture,
-                self.role,
-                list(self.placement),
-            ]
-        )
+        parts: list[object] = [
+            self.runtime,
+            self.memory,
+            self.ephemeral_storage,
+            self.architecture,
+            self.role,
+            list(self.placement),
+        ]
+        if self.image:  # only then, so Zip shapes keep their keys
+            parts += [self.image, list(self.entry), self.workdir]
+        return _digest(parts)
 
     def fits_in(self, generic: PodShape) -> bool:
         """Whether a function of this shape may run in a generic pod of that shape."""
@@ -100,6 +105,7 @@ class PodShape:
             and self.architecture == generic.architecture
             and self.role is None
             and not self.placement
+            and not self.image
         )
 
     def placement_dict(self) -> dict[str, Any]:
@@ -120,6 +126,16 @@ def placement_items(placement: dict[str, Any] | None) -> tuple[tuple[str, str], 
 def shape_of(spec: FunctionSpec) -> PodShape:
     """The pod shape a function configuration needs (Zip functions; Image ones have no runtime)."""
     placement = spec.placement.to_manifest() if spec.placement else None
+    image, entry, workdir = "", tuple[str, ...](), ""
+    if spec.package_type == "Image" and spec.code.image is not None:
+        config = spec.image_config
+        image = spec.code.image
+        workdir = (config and config.working_directory) or ""
+        # The base images' ENTRYPOINT unless overridden; the image's own CMD cannot be read
+        # without a registry, so the handler comes from imageConfig.command.
+        entry = tuple((config and config.entry_point) or [IMAGE_ENTRYPOINT]) + tuple(
+            (config and config.command) or []
+        )
     return PodShape(
         runtime=spec.runtime or "",
         memory=spec.memory_size,
@@ -127,6 +143,9 @@ def shape_of(spec: FunctionSpec) -> PodShape:
         architecture=spec.architectures[0],
         role=spec.role,
         placement=placement_items(placement),
+        image=image,
+        entry=entry,
+        workdir=workdir,
     )
 
 

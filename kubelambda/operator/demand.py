@@ -51,7 +51,9 @@ class Demand:
 
 
 def servable(version: FunctionVersion) -> bool:
-    return version.spec.package_type == "Zip" and version.spec.runtime is not None
+    if version.spec.package_type == "Image":  # its pods run the function's own image
+        return version.spec.code.image is not None
+    return version.spec.runtime is not None
 
 
 def demand(
@@ -100,6 +102,7 @@ def demand(
                 region=config.region,
                 initialization_type="provisioned-concurrency",
                 resolve=resolve,
+                images=True,
             )
         except LambdaError as exc:
             problems.append(f"{ns}/{name}:{number}: cannot provision: {exc.message}")

@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubelambda.api.function import Code
+from kubelambda.api.function import Code, FunctionSpec
 from kubelambda.api.resources import Function
 from kubelambda.operator.status import Event, condition, timestamp, validate
 from kubelambda.runtime.code import tree_digest
@@ -53,6 +53,21 @@ def configmap_files(configmap: dict[str, Any]) -> dict[str, bytes]:
         except (binascii.Error, ValueError) as exc:
             raise CodeProblem(f"binaryData.{key} of the ConfigMap is not base64: {exc}") from exc
     return files
+
+
+def image_facts(spec: FunctionSpec) -> tuple[list[str], CodeFacts | None]:
+    """packageType Image: the pod runs the image. Its digest (`@sha256:`) is the codeSha256,
+    else the sha256 of the reference; its CMD is not read from a registry, so the handler (or a
+    whole entry point) must be in imageConfig."""
+    config = spec.image_config
+    if config is None or not (config.command or config.entry_point):
+        return [
+            "spec.imageConfig: cluster mode needs imageConfig.command (the handler) or "
+            "imageConfig.entryPoint: the image's own CMD is not read from its registry"
+        ], None
+    image = spec.code.image or ""
+    _, _, digest = image.partition("@sha256:")
+    return [], CodeFacts(digest or hashlib.sha256(image.encode()).hexdigest(), None)
 
 
 def code_facts(code: Code, configmap: dict[str, Any] | None = None) -> CodeFacts:
@@ -135,10 +150,7 @@ def reconcile(doc: dict[str, Any], configmap: dict[str, Any] | None, now: float)
         assert isinstance(resource, Function)
         spec = resource.spec
         if spec.package_type == "Image":
-            problems = [
-                "spec.packageType: Image is not served in cluster mode yet (the agent runs "
-                "the runtime itself; see operator/README.md)"
-            ]
+            problems, facts = image_facts(spec)
         elif spec.environment is not None and spec.environment.secret_key_refs:
             problems = ["spec.environment.secretKeyRefs: not served in cluster mode yet"]
         else:

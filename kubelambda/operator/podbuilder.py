@@ -1,11 +1,15 @@
 """The function pod: from a pod request and the operator's configuration to a Pod manifest. Pure.
 
-Anatomy (see operator/README.md): one `agent` container from the kubelambda image. The agent
-serves the gateway on port 8080 and runs the function's runtime process as its child, held by
-the warm shim until the gateway specializes it (generic and function pools) or specialized at
-start from the `kubelambda.dev/spec` annotation, mounted through the downward API (provisioned
-pods). Every pod meets the Pod Security "restricted" profile, mounts no ServiceAccount token
-unless the function has a role, gets CPU in proportion to memory (1769 MB = 1 vCPU) and an
+Anatomy (see operator/README.md): an `agent` container from the kubelambda image serves the
+gateway on port 8080; the function's runtime runs in a `runtime` container from the runtime's
+official base image (`--runtime-image`), held by a POSIX-sh shim (runtime/container.py) until the
+agent releases it. The two share emptyDirs for the handshake, /var/task and /opt, and a PID
+namespace (the agent signals the runtime and reads its memory). A runtime with no configured
+image keeps the one-container anatomy: the agent runs the runtime as its own child. The agent
+specializes when the gateway claims the pod (generic and function pools) or at start from the
+`kubelambda.dev/spec` annotation, mounted through the downward API (provisioned pods).
+Every pod meets the Pod Security "restricted" profile, mounts no ServiceAccount token unless the
+function has a role, gets CPU in proportion to memory (1769 MB = 1 vCPU) and an
 ephemeral-storage limit, and is placed by the function's architecture and placement overrides.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 from kubelambda.operator import contract as c
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.contract import PodShape, Pool
+from kubelambda.runtime.container import HANDSHAKE_DIR, SHIM
 
 MB_PER_VCPU = 1769  # Lambda: a function gets one full vCPU at 1769 MB
 AGENT_MEMORY_MB = 64  # the agent's own share of the pod, on top of the function's memory
@@ -27,6 +32,9 @@ SPEC_DIR = "/etc/kubelambda"
 ARCH_LABEL = "kubernetes.io/arch"
 ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 UID = 65532  # the image's non-root user
+TASK_ROOT = "/var/task"
+AGENT_LAYERS = "/var/kubelambda/layers"  # the runtime container's /opt (the agent's has its venv)
+AGENT_SIDECAR_CPU = "100m"  # the sidecar's own share when the function has its own container
 
 
 @dataclass(frozen=True)
@@ -92,15 +100,58 @@ def security_context() -> dict[str, Any]:
     }
 
 
-def _resources(shape: PodShape) -> dict[str, Any]:
-    cpu = f"{cpu_millis(shape.memory)}m"
-    memory = f"{shape.memory + AGENT_MEMORY_MB}Mi"
-    storage = f"{shape.ephemeral_storage + CODE_STORAGE_MB}Mi"
-    amounts = {"cpu": cpu, "memory": memory, "ephemeral-storage": storage}
+def _resources(cpu: str, memory_mb: int, storage_mb: int) -> dict[str, Any]:
+    amounts = {"cpu": cpu, "memory": f"{memory_mb}Mi", "ephemeral-storage": f"{storage_mb}Mi"}
     return {"requests": dict(amounts), "limits": dict(amounts)}
 
 
+def runtime_image(config: OperatorConfig, shape: PodShape) -> str | None:
+    """The image of the runtime container; None: the one-container anatomy."""
+    return shape.image or config.runtime_images.get(shape.runtime)
+
+
+def _runtime(image: str, shape: PodShape) -> dict[str, Any]:
+    """The runtime container: the shim holds the image's entry point until the agent releases."""
+    # The function's own image runs as imageConfig says; an official base image runs its
+    # ENTRYPOINT, given the handler at release.
+    entry = ["image", *shape.entry] if shape.image else ["handler", c.IMAGE_ENTRYPOINT]
+    # An image carries its code in /var/task and /opt: nothing may cover them, and it runs in
+    # its own working directory (or imageConfig's), so the shim does not change folder.
+    task_root = "" if shape.image else TASK_ROOT
+    mounts = [{"name": "handshake", "mountPath": HANDSHAKE_DIR}]
+    if not shape.image:
+        mounts += [
+            {"name": "task", "mountPath": TASK_ROOT},
+            {"name": "layers", "mountPath": "/opt"},
+        ]
+    mounts.append({"name": "tmp", "mountPath": "/tmp"})
+    container: dict[str, Any] = {
+        "name": "runtime",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        # Kubernetes expands $(VAR) and turns $$ into $ in commands: escape the shell's $$.
+        "command": [
+            "/bin/sh",
+            "-c",
+            SHIM.replace("$$", "$$$$"),
+            "kubelambda-shim",
+            HANDSHAKE_DIR,
+            task_root,
+            *entry,
+        ],
+        "resources": _resources(
+            f"{cpu_millis(shape.memory)}m", shape.memory, shape.ephemeral_storage
+        ),
+        "securityContext": security_context(),
+        "volumeMounts": mounts,
+    }
+    if shape.workdir:
+        container["workingDir"] = shape.workdir
+    return container
+
+
 def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
+    shape = request.shape
     args = [
         "agent",
         f"--runtime={request.shape.runtime}",
@@ -111,6 +162,24 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
         "--work-dir=/tmp/environment",
     ]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    resources = _resources(
+        f"{cpu_millis(shape.memory)}m",
+        shape.memory + AGENT_MEMORY_MB,
+        shape.ephemeral_storage + CODE_STORAGE_MB,
+    )
+    if runtime_image(config, shape) is not None:
+        args += [
+            f"--runtime-container={HANDSHAKE_DIR}",
+            f"--task-root={TASK_ROOT}",
+            f"--layers-dir={AGENT_LAYERS}",
+        ]
+        mounts = [
+            {"name": "agent-tmp", "mountPath": "/tmp"},
+            {"name": "handshake", "mountPath": HANDSHAKE_DIR},
+            {"name": "task", "mountPath": TASK_ROOT},
+            {"name": "layers", "mountPath": AGENT_LAYERS},
+        ]
+        resources = _resources(AGENT_SIDECAR_CPU, AGENT_MEMORY_MB, CODE_STORAGE_MB)
     if request.spec_json is not None:
         args.append(f"--spec={SPEC_DIR}/spec.json")
         mounts.append({"name": "spec", "mountPath": SPEC_DIR, "readOnly": True})
@@ -138,16 +207,24 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             "failureThreshold": 3,
             "timeoutSeconds": 2,
         },
-        "resources": _resources(request.shape),
+        "resources": resources,
         "securityContext": security_context(),
         "volumeMounts": mounts,
     }
 
 
-def _volumes(request: PodRequest) -> list[dict[str, Any]]:
+def _volumes(request: PodRequest, two_containers: bool) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"sizeLimit": f"{request.shape.ephemeral_storage}Mi"}}
     ]
+    if two_containers:
+        code = {"sizeLimit": f"{CODE_STORAGE_MB}Mi"}
+        volumes += [
+            {"name": "agent-tmp", "emptyDir": dict(code)},
+            {"name": "handshake", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+            {"name": "task", "emptyDir": dict(code)},
+            {"name": "layers", "emptyDir": dict(code)},
+        ]
     if request.spec_json is not None:
         path = f"metadata.annotations['{c.SPEC}']"
         volumes.append(
@@ -181,11 +258,12 @@ def _placement(shape: PodShape) -> dict[str, Any]:
 def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     """The Pod manifest for a request (the apiserver completes the name from generateName)."""
     shape = request.shape
+    image = runtime_image(config, shape)
     annotations = {c.MEMORY: str(shape.memory), c.EPHEMERAL: str(shape.ephemeral_storage)}
     if request.spec_json is not None:
         annotations[c.SPEC] = request.spec_json
-    if shape.runtime in config.runtime_images:
-        annotations[f"{c.PREFIX}/runtime-image"] = config.runtime_images[shape.runtime]
+    if image is not None:
+        annotations[f"{c.PREFIX}/runtime-image"] = image
     metadata: dict[str, Any] = {
         "generateName": generate_name(request),
         "namespace": request.namespace,
@@ -207,9 +285,12 @@ def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [_agent(config, request)],
-        "volumes": _volumes(request),
+        "volumes": _volumes(request, image is not None),
         **_placement(shape),
     }
+    if image is not None:
+        spec["containers"].append(_runtime(image, shape))
+        spec["shareProcessNamespace"] = True  # the agent signals the runtime, reads its VmHWM
     if shape.role is not None:
         spec["serviceAccountName"] = shape.role
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}

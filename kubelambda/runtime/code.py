@@ -153,6 +153,8 @@ class CodeCache:
             except (binascii.Error, ValueError) as exc:
                 raise CodeError(f"zipBase64 code is not valid base64: {exc}") from exc
             return await self._zip(ref, data)
+        if ref.image is not None:  # only a runtime container can run an image
+            raise CodeError(f"image {ref.image} is not code this agent can fetch")
         assert ref.url is not None and ref.sha256 is not None  # the model guarantees both
         return await self._url(ref, ref.url, ref.sha256.lower())
 

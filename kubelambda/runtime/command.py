@@ -1,8 +1,9 @@
 """`kubelambda agent`: one execution environment with its control HTTP API (a pod's sidecar).
 
 It serves the Lambda Runtime API on loopback for the runtime process, starts a generic warm
-runtime, optionally specializes it at once (`--spec`, for provisioned concurrency), and serves
-the control API for the gateway until SIGTERM, when it stops the runtime gracefully.
+runtime (its own child, or with `--runtime-container` the shim in the pod's runtime container),
+optionally specializes it at once (`--spec`, for provisioned concurrency), and serves the control
+API for the gateway until SIGTERM, when it stops the runtime gracefully.
 Heavy imports happen in `run()`, so `kubelambda --help` stays fast.
 """
 
@@ -40,6 +41,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=2.0,
         help="seconds between SIGTERM and SIGKILL for the runtime at shutdown",
     )
+    parser.add_argument(
+        "--runtime-container",
+        default=None,
+        metavar="DIR",
+        help="the runtime runs in another container: DIR is the shared handshake folder "
+        "(its shim is kubelambda.runtime.container.SHIM); default: the agent's own child",
+    )
+    parser.add_argument(
+        "--task-root",
+        default="/var/task",
+        help="with --runtime-container: the shared code folder, same path in both containers",
+    )
+    parser.add_argument(
+        "--layers-dir",
+        default=None,
+        help="with --runtime-container: the shared folder the runtime container mounts at /opt",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,15 +80,21 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
 
     from kubelambda.runtime.agent_app import make_app
     from kubelambda.runtime.environment import Environment
+    from kubelambda.runtime.prepare import SharedDirs
     from kubelambda.runtime.spec import EnvironmentSpec
 
     owns_dir = args.work_dir is None
     work_dir = Path(args.work_dir or tempfile.mkdtemp(prefix="kubelambda-agent-"))
+    shared = None
+    if args.runtime_container:
+        layers = Path(args.layers_dir) if args.layers_dir else work_dir / "layers"
+        shared = SharedDirs(Path(args.runtime_container), Path(args.task_root), layers)
     env = Environment(
         args.runtime,
         work_dir=work_dir,
         port=args.runtime_api_port,
         stop_grace=args.stop_grace,
+        shared=shared,
     )
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,7 +4,9 @@
 and releases the shim (init then runs; its errors reach the next invoke); `invoke(req)` serves
 one invocation at a time with Lambda's deadline, START/END/REPORT lines and log tail; a timeout
 or a dead runtime resets the environment, and the next invoke shows the re-init's Init Duration.
-Usable in-process (dev mode) and behind the agent's control API (cluster mode).
+Usable in-process (dev mode) and behind the agent's control API (cluster mode). The runtime is
+this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
+runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ from pathlib import Path
 
 from kubelambda.runtime import errors, report
 from kubelambda.runtime.code import CodeCache
+from kubelambda.runtime.container import ContainerLink
 from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError, InitFailure
 from kubelambda.runtime.invocation import decode_client_context, next_headers
-from kubelambda.runtime.prepare import prepare
-from kubelambda.runtime.process import RuntimeProcess
+from kubelambda.runtime.prepare import SharedDirs, prepare
+from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
 from kubelambda.runtime.server import Outcome, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
@@ -48,6 +51,7 @@ class Environment:
         init_timeout: float = 10.0,
         stop_grace: float = 2.0,
         python: str = sys.executable,
+        shared: SharedDirs | None = None,
     ) -> None:
         self.runtime = runtime
         self.work_dir = Path(work_dir)
@@ -56,13 +60,16 @@ class Environment:
         self._init_timeout = init_timeout
         self._stop_grace = stop_grace
         self._python = python
+        # Set: the runtime runs in its own container, released through a shim (container.py).
+        self._shared = shared
+        self._link: ContainerLink | None = None
         self._api = RuntimeApi(
             host, port, on_ready=self._on_ready, on_init_error=self._on_init_error
         )
         self._state = EnvState.STARTING
         self._spec: EnvironmentSpec | None = None
         self._release: dict[str, object] | None = None
-        self._proc: RuntimeProcess | None = None
+        self._proc: RuntimeHandle | None = None
         self._init: asyncio.Future[InitFailure | None] | None = None
         self._init_started = 0.0
         self._init_ms: float | None = None
@@ -107,6 +114,9 @@ class Environment:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         await self._api.start()
         try:
+            if self._shared is not None:
+                self._link = ContainerLink(self._shared.handshake, on_output=self._emit)
+                self._link.open()
             proc = self._spawn()
             if not await asyncio.wait_for(proc.wait_warm(), START_TIMEOUT):
                 code = await asyncio.wait_for(asyncio.shield(proc.exited), START_TIMEOUT)
@@ -129,6 +139,7 @@ class Environment:
                 work_dir=self.work_dir,
                 runtime_api=self._api.address,
                 python=self._python,
+                shared=self._shared,
             )
         except BaseException:
             self._state = EnvState.WARM if self.alive else EnvState.FAILED
@@ -178,6 +189,8 @@ class Environment:
         proc = self._proc
         if proc is not None:
             await proc.terminate(self._stop_grace)
+        if self._link is not None:
+            self._link.close()
         await self._api.close()
 
     # -- invocation -------------------------------------------------------------------------
@@ -287,8 +300,12 @@ class Environment:
         invocation.outcome.set_result(Outcome("timeout"))
 
     # -- init and re-init -------------------------------------------------------------------
-    def _spawn(self) -> RuntimeProcess:
-        proc = RuntimeProcess(cwd=self.work_dir, on_output=self._emit, python=self._python)
+    def _spawn(self) -> RuntimeHandle:
+        proc: RuntimeHandle
+        if self._link is not None:
+            proc = self._link.spawn()
+        else:
+            proc = RuntimeProcess(cwd=self.work_dir, on_output=self._emit, python=self._python)
         self._proc = proc
         proc.exited.add_done_callback(lambda _: self._on_exit(proc))
         return proc
@@ -362,7 +379,7 @@ class Environment:
             return
         self._reinit_task = asyncio.get_running_loop().create_task(proc.release(release))
 
-    def _on_exit(self, proc: RuntimeProcess) -> None:
+    def _on_exit(self, proc: RuntimeHandle) -> None:
         code = proc.exited.result()
         proc.close()
         if proc is not self._proc or proc.expected_exit or self._state == EnvState.STOPPED:

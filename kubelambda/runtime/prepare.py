@@ -24,6 +24,27 @@ from kubelambda.runtime.spec import EnvironmentSpec
 
 RUNTIME_DIR = Path(__file__).resolve().parent  # LAMBDA_RUNTIME_DIR: where the bootstrap lives
 MIB = 1024 * 1024
+# In a runtime container these belong to the image (its PATH, its runtime folder, ...).
+IMAGE_OWNED = ("PATH", "LD_LIBRARY_PATH", "LANG", "TMPDIR", "LAMBDA_RUNTIME_DIR", "PYTHONPATH")
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDirs:
+    """Cluster mode's emptyDirs shared with the runtime container, as the agent mounts them."""
+
+    handshake: Path  # the FIFOs and release.env (container.py)
+    task_root: Path  # mounted at the same path in both containers (/var/task)
+    layers_dir: Path  # the runtime container's /opt
+
+
+def _clear(folder: Path) -> None:
+    """Empty a folder in place (a mount point cannot itself be removed)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for child in folder.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +61,11 @@ async def prepare(
     work_dir: Path,
     runtime_api: str,
     python: str = sys.executable,
+    shared: SharedDirs | None = None,
 ) -> Prepared:
     """Fetch code and layers, make this environment's /opt and /tmp, and decide the release."""
+    if shared is not None:
+        return await _prepare_shared(spec, cache=cache, runtime_api=runtime_api, shared=shared)
     task_root = await cache.resolve(spec.code)
     opt_dir = work_dir / "opt"
     if opt_dir.exists():
@@ -77,4 +101,34 @@ async def prepare(
         "fsize": spec.ephemeral_storage * MIB,
         "detail": launch.detail,
     }
+    return Prepared(launch=launch, message=message, layout=layout)
+
+
+async def _prepare_shared(
+    spec: EnvironmentSpec, *, cache: CodeCache, runtime_api: str, shared: SharedDirs
+) -> Prepared:
+    """The same for a runtime container: code and layers copied into the shared folders, and
+    only the function's variables (the image keeps its own PATH and the like)."""
+    _clear(shared.task_root)
+    if spec.package_type == "Zip":  # an image carries its code
+        shutil.copytree(await cache.resolve(spec.code), shared.task_root, dirs_exist_ok=True)
+    _clear(shared.layers_dir)
+    if spec.layers:
+        await cache.install_layers(spec.layers, shared.layers_dir)
+    layout = Layout(
+        task_root=shared.task_root,
+        opt_dir=Path("/opt"),
+        tmp_dir=Path("/tmp"),
+        runtime_dir=Path("/var/runtime"),
+    )
+    stream = log_stream_name(spec.function_version, datetime.now(UTC), secrets.token_hex(16))
+    env = build_environment(
+        spec, layout=layout, runtime_api=runtime_api, log_stream=stream, host_env={}
+    )
+    owned = IMAGE_OWNED + (("LAMBDA_TASK_ROOT",) if spec.package_type == "Image" else ())
+    for name in owned:
+        if name not in spec.environment:
+            env.pop(name, None)
+    launch = Launch("exec")  # the entry point is the runtime container's, not ours
+    message: dict[str, object] = {"env": env, "cwd": str(shared.task_root), "mode": "exec"}
     return Prepared(launch=launch, message=message, layout=layout)

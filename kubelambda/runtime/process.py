@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 OutputSink = Callable[[str], None]
 
@@ -35,6 +36,30 @@ def shim_environment(host_env: dict[str, str] | os._Environ[str]) -> dict[str, s
     if host_env.get("PYTHONPATH"):  # the agent found kubelambda through it; so must the shim
         env["PYTHONPATH"] = host_env["PYTHONPATH"]
     return env
+
+
+class RuntimeHandle(Protocol):
+    """What an Environment needs of one runtime run: this module's child process, or a run in
+    the runtime container (`container.ContainerRuntime`)."""
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def exited(self) -> asyncio.Future[int]: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    expected_exit: bool
+
+    def max_rss_kb(self) -> int: ...
+    async def wait_warm(self) -> bool: ...
+    async def release(self, message: dict[str, object]) -> None: ...
+    def flush_partial(self) -> None: ...
+    def kill(self) -> None: ...
+    async def terminate(self, grace: float) -> None: ...
+    def close(self) -> None: ...
 
 
 class RuntimeProcess:

@@ -31,18 +31,21 @@ class CodeRef(_Model):
     path: str | None = None
     url: str | None = None
     zip_base64: str | None = None
+    image: str | None = None  # a container image (cluster mode: the runtime container runs it)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
     @model_validator(mode="after")
     def _one_source(self) -> CodeRef:
         chosen = [
             name
-            for name in ("inline", "path", "url", "zip_base64")
+            for name in ("inline", "path", "url", "zip_base64", "image")
             if getattr(self, name) is not None
         ]
         if len(chosen) != 1:
             got = ", ".join(chosen) or "none"
-            raise ValueError(f"exactly one of inline, path, url, zipBase64 must be set (got {got})")
+            raise ValueError(
+                f"exactly one of inline, path, url, zipBase64, image must be set (got {got})"
+            )
         if self.url is not None:
             if not self.url.startswith(("http://", "https://")):
                 raise ValueError(f"code url {self.url!r} must be http(s)")
@@ -58,6 +61,8 @@ class CodeRef(_Model):
             return f"path {self.path}"
         if self.url is not None:
             return f"url {self.url}"
+        if self.image is not None:
+            return f"image {self.image}"
         return "zipBase64 code"
 
 

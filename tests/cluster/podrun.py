@@ -31,6 +31,7 @@ from tests.cluster.podspec import (
     container_argv,
     container_env,
     field_ref,
+    image_paths,
     resolve_program,
 )
 
@@ -202,7 +203,7 @@ class PodRun:
         env = container_env(pod, spec, image, self._lookup)
         mounts = self._mounts(spec)
         rewrite = Rewriter(mounts, self.ip, self.settings.rewrite_loopback)
-        argv = [rewrite(a) for a in container_argv(spec, image, env)]
+        argv = image_paths([rewrite(a) for a in container_argv(spec, image, env)], image)
         argv[0] = resolve_program(argv[0], image, mounts)
         env = {**{k: rewrite(v) for k, v in env.items()}, **self.settings.base_env}
         env["HOSTNAME"] = self.key[1]

@@ -22,6 +22,7 @@ from typing import Any
 
 JsonDict = dict[str, Any]
 VENV_BIN = Path(sys.executable).parent
+IMAGES_DIR = Path(__file__).resolve().parent / "images"  # stand-ins for in-image scripts
 _HOST_TOOLS = ("sh", "bash", "env", "sleep", "cat", "true", "false", "echo")
 
 
@@ -71,10 +72,11 @@ def lambda_python_image(minor: str = "") -> ImageSpec:
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
         "LANG": "en_US.UTF-8",
     }
+    entrypoint = {"/lambda-entrypoint.sh": str(IMAGES_DIR / "lambda-entrypoint.sh")}
     return ImageSpec(
         entrypoint=("python3", "-m", "awslambdaric"),
         env=env,
-        executables=_python_executables(*names) | _host_tools(),
+        executables=_python_executables(*names) | _host_tools() | entrypoint,
     )
 
 
@@ -253,6 +255,12 @@ def container_argv(container: JsonDict, image: ImageSpec, env: Mapping[str, str]
     if not argv:
         raise ContainerConfigError("no command specified and the image has no entrypoint")
     return [expand(str(a), env) for a in argv]
+
+
+def image_paths(argv: list[str], image: ImageSpec) -> list[str]:
+    """Absolute in-image programs named as arguments (`sh -c '...' /lambda-entrypoint.sh`) →
+    their local stand-ins, so a shell in the container can run them."""
+    return [argv[0], *(image.executables.get(a, a) if a.startswith("/") else a for a in argv[1:])]
 
 
 def resolve_program(argv0: str, image: ImageSpec, volumes: Mapping[str, Path]) -> str:

@@ -348,8 +348,11 @@ def test_a_function_no_generic_pod_fits_runs_in_its_own_pool(stack: LambdaStack)
     stack.wait_state("functions", "big", "Active")
     dedicated = "kubelambda.dev/pool=function,kubelambda.dev/function=big"
     (warm,) = stack.wait_pods(dedicated + ",kubelambda.dev/state=warm", 1)
-    limits = warm.spec.containers[0].resources.limits
-    assert limits["memory"] == f"{1024 + 64}Mi" and limits["cpu"] == "579m"
+    agent, runtime = warm.spec.containers  # the function's share goes to its runtime container
+    assert (
+        runtime.resources.limits["memory"] == "1024Mi" and runtime.resources.limits["cpu"] == "579m"
+    )
+    assert agent.resources.limits["memory"] == "64Mi"
     stack.wait_servable("big")
     assert stack.invoke("big")["body"] == "1024"
     (claimed,) = stack.live_pods(dedicated + ",kubelambda.dev/state=claimed")

@@ -36,6 +36,7 @@ class Want:
             self.shape.architecture == "x86_64"
             and self.shape.role is None
             and not self.shape.placement
+            and not self.shape.image
         )
 
 

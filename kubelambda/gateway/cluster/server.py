@@ -45,6 +45,8 @@ def default_identity() -> str:
 
 
 class ClusterInvoker(Invoker):
+    serves_images = True  # a pod runs the function's image as its runtime container
+
     """The dispatch core, with code from ConfigMaps resolved for the agents."""
 
     def __init__(
@@ -55,7 +57,11 @@ class ClusterInvoker(Invoker):
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         return environment_spec(
-            version, region=self.region, initialization_type=init_type, resolve=self.code_resolver
+            version,
+            region=self.region,
+            initialization_type=init_type,
+            resolve=self.code_resolver,
+            images=True,
         )
 
 

@@ -79,3 +79,18 @@ def test_without_a_resolver_configmap_code_is_refused() -> None:
     version = catalog_from_objects([fn], [], []).functions[("default", "hello")].latest
     with pytest.raises(Exception, match="needs cluster mode"):
         environment_spec(version, region="us-east-1")
+
+
+def test_an_image_is_served_only_where_images_run() -> None:
+    fn = active_function(
+        packageType="Image",
+        code={"image": "registry.example/fn:1"},
+        imageConfig={"command": ["app.handler"]},
+    )
+    fn["spec"].pop("runtime", None)
+    fn["spec"].pop("handler", None)
+    version = catalog_from_objects([fn], [], []).functions[("default", "hello")].latest
+    with pytest.raises(Exception, match="packageType Image needs cluster mode"):
+        environment_spec(version, region="us-east-1")  # dev mode: no container engine
+    spec = environment_spec(version, region="us-east-1", images=True)
+    assert spec.package_type == "Image" and spec.code.image == "registry.example/fn:1"

@@ -107,11 +107,22 @@ def test_an_active_function_broken_by_an_update_fails() -> None:
     assert outcome.status["stateReason"].startswith("spec.memorySize")
 
 
-def test_image_functions_are_refused_in_cluster_mode_with_the_field_named() -> None:
+def test_image_functions_need_their_handler_in_image_config() -> None:
     doc = function(packageType="Image", code={"image": "registry.example/fn:1"})
     outcome = f.reconcile(doc, None, NOW)
     assert outcome.state == "Failed"
-    assert outcome.status["stateReason"].startswith("spec.packageType")
+    assert outcome.status["stateReason"].startswith("spec.imageConfig")
+
+
+def test_image_functions_are_active_with_the_image_digest() -> None:
+    digest = "ab" * 32
+    doc = function(
+        packageType="Image",
+        code={"image": f"registry.example/fn@sha256:{digest}"},
+        imageConfig={"command": ["app.handler"]},
+    )
+    outcome = f.reconcile(doc, None, NOW)
+    assert outcome.state == "Active" and outcome.status["codeSha256"] == digest
 
 
 @pytest.mark.parametrize(

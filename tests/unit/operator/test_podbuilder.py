@@ -14,6 +14,7 @@ from kubelambda.operator import contract as c
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.contract import PodShape, placement_items
 from kubelambda.operator.podbuilder import PodRequest, build_pod, cpu_millis, generate_name
+from kubelambda.runtime.container import SHIM
 
 CONFIG = OperatorConfig(
     agent_image="kubelambda/kubelambda:0.1.0",
@@ -62,6 +63,19 @@ REQUESTS = {
         "default",
         PodShape("python3.13", 10240, 10240, "arm64", "reader", placement_items(PLACEMENT)),
         function="a-very-long-function-name-that-goes-on-and-on-and-on-for-a-while",
+    ),
+    "image": PodRequest(
+        "function",
+        "default",
+        PodShape(
+            "",
+            256,
+            512,
+            image="registry.example/team/fn:1",
+            entry=("/lambda-entrypoint.sh", "app.handler"),
+            workdir="/srv",
+        ),
+        function="fn",
     ),
 }
 PODS = {name: build_pod(CONFIG, request) for name, request in REQUESTS.items()}
@@ -154,15 +168,25 @@ def test_no_service_account_token_unless_a_role_is_set() -> None:
 def test_cpu_is_proportional_to_memory(memory: int, millis: int) -> None:
     assert cpu_millis(memory) == millis
     pod = build_pod(CONFIG, PodRequest("generic", "default", PodShape("python3.12", memory, 512)))
-    resources = pod["spec"]["containers"][0]["resources"]
+    agent, runtime = pod["spec"]["containers"]
+    resources = runtime["resources"]  # the function's share; the sidecar has its own
     assert resources["requests"]["cpu"] == resources["limits"]["cpu"] == f"{millis}m"
-    assert resources["limits"]["memory"] == f"{memory + 64}Mi"
+    assert resources["limits"]["memory"] == f"{memory}Mi"
+    assert agent["resources"]["limits"]["memory"] == "64Mi"
+    # No runtime image configured: the agent runs the runtime itself and takes it all.
+    one = build_pod(CONFIG, PodRequest("generic", "default", PodShape("python3.13", memory, 512)))
+    (only,) = one["spec"]["containers"]
+    assert only["resources"]["limits"]["cpu"] == f"{millis}m"
+    assert only["resources"]["limits"]["memory"] == f"{memory + 64}Mi"
 
 
 def test_ephemeral_storage_is_limited() -> None:
     pod = PODS["provisioned"]
-    resources = pod["spec"]["containers"][0]["resources"]
-    assert resources["limits"]["ephemeral-storage"] == f"{1024 + 512}Mi"
+    storage = [
+        int(container["resources"]["limits"]["ephemeral-storage"].removesuffix("Mi"))
+        for container in pod["spec"]["containers"]
+    ]
+    assert storage == [512, 1024]  # the agent's code and layers, the function's /tmp
     tmp = next(v for v in pod["spec"]["volumes"] if v["name"] == "tmp")
     assert tmp["emptyDir"]["sizeLimit"] == "1024Mi"
 
@@ -221,3 +245,45 @@ def test_the_agent_serves_the_gateway_on_8080_with_probes() -> None:
     assert agent["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert agent["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert PODS["generic"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_a_runtime_with_an_image_gets_a_runtime_container_held_by_the_shim() -> None:
+    spec = PODS["generic"]["spec"]
+    agent, runtime = spec["containers"]
+    assert runtime["image"] == "public.ecr.aws/lambda/python:3.12"
+    assert spec["shareProcessNamespace"] is True  # the agent signals the runtime
+    command = runtime["command"]
+    assert command[:2] == ["/bin/sh", "-c"] and command[2] == SHIM.replace("$$", "$$$$")
+    assert command[3:] == [
+        "kubelambda-shim", "/kubelambda", "/var/task", "handler", "/lambda-entrypoint.sh"
+    ]  # fmt: skip
+    assert "--runtime-container=/kubelambda" in agent["args"]
+    mounts = {
+        c["name"]: {m["name"]: m["mountPath"] for m in c["volumeMounts"]} for c in (agent, runtime)
+    }
+    assert mounts["runtime"] == {
+        "handshake": "/kubelambda", "task": "/var/task", "layers": "/opt", "tmp": "/tmp"
+    }  # fmt: skip
+    assert mounts["agent"]["task"] == "/var/task"  # the same path in both: release.env holds it
+    assert mounts["agent"]["agent-tmp"] == "/tmp"  # not the function's /tmp
+    assert "livenessProbe" not in runtime and "ports" not in runtime
+
+
+def test_a_runtime_without_an_image_keeps_one_container() -> None:
+    spec = PODS["function-with-role-and-placement"]["spec"]
+    (agent,) = spec["containers"]
+    assert "shareProcessNamespace" not in spec
+    assert not any(a.startswith("--runtime-container") for a in agent["args"])
+
+
+def test_an_image_function_runs_its_own_image_as_image_config_says() -> None:
+    spec = PODS["image"]["spec"]
+    _, runtime = spec["containers"]
+    assert runtime["image"] == "registry.example/team/fn:1"
+    assert runtime["command"][3:] == [
+        "kubelambda-shim", "/kubelambda", "", "image", "/lambda-entrypoint.sh", "app.handler"
+    ]  # fmt: skip
+    assert runtime["workingDir"] == "/srv"
+    # Its own /var/task and /opt hold its code: no volume covers them.
+    paths = {m["mountPath"] for m in runtime["volumeMounts"]}
+    assert paths == {"/kubelambda", "/tmp"}

@@ -1,0 +1,252 @@
+"""The runtime in its own container: the agent's side of the shim handshake (DESIGN §6).
+
+In a two-container pod the function's runtime runs in the runtime container (an official Lambda
+base image, or the function's own image), not as the agent's child. Its command is `SHIM`, a
+POSIX `sh` loop (so it needs nothing but /bin/sh and mkfifo from the image) that talks to the
+agent through three FIFOs in a shared emptyDir (`HANDSHAKE_DIR`):
+
+    events   shim → agent, one line each: `warm PID` (the shell is up), `run PID` (a runtime
+             started), `exit STATUS` (it ended; `wait`'s status, 128+N for signal N)
+    release  agent → shim: one line per runtime to start; `release.env` is written first
+    output   the runtime's stdout and stderr, read by the agent for logs and the log tail
+
+The agent opens every FIFO read-write, so no open ever blocks on its side and nothing is lost
+while the shell is between runtimes. The runtime's exit is reported by the shell (a runtime is
+not the agent's child, so the agent cannot wait for it); the shell itself is watched through a
+pidfd (a shared PID namespace makes its PID visible), so a dead runtime container fails whatever
+was waiting. A timeout or a crash restarts only the runtime, in the same shell: the next release
+line is the re-init.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from kubelambda.runtime.process import parse_vm_hwm
+
+OutputSink = Callable[[str], None]
+HANDSHAKE_DIR = "/kubelambda"
+FIFOS = ("events", "release", "output")
+
+# $1: the handshake folder, $2: the task root to run in (empty: stay in the container's working
+# directory, as an image's entry point expects), $3: `handler` to pass the function's handler as
+# the entry point's last argument (the official images' `/lambda-entrypoint.sh HANDLER`; a
+# generic warm pod learns it only at release) or `image`, then the image's entry point.
+SHIM = """d=$1; t=$2; h=$3; shift 3
+for f in events release output; do [ -p "$d/$f" ] || mkfifo "$d/$f" 2>/dev/null; done
+echo "warm $$" > "$d/events"
+while read go < "$d/release"; do
+  ( . "$d/release.env" && { [ -z "$t" ] || cd "$t"; } &&
+    { [ "$h" != handler ] || set -- "$@" "$_HANDLER"; } &&
+    exec "$@" ) > "$d/output" 2>&1 < /dev/null &
+  echo "run $!" > "$d/events"
+  wait $!
+  echo "exit $?" > "$d/events"
+done
+"""
+
+
+def quote(value: str) -> str:
+    """A POSIX shell single-quoted word."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def env_file(env: Mapping[str, str]) -> str:
+    """`release.env`: the function's variables as `export` lines for the shim to source."""
+    return "".join(f"export {name}={quote(value)}\n" for name, value in env.items())
+
+
+def returncode_of(status: int) -> int:
+    """`wait`'s status → Popen's convention (negative for a signal), for Runtime.ExitError."""
+    return -(status - 128) if status > 128 else status
+
+
+class ContainerRuntime:
+    """One runtime run in the runtime container, from release to exit (a RuntimeHandle)."""
+
+    def __init__(self, link: ContainerLink) -> None:
+        self._link = link
+        self.pid: int | None = None
+        self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.expected_exit = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.exited.done()
+
+    def max_rss_kb(self) -> int:
+        if self.pid is None or not self.alive:
+            return 0
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as status:
+                return parse_vm_hwm(status.read())
+        except OSError:
+            return 0
+
+    async def wait_warm(self) -> bool:
+        return await self._link.wait_warm()
+
+    async def release(self, message: dict[str, object]) -> None:
+        self._link.release(self, message)
+
+    def flush_partial(self) -> None:
+        self._link.flush_output()
+
+    def kill(self) -> None:
+        self.expected_exit = True
+        if self.pid is not None and self.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    async def terminate(self, grace: float) -> None:
+        self.expected_exit = True
+        if self.pid is not None and self.alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.exited), grace)
+            except TimeoutError:
+                self.kill()
+        self.finish(-15)
+
+    def close(self) -> None:
+        """Nothing of its own to release: the FIFOs belong to the link."""
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+        if self.expected_exit:  # ended before it even started (a stop or a re-init)
+            self.kill()
+
+    def finish(self, returncode: int) -> None:
+        if not self.exited.done():
+            self.exited.set_result(returncode)
+
+
+class ContainerLink:
+    """The agent's end of the handshake with the shim in the runtime container."""
+
+    def __init__(self, directory: Path, *, on_output: OutputSink) -> None:
+        self.directory = directory
+        self._on_output = on_output
+        self._loop = asyncio.get_running_loop()
+        self._fds: dict[str, int] = {}
+        self._partial = {"events": b"", "output": b""}
+        self._warm: asyncio.Future[bool] = self._loop.create_future()
+        self._pidfd = -1
+        self._waiting: deque[ContainerRuntime] = deque()  # released, not started yet
+        self._running: ContainerRuntime | None = None
+        self._dead = False
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for name in FIFOS:
+            path = self.directory / name
+            with contextlib.suppress(FileExistsError):
+                os.mkfifo(path, 0o600)
+            # Read-write: never blocks, and the pipe outlives each shell-side open.
+            self._fds[name] = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+        self._loop.add_reader(self._fds["events"], self._read, "events")
+        self._loop.add_reader(self._fds["output"], self._read, "output")
+
+    def spawn(self) -> ContainerRuntime:
+        return ContainerRuntime(self)
+
+    async def wait_warm(self) -> bool:
+        return await asyncio.shield(self._warm)
+
+    def release(self, runtime: ContainerRuntime, message: dict[str, object]) -> None:
+        env = message["env"]
+        assert isinstance(env, dict)
+        staged = self.directory / "release.env.new"
+        staged.write_text(env_file(env))
+        staged.replace(self.directory / "release.env")  # whole, never half-written
+        if self._dead:
+            runtime.finish(-signal.SIGKILL)
+            return
+        self._waiting.append(runtime)
+        os.write(self._fds["release"], b"go\n")
+
+    def flush_output(self) -> None:
+        self._read("output")
+        if self._partial["output"]:
+            line, self._partial["output"] = self._partial["output"], b""
+            self._on_output(line.decode(errors="replace"))
+
+    def close(self) -> None:
+        for name, fd in self._fds.items():
+            if name != "release":
+                self._loop.remove_reader(fd)
+            os.close(fd)
+        self._fds.clear()
+        if self._pidfd >= 0:
+            self._loop.remove_reader(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = -1
+        self._shell_gone()
+
+    def _read(self, name: str) -> None:
+        chunks = [self._partial[name]]
+        while True:
+            try:
+                chunk = os.read(self._fds[name], 1 << 16)
+            except (BlockingIOError, KeyError):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        *lines, self._partial[name] = b"".join(chunks).split(b"\n")
+        for line in lines:
+            if name == "output":
+                self._on_output(line.decode(errors="replace"))
+            else:
+                self._event(line.decode(errors="replace").split())
+
+    def _event(self, words: list[str]) -> None:
+        if len(words) != 2 or not words[1].isdigit():
+            return
+        kind, number = words[0], int(words[1])
+        if kind == "warm":
+            self._watch_shell(number)
+        elif kind == "run" and self._waiting:
+            self._running = self._waiting.popleft()
+            self._running.started(number)
+        elif kind == "exit" and self._running is not None:
+            self.flush_output()  # what it wrote before it ended comes first
+            running, self._running = self._running, None
+            running.finish(returncode_of(number))
+
+    def _watch_shell(self, pid: int) -> None:
+        if self._pidfd >= 0:
+            return
+        try:
+            self._pidfd = os.pidfd_open(pid)
+        except OSError:  # gone already
+            self._shell_gone()
+            return
+        self._loop.add_reader(self._pidfd, self._shell_exited)
+        if not self._warm.done():
+            self._warm.set_result(True)
+
+    def _shell_exited(self) -> None:
+        self._loop.remove_reader(self._pidfd)
+        os.close(self._pidfd)
+        self._pidfd = -1
+        self._read("events")  # a last `exit` line, if the shell wrote one
+        self._shell_gone()
+
+    def _shell_gone(self) -> None:
+        """The runtime container's shell is gone: nothing more will run in it."""
+        self._dead = True
+        if not self._warm.done():
+            self._warm.set_result(False)
+        for runtime in (self._running, *self._waiting):
+            if runtime is not None:
+                runtime.finish(-signal.SIGKILL)
+        self._running = None
+        self._waiting.clear()

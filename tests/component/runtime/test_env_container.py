@@ -1,0 +1,111 @@
+"""The runtime in its own container: an Environment with shared folders and a real `sh` shim.
+
+The "runtime container" here is the shim (`container.SHIM`) started by the test as a process,
+with an entry point that runs awslambdaric, as the official base image's does; the agent side is
+the real Environment. Release, logs, timeout and crash (each re-inits in the same shim) and a
+dead runtime container are checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kubelambda.runtime.container import SHIM
+from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.prepare import SharedDirs
+from kubelambda.runtime.spec import EnvState
+
+from .helpers import make_request, make_spec
+
+CODE = """
+import os, time
+print("init in", os.getcwd())
+def handler(event, context):
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("exit"):
+        os._exit(event["exit"])
+    print("handling", event)
+    return {"pid": os.getpid(), "fn": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}
+"""
+# The official images' /lambda-entrypoint.sh HANDLER: exec the runtime interface client.
+ENTRYPOINT = '#!/bin/sh\nexec "$PYTHON" -m awslambdaric "$1"\n'
+
+
+@pytest.fixture
+async def container_env(tmp_path: Path) -> AsyncIterator[tuple[Environment, list[str], int]]:
+    shared = SharedDirs(tmp_path / "handshake", tmp_path / "task", tmp_path / "layers")
+    entry = tmp_path / "lambda-entrypoint.sh"
+    entry.write_text(ENTRYPOINT)
+    entry.chmod(0o755)
+    logs: list[str] = []
+    env = Environment(
+        "python3.12", work_dir=tmp_path / "agent", log_sink=logs.append, shared=shared
+    )
+    handshake, task = str(shared.handshake), str(shared.task_root)
+    shim = await asyncio.create_subprocess_exec(
+        *("sh", "-c", SHIM, "shim", handshake, task, "handler", str(entry)),
+        env={"PATH": os.environ["PATH"], "PYTHON": sys.executable},
+        stdin=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        await env.start()
+        yield env, logs, shim.pid
+    finally:
+        await env.stop()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shim.pid, signal.SIGKILL)
+        await asyncio.wait_for(shim.wait(), 5.0)
+
+
+def _event(**event: object) -> bytes:
+    return json.dumps(event).encode()
+
+
+async def test_released_runtime_serves_and_recovers(
+    container_env: tuple[Environment, list[str], int],
+) -> None:
+    env, logs, _ = container_env
+    assert env.state == EnvState.WARM
+    await env.specialize(make_spec({"app.py": CODE}, timeout=1.0))
+    first = await env.invoke(make_request(_event(n=1), log_tail=True))
+    body = json.loads(first.payload)
+    assert first.function_error is None and body["fn"] == "hello"
+    assert first.init_duration_ms is not None and first.max_memory_used_mb > 0
+    assert first.log_tail is not None and "handling {'n': 1}" in first.log_tail
+    assert any(line.startswith("init in ") and line.endswith("task") for line in logs)
+
+    timed_out = await env.invoke(make_request(_event(sleep=5)))
+    assert timed_out.function_error == "Unhandled"
+    assert json.loads(timed_out.payload)["errorType"] == "Sandbox.Timedout"
+    again = await env.invoke(make_request(_event(n=2)))  # re-init in the same shim
+    assert again.function_error is None and again.init_duration_ms is not None
+    assert json.loads(again.payload)["pid"] != body["pid"]
+
+    crashed = await env.invoke(make_request(_event(exit=3)))
+    error = json.loads(crashed.payload)
+    assert error["errorType"] == "Runtime.ExitError" and "exit status 3" in error["errorMessage"]
+    last = await env.invoke(make_request(_event(n=3)))
+    assert last.function_error is None and last.init_duration_ms is not None
+
+
+async def test_a_dead_runtime_container_fails_the_invocation(
+    container_env: tuple[Environment, list[str], int],
+) -> None:
+    env, _, shim_pid = container_env
+    await env.specialize(make_spec({"app.py": CODE}, timeout=5.0))
+    assert (await env.invoke(make_request(_event(n=1)))).function_error is None
+    invocation = asyncio.ensure_future(env.invoke(make_request(_event(sleep=4))))
+    os.killpg(shim_pid, signal.SIGKILL)  # before or during the call: a Runtime.ExitError
+    result = await asyncio.wait_for(invocation, 5.0)
+    assert json.loads(result.payload)["errorType"] == "Runtime.ExitError"
