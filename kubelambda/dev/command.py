@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from kubelambda.gateway.flags import add_serving_flags
+
 DESCRIPTION = """\
 Serve every Function, Version and Alias manifest in DIR (searched recursively) through
 Lambda's Invoke API, with execution environments as local processes. boto3 and the AWS CLI
@@ -31,28 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace", default="default", help="namespace for unqualified names (default)"
     )
-    parser.add_argument("--region", default="us-east-1", help="region in ARNs and AWS_REGION")
-    parser.add_argument(
-        "--concurrency-limit", type=int, default=1000, help="namespace concurrency pool (1000)"
-    )
-    parser.add_argument(
-        "--unreserved-floor",
-        type=int,
-        default=100,
-        help="part of the pool that cannot be reserved (100)",
-    )
-    parser.add_argument(
-        "--idle-keepalive",
-        type=float,
-        default=300,
-        help="seconds before an idle environment is stopped (300)",
-    )
-    parser.add_argument(
-        "--max-age",
-        type=float,
-        default=4 * 3600,
-        help="seconds before an environment is recycled (14400)",
-    )
+    add_serving_flags(parser)
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
@@ -104,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
 
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.server import DevServer, DevSettings
-    from kubelambda.gateway.admission import PoolLimits
     from kubelambda.gateway.asyncq.queue import QueueError
+    from kubelambda.gateway.flags import pool_limits
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop
 
@@ -114,9 +95,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)
         return 2
     try:
-        limits = PoolLimits(args.concurrency_limit, args.unreserved_floor)
+        limits = pool_limits(args)
     except ValueError as exc:
-        print(f"kubelambda dev: --concurrency-limit/--unreserved-floor: {exc}", file=sys.stderr)
+        print(f"kubelambda dev: {exc}", file=sys.stderr)
         return 2
     settings = DevSettings(
         folder=folder,

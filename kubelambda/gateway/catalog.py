@@ -19,7 +19,7 @@ from kubelambda.api.common import LATEST
 from kubelambda.api.function import AsyncConfig, FunctionSpec
 from kubelambda.api.resources import Alias, Function, Resource, Version
 from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.gateway.names import FunctionRef, function_arn
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,6 @@ class Catalog:
 
 
 def _arn_hint(namespace: str, name: str, qualifier: str | None = None) -> str:
-    from kubelambda.gateway.names import function_arn
-
     return function_arn("us-east-1", namespace, name, qualifier)
 
 

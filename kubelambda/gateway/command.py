@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kubelambda.gateway.flags import add_serving_flags
+
 AUTH_MODES = ("none", "kubernetes", "sigv4")
 
 
@@ -33,22 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NS",
         help="a namespace to serve (repeatable; none: all namespaces)",
     )
-    parser.add_argument("--concurrency-limit", type=int, default=1000, help="per namespace")
-    parser.add_argument(
-        "--unreserved-floor", type=int, default=100, help="part never reserved (100)"
-    )
-    parser.add_argument(
-        "--idle-keepalive", type=float, default=300, help="seconds before idle pods are released"
-    )
-    parser.add_argument(
-        "--max-age", type=float, default=7200, help="seconds before environments are recycled"
-    )
+    add_serving_flags(parser)
     parser.add_argument(
         "--queue", default=None, help="the async queue's URL (sqlite:// or nats://)"
     )
     parser.add_argument("--auth", choices=AUTH_MODES, default="none", help="invoke auth (none)")
     parser.add_argument("--sigv4-secret", default=None, help="Secret with SigV4 keys (sigv4)")
-    parser.add_argument("--region", default="us-east-1", help="region in ARNs and AWS_REGION")
     parser.add_argument(
         "--identity", default=None, help="this replica's name in claims (default: $POD_NAME)"
     )
@@ -83,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
             f"--auth={args.auth} is not built yet (TokenReview/SubjectAccessReview and SigV4 "
             "are planned); run with --auth=none behind a NetworkPolicy"
         )
-    from kubelambda.gateway.admission import PoolLimits
     from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
+    from kubelambda.gateway.flags import pool_limits
 
     try:
-        limits = PoolLimits(args.concurrency_limit, args.unreserved_floor)
+        limits = pool_limits(args)
     except ValueError as exc:
-        return fail(f"--concurrency-limit/--unreserved-floor: {exc}")
+        return fail(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

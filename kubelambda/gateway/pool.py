@@ -37,7 +37,7 @@ StartKind = Literal["cold", "warm", "provisioned"]
 class PoolSettings:
     generic_per_runtime: int = 1
     keepalive: float = 300.0  # idle seconds before an environment is stopped
-    max_age: float = 4 * 3600.0  # environments are recycled after this, when idle
+    max_age: float = 7200.0  # environments are recycled after this, when idle
     start_timeout: float = 30.0  # the bounded wait for a new environment
     max_parallel_starts: int = 8
 

@@ -1,9 +1,9 @@
 """The Invoke API's Event path: check, resolve, store durably, then answer 202.
 
-Installed as `GatewayApi.async_submit`; the API has already read the payload and checked that it
-is JSON. Here: Lambda's 256 KB async limit (RequestTooLargeException), the function, version
-or alias must exist (ResourceNotFoundException), and the 202 is sent only after `enqueue`
-returned, i.e. after the event is durable. Nothing is stored when any check fails. As in
+Installed as `GatewayApi.async_submit`; the API has already read the payload and checked it
+against Lambda's 256 KB async limit and for JSON. Here: the function, version or alias must
+exist (ResourceNotFoundException), and the 202 is sent only after `enqueue` returned, i.e.
+after the event is durable. Nothing is stored when any check fails. As in
 Lambda, the answer carries the request id and no X-Amz-Executed-Version.
 """
 
@@ -16,7 +16,7 @@ from aiohttp import web
 
 from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.queue import AsyncQueue, QueueError
-from kubelambda.gateway.errors import ASYNC_PAYLOAD_LIMIT, LambdaError, too_large
+from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.names import FunctionRef
 
@@ -32,8 +32,6 @@ class EventSubmitter:
     async def __call__(
         self, ref: FunctionRef, payload: bytes, request: web.Request
     ) -> web.StreamResponse:
-        if len(payload) > ASYNC_PAYLOAD_LIMIT:
-            raise too_large(len(payload), ASYNC_PAYLOAD_LIMIT)
         resolved = self.invoker.resolve(ref)  # ResourceNotFoundException before storing
         event = AsyncEvent.accept(ref, payload, self.clock())
         try:

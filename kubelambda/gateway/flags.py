@@ -1,0 +1,45 @@
+"""The flags both gateways take (`kubelambda dev` and `kubelambda gateway --cluster`).
+
+Declared once so the two modes cannot drift apart in names, defaults or help.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from kubelambda.gateway.admission import PoolLimits
+
+DEFAULT_MAX_AGE = 7200.0
+
+
+def add_serving_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", default="us-east-1", help="region in ARNs and AWS_REGION")
+    parser.add_argument(
+        "--concurrency-limit", type=int, default=1000, help="namespace concurrency pool (1000)"
+    )
+    parser.add_argument(
+        "--unreserved-floor",
+        type=int,
+        default=100,
+        help="part of the pool that cannot be reserved (100)",
+    )
+    parser.add_argument(
+        "--idle-keepalive",
+        type=float,
+        default=300.0,
+        help="seconds before an idle environment is stopped (300)",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=float,
+        default=DEFAULT_MAX_AGE,
+        help=f"seconds before an environment is recycled ({DEFAULT_MAX_AGE:g})",
+    )
+
+
+def pool_limits(args: argparse.Namespace) -> PoolLimits:
+    """The namespace pool from the flags; ValueError names the flags when they don't fit."""
+    try:
+        return PoolLimits(args.concurrency_limit, args.unreserved_floor)
+    except ValueError as exc:
+        raise ValueError(f"--concurrency-limit/--unreserved-floor: {exc}") from None
