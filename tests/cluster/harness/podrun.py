@@ -1,10 +1,15 @@
-"""One pod on the test kubelet: its containers as process groups, probes, restarts and status.
+"""One pod on the process kubelet: its containers as process groups, probes, restarts, status.
 
-A `PodRun` prepares the pod's volumes, runs init containers in order, then supervises each
-container: start it (a new session, so the whole process group can be signalled), probe it,
-restart it per restartPolicy with a short exponential backoff, and publish the pod status
-(phase, podIP, container statuses, conditions) through the status subresource. `terminate()` is
-the kubelet's side of a graceful deletion: SIGTERM, wait the grace period (capped), SIGKILL.
+A `PodRun` prepares the pod's volumes (`volumes.prepare`), "pulls" each image once per node (an
+optional simulated delay), runs init containers in order, then supervises each container: start
+it (a new session, so the whole process group can be signalled), probe it, restart it per
+restartPolicy with a short exponential backoff, and publish the pod status (phase, podIP,
+container statuses, conditions) through the status subresource. An emptyDir that outgrows its
+sizeLimit evicts the pod, as the kubelet's eviction manager does. `terminate()` is the kubelet's
+side of a graceful deletion: SIGTERM, wait the grace period (capped), SIGKILL.
+
+Processes cannot see the in-cluster paths (/var/run/secrets/...), so each pod gets a kubeconfig
+(`KUBECONFIG`) that points at the apiserver and reads the pod's projected token and CA files.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
-from tests.cluster import probes
-from tests.cluster.podspec import (
+from tests.cluster.harness import probes, volumes
+from tests.cluster.harness.podspec import (
     ContainerConfigError,
     ImageSpec,
     ImageTable,
@@ -30,7 +36,6 @@ from tests.cluster.podspec import (
     Rewriter,
     container_argv,
     container_env,
-    field_ref,
     image_paths,
     resolve_program,
 )
@@ -52,6 +57,11 @@ class PodSettings:
     backoff: tuple[float, float] = (0.1, 1.0)  # first delay, cap (real kubelet: 10 s, 5 min)
     max_grace: float = 5.0  # cap on terminationGracePeriodSeconds, to bound test time
     rewrite_loopback: bool = True
+    api_url: str = ""  # what the in-pod kubeconfig points at
+    # Images already "pulled" on this node (a future while the simulated pull runs).
+    pulled: dict[str, asyncio.Future[None]] = field(default_factory=dict)
+    # (pod, type, reason, message) -> a core/v1 Event, posted by the kubelet.
+    event: Callable[[JsonDict, str, str, str], None] = lambda *_: None
     # Every process started, as (pid, create_time), so a reused PID is not taken for a leak.
     spawned: list[tuple[int, float]] = field(default_factory=list)
 
@@ -96,6 +106,7 @@ class PodRun:
         settings: PodSettings,
         lookup: Lookup,
         write_status: Callable[[JsonDict], Awaitable[None]],
+        issued: dict[volumes.TokenKey, str] | None = None,
     ) -> None:
         self.pod = pod
         self.ip = ip
@@ -103,10 +114,12 @@ class PodRun:
         self.settings = settings
         self._lookup = lookup
         self._write_status = write_status
+        self._issued = issued or {}
         spec = pod["spec"]
         self.inits = [ContainerRun(c, init=True) for c in spec.get("initContainers") or ()]
         self.mains = [ContainerRun(c) for c in spec.get("containers") or ()]
         self.volumes: dict[str, Path] = {}
+        self.evicted: str | None = None  # the eviction message
         self.init_failed = False
         self.initialized = not self.inits
         self.terminating = False
@@ -163,31 +176,68 @@ class PodRun:
     # --- volumes and processes ----------------------------------------------------------------
 
     def _prepare_volumes(self) -> None:
-        ns = self.key[0]
-        for volume in self.pod["spec"].get("volumes") or ():
-            path = self.workdir / "volumes" / volume["name"]
-            path.mkdir(parents=True, exist_ok=True)
-            self.volumes[volume["name"]] = path
-            source = volume.get("configMap") or volume.get("secret")
-            if source is not None:
-                kind = "ConfigMap" if "configMap" in volume else "Secret"
-                name = source.get("name") or source.get("secretName", "")
-                data = self._lookup(kind, ns, name) or {}
-                items = source.get("items") or [{"key": k, "path": k} for k in data]
-                for item in items:
-                    if item["key"] in data:
-                        target = path / item["path"]
-                        target.parent.mkdir(parents=True, exist_ok=True)
-                        target.write_text(data[item["key"]])
-            elif "downwardAPI" in volume:
-                # Files from fieldRefs (metadata.annotations['k'] and the like), written once.
-                for item in volume["downwardAPI"].get("items") or ():
-                    target = path / item["path"]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_text(field_ref(self.pod, item["fieldRef"]["fieldPath"]))
-            elif "emptyDir" not in volume:
-                kinds = sorted(set(volume) - {"name"})
-                raise ContainerConfigError(f"volume {volume['name']}: {kinds} is not emulated")
+        prepared = volumes.prepare(self.pod, self.workdir / "volumes", self._lookup, self._issued)
+        self.volumes = prepared.paths
+        if prepared.size_limits:
+            self._spawn(self._watch_size_limits(prepared.size_limits))
+        self._write_kubeconfig()
+
+    def _write_kubeconfig(self) -> None:
+        """The pod's way in: the apiserver, its CA and token files from the projected volume."""
+        mounted = {
+            m["mountPath"].rstrip("/"): m["name"]
+            for c in self.inits + self.mains
+            for m in c.spec.get("volumeMounts") or ()
+        }
+        folder = self.volumes.get(mounted.get(volumes.SERVICE_ACCOUNT_DIR, ""))
+        cluster: JsonDict = {"server": self.settings.api_url}
+        user: JsonDict = {}
+        if folder is not None and (folder / "ca.crt").exists():
+            cluster["certificate-authority"] = str(folder / "ca.crt")
+        if folder is not None and (folder / "token").exists():
+            user["tokenFile"] = str(folder / "token")
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "in-cluster", "cluster": cluster}],
+            "users": [{"name": "pod", "user": user}],
+            "contexts": [
+                {
+                    "name": "in-cluster",
+                    "context": {"cluster": "in-cluster", "user": "pod", "namespace": self.key[0]},
+                }
+            ],
+            "current-context": "in-cluster",
+        }
+        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    async def _watch_size_limits(self, limits: dict[str, float]) -> None:
+        while True:
+            for name, limit in limits.items():
+                used = await asyncio.to_thread(volumes.usage, self.volumes[name])
+                if used > limit:
+                    self.evicted = (
+                        f'Usage of EmptyDir volume "{name}" exceeds the limit "{limit:g}".'
+                    )
+                    self.settings.event(self.pod, "Warning", "Evicted", self.evicted)
+                    self._spawn(self._evict())
+                    return
+            await asyncio.sleep(0.5)
+
+    async def _evict(self) -> None:
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        await self._kill_all(grace=0)
+        for container in self.mains:
+            if "running" in container.state:
+                self._record_exit(container, 137)
+        await self._write_status(self.status())
 
     def _mounts(self, container: JsonDict) -> dict[str, Path]:
         mounts = {}
@@ -207,10 +257,31 @@ class PodRun:
         argv[0] = resolve_program(argv[0], image, mounts)
         env = {**{k: rewrite(v) for k, v in env.items()}, **self.settings.base_env}
         env["HOSTNAME"] = self.key[1]
+        env["KUBECONFIG"] = str(self.kubeconfig)
         cwd = rewrite(spec["workingDir"]) if spec.get("workingDir") else str(self.workdir)
         return argv, env, cwd, image
 
+    async def _pull(self, container: ContainerRun) -> None:
+        """Each image is "pulled" once per node; a configured delay simulates a cold node."""
+        image = str(container.spec.get("image", ""))
+        pulled = self.settings.pulled.get(image)
+        if pulled is None:
+            delay = self.settings.images.pull_delay(image)
+            pulled = self.settings.pulled[image] = asyncio.get_running_loop().create_future()
+            if delay > 0:
+                self.settings.event(self.pod, "Normal", "Pulling", f'Pulling image "{image}"')
+                await asyncio.sleep(delay)  # the simulated pull itself, not a wait in a test
+                self.settings.event(
+                    self.pod,
+                    "Normal",
+                    "Pulled",
+                    f'Successfully pulled image "{image}" in {delay:g}s',
+                )
+            pulled.set_result(None)
+        await asyncio.shield(pulled)
+
     async def _start(self, container: ContainerRun) -> asyncio.subprocess.Process:
+        await self._pull(container)
         argv, env, cwd, _ = self._command(container.spec)
         log = self.log_path(container.name)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -346,7 +417,7 @@ class PodRun:
     # --- status -------------------------------------------------------------------------------
 
     def phase(self) -> str:
-        if self.init_failed:
+        if self.init_failed or self.evicted:
             return "Failed"
         if not self.initialized or not self.mains:
             return "Pending"
@@ -385,6 +456,8 @@ class PodRun:
         }
         if self.inits:
             status["initContainerStatuses"] = [c.status() for c in self.inits]
+        if self.evicted:
+            status |= {"reason": "Evicted", "message": self.evicted}
         return status
 
     async def _status_writer(self) -> None:
@@ -408,6 +481,9 @@ class PodRun:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._kill_all(grace)
+
+    async def _kill_all(self, grace: float) -> None:
         procs = [c.proc for c in self.inits + self.mains if c.proc and c.proc.returncode is None]
         for proc in procs:
             with contextlib.suppress(ProcessLookupError):

@@ -1,4 +1,4 @@
-"""How the test kubelet turns a container spec into a local process: image table, argv, env.
+"""How the process kubelet turns a container spec into a local process: image table, argv, env.
 
 Images map to local programs through an explicit table (`ImageTable`): an image pattern gives the
 image's ENTRYPOINT/CMD and the in-image executables that exist here (e.g. `kubelambda` → the
@@ -92,6 +92,7 @@ class ImageTable:
 
     def __init__(self) -> None:
         self._rules: list[tuple[str, Callable[[str], ImageSpec]]] = []
+        self._delays: list[tuple[str, float]] = []
 
     @classmethod
     def default(cls) -> ImageTable:
@@ -111,11 +112,21 @@ class ImageTable:
     def add_factory(self, pattern: str, factory: Callable[[str], ImageSpec]) -> None:
         self._rules.append((pattern, factory))
 
+    def delay_pulls(self, pattern: str, seconds: float) -> None:
+        """Simulate a cold node: the first use of a matching image waits `seconds` ("pulling")."""
+        self._delays.append((pattern, seconds))
+
+    def pull_delay(self, image: str) -> float:
+        for pattern, seconds in reversed(self._delays):
+            if fnmatch.fnmatchcase(image, pattern):
+                return seconds
+        return 0.0
+
     def resolve(self, image: str) -> ImageSpec:
         for pattern, factory in reversed(self._rules):
             if fnmatch.fnmatchcase(image, pattern):
                 return factory(image)
-        raise ContainerConfigError(f"image {image!r} is not in the test kubelet's image table")
+        raise ContainerConfigError(f"image {image!r} is not in the process kubelet's image table")
 
 
 # --- env --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Container probes for the test kubelet: httpGet, tcpSocket and exec, with k8s thresholds.
+"""Container probes for the process kubelet: httpGet, tcpSocket and exec, with k8s thresholds.
 
 Timings follow the probe spec, but `initialDelaySeconds` and `periodSeconds` are capped by the
 kubelet (`ProbeTiming`), so that readiness flips in a fraction of a second in tests rather than
