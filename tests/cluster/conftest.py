@@ -56,7 +56,13 @@ def install_crds(client: kubernetes.client.ApiClient, docs: list[dict[str, Any]]
             if exc.status != 409:
                 raise AssertionError(f"the apiserver refused CRD {name}: {exc.body}") from None
             current = api.read_custom_resource_definition(name)
-            doc = {**doc, "metadata": {**doc["metadata"], "resourceVersion": current.metadata.resource_version}}
+            doc = {
+                **doc,
+                "metadata": {
+                    **doc["metadata"],
+                    "resourceVersion": current.metadata.resource_version,
+                },
+            }
             api.replace_custom_resource_definition(name, doc)
 
     def established(name: str) -> Any:
@@ -165,4 +171,3 @@ def kubelet(cluster: Cluster) -> Iterator[Kubelet]:
     yield cluster.kubelet
     errors = cluster.kubelet.errors[before:]
     assert not errors, f"the process kubelet failed: {errors!r}"
-

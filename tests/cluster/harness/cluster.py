@@ -9,6 +9,7 @@ need them), and returns its name. The pytest session fixture and `scripts/cluste
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from pathlib import Path
@@ -85,7 +86,8 @@ class Cluster:
 
     def new_namespace(self, prefix: str = "t", labels: dict[str, str] | None = None) -> str:
         assert self.client is not None
-        name = f"{prefix[:40].rstrip('-')}-{secrets.token_hex(3)}"
+        stem = re.sub(r"[^a-z0-9-]+", "-", prefix.lower())[:40].strip("-") or "t"
+        name = f"{stem}-{secrets.token_hex(3)}"
         core = kubernetes.client.CoreV1Api(self.client)
         core.create_namespace({"metadata": {"name": name, "labels": labels or {}}})
         self._wait_namespace_ready(name)

@@ -273,6 +273,9 @@ class ControlPlane:
                 "--service-cluster-ip-range=10.96.0.0/16",  # allocated only: nothing routes it
                 "--endpoint-reconciler-type=none",  # a loopback address is no valid endpoint
                 "--profiling=false",
+                # PodTemplates (which nothing here uses) skip the watch cache, so that their
+                # watches reach etcd and a compaction answers 410, as tests/cluster checks.
+                "--watch-cache-sizes=podtemplates#0",
                 *self.extra_apiserver,
             ],
         )
