@@ -2,7 +2,8 @@
 per pytest session, and a fresh namespace per test.
 
 - ``cluster`` (session): the running `Cluster`, with the fixture CRD (widgets) established.
-- ``lambda_crds`` (session): the repo's four CRDs from ``crds/``, created and Established.
+- ``lambda_crds`` (session): the repo's four CRDs from ``crds/``, created and Established at
+  the session's start (a refusal fails only the tests that use them).
 - ``namespace``: a fresh namespace (with its ServiceAccount and root CA), deleted afterwards.
 - ``kubeconfig``: the admin kubeconfig; sets ``KUBECONFIG`` and the kubernetes client's default
   configuration (restored afterwards). ``k8s_client``, ``core``, ``custom``: clients on it.
@@ -95,6 +96,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         assert running.client is not None
         install_crds(running.client, crd_documents(FIXTURE_CRDS))
+        # The repo's CRDs go in now too, so the garbage collector's discovery (it resyncs every
+        # 30 s) knows them by the time a test deletes an owner; a refusal fails `lambda_crds`.
+        try:
+            running.lambda_crds = install_crds(running.client, crd_documents(REPO / "crds"))
+        except AssertionError as exc:
+            running.lambda_crds_error = exc
         yield running
     finally:
         kubelet_pids = running.kubelet.spawned_pids if running.kubelet else []
@@ -126,8 +133,10 @@ def _listening(ports: list[int], pids: set[int]) -> list[Any]:
 
 @pytest.fixture(scope="session")
 def lambda_crds(cluster: Cluster) -> list[Any]:
-    assert cluster.client is not None
-    return install_crds(cluster.client, crd_documents(REPO / "crds"))
+    """The four CRDs of crds/, as the apiserver accepted and established them."""
+    if cluster.lambda_crds_error is not None:
+        raise cluster.lambda_crds_error
+    return cluster.lambda_crds
 
 
 @pytest.fixture

@@ -433,3 +433,28 @@ def test_a_deployment_becomes_replica_set_pods_run_by_the_kubelet(
         timeout=30,
         what="the garbage collector to remove the Deployment's pods",
     )
+
+
+SLOW_START = """
+import http.server, os, time
+time.sleep(1.5)  # a slow start: liveness must not run before the startup probe passes
+server = http.server.HTTPServer((os.environ["POD_IP"], 8080), http.server.SimpleHTTPRequestHandler)
+server.serve_forever()
+"""
+
+
+def test_liveness_waits_for_the_startup_probe(
+    kubelet: Kubelet, core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
+    probe = {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1, "failureThreshold": 1}
+    container = python(
+        "main",
+        SLOW_START,
+        env=[{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}],
+        startupProbe={**probe, "failureThreshold": 10},
+        livenessProbe=probe,
+    )
+    core.create_namespaced_pod(namespace, pod("slow", container))
+    ready = wait_pod_ready(core, namespace, "slow", timeout=20)
+    status = ready.status.container_statuses[0]
+    assert status.started and status.restart_count == 0, "not killed while starting"

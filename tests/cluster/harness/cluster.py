@@ -33,6 +33,8 @@ class Cluster:
         self.images = images or ImageTable.default()
         self.kubelet: Kubelet | None = None
         self.client: kubernetes.client.ApiClient | None = None
+        self.lambda_crds: list[Any] = []  # set by the test session
+        self.lambda_crds_error: AssertionError | None = None
 
     @property
     def kubeconfig(self) -> Path:

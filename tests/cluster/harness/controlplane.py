@@ -269,6 +269,7 @@ class ControlPlane:
                 f"--service-account-key-file={pki.sa_pub}",
                 f"--service-account-signing-key-file={pki.sa_key}",
                 "--authorization-mode=Node,RBAC",
+                "--allow-privileged=true",  # as kubeadm sets it: Pod Security decides per namespace
                 "--enable-admission-plugins=NodeRestriction",  # on top of the defaults
                 "--service-cluster-ip-range=10.96.0.0/16",  # allocated only: nothing routes it
                 "--endpoint-reconciler-type=none",  # a loopback address is no valid endpoint

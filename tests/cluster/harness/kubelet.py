@@ -433,8 +433,8 @@ class Kubelet:
                 {"status": status},
                 "application/merge-patch+json",
             )
-            if code not in (200, 404):
-                logger.warning("status patch of %s/%s: %s %s", ns, name, code, body)
+            if code not in (200, 404):  # a refused status is a bug of this kubelet: fail tests
+                self.errors.append(RuntimeError(f"status patch of {ns}/{name}: {code} {body}"))
 
         return write
 

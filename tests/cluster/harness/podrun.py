@@ -76,6 +76,7 @@ class ContainerRun:
     last_state: JsonDict = field(default_factory=dict)
     ready: bool = False
     final: bool = False  # exited and will not be restarted
+    started: bool = False  # its startup probe (if any) succeeded
     pids: list[int] = field(default_factory=list)
 
     @property
@@ -89,8 +90,8 @@ class ContainerRun:
             "image": self.spec.get("image", ""),
             "imageID": "",
             "containerID": f"process://{self.proc.pid}" if self.proc else "",
-            "ready": self.ready and running,
-            "started": running,
+            "ready": self.ready and running and self.started,
+            "started": running and self.started,
             "restartCount": self.restarts,
             "state": self.state,
             "lastState": self.last_state,
@@ -321,7 +322,7 @@ class PodRun:
         if code < 0:
             terminated["signal"] = -code
         container.state = {"terminated": terminated}
-        container.ready = False
+        container.ready = container.started = False
 
     async def _run_init(self, container: ContainerRun) -> bool:
         delay, cap = self.settings.backoff
@@ -379,8 +380,13 @@ class PodRun:
     def _start_probes(
         self, container: ContainerRun, proc: asyncio.subprocess.Process
     ) -> list[asyncio.Task[Any]]:
+        return [self._spawn(self._probe(container, proc))]
+
+    async def _probe(self, container: ContainerRun, proc: asyncio.subprocess.Process) -> None:
+        """Startup probe first (no other probe runs before it succeeds), then readiness and
+        liveness side by side, as the kubelet's probe manager does."""
         spec = container.spec
-        tasks = []
+        timing = self.settings.timing
 
         def check(probe: JsonDict) -> Callable[[], Awaitable[bool]]:
             async def once() -> bool:
@@ -390,29 +396,38 @@ class PodRun:
 
             return once
 
+        def kill() -> None:  # the supervisor sees the exit and applies the restart policy
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
         def on_ready(ok: bool) -> None:
             if container.ready != ok:
                 container.ready = ok
                 self.changed()
 
         def on_alive(ok: bool) -> None:
-            if not ok:  # a failed liveness probe kills the container; the supervisor restarts it
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
+            if not ok:
+                kill()
 
+        container.started = False
+        startup = spec.get("startupProbe")
+        if startup and not await probes.run_startup(startup, timing, check(startup)):
+            kill()
+            return
+        container.started = True
+        self.changed()
+        running = []
         if spec.get("readinessProbe"):
             probe = spec["readinessProbe"]
-            tasks.append(
-                self._spawn(probes.run_probe(probe, self.settings.timing, check(probe), on_ready))
-            )
+            running.append(probes.run_probe(probe, timing, check(probe), on_ready))
         else:
-            container.ready = True
+            on_ready(True)
         if spec.get("livenessProbe"):
             probe = spec["livenessProbe"]
-            tasks.append(
-                self._spawn(probes.run_probe(probe, self.settings.timing, check(probe), on_alive))
+            running.append(
+                probes.run_probe(probe, timing, check(probe), on_alive, keep_window=True)
             )
-        return tasks
+        await asyncio.gather(*running)
 
     # --- status -------------------------------------------------------------------------------
 
@@ -437,7 +452,9 @@ class PodRun:
 
     def status(self) -> JsonDict:
         phase = self.phase()
-        ready = phase == "Running" and all(c.ready and "running" in c.state for c in self.mains)
+        ready = phase == "Running" and all(
+            c.ready and c.started and "running" in c.state for c in self.mains
+        )
         status: JsonDict = {
             "phase": phase,
             "hostIP": "127.0.0.1",
@@ -445,7 +462,6 @@ class PodRun:
             "podIP": self.ip,
             "podIPs": [{"ip": self.ip}],
             "startTime": self._start_time,
-            "qosClass": "BestEffort",
             "conditions": [
                 self._condition("PodScheduled", True),
                 self._condition("Initialized", self.initialized),

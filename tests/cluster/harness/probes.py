@@ -2,13 +2,16 @@
 
 Timings follow the probe spec, but `initialDelaySeconds` and `periodSeconds` are capped by the
 kubelet (`ProbeTiming`), so that readiness flips in a fraction of a second in tests rather than
-after the default 10 s period.
+after the default 10 s period. Startup and liveness probes keep their failure window (threshold
+x period): with a shorter period they need proportionally more failures, so a slow start on a
+busy machine is not killed sooner than a real kubelet would kill it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import signal
 from collections.abc import Awaitable, Callable, Mapping
@@ -99,17 +102,40 @@ async def probe_once(
     raise ValueError(f"unsupported probe: {sorted(probe)}")
 
 
+def _thresholds(probe: JsonDict, timing: ProbeTiming, keep_window: bool) -> tuple[float, int, int]:
+    """(period, successes needed, failures needed) under the kubelet's caps."""
+    spec_period = float(probe.get("periodSeconds", 10))
+    period = min(spec_period, timing.max_period)
+    needed_fail = int(probe.get("failureThreshold", 3))
+    if keep_window:
+        needed_fail = math.ceil(needed_fail * spec_period / period)
+    return period, int(probe.get("successThreshold", 1)), needed_fail
+
+
+async def run_startup(
+    probe: JsonDict, timing: ProbeTiming, check: Callable[[], Awaitable[bool]]
+) -> bool:
+    """The startup probe: True at its first success, False once its failure window is spent."""
+    await asyncio.sleep(min(float(probe.get("initialDelaySeconds", 0)), timing.max_initial_delay))
+    period, _, needed_fail = _thresholds(probe, timing, keep_window=True)
+    for _ in range(needed_fail):
+        if await check():
+            return True
+        await asyncio.sleep(period)
+    return False
+
+
 async def run_probe(
     probe: JsonDict,
     timing: ProbeTiming,
     check: Callable[[], Awaitable[bool]],
     on_result: Callable[[bool], None],
+    *,
+    keep_window: bool = False,
 ) -> None:
     """Probe forever, reporting a result each time a success or failure threshold is reached."""
     await asyncio.sleep(min(float(probe.get("initialDelaySeconds", 0)), timing.max_initial_delay))
-    period = min(float(probe.get("periodSeconds", 10)), timing.max_period)
-    needed_ok = int(probe.get("successThreshold", 1))
-    needed_fail = int(probe.get("failureThreshold", 3))
+    period, needed_ok, needed_fail = _thresholds(probe, timing, keep_window)
     ok_streak = fail_streak = 0
     while True:
         if await check():
