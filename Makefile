@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 SYSTEM_PACKAGES ?= nats-server:nats-server
 export SYSTEM_PACKAGES
 
-.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools kind-e2e clean
+.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools kind-e2e cluster-up cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -61,8 +61,14 @@ bench: $(STAMP) system-deps  ## run the benchmarks in bench/ and print their tab
 	SYSTEM_PACKAGES="wrk:wrk" scripts/system-deps.sh
 	$(BIN)/python -m bench
 
+cluster-up: $(STAMP) tools  ## the test cluster in the background (kubeconfig: .cluster/kubeconfig)
+	scripts/cluster-up.sh
+
+cluster-down:  ## stop what cluster-up started; fails if a process or port is left behind
+	scripts/cluster-down.sh
+
 kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
 	scripts/kind-e2e.sh
 
 clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .cluster .mypy_cache .ruff_cache .pytest_cache
