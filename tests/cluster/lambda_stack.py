@@ -96,6 +96,7 @@ class LambdaStack:
 
     def start(self) -> None:
         assert self.cluster is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.ns = self.cluster.new_namespace("stack")
         self.client = kubernetes.config.new_client_from_config(str(self.cluster.kubeconfig))
         self.core = kubernetes.client.CoreV1Api(self.client)
