@@ -17,7 +17,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control
-from kubelambda.gateway.errors import (
+from kubelambda.gateway.invoker import Invocation, Invoker
+from kubelambda.serving.errors import (
     ASYNC_PAYLOAD_LIMIT,
     SYNC_PAYLOAD_LIMIT,
     LambdaError,
@@ -25,8 +26,7 @@ from kubelambda.gateway.errors import (
     bad_parameter,
     too_large,
 )
-from kubelambda.gateway.invoker import Invocation, Invoker
-from kubelambda.gateway.names import FunctionRef, parse_function_name
+from kubelambda.serving.names import FunctionRef, parse_function_name
 
 log = logging.getLogger(__name__)
 

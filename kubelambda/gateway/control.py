@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from kubelambda.api.common import LATEST
-from kubelambda.gateway.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import ACCOUNT, FunctionRef, function_arn
+from kubelambda.serving.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import ACCOUNT, FunctionRef, function_arn
 
 PAGE = 50
 

@@ -15,13 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
-from kubelambda.gateway.catalog import Catalog, FunctionVersion, Resolved
-from kubelambda.gateway.errors import LambdaError, throttled
 from kubelambda.gateway.metrics import GatewayMetrics
-from kubelambda.gateway.names import FunctionRef, function_arn
 from kubelambda.gateway.pool import EnvironmentPool, InitType, ProvisionedTarget
-from kubelambda.gateway.specs import environment_spec
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
+from kubelambda.serving.errors import LambdaError, throttled
+from kubelambda.serving.names import FunctionRef, function_arn
+from kubelambda.serving.specs import environment_spec
 
 log = logging.getLogger(__name__)
 

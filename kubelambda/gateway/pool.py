@@ -23,9 +23,9 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.provider import EnvironmentHandle, EnvironmentProvider
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.errors import LambdaError
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any
 
 from kubelambda.api.common import LATEST
 from kubelambda.api.resources import Alias
-from kubelambda.gateway.catalog import AliasRoute
-from kubelambda.gateway.names import function_arn
 from kubelambda.operator.status import Event, condition, validate
 from kubelambda.operator.versions import number_of
+from kubelambda.serving.catalog import AliasRoute
+from kubelambda.serving.names import function_arn
 
 
 @dataclass

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from kubelambda.api.common import RUNTIMES
-from kubelambda.operator.contract import PodShape
+from kubelambda.serving.shape import PodShape
 
 
 class ConfigError(ValueError):

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubelambda.gateway.catalog import Catalog, FunctionVersion
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.specs import CodeResolver, environment_spec
+from kubelambda.kube.contract import spec_revision
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape, shape_of, spec_revision
+from kubelambda.serving.catalog import Catalog, FunctionVersion
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.shape import PodShape, shape_of
+from kubelambda.serving.specs import CodeResolver, environment_spec
 
 
 @dataclass(frozen=True)

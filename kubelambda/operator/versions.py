@@ -15,9 +15,9 @@ from typing import Any
 
 from kubelambda.api.resources import Version
 from kubelambda.api.version import SET_ONCE_FIELDS
-from kubelambda.gateway.names import function_arn
-from kubelambda.operator.functions import CodeFacts, CodeProblem, code_facts
+from kubelambda.kube.codefacts import CodeFacts, CodeProblem, code_facts
 from kubelambda.operator.status import Event, condition, timestamp, validate
+from kubelambda.serving.names import function_arn
 
 
 @dataclass

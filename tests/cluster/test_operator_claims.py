@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
-from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.kube.client import ApiError, KubeApi
+from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape
 from kubelambda.operator.podbuilder import PodRequest, build_pod
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.serving.shape import PodShape
 from tests.cluster.apiserver import ApiServer
 
 CONFIG = OperatorConfig(agent_image="kubelambda/kubelambda:0.1.0", namespaces=("default",))

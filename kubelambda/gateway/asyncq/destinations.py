@@ -26,7 +26,7 @@ from kubelambda.gateway.asyncq.targets import (
     Target,
     WebhookTarget,
 )
-from kubelambda.gateway.names import FunctionRef, parse_function_name
+from kubelambda.serving.names import FunctionRef, parse_function_name
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

@@ -16,9 +16,9 @@ from aiohttp import web
 
 from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.queue import AsyncQueue, QueueError
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.invoker import Invoker
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import FunctionRef
 
 
 class EventSubmitter:

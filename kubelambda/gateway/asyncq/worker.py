@@ -33,11 +33,11 @@ from kubelambda.gateway.asyncq.queue import AsyncQueue, Delivery, QueueError
 from kubelambda.gateway.asyncq.record import Response, dead_letter_attributes, invocation_record
 from kubelambda.gateway.asyncq.schedule import RetrySchedule
 from kubelambda.gateway.asyncq.scope import EventConfig, event_config
-from kubelambda.gateway.catalog import Resolved
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.invoker import Invocation, Invoker
 from kubelambda.gateway.metrics import GatewayMetrics
-from kubelambda.gateway.names import function_arn
+from kubelambda.serving.catalog import Resolved
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import function_arn
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from kubelambda.gateway.cluster import claims
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi, collection
-from kubelambda.gateway.cluster.view import ClusterView
-from kubelambda.operator.contract import PodInfo, PodShape, spec_revision
+from kubelambda.kube import claims
+from kubelambda.kube.client import ApiError, KubeApi, collection
+from kubelambda.kube.contract import PodInfo, spec_revision
+from kubelambda.kube.view import ClusterView
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.serving.shape import PodShape
 
 log = logging.getLogger(__name__)
 ShapeOf = Callable[[EnvironmentSpec], PodShape | None]

@@ -24,17 +24,17 @@ from kubelambda.api.common import LATEST
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
-from kubelambda.gateway.catalog import FunctionVersion
-from kubelambda.gateway.cluster.codes import ConfigMapCode
-from kubelambda.gateway.cluster.kubeapi import KubeApi
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider
-from kubelambda.gateway.cluster.sources import catalog_from_objects
-from kubelambda.gateway.cluster.view import ClusterView
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, InitType, PoolSettings
-from kubelambda.gateway.specs import CodeResolver, environment_spec
-from kubelambda.operator.contract import PodShape, shape_of
+from kubelambda.kube.catalog import catalog_from_objects
+from kubelambda.kube.client import KubeApi
+from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.view import ClusterView
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.catalog import FunctionVersion
+from kubelambda.serving.shape import PodShape, shape_of
+from kubelambda.serving.specs import CodeResolver, environment_spec
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.serving.errors import LambdaError
 
 
 class FakeEnv:

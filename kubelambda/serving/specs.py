@@ -3,7 +3,7 @@
 Dev mode resolves code paths against the manifest's folder; sources that need a cluster
 (a ConfigMap, S3 with a credentials Secret, a container image) are refused with a message that
 says so. Cluster mode passes a `CodeResolver` that turns a ConfigMap source into inline files or
-a zip (see `kubelambda.gateway.cluster.codes`).
+a zip (see `kubelambda.kube.codes`).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from kubelambda.api.function import Code, Layer
-from kubelambda.gateway.catalog import FunctionVersion
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import function_arn
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.serving.catalog import FunctionVersion
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import function_arn
 
 
 class UnsupportedCode(ValueError):

@@ -18,8 +18,8 @@ from pathlib import Path
 from kubelambda.api.common import LATEST
 from kubelambda.api.function import AsyncConfig, FunctionSpec
 from kubelambda.api.resources import Alias, Function, Resource, Version
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import FunctionRef, function_arn
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import FunctionRef, function_arn
 
 
 @dataclass(frozen=True)

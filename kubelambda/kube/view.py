@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubelambda.api.common import GROUP, VERSION
-from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
-from kubelambda.operator.contract import POOL_SELECTOR
+from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
+from kubelambda.kube.contract import POOL_SELECTOR
 
 log = logging.getLogger(__name__)
 CUSTOM_KINDS = ("functions", "versions", "aliases")
