@@ -109,13 +109,13 @@ async def _serve(settings: object) -> int:
     import signal
 
     from kubelambda.gateway.asyncq.queue import QueueError
-    from kubelambda.gateway.cluster.server import ClusterGateway, ClusterSettings
+    from kubelambda.gateway.cluster.server import ClusterSettings, cluster_gateway
 
     assert isinstance(settings, ClusterSettings)
     import kubernetes
 
     try:
-        gateway = ClusterGateway(settings)
+        gateway = cluster_gateway(settings)
     except kubernetes.config.ConfigException as exc:
         print(
             f"kubelambda gateway: no cluster credentials (in-cluster or KUBECONFIG): {exc}",

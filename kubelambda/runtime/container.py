@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from kubelambda.runtime.process import parse_vm_hwm
+from kubelambda.runtime.release import Release
 
 OutputSink = Callable[[str], None]
 HANDSHAKE_DIR = "/kubelambda"
@@ -92,7 +93,7 @@ class ContainerRuntime:
     async def wait_warm(self) -> bool:
         return await self._link.wait_warm()
 
-    async def release(self, message: dict[str, object]) -> None:
+    async def release(self, message: Release) -> None:
         self._link.release(self, message)
 
     def flush_partial(self) -> None:
@@ -160,11 +161,9 @@ class ContainerLink:
     async def wait_warm(self) -> bool:
         return await asyncio.shield(self._warm)
 
-    def release(self, runtime: ContainerRuntime, message: dict[str, object]) -> None:
-        env = message["env"]
-        assert isinstance(env, dict)
+    def release(self, runtime: ContainerRuntime, message: Release) -> None:
         staged = self.directory / "release.env.new"
-        staged.write_text(env_file(env))
+        staged.write_text(env_file(message["env"]))
         staged.replace(self.directory / "release.env")  # whole, never half-written
         if self._dead:
             runtime.finish(-signal.SIGKILL)

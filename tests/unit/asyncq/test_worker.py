@@ -15,8 +15,9 @@ from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.queue import AsyncQueue, DeadLetter, Delivery
 from kubelambda.gateway.asyncq.schedule import RetrySchedule
 from kubelambda.gateway.asyncq.worker import AsyncWorker
-from kubelambda.gateway.invoker import Invocation, Outcome
+from kubelambda.gateway.invoker import Outcome
 from kubelambda.gateway.metrics import GatewayMetrics
+from kubelambda.runtime.spec import InvokeRequest as Invocation
 from kubelambda.runtime.spec import InvokeResult
 from kubelambda.serving.catalog import Resolved, build_catalog
 from kubelambda.serving.errors import LambdaError, throttled
