@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubelambda.api.common import DEFAULT_REGION
+from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
 from kubelambda.gateway.admission import PoolLimits
@@ -171,7 +171,7 @@ class DevServer:
         for (namespace, name), entry in sorted(catalog.functions.items()):
             shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
             invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
-            qualifiers = ["$LATEST", *sorted(entry.versions, key=int)]
+            qualifiers = [LATEST, *sorted(entry.versions, key=int)]
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")

@@ -16,7 +16,6 @@ same parts from them, in the same order, and shuts them down in one order:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +28,7 @@ from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
+from kubelambda.loop import cancel_all
 from kubelambda.serving.catalog import Catalog
 from kubelambda.serving.specs import SpecBuilder
 
@@ -135,11 +135,7 @@ class Gateway:
 
     async def stop(self) -> None:
         """The shutdown order of the module docstring; safe after a failed start."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         if self.asynq is not None and self._asynq_started:
             await self.asynq.stop_worker()
         if self._runner is not None:

@@ -1,4 +1,4 @@
-"""The runtime in its own container: the agent's side of the shim handshake (DESIGN §6).
+"""The runtime in its own container: the agent's side of the shim handshake (operator/README.md).
 
 In a two-container pod the function's runtime runs in the runtime container (an official Lambda
 base image, or the function's own image), not as the agent's child. Its command is `SHIM`, a
