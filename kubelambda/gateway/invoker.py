@@ -65,7 +65,7 @@ class Invoker:
         Every configuration's Target is worked out here, once. In-flight invocations finish on
         the configuration they started with.
         """
-        catalog.serve(self.specs.target, self.specs.region)
+        catalog.serve(self.specs.target, self.specs.region, known=self.catalog.targets)
         problems: list[str] = []
         ledgers: dict[str, ConcurrencyLedger] = {}
         targets: dict[str, ProvisionedTarget] = {}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -119,10 +119,25 @@ class Catalog:
             yield entry.latest
             yield from entry.versions.values()
 
-    def serve(self, target_of: Callable[[FunctionVersion], Target], region: str) -> Catalog:
-        """Work out every configuration's Target now, so that resolving hands it down."""
+    def serve(
+        self,
+        target_of: Callable[[FunctionVersion], Target],
+        region: str,
+        known: Mapping[str, Target] | None = None,
+    ) -> Catalog:
+        """Work out every configuration's Target now, so that resolving hands it down.
+
+        `known`: the targets of the catalog served before. A revision pins everything a target
+        is made of, so a servable one is kept as is; one with a problem is worked out again
+        (a ConfigMap that could not be read may be readable now).
+        """
+        known = known or {}
         self.region = region
-        self.targets = {v.revision: target_of(v) for v in self.configurations()}
+        self.targets = {}
+        for version in self.configurations():
+            kept = known.get(version.revision)
+            fresh = kept if kept is not None and kept.problem is None else None
+            self.targets[version.revision] = fresh or target_of(version)
         return self
 
     def namespaces(self) -> set[str]:
