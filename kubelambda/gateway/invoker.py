@@ -109,11 +109,11 @@ class Invoker:
         version: FunctionVersion | None,
         count: int,
     ) -> None:
-        if version is None or version.spec.runtime is None:
+        if version is None:
             return
         target = catalog.targets[version.revision]
         if target.problem is not None:
-            return  # its invocations answer with the problem; nothing to keep ready
+            return  # not servable here (the builder's rules): its invocations say why
         existing = targets.get(version.revision)
         total = count + (existing.count if existing else 0)
         targets[version.revision] = ProvisionedTarget(total, target)
