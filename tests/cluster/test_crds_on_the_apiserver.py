@@ -23,10 +23,11 @@ from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod
 from tests.cluster.harness.controlplane import REPO
 from tests.cluster.harness.waiting import wait_gone, wait_pod_ready
+from tests.cluster.test_kubectl import find_kubectl
 
 G, V = "kubelambda.dev", "v1alpha1"
 PLURALS = {"Function": "functions", "Version": "versions", "Alias": "aliases"}
-KUBECTL = REPO / ".venv" / "bin" / "kubectl"
+KUBECTL = find_kubectl()
 FN = {
     "runtime": "python3.12",
     "handler": "app.handler",

@@ -119,7 +119,7 @@ def test_env_sources_and_shared_empty_dir(
     writer = python(
         "writer",
         "import json, os\n"
-        "names = 'PLAIN NAME NS LABEL IP GREETING TOKEN EXPANDED DIR'.split()\n"
+        "names = 'PLAIN NAME NS LABEL IP GREETING TOKEN EXPANDED MEM DIR'.split()\n"
         "json.dump({k: os.environ.get(k) for k in names}, open('/shared/env.json', 'w'))",
         env=[
             {"name": "PLAIN", "value": "v"},
@@ -133,9 +133,14 @@ def test_env_sources_and_shared_empty_dir(
             },
             {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "token"}}},
             {"name": "EXPANDED", "value": "$(PLAIN)-$(NAME)"},
+            {
+                "name": "MEM",
+                "valueFrom": {"resourceFieldRef": {"resource": "limits.memory", "divisor": "1Mi"}},
+            },
             {"name": "DIR", "value": "/shared"},
         ],
         volumeMounts=[{"name": "scratch", "mountPath": "/shared"}],
+        resources={"limits": {"memory": "64Mi"}},
     )
     reader = python(
         "reader",
@@ -154,7 +159,7 @@ def test_env_sources_and_shared_empty_dir(
     del env["DIR"]
     assert env == {
         "PLAIN": "v", "NAME": "envs", "NS": namespace, "LABEL": "envs", "IP": done.status.pod_ip,
-        "GREETING": "hi", "TOKEN": "s3cr3t", "EXPANDED": "v-envs",
+        "GREETING": "hi", "TOKEN": "s3cr3t", "EXPANDED": "v-envs", "MEM": "64",
     }  # fmt: skip
 
 

@@ -16,13 +16,13 @@ from typing import Any
 import kubernetes
 import pytest
 
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
-from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.kube.client import ApiError, KubeApi
+from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape
 from kubelambda.operator.podbuilder import PodRequest, build_pod
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.serving.shape import PodShape
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.waiting import wait_pod_ready
 
@@ -42,8 +42,7 @@ def spec_in(namespace: str) -> EnvironmentSpec:
     return SPEC.model_copy(update={"namespace": namespace, "function_arn": arn})
 
 
-def shape_of(_: EnvironmentSpec) -> PodShape:
-    return PodShape("python3.12", 128, 512)
+SHAPE = PodShape("python3.12", 128, 512)
 
 
 def admin_api(cluster: Cluster) -> KubeApi:
@@ -68,7 +67,7 @@ async def replica(
     view.start()
     await view.wait_synced(10)
     settings = ClaimSettings(identity=identity, claim_timeout=1.0)
-    return ClusterProvider(api, view, settings, shape_of), view
+    return ClusterProvider(api, view, settings), view
 
 
 @pytest.mark.timeout(60)
@@ -87,7 +86,9 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(
                 await view.wait_for_pods(5)
         started = time.monotonic()
         outcomes = await asyncio.gather(
-            a.claim(spec_in(namespace)), b.claim(spec_in(namespace)), return_exceptions=True
+            a.claim(spec_in(namespace), SHAPE),
+            b.claim(spec_in(namespace), SHAPE),
+            return_exceptions=True,
         )
         winners = [o for o in outcomes if not isinstance(o, BaseException)]
         losers = [o for o in outcomes if isinstance(o, BaseException)]
@@ -123,7 +124,7 @@ async def test_a_released_pod_is_marked_for_the_operator(
         while view.get("pods", namespace, pod["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
         slot = await provider.start_environment("python3.12")
-        slot.pod, slot.remote = await provider.claim(spec_in(namespace))
+        slot.pod, slot.remote = await provider.claim(spec_in(namespace), SHAPE)
         provider.hold(slot)
         assert list(provider.held) == [pod["metadata"]["name"]]
         await provider.stop_environment(slot)
@@ -147,7 +148,7 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         provider, view = await replica(api, "gw-a", namespace)
         while view.get("pods", namespace, seen["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
-        claimed, _remote = await provider.claim(spec_in(namespace))
+        claimed, _remote = await provider.claim(spec_in(namespace), SHAPE)
         path = f"/api/v1/namespaces/{namespace}/pods/{claimed.name}"
         with pytest.raises(ApiError) as refused:
             await api.delete(path, resource_version=seen["metadata"]["resourceVersion"])

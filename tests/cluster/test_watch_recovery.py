@@ -15,8 +15,8 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from kubelambda.gateway.cluster.kubeapi import KubeApi, collection
-from kubelambda.gateway.cluster.view import ResourceWatch
+from kubelambda.kube.client import KubeApi, collection
+from kubelambda.kube.view import ResourceWatch
 from tests.cluster.harness.cluster import Cluster
 
 TEMPLATE = {"template": {"spec": {"containers": [{"name": "c", "image": "python:3.12"}]}}}
