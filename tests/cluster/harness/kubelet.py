@@ -1,22 +1,21 @@
 """The process kubelet: a real Node of the test cluster whose pods run as local processes.
 
-It authenticates with the node's client certificate (`system:node:NAME`), so the Node authorizer
-and NodeRestriction limit it as they limit a kubelet. It registers its Node and keeps the
-heartbeat Lease (`node.NodeAgent`); the real scheduler binds pods to it; it watches the pods
-bound to it (fieldSelector spec.nodeName), fetches what they refer to (ConfigMaps, Secrets, and
-ServiceAccount tokens from the TokenRequest API), gives each pod its own loopback address
-127.0.X.Y (Linux routes all of 127/8 to lo, so container ports never collide between pods), runs
-it (`podrun.PodRun`), and on a graceful deletion kills the processes and confirms with a DELETE
-of grace 0, as a real kubelet does. It runs in its own thread and event loop.
+It authenticates with the node's client certificate (`system:node:NAME`, through
+`nodeclient.NodeClient`), so the Node authorizer and NodeRestriction limit it as they limit a
+kubelet. It registers its Node and keeps the heartbeat Lease (`node.NodeAgent`); the real
+scheduler binds pods to it; it watches the pods bound to it (fieldSelector spec.nodeName),
+fetches what they refer to (ConfigMaps, Secrets, and ServiceAccount tokens from the TokenRequest
+API), gives each pod its own loopback address 127.0.X.Y (Linux routes all of 127/8 to lo, so
+container ports never collide between pods), runs it (`podrun.PodRun`), and on a graceful
+deletion kills the processes and confirms with a DELETE of grace 0, as a real kubelet does. It
+runs in its own thread and event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import collections
 import concurrent.futures
-import datetime
 import json
 import logging
 import random
@@ -31,15 +30,16 @@ import aiohttp
 
 from tests.cluster.harness import volumes
 from tests.cluster.harness.node import NodeAgent
-from tests.cluster.harness.podrun import PodRun, PodSettings
+from tests.cluster.harness.nodeclient import NodeClient
+from tests.cluster.harness.podrun import PodRun
 from tests.cluster.harness.podspec import VENV_BIN, ImageTable
+from tests.cluster.harness.podstate import PodSettings
 from tests.cluster.harness.probes import ProbeTiming
 
 logger = logging.getLogger(__name__)
 JsonDict = dict[str, Any]
 _ALLOCATED: set[str] = set()  # pod IPs in use by every kubelet of this process
 _ALLOCATED_LOCK = threading.Lock()
-REFERENCE_WAIT = 15.0  # seconds to wait for a referenced object to appear (or be authorized)
 
 
 def _ports_free(ip: str, ports: list[int]) -> bool:
@@ -70,7 +70,6 @@ class Kubelet:
         self.workdir = workdir
         self.node_name = node_name
         self.images = images or ImageTable.default()
-        self._ssl = ssl_context
         port = api_url.rsplit(":", 1)[1]
         base_env = {
             "PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin",
@@ -89,7 +88,9 @@ class Kubelet:
             api_url=api_url,
             event=self._event,
         )
-        self.node = NodeAgent(node_name, self._call)
+        self.client = NodeClient(api_url, ssl_context, node_name)
+        self._call = self.client.call
+        self.node = NodeAgent(node_name, self.client.call)
         self.pods: dict[tuple[str, str], PodRun] = {}
         self._locks: collections.defaultdict[tuple[str, str], asyncio.Lock] = (
             collections.defaultdict(asyncio.Lock)
@@ -100,7 +101,6 @@ class Kubelet:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="process-kubelet", daemon=True
         )
-        self._session: aiohttp.ClientSession | None = None
         self._main: concurrent.futures.Future[None] | None = None
         self._registered = threading.Event()
         self._handling: set[asyncio.Task[Any]] = set()
@@ -157,60 +157,13 @@ class Kubelet:
 
     # --- the API ------------------------------------------------------------------------------
 
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> tuple[int, Any]:
-        assert self._session is not None
-        headers = {"Accept": "application/json"}
-        data = None
-        if body is not None:
-            headers["Content-Type"] = content_type
-            data = json.dumps(body)
-        async with self._session.request(
-            method, self.api_url + path, data=data, headers=headers
-        ) as response:
-            text = await response.text()
-            try:
-                answer = json.loads(text) if text else {}
-            except ValueError:
-                answer = text
-            return response.status, answer
-
     def _event(self, pod: JsonDict, kind: str, reason: str, message: str) -> None:
-        meta = pod["metadata"]
-        stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        event = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "type": kind,
-            "reason": reason,
-            "message": message,
-            "source": {"component": "kubelet", "host": self.node_name},
-            "firstTimestamp": stamp,
-            "lastTimestamp": stamp,
-            "count": 1,
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node_name,
-        }
-        self._spawn_task(
-            self._call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
-        )
+        self._spawn_task(self.client.event(pod, kind, reason, message))
 
     # --- the loop -----------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        connector = aiohttp.TCPConnector(ssl=self._ssl, limit=32)
-        self._session = aiohttp.ClientSession(connector=connector)
+        self.client.open()
         try:
             await self.node.register()
             self._registered.set()
@@ -237,12 +190,10 @@ class Kubelet:
         await asyncio.gather(
             *(self._stop_pod(run, delete=False) for run in list(self.pods.values()))
         )
-        if self._session is not None:
-            await self._session.close()
+        await self.client.close()
 
     async def _sync_forever(self) -> None:
         """List, then watch from the list's resourceVersion; relist on 410, rewatch on EOF."""
-        assert self._session is not None
         selector = f"spec.nodeName={self.node_name}"
         rv: str | None = None
         while True:
@@ -266,7 +217,7 @@ class Kubelet:
                 "timeoutSeconds": "300",
             }
             timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
-            async with self._session.get(
+            async with self.client.session.get(
                 self.api_url + "/api/v1/pods", params=params, timeout=timeout
             ) as response:
                 if response.status == 410:
@@ -342,57 +293,6 @@ class Kubelet:
             return
         await self._start_pod(pod)
 
-    async def _fetch(self, kind: str, ns: str, name: str, optional: bool) -> dict[str, str] | None:
-        """A ConfigMap's or Secret's data. The Node authorizer lets a node read only what its
-        pods use, and learns a binding a moment after it happens: 403 and 404 are retried."""
-        plural = "configmaps" if kind == "ConfigMap" else "secrets"
-        deadline = time.monotonic() + (1.0 if optional else REFERENCE_WAIT)
-        delay = 0.05
-        while True:
-            status, body = await self._call("GET", f"/api/v1/namespaces/{ns}/{plural}/{name}")
-            if status == 200:
-                data: dict[str, str] = dict(body.get("data") or {})
-                if kind == "Secret":
-                    data = {k: base64.b64decode(v).decode() for k, v in data.items()}
-                else:
-                    binary = body.get("binaryData") or {}
-                    data |= {k: base64.b64decode(v).decode() for k, v in binary.items()}
-                return data
-            if status not in (403, 404) or time.monotonic() > deadline:
-                return None
-            await asyncio.sleep(delay)  # backoff between retries of a real request
-            delay = min(delay * 2, 1.0)
-
-    async def _token(self, pod: JsonDict, audience: str, seconds: int) -> str:
-        """A ServiceAccount token from the TokenRequest API, bound to the pod."""
-        meta = pod["metadata"]
-        account = pod["spec"].get("serviceAccountName") or "default"
-        request = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "audiences": [audience] if audience else [],
-                "expirationSeconds": seconds,
-                "boundObjectRef": {
-                    "apiVersion": "v1",
-                    "kind": "Pod",
-                    "name": meta["name"],
-                    "uid": meta["uid"],
-                },
-            },
-        }
-        path = f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token"
-        deadline = time.monotonic() + REFERENCE_WAIT
-        delay = 0.05
-        while True:
-            status, body = await self._call("POST", path, request)
-            if status == 201:
-                return str(body["status"]["token"])
-            if status not in (403, 404) or time.monotonic() > deadline:
-                raise RuntimeError(f"TokenRequest for {meta['namespace']}/{account}: {status}")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
-
     async def _start_pod(self, pod: JsonDict) -> None:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         refs: dict[tuple[str, str, str], dict[str, str]] = {}
@@ -400,10 +300,10 @@ class Kubelet:
         for kind, ref_name, is_optional in volumes.referenced(pod):
             optional[(kind, ref_name)] = optional.get((kind, ref_name), True) and is_optional
         for (kind, ref_name), is_optional in optional.items():
-            data = await self._fetch(kind, ns, ref_name, is_optional)
+            data = await self.client.fetch(kind, ns, ref_name, is_optional)
             if data is not None:
                 refs[(kind, ns, ref_name)] = data
-        issued = {key: await self._token(pod, *key) for key in sorted(volumes.tokens(pod))}
+        issued = {key: await self.client.token(pod, *key) for key in sorted(volumes.tokens(pod))}
         if (ns, name) in self.pods:
             return  # another event for the same pod got here first
         ports = [

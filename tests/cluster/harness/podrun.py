@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import os
 import signal
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,6 @@ from tests.cluster.harness import probes, volumes
 from tests.cluster.harness.podspec import (
     ContainerConfigError,
     ImageSpec,
-    ImageTable,
     Lookup,
     Rewriter,
     container_argv,
@@ -39,63 +36,9 @@ from tests.cluster.harness.podspec import (
     image_paths,
     resolve_program,
 )
+from tests.cluster.harness.podstate import ContainerRun, PodSettings, now
 
 JsonDict = dict[str, Any]
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass
-class PodSettings:
-    """The kubelet-wide knobs a pod run needs."""
-
-    images: ImageTable
-    base_env: dict[str, str]
-    timing: probes.ProbeTiming = field(default_factory=probes.ProbeTiming)
-    backoff: tuple[float, float] = (0.1, 1.0)  # first delay, cap (real kubelet: 10 s, 5 min)
-    max_grace: float = 5.0  # cap on terminationGracePeriodSeconds, to bound test time
-    rewrite_loopback: bool = True
-    api_url: str = ""  # what the in-pod kubeconfig points at
-    # Images already "pulled" on this node (a future while the simulated pull runs).
-    pulled: dict[str, asyncio.Future[None]] = field(default_factory=dict)
-    # (pod, type, reason, message) -> a core/v1 Event, posted by the kubelet.
-    event: Callable[[JsonDict, str, str, str], None] = lambda *_: None
-    # Every process started, as (pid, create_time), so a reused PID is not taken for a leak.
-    spawned: list[tuple[int, float]] = field(default_factory=list)
-
-
-@dataclass
-class ContainerRun:
-    spec: JsonDict
-    init: bool = False
-    proc: asyncio.subprocess.Process | None = None
-    restarts: int = 0
-    state: JsonDict = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
-    last_state: JsonDict = field(default_factory=dict)
-    ready: bool = False
-    final: bool = False  # exited and will not be restarted
-    started: bool = False  # its startup probe (if any) succeeded
-    pids: list[int] = field(default_factory=list)
-
-    @property
-    def name(self) -> str:
-        return str(self.spec["name"])
-
-    def status(self) -> JsonDict:
-        running = "running" in self.state
-        return {
-            "name": self.name,
-            "image": self.spec.get("image", ""),
-            "imageID": "",
-            "containerID": f"process://{self.proc.pid}" if self.proc else "",
-            "ready": self.ready and running and self.started,
-            "started": running and self.started,
-            "restartCount": self.restarts,
-            "state": self.state,
-            "lastState": self.last_state,
-        }
 
 
 class PodRun:
@@ -127,7 +70,7 @@ class PodRun:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty = asyncio.Event()
         self._conditions: dict[str, tuple[str, str]] = {}
-        self._start_time = _now()
+        self._start_time = now()
 
     @property
     def key(self) -> tuple[str, str]:
@@ -191,25 +134,7 @@ class PodRun:
             for m in c.spec.get("volumeMounts") or ()
         }
         folder = self.volumes.get(mounted.get(volumes.SERVICE_ACCOUNT_DIR, ""))
-        cluster: JsonDict = {"server": self.settings.api_url}
-        user: JsonDict = {}
-        if folder is not None and (folder / "ca.crt").exists():
-            cluster["certificate-authority"] = str(folder / "ca.crt")
-        if folder is not None and (folder / "token").exists():
-            user["tokenFile"] = str(folder / "token")
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "in-cluster", "cluster": cluster}],
-            "users": [{"name": "pod", "user": user}],
-            "contexts": [
-                {
-                    "name": "in-cluster",
-                    "context": {"cluster": "in-cluster", "user": "pod", "namespace": self.key[0]},
-                }
-            ],
-            "current-context": "in-cluster",
-        }
+        config = volumes.pod_kubeconfig(self.settings.api_url, folder, self.key[0])
         self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         self.kubeconfig.write_text(yaml.safe_dump(config))
 
@@ -300,7 +225,7 @@ class PodRun:
         container.pids.append(proc.pid)
         with contextlib.suppress(psutil.Error):
             self.settings.spawned.append((proc.pid, psutil.Process(proc.pid).create_time()))
-        container.state = {"running": {"startedAt": _now()}}
+        container.state = {"running": {"startedAt": now()}}
         return proc
 
     async def _exec_probe(self, container: ContainerRun, argv: list[str], limit: float) -> bool:
@@ -312,12 +237,12 @@ class PodRun:
         return await probes.run_exec(argv, env, cwd, limit)
 
     def _record_exit(self, container: ContainerRun, code: int) -> None:
-        started = container.state.get("running", {}).get("startedAt", _now())
+        started = container.state.get("running", {}).get("startedAt", now())
         terminated: JsonDict = {
             "exitCode": code if code >= 0 else 128 - code,
             "reason": "Completed" if code == 0 else "Error",
             "startedAt": started,
-            "finishedAt": _now(),
+            "finishedAt": now(),
         }
         if code < 0:
             terminated["signal"] = -code
@@ -383,15 +308,13 @@ class PodRun:
         return [self._spawn(self._probe(container, proc))]
 
     async def _probe(self, container: ContainerRun, proc: asyncio.subprocess.Process) -> None:
-        """Startup probe first (no other probe runs before it succeeds), then readiness and
-        liveness side by side, as the kubelet's probe manager does."""
-        spec = container.spec
-        timing = self.settings.timing
-
         def check(probe: JsonDict) -> Callable[[], Awaitable[bool]]:
             async def once() -> bool:
                 return await probes.probe_once(
-                    probe, self.ip, spec, lambda argv, t: self._exec_probe(container, argv, t)
+                    probe,
+                    self.ip,
+                    container.spec,
+                    lambda argv, t: self._exec_probe(container, argv, t),
                 )
 
             return once
@@ -405,29 +328,13 @@ class PodRun:
                 container.ready = ok
                 self.changed()
 
-        def on_alive(ok: bool) -> None:
-            if not ok:
-                kill()
+        def on_started(ok: bool) -> None:
+            container.started = ok
+            self.changed()
 
-        container.started = False
-        startup = spec.get("startupProbe")
-        if startup and not await probes.run_startup(startup, timing, check(startup)):
-            kill()
-            return
-        container.started = True
-        self.changed()
-        running = []
-        if spec.get("readinessProbe"):
-            probe = spec["readinessProbe"]
-            running.append(probes.run_probe(probe, timing, check(probe), on_ready))
-        else:
-            on_ready(True)
-        if spec.get("livenessProbe"):
-            probe = spec["livenessProbe"]
-            running.append(
-                probes.run_probe(probe, timing, check(probe), on_alive, keep_window=True)
-            )
-        await asyncio.gather(*running)
+        await probes.run_container_probes(
+            container.spec, self.settings.timing, check, on_started, on_ready, kill
+        )
 
     # --- status -------------------------------------------------------------------------------
 
@@ -447,7 +354,7 @@ class PodRun:
         value = "True" if ok else "False"
         previous = self._conditions.get(kind)
         if previous is None or previous[0] != value:
-            self._conditions[kind] = (value, _now())
+            self._conditions[kind] = (value, now())
         return {"type": kind, "status": value, "lastTransitionTime": self._conditions[kind][1]}
 
     def status(self) -> JsonDict:

@@ -147,3 +147,37 @@ async def run_probe(
             if fail_streak >= needed_fail:
                 on_result(False)
         await asyncio.sleep(period)
+
+
+async def run_container_probes(
+    spec: JsonDict,
+    timing: ProbeTiming,
+    check: Callable[[JsonDict], Callable[[], Awaitable[bool]]],
+    on_started: Callable[[bool], None],
+    on_ready: Callable[[bool], None],
+    kill: Callable[[], None],
+) -> None:
+    """A container's probes as the kubelet's probe manager runs them: the startup probe first (no
+    other probe runs before it succeeds; its failure kills), then readiness and liveness side by
+    side (a liveness failure kills; no readiness probe means ready)."""
+    on_started(False)
+    startup = spec.get("startupProbe")
+    if startup and not await run_startup(startup, timing, check(startup)):
+        kill()
+        return
+    on_started(True)
+    running = []
+    if spec.get("readinessProbe"):
+        probe = spec["readinessProbe"]
+        running.append(run_probe(probe, timing, check(probe), on_ready))
+    else:
+        on_ready(True)
+    if spec.get("livenessProbe"):
+        probe = spec["livenessProbe"]
+
+        def on_alive(ok: bool) -> None:
+            if not ok:
+                kill()
+
+        running.append(run_probe(probe, timing, check(probe), on_alive, keep_window=True))
+    await asyncio.gather(*running)

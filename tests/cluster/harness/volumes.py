@@ -161,3 +161,27 @@ def usage(folder: Path) -> int:
             except OSError:
                 continue
     return total
+
+
+def pod_kubeconfig(api_url: str, folder: Path | None, namespace: str) -> JsonDict:
+    """A kubeconfig for a pod's processes: the apiserver, and the CA and token files of its
+    projected ServiceAccount volume (`folder`; none: anonymous), read on every use."""
+    cluster: JsonDict = {"server": api_url}
+    user: JsonDict = {}
+    if folder is not None and (folder / "ca.crt").exists():
+        cluster["certificate-authority"] = str(folder / "ca.crt")
+    if folder is not None and (folder / "token").exists():
+        user["tokenFile"] = str(folder / "token")
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": cluster}],
+        "users": [{"name": "pod", "user": user}],
+        "contexts": [
+            {
+                "name": "in-cluster",
+                "context": {"cluster": "in-cluster", "user": "pod", "namespace": namespace},
+            }
+        ],
+        "current-context": "in-cluster",
+    }
