@@ -75,18 +75,41 @@ stamp_flags+=" -X k8s.io/client-go/pkg/version.gitMajor=1 -X k8s.io/client-go/pk
 mkdir -p "$DEST"
 rm -f "$STAMP"
 out=$(cd "$DEST" && pwd)
-count=${#BINARIES[@]}
-index=0
+packages=()
 for bin in "${BINARIES[@]}"; do
-  index=$((index + 1))
   case "$bin" in
-    etcd) package=./cmd/etcd ;;
-    *) package=k8s.io/kubernetes/cmd/$bin ;;
+    etcd) packages+=(./cmd/etcd) ;;
+    *) packages+=("k8s.io/kubernetes/cmd/$bin") ;;
   esac
-  step=$(date +%s)
-  echo "==> [$index/$count] building $bin ($package); the first build compiles Kubernetes and takes a while"
-  (cd "$MODULE" && go build -ldflags "$stamp_flags" -o "$out/$bin" "$package")
-  echo "    $bin built in $(($(date +%s) - step))s"
+done
+step=$(date +%s)
+echo "==> building ${BINARIES[*]} in one go build (shared packages compile once, in parallel);" \
+  "the first build compiles Kubernetes and takes a while"
+# `go build -v` names each package it compiles: count them as progress, pass anything else on.
+set +e
+(cd "$MODULE" && go build -v -ldflags "$stamp_flags" -o "$out/" "${packages[@]}") 2>&1 | {
+  count=0
+  while IFS= read -r line; do
+    case "$line" in
+      *" "* | "") echo "$line" ;;
+      *)
+        count=$((count + 1))
+        if [ $((count % 250)) -eq 0 ]; then
+          echo "    $count packages compiled ($(($(date +%s) - step))s)"
+        fi
+        ;;
+    esac
+  done
+  echo "    $count packages compiled in $(($(date +%s) - step))s"
+}
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "make tools: go build failed (status $status); the output above says why" >&2
+  exit "$status"
+fi
+for bin in "${BINARIES[@]}"; do
+  [ -x "$DEST/$bin" ] || { echo "make tools: $DEST/$bin was not built" >&2; exit 1; }
 done
 "$DEST/kube-apiserver" --version
 echo "$KEY" >"$STAMP"
