@@ -128,7 +128,7 @@ async def run(ctx: Context) -> None:
         auto_offset_reset="earliest" if spec.starting_position == "TRIM_HORIZON" else "latest",
         max_poll_records=max(size, 500),
         max_partition_fetch_bytes=8 * 1024 * 1024,
-        session_timeout_ms=10_000,
+        session_timeout_ms=6_000,  # the broker's minimum: a dead poller's partitions move soon
         heartbeat_interval_ms=2_000,
         **options,
     )

@@ -150,7 +150,7 @@ class ElasticMQServer(Server):
         conf = folder / "elasticmq.conf"
         conf.write_text(
             'include classpath("application.conf")\n'
-            f'node-address {{ protocol = http, host = 127.0.0.1, port = {self.port}, '
+            f"node-address {{ protocol = http, host = 127.0.0.1, port = {self.port}, "
             'context-path = "" }\n'
             f'rest-sqs {{ enabled = true, bind-port = {self.port}, bind-hostname = "127.0.0.1", '
             "sqs-limits = strict }\n"

@@ -112,8 +112,12 @@ class Poller:
             [KUBELAMBDA, "poll", str(self.folder), "--gateway", self.gateway_url],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "AWS_ACCESS_KEY_ID": "test",
-                 "AWS_SECRET_ACCESS_KEY": "test"},
+            env={
+                **os.environ,
+                "PYTHONUNBUFFERED": "1",
+                "AWS_ACCESS_KEY_ID": "test",
+                "AWS_SECRET_ACCESS_KEY": "test",
+            },
         )
         self.wait_for_log(r": Enabled \(")
 
@@ -122,8 +126,10 @@ class Poller:
 
     def wait_for_log(self, pattern: str, timeout: float = 30, count: int = 1) -> None:
         wait_until(
-            lambda: len(re.findall(pattern, self.log())) >= count
-            or (self.proc is not None and self.proc.poll() is not None),
+            lambda: (
+                len(re.findall(pattern, self.log())) >= count
+                or (self.proc is not None and self.proc.poll() is not None)
+            ),
             timeout,
             f"{pattern!r} in the poller's log",
         )
@@ -148,8 +154,9 @@ class Poller:
 class Case:
     """One test's mapping on one kind of source."""
 
-    def __init__(self, kind: Kind, server: Any, gateway: KubelambdaDev, recorder: Recorder,
-                 root: Path) -> None:
+    def __init__(
+        self, kind: Kind, server: Any, gateway: KubelambdaDev, recorder: Recorder, root: Path
+    ) -> None:
         self.kind = kind
         self.server = server
         self.gateway = gateway

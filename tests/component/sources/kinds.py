@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 PARTITIONS = 3
 
@@ -29,7 +30,10 @@ def _redis_create(server: Any, run: str) -> None:
 
 
 def _redis_spec(server: Any, run: str) -> dict[str, Any]:
-    return {"source": {"redis": {"url": server.url, "stream": run}}, "startingPosition": "TRIM_HORIZON"}
+    return {
+        "source": {"redis": {"url": server.url, "stream": run}},
+        "startingPosition": "TRIM_HORIZON",
+    }
 
 
 def _redis_produce(server: Any, run: str, payloads: list[dict[str, Any]]) -> None:
@@ -108,9 +112,7 @@ def _kafka_produce(server: Any, run: str, payloads: list[dict[str, Any]]) -> Non
         await producer.start()
         try:
             for p in payloads:  # keyed by n: one partition each, in order within it
-                await producer.send(
-                    run, json.dumps(p).encode(), partition=p["n"] % PARTITIONS
-                )
+                await producer.send(run, json.dumps(p).encode(), partition=p["n"] % PARTITIONS)
             await producer.flush()
         finally:
             await producer.stop()
@@ -187,9 +189,7 @@ VISIBILITY = 3  # seconds: failed messages come back quickly in tests
 
 
 def _sqs_create(server: Any, run: str) -> None:
-    server.client().create_queue(
-        QueueName=run, Attributes={"VisibilityTimeout": str(VISIBILITY)}
-    )
+    server.client().create_queue(QueueName=run, Attributes={"VisibilityTimeout": str(VISIBILITY)})
 
 
 def sqs_url(server: Any, run: str) -> str:

@@ -56,7 +56,9 @@ def test_partial_failures_retry_the_reported_items_and_filters_drop(case: Case) 
         functionResponseTypes=["ReportBatchItemFailures"],
         filterCriteria={"filters": [{"pattern": '{"%s": {"keep": [true]}}' % key}]},
     )
-    payloads = [{"n": n, "keep": n % 5 != 4, **({"fail": 1} if n % 10 == 3 else {})} for n in range(30)]
+    payloads = [
+        {"n": n, "keep": n % 5 != 4, **({"fail": 1} if n % 10 == 3 else {})} for n in range(30)
+    ]
     case.produce(payloads)
     kept = {p["n"] for p in payloads if p["keep"]}
     failing = {p["n"] for p in payloads if p.get("fail")}
