@@ -3,9 +3,11 @@ and failure semantics, a poller killed mid-batch losing nothing, enabled: false 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 
+from tests.component.asyncq.servers import wait_until
 from tests.component.sources.conftest import Case, settle
 
 
@@ -54,7 +56,7 @@ def test_partial_failures_retry_the_reported_items_and_filters_drop(case: Case) 
     case.poller(
         **batch_size_for(case, 10),
         functionResponseTypes=["ReportBatchItemFailures"],
-        filterCriteria={"filters": [{"pattern": '{"%s": {"keep": [true]}}' % key}]},
+        filterCriteria={"filters": [{"pattern": json.dumps({key: {"keep": [True]}})}]},
     )
     payloads = [
         {"n": n, "keep": n % 5 != 4, **({"fail": 1} if n % 10 == 3 else {})} for n in range(30)
@@ -62,8 +64,9 @@ def test_partial_failures_retry_the_reported_items_and_filters_drop(case: Case) 
     case.produce(payloads)
     kept = {p["n"] for p in payloads if p["keep"]}
     failing = {p["n"] for p in payloads if p.get("fail")}
-    wait_counts = lambda: Counter(case.recorder.seen(case.run))  # noqa: E731
-    from tests.component.asyncq.servers import wait_until
+
+    def wait_counts() -> Counter[int]:
+        return Counter(case.recorder.seen(case.run))
 
     wait_until(
         lambda: all(wait_counts()[n] >= 2 for n in failing) and kept <= set(wait_counts()),
@@ -93,8 +96,6 @@ def test_a_poller_killed_mid_batch_loses_nothing(case: Case) -> None:
     poller = case.poller(**batch_size_for(case, 20))
     total = 200
     case.produce([{"n": n, **({"sleep": 1.0} if n == 0 else {})} for n in range(total)])
-    from tests.component.asyncq.servers import wait_until
-
     wait_until(lambda: case.batches(), 30, "the first batch to be in flight")
     poller.kill9()
     poller.start()
