@@ -25,7 +25,8 @@ async def run(ctx: Context, sleep: Sleep = asyncio.sleep) -> None:
     source = config.spec.source.schedule
     assert schedule is not None and source is not None
     state = await ctx.state.load() if ctx.state is not None else {}
-    anchor = float(state.get("anchor") or ctx.clock())
+    stored = state.get("anchor")
+    anchor = float(stored) if stored is not None else ctx.clock()
     last = state.get("lastFired")
     last_fired = float(last) if last is not None else None
     if ctx.state is not None and "anchor" not in state:
