@@ -19,12 +19,16 @@ from kubelambda.sources.readers.schedule_reader import run
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
+        self.until = float("inf")
+        self.passed = asyncio.Event()  # set once the clock reaches `until`
 
     def __call__(self) -> float:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
         self.now += seconds
+        if self.now >= self.until:
+            self.passed.set()
         await asyncio.sleep(0)
 
 
@@ -88,9 +92,10 @@ async def run_until(
         clock=clock,
         state=state,
     )
+    clock.until = until
+    clock.passed.clear()
     task = asyncio.create_task(run(ctx, sleep=clock.sleep))
-    while clock.now < until:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(clock.passed.wait(), timeout=10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
