@@ -29,6 +29,7 @@ class Clock:
         self.now += seconds
         if self.now >= self.until:
             self.passed.set()
+            await asyncio.Event().wait()  # time stops here until the test cancels the poller
         await asyncio.sleep(0)
 
 
