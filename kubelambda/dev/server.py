@@ -25,6 +25,10 @@ from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.runtime.provider import ProcessProvider
+from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
+from kubelambda.sources.invoke import GatewayInvoker
+from kubelambda.sources.metrics import SourceMetrics
+from kubelambda.sources.runner import PollerSet
 
 log = logging.getLogger(__name__)
 Say = Callable[[str], None]
@@ -76,6 +80,8 @@ class DevServer:
         self._asynq_started = False
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.pollers: PollerSet | None = None  # started once the port is known
+        self._mappings: list[PollerConfig] = []
         self.port = settings.port
         self.reloads = 0
 
@@ -98,17 +104,28 @@ class DevServer:
             self.api.app(), self.settings.host, self.settings.port
         )
         self._tasks.append(asyncio.create_task(self.pool.run_reaper()))
+        # Pollers invoke through this gateway's own Invoke API, as they do in a cluster.
+        self.pollers = PollerSet(
+            GatewayInvoker(self.url),
+            SourceMetrics(self.invoker.metrics.registry),
+            region=self.settings.region,
+            state_dir=self.settings.state / "sources",
+            nats_url=self.settings.nats_url,
+            on_status=lambda c, s: self.say(f"  event source {c.key}: {s.state} ({s.last_result})"),
+        )
+        await self.pollers.apply(self._mappings)
         if self.settings.reload:
             self._tasks.append(asyncio.create_task(self._watch()))
         self._announce(result)
 
     def _apply(self, result: LoadResult) -> None:
         problems = result.problems + self.invoker.set_catalog(result.catalog)
+        self._mappings = []
         for mapping in result.mappings:
-            problems.append(
-                f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
-                "not polled in dev mode"
-            )
+            try:
+                self._mappings.append(poller_config(mapping))
+            except ConfigError as exc:
+                problems.append(f"EventSourceMapping {mapping.name}: {exc}; not polled")
         for line in problems:
             self.say(f"  ! {line}")
         for line in result.warnings:
@@ -126,6 +143,8 @@ class DevServer:
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
         self.say(f"async queue: {self.asynq.queue.describe()}")
+        if self._mappings:
+            self.say(f"event sources: polling {len(self._mappings)} mapping(s)")
         self.say(
             f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
         )
@@ -140,6 +159,8 @@ class DevServer:
                 self.say(f"  ! {line}")
             return False
         self._apply(result)
+        if self.pollers is not None:
+            await self.pollers.apply(self._mappings)
         self.reloads += 1
         self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
         return True
@@ -157,6 +178,9 @@ class DevServer:
             await self.reload()
 
     async def stop(self) -> None:
+        if self.pollers is not None:  # first, so no batch starts while the gateway drains
+            await self.pollers.close()
+            await self.pollers.invoker.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
