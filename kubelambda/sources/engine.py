@@ -120,8 +120,10 @@ class Context:
             self.on_result(f"PROBLEM: Function call failed: {outcome.reason}")
         elif outcome.kind == "partial":
             self.metrics.failed.labels(**self.labels).inc(len(outcome.failed))
+            self.metrics.delivered.labels(**self.labels).inc(len(items) - len(outcome.failed))
             self.on_result("OK")
         else:
+            self.metrics.delivered.labels(**self.labels).inc(len(items))
             self.on_result("OK")
         return outcome, result
 

@@ -33,6 +33,12 @@ class SourceMetrics:
             (*LABELS, "outcome"),
             registry=r,
         )
+        self.delivered = Counter(
+            "kubelambda_esm_records_delivered",
+            "Records the function processed (a success, or not reported as failed).",
+            LABELS,
+            registry=r,
+        )
         self.failed = Counter(
             "kubelambda_esm_records_failed",
             "Records whose invoke failed (queues: released for redelivery; streams: retried).",
@@ -43,12 +49,6 @@ class SourceMetrics:
             "kubelambda_esm_records_given_up",
             "Stream records given up after retries or age, sent to onFailure when set.",
             (*LABELS, "condition"),
-            registry=r,
-        )
-        self.throttles = Counter(
-            "kubelambda_esm_throttles",
-            "Invokes answered 429 by admission, retried after a backoff.",
-            LABELS,
             registry=r,
         )
         self.iterator_age = Gauge(
