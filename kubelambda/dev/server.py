@@ -1,37 +1,38 @@
-"""`kubelambda dev`: the gateway and its environments on one machine, fed from a folder.
+"""Dev mode's gateway: the shared gateway assembly fed from a folder, environments as processes.
 
-The pieces are the cluster's own: the same `Invoker`, `EnvironmentPool` and `GatewayApi`; only
-the control plane (`DevLoader` instead of the operator) and the environment provider (local
-processes instead of pods) differ. Manifest and code changes are picked up while serving.
+`FolderSource` is dev mode's catalog source: it loads the folder at start (an invalid folder
+stops the start with ManifestError) and, unless told not to, reloads it when files change; a new
+catalog swaps in atomically and stale environments drain. Everything else is the gateway's own
+(`kubelambda.gateway.assembly`), exactly as in cluster mode. The folder's EventSourceMappings
+are polled in-process (`kubelambda.sources.runner.PollerSet`), through this gateway's own Invoke
+API as in a cluster, and restarted with every reload that changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
-
+from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
 from kubelambda.gateway.admission import PoolLimits
-from kubelambda.gateway.api import GatewayApi, serve
+from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
-from kubelambda.gateway.invoker import Invoker
-from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
+from kubelambda.gateway.local import LocalEnvironments
+from kubelambda.gateway.pool import PoolSettings
 from kubelambda.runtime.provider import ProcessProvider
+from kubelambda.serving.specs import SpecBuilder
 from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
 from kubelambda.sources.invoke import GatewayInvoker
 from kubelambda.sources.metrics import SourceMetrics
 from kubelambda.sources.runner import PollerSet
 
-log = logging.getLogger(__name__)
 Say = Callable[[str], None]
+Mappings = Callable[[list[PollerConfig]], Awaitable[None]]
 
 
 @dataclass
@@ -41,7 +42,7 @@ class DevSettings:
     port: int = 9000
     state_dir: Path | None = None
     namespace: str = "default"
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     limits: PoolLimits = field(default_factory=PoolLimits)
     pool: PoolSettings = field(default_factory=PoolSettings)
     reload: bool = True
@@ -65,91 +66,38 @@ class DevSettings:
         )
 
 
-class DevServer:
-    def __init__(self, settings: DevSettings, say: Say = print) -> None:
+class FolderSource:
+    """The catalog source of dev mode: a folder of manifests, reloaded when it changes."""
+
+    synced = True  # everything there is to serve is read before the port opens
+
+    def __init__(self, settings: DevSettings, say: Say) -> None:
         self.settings = settings
         self.say = say
-        settings.state.mkdir(parents=True, exist_ok=True)
         self.loader = DevLoader(settings.folder, settings.state)
-        self.provider = ProcessProvider(settings.state / "environments")
-        self.pool = EnvironmentPool(self.provider, settings.pool)
-        self.invoker = Invoker(self.pool, limits=settings.limits, region=settings.region)
-        self.api = GatewayApi(self.invoker, default_namespace=settings.namespace)
-        self.asynq = AsyncService(self.invoker, settings.async_settings())
-        self.api.async_submit = self.asynq.submit
-        self._asynq_started = False
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.pollers: PollerSet | None = None  # started once the port is known
-        self._mappings: list[PollerConfig] = []
-        self.port = settings.port
+        self.loaded: LoadResult | None = None
+        self.mappings: list[PollerConfig] = []  # the folder's pollable mappings
+        self.on_mappings: Mappings | None = None  # told after every reload
         self.reloads = 0
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.settings.host}:{self.port}"
+    async def open(self, apply: Apply) -> None:
+        self._apply(self.loader.load(), apply)  # ManifestError: the folder is invalid
 
-    async def start(self) -> None:
-        """Loads the folder and starts serving.
-
-        Raises ManifestError on an invalid folder, QueueError when the async queue won't open.
-        The queue opens before the port does, so no 202 is ever answered without it; its worker
-        resumes the events a previous run left (a restart loses none).
-        """
-        result = self.loader.load()
-        self._apply(result)
-        await self.asynq.start()
-        self._asynq_started = True
-        self._runner, self.port = await serve(
-            self.api.app(), self.settings.host, self.settings.port
-        )
-        self._tasks.append(asyncio.create_task(self.pool.run_reaper()))
-        # Pollers invoke through this gateway's own Invoke API, as they do in a cluster.
-        self.pollers = PollerSet(
-            GatewayInvoker(self.url),
-            SourceMetrics(self.invoker.metrics.registry),
-            region=self.settings.region,
-            state_dir=self.settings.state / "sources",
-            nats_url=self.settings.nats_url,
-            on_status=lambda c, s: self.say(f"  event source {c.key}: {s.state} ({s.last_result})"),
-        )
-        await self.pollers.apply(self._mappings)
-        if self.settings.reload:
-            self._tasks.append(asyncio.create_task(self._watch()))
-        self._announce(result)
-
-    def _apply(self, result: LoadResult) -> None:
-        problems = result.problems + self.invoker.set_catalog(result.catalog)
-        self._mappings = []
+    def _apply(self, result: LoadResult, apply: Apply) -> None:
+        problems = result.problems + apply(result.catalog)
+        self.mappings = []
         for mapping in result.mappings:
             try:
-                self._mappings.append(poller_config(mapping))
+                self.mappings.append(poller_config(mapping))
             except ConfigError as exc:
                 problems.append(f"EventSourceMapping {mapping.name}: {exc}; not polled")
         for line in problems:
             self.say(f"  ! {line}")
         for line in result.warnings:
             self.say(f"  note: {line}")
+        self.loaded = result
 
-    def _announce(self, result: LoadResult) -> None:
-        catalog = result.catalog
-        count = len(catalog.functions)
-        self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
-        for (namespace, name), entry in sorted(catalog.functions.items()):
-            shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
-            invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
-            qualifiers = ["$LATEST", *sorted(entry.versions, key=int)]
-            qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
-            self.say(f"  {shown:<24} {invoke}")
-            self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
-        self.say(f"async queue: {self.asynq.queue.describe()}")
-        if self._mappings:
-            self.say(f"event sources: polling {len(self._mappings)} mapping(s)")
-        self.say(
-            f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
-        )
-
-    async def reload(self) -> bool:
+    async def reload(self, apply: Apply) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
         try:
             result = await asyncio.to_thread(self.loader.load)
@@ -158,14 +106,16 @@ class DevServer:
             for line in exc.problems:
                 self.say(f"  ! {line}")
             return False
-        self._apply(result)
-        if self.pollers is not None:
-            await self.pollers.apply(self._mappings)
+        self._apply(result, apply)
+        if self.on_mappings is not None:
+            await self.on_mappings(self.mappings)
         self.reloads += 1
         self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
         return True
 
-    async def _watch(self) -> None:
+    async def run(self, apply: Apply) -> None:
+        if not self.settings.reload:
+            return
         from watchfiles import awatch
 
         state = self.settings.state.resolve()
@@ -175,23 +125,94 @@ class DevServer:
             return state not in p.parents and "__pycache__" not in p.parts
 
         async for _changes in awatch(self.settings.folder, watch_filter=relevant, debounce=200):
-            await self.reload()
+            await self.reload(apply)
+
+    async def close(self) -> None:
+        """Nothing held: the processes belong to the provider."""
+
+
+class DevServer:
+    def __init__(self, settings: DevSettings, say: Say = print) -> None:
+        """Raises ValueError for an unusable --queue URL."""
+        self.settings = settings
+        self.say = say
+        settings.state.mkdir(parents=True, exist_ok=True)
+        self.source = FolderSource(settings, say)
+        self.gateway = Gateway(
+            GatewaySettings(
+                host=settings.host,
+                port=settings.port,
+                default_namespace=settings.namespace,
+                limits=settings.limits,
+                pool=settings.pool,
+                asynq=settings.async_settings(),
+            ),
+            provider=LocalEnvironments(ProcessProvider(settings.state / "environments")),
+            source=self.source,
+            specs=SpecBuilder(region=settings.region),  # no container engine: no Image packages
+        )
+        self.pollers: PollerSet | None = None  # started once the port is known
+
+    @property
+    def asynq(self) -> AsyncService:
+        assert self.gateway.asynq is not None, "dev mode always has an async queue"
+        return self.gateway.asynq
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+    async def start(self) -> None:
+        """Loads the folder and starts serving.
+
+        Raises ManifestError on an invalid folder, QueueError when the async queue won't open.
+        The queue opens before the port does, so no 202 is ever answered without it; its worker
+        resumes the events a previous run left (a restart loses none).
+        """
+        await self.gateway.start()
+        # Pollers invoke through this gateway's own Invoke API, as they do in a cluster.
+        self.pollers = PollerSet(
+            GatewayInvoker(self.url),
+            SourceMetrics(self.gateway.invoker.metrics.registry),
+            region=self.settings.region,
+            state_dir=self.settings.state / "sources",
+            nats_url=self.settings.nats_url,
+            on_status=lambda c, s: self.say(f"  event source {c.key}: {s.state} ({s.last_result})"),
+        )
+        # Hooked before the first apply so a reload meanwhile is not missed (applies queue up).
+        self.source.on_mappings = self.pollers.apply
+        await self.pollers.apply(self.source.mappings)
+        self._announce()
+
+    def _announce(self) -> None:
+        assert self.source.loaded is not None
+        catalog = self.source.loaded.catalog
+        count = len(catalog.functions)
+        self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
+        for (namespace, name), entry in sorted(catalog.functions.items()):
+            shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
+            invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
+            qualifiers = [LATEST, *sorted(entry.versions, key=int)]
+            qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
+            self.say(f"  {shown:<24} {invoke}")
+            self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+        self.say(f"async queue: {self.asynq.queue.describe()}")
+        if self.source.mappings:
+            self.say(f"event sources: polling {len(self.source.mappings)} mapping(s)")
+        self.say(
+            f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
+        )
+
+    async def reload(self) -> bool:
+        return await self.source.reload(self.gateway.apply)
 
     async def stop(self) -> None:
         if self.pollers is not None:  # first, so no batch starts while the gateway drains
+            self.source.on_mappings = None
             await self.pollers.close()
             await self.pollers.invoker.close()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        # Stop taking async events first, so none starts while the HTTP side drains; close the
-        # queue last, so a request still in flight gets its 202 (or a clean 500).
-        if self._asynq_started:
-            await self.asynq.stop_worker()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._asynq_started:
-            await self.asynq.close()
-        await self.pool.close()
+        await self.gateway.stop()

@@ -23,13 +23,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.provider import EnvironmentHandle, EnvironmentProvider
-from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
 
-InitType = Literal["on-demand", "provisioned-concurrency"]
 StartKind = Literal["cold", "warm", "provisioned"]
 
 
@@ -50,13 +49,12 @@ class _Meta:
     runtime: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProvisionedTarget:
     """A configuration that should have `count` provisioned environments."""
 
     count: int
-    runtime: str
-    make_spec: Callable[[], EnvironmentSpec]
+    target: Target
 
 
 def expired(meta: _Meta, now: float, settings: PoolSettings) -> bool:
@@ -85,13 +83,10 @@ class EnvironmentPool:
     # The hot path.
 
     async def acquire(
-        self,
-        revision: str,
-        runtime: str,
-        make_spec: Callable[[InitType], EnvironmentSpec],
-        provisioned: bool = False,
+        self, target: Target, provisioned: bool = False
     ) -> tuple[EnvironmentHandle, StartKind]:
-        """An environment serving `revision`, marked busy; release() it afterwards."""
+        """An environment serving `target`, marked busy; release() it afterwards."""
+        revision, runtime = target.revision, target.runtime
         order: list[InitType] = ["provisioned-concurrency", "on-demand"] if provisioned else []
         order = order or ["on-demand"]
         for init_type in order:
@@ -107,7 +102,7 @@ class EnvironmentPool:
         self._meta[env] = _Meta((revision, "on-demand"), now, now, runtime)
         self._busy.add(env)
         try:
-            await env.specialize(make_spec("on-demand"))
+            await self.provider.specialize(env, target, "on-demand")
         except Exception as exc:
             self._busy.discard(env)
             self._discard(env)
@@ -200,12 +195,13 @@ class EnvironmentPool:
             return
         key: tuple[str, InitType] = (revision, "provisioned-concurrency")
         have = sum(1 for e, m in self._meta.items() if m.key == key)
+        runtime = target.target.runtime
         for _ in range(max(target.count - have, 0)):
-            env = await self._generic_or_new(target.runtime)
+            env = await self._generic_or_new(runtime)
             now = self.clock()
-            self._meta[env] = _Meta(key, now, now, target.runtime)
+            self._meta[env] = _Meta(key, now, now, runtime)
             try:
-                await env.specialize(target.make_spec())
+                await self.provider.specialize(env, target.target, "provisioned-concurrency")
             except Exception as exc:
                 log.warning("provisioning %s failed: %s", revision, exc)
                 self._discard(env)

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from kubelambda.api.function import RESERVED_ENV  # Lambda sets these; users can't override
+from kubelambda.runtime.release import LaunchMode
 from kubelambda.runtime.spec import EnvironmentSpec
 
 # Runtimes whose AWS_EXECUTION_ENV Lambda sets (custom runtimes and images get none).
@@ -36,7 +37,7 @@ class Layout:
 class Launch:
     """How the shim starts the function: in-process Python (the fast path) or an exec."""
 
-    mode: str  # "python", "exec" or "missing" (no entry point: an init error)
+    mode: LaunchMode
     argv: list[str] = field(default_factory=list)
     detail: str = ""
 

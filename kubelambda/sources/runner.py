@@ -106,8 +106,13 @@ class PollerSet:
         self.nats_url = nats_url
         self.pollers: dict[str, _Running] = {}
         self.statuses: dict[str, PollerStatus] = {}
+        self._applying = asyncio.Lock()  # a reload may arrive while an apply stops pollers
 
     async def apply(self, configs: list[PollerConfig]) -> None:
+        async with self._applying:
+            await self._apply(configs)
+
+    async def _apply(self, configs: list[PollerConfig]) -> None:
         wanted = {c.key: c for c in configs}
         for key in list(self.pollers):
             running = self.pollers[key]
