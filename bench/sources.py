@@ -3,6 +3,10 @@
 Each broker is a real server on loopback (as in tests/component/sources); a backlog of N
 records is produced first, then `kubelambda poll` starts, and the clock runs until the
 poller's `kubelambda_esm_records_delivered_total` reaches N. Gateway: `kubelambda dev`.
+Two rates: from the poller's start (process start, imports and broker connection included)
+and in steady state, from its first delivered batch to the last record. The poller's own CPU
+time per record in steady state is printed too: on a shared 2-core machine the rates follow
+the machine's load, the CPU cost much less.
 Run: `python -m bench.sources [redis nats kafka rabbitmq sqs]`.
 """
 
@@ -14,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -21,7 +26,7 @@ from tests.component.asyncq.servers import KubelambdaDev, free_port, wait_until
 from tests.component.sources.conftest import KUBELAMBDA
 from tests.component.sources.kinds import KINDS
 
-COUNTS = {"redis": 20_000, "nats": 20_000, "kafka": 20_000, "rabbitmq": 5_000, "sqs": 3_000}
+COUNTS = {"redis": 20_000, "nats": 20_000, "kafka": 20_000, "rabbitmq": 5_000, "sqs": 6_000}
 NOOP = "def handler(event, context):\n    return None\n"
 
 
@@ -36,8 +41,11 @@ def delivered(port: int) -> float:
     return sum(float(v) for v in found)
 
 
-def one(name: str, root: Path, dev: KubelambdaDev) -> float:
+def one(name: str, root: Path, dev: KubelambdaDev) -> tuple[float, float, float]:
+    """(records/s from the start, records/s in steady state, poller CPU µs per record then)."""
     import subprocess
+
+    import psutil
 
     from tests.component.sources.conftest import broker
 
@@ -70,13 +78,23 @@ def one(name: str, root: Path, dev: KubelambdaDev) -> float:
         env={**__import__("os").environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
     )
     try:
+        poller = psutil.Process(proc.pid)
+        wait_until(lambda: delivered(port) > 0, 120, f"the first {name} batch", 0.02)
+        first, first_at, first_cpu = delivered(port), time.monotonic(), cpu_seconds(poller)
         wait_until(lambda: delivered(port) >= total, 600, f"{total} {name} records", 0.1)
-        elapsed = time.monotonic() - started
+        ended = time.monotonic()
+        cpu = cpu_seconds(poller) - first_cpu
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
-    return total / elapsed
+    steady = total - first
+    return total / (ended - started), steady / (ended - first_at), cpu / steady * 1e6
+
+
+def cpu_seconds(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 class Factory:
@@ -108,10 +126,13 @@ def main(names: list[str] | None = None) -> None:
         (fns / "noop.yaml").write_text(yaml.safe_dump(doc))
         dev = KubelambdaDev(fns, "--warm-per-runtime", "4")
         try:
-            print(f"{'broker':<10} {'records':>8} {'records/s':>10}")
+            print(
+                f"{'broker':<10} {'records':>8} {'from start/s':>13} {'steady/s':>9} {'µs CPU':>7}"
+            )
             for name in names:
-                rate = one(name, root, dev)
-                print(f"{name:<10} {COUNTS[name]:>8} {rate:>10.0f}", flush=True)
+                rate, steady, cpu = one(name, root, dev)
+                line = f"{name:<10} {COUNTS[name]:>8} {rate:>13.0f} {steady:>9.0f} {cpu:>7.0f}"
+                print(line, flush=True)
         finally:
             dev.stop()
             for server in SERVERS.values():

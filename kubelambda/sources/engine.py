@@ -11,12 +11,13 @@ retries, bisect and record age as Lambda does, given-up records to `onFailure`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from kubelambda.sources.batching import Batcher
 from kubelambda.sources.config import PollerConfig
@@ -31,21 +32,34 @@ RETRY_FIRST = 0.1
 RETRY_CAP = 2.0
 
 
+def encode(event: dict[str, Any]) -> bytes:
+    """An event as the invoke's payload (compact JSON; orjson: a tenth of json's cost, which
+    is most of a record's way through the poller)."""
+    return orjson.dumps(event)
+
+
 @dataclass(eq=False)
 class Item:
     """One record read from a source."""
 
     ident: str  # the itemIdentifier a function reports
-    record: dict[str, Any]  # as it goes into the event
-    view: dict[str, Any]  # what filters see
+    shaped: Shaped  # the record as it goes into the event, and what filters see
     size: int  # bytes it adds to the event
     arrived: float  # epoch seconds it entered the source
     handle: Any = None  # the reader's own (receipt handle, message, offset ...)
 
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.shaped.record
+
+    @property
+    def view(self) -> dict[str, Any]:
+        return self.shaped.view
+
     @classmethod
     def of(cls, ident: str, shaped: Shaped, arrived: float, handle: Any = None) -> Item:
-        size = len(json.dumps(shaped.record, separators=(",", ":"))) + 1
-        return cls(ident, shaped.record, shaped.view, size, arrived, handle)
+        size = len(encode(shaped.record)) + 1  # and a comma
+        return cls(ident, shaped, size, arrived, handle)
 
 
 Deliver = Callable[[dict[str, Any]], Awaitable[None]]
@@ -103,7 +117,7 @@ class Context:
     async def invoke(
         self, event: dict[str, Any], items: Sequence[Item]
     ) -> tuple[Outcome, InvokeResult]:
-        payload = json.dumps(event, separators=(",", ":")).encode()
+        payload = encode(event)
         result = await self.invoker.invoke(self.config.invoke_name, self.config.qualifier, payload)
         if result.status >= 300:
             outcome = failure(f"invoke failed: {result.describe()}")

@@ -13,7 +13,9 @@
 - Schedules: EventBridge's Scheduled Event, or the mapping's constant `input`.
 
 Each `*_record` returns the record as it sits in the event and the view filters match against
-(the record's metadata with the payload parsed, as Lambda filters do).
+(the record's metadata with the payload parsed, as Lambda filters do). The view is worked out
+only when a mapping has filters: parsing every payload would cost more than the rest of the
+record's way through the poller.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from kubelambda.sources.filters import filter_view
@@ -35,7 +38,15 @@ ACCOUNT = "000000000000"
 @dataclass(frozen=True)
 class Shaped:
     record: dict[str, Any]  # as in the event
-    view: dict[str, Any]  # what filters see
+    metadata: dict[str, Any]  # the part of it (or of its inner object) that filters see ...
+    key: str  # ... with the payload under this key ...
+    raw: bytes | str | None  # ... parsed from this, when there is one
+
+    @cached_property
+    def view(self) -> dict[str, Any]:
+        """What filters see: the metadata without the encoded payload, plus the payload parsed."""
+        meta = {k: v for k, v in self.metadata.items() if k != self.key}
+        return meta if self.raw is None else filter_view(meta, self.key, self.raw)
 
 
 def b64(data: bytes | None) -> str | None:
@@ -84,8 +95,7 @@ def sqs_record(message: Mapping[str, Any], arn: str, region: str) -> Shaped:
         "eventSourceARN": arn,
         "awsRegion": region,
     }
-    meta = {k: v for k, v in record.items() if k != "body"}
-    return Shaped(record, filter_view(meta, "body", body))
+    return Shaped(record, record, "body", body)
 
 
 def records_event(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -115,9 +125,7 @@ def kafka_record(
         "value": b64(value),
         "headers": [{name: list(data or b"")} for name, data in headers],
     }
-    meta = {k: v for k, v in record.items() if k != "value"}
-    view = filter_view(meta, "value", value) if value is not None else meta
-    return Shaped(record, view)
+    return Shaped(record, record, "value", value)
 
 
 def kafka_event(bootstrap: Sequence[str], records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -181,8 +189,7 @@ def rmq_record(
         "data": b64(body),
         "deliveryTag": delivery_tag,
     }
-    meta = {k: v for k, v in record.items() if k != "data"}
-    return Shaped(record, filter_view(meta, "data", body))
+    return Shaped(record, record, "data", body)
 
 
 def rmq_event(
@@ -227,8 +234,7 @@ def _kinesis_like(
         "awsRegion": region,
         kind: inner,
     }
-    meta = {k: v for k, v in inner.items() if k != "data"}
-    return Shaped(record, filter_view(meta, "data", data))
+    return Shaped(record, inner, "data", data)
 
 
 def redis_record(

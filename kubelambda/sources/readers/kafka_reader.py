@@ -6,6 +6,12 @@ partition that retries holds back only itself (it is paused while its worker is 
 earliest record, LATEST from the end, AT_TIMESTAMP from the first record at or after the time.
 A rebalance stops the workers of revoked partitions; their uncommitted records go to the new
 owner (at least once).
+
+Offsets are committed by one task beside the workers: a settled batch records its partition's
+next offset and the next batch starts at once, while the committer sends every partition's
+latest offset in one request, one request at a time. A crash before a commit re-delivers
+those records (at least once, as before); revoked partitions and a stopping poller commit
+what is settled first.
 """
 
 from __future__ import annotations
@@ -21,22 +27,53 @@ from kubelambda.sources.engine import Context, Item, run_partition
 from kubelambda.sources.shapes import kafka_event, kafka_record
 
 
+class Committer:
+    """Commits the settled offsets of every partition, coalesced, one request in flight."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self.consumer = consumer
+        self.pending: dict[TopicPartition, int] = {}  # the next offset to read, per partition
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()  # one commit request at a time, so none overtakes another
+
+    def settled(self, tp: TopicPartition, next_offset: int) -> None:
+        if next_offset > self.pending.get(tp, -1):
+            self.pending[tp] = next_offset
+        self._wake.set()
+
+    async def flush(self, only: set[TopicPartition] | None = None) -> None:
+        async with self._lock:
+            chosen = {tp: n for tp, n in self.pending.items() if only is None or tp in only}
+            if not chosen:
+                return
+            with contextlib.suppress(Exception):  # revoked meanwhile: the new owner re-reads
+                await self.consumer.commit(
+                    {tp: OffsetAndMetadata(n, "") for tp, n in chosen.items()}
+                )
+            for tp, n in chosen.items():  # kept when cancelled mid-request: the stop commits them
+                if self.pending.get(tp) == n:
+                    del self.pending[tp]
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+
 class KafkaReader:
     def __init__(self, ctx: Context, consumer: AIOKafkaConsumer, bootstrap: list[str]) -> None:
         self.ctx = ctx
         self.consumer = consumer
         self.bootstrap = bootstrap
+        self.committer = Committer(consumer)
 
     def event(self, items: list[Item]) -> dict[str, Any]:
         return kafka_event(self.bootstrap, [i.record for i in items])
 
     async def settle(self, partition: str, items: list[Item], upto: Item | None) -> None:
-        if upto is None:
-            return
-        tp: TopicPartition = upto.handle
-        offset = upto.record["offset"] + 1
-        with contextlib.suppress(Exception):  # revoked meanwhile: the new owner re-reads
-            await self.consumer.commit({tp: OffsetAndMetadata(offset, "")})
+        if upto is not None:
+            self.committer.settled(upto.handle, upto.record["offset"] + 1)
 
     def batch_info(self, partition: str, items: list[Item]) -> tuple[str, dict[str, Any]]:
         first, last = items[0].record, items[-1].record
@@ -80,6 +117,7 @@ class Partitions(ConsumerRebalanceListener):  # type: ignore[misc]
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        await self.reader.committer.flush(set(revoked))  # what they settled, before handing over
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         spec = self.ctx.config.spec
@@ -136,8 +174,11 @@ async def run(ctx: Context) -> None:
     partitions = Partitions(ctx, reader)
     consumer.subscribe([source.topic], listener=partitions)
     await consumer.start()
+    committer = asyncio.create_task(reader.committer.run(), name="kafka commits")
     try:
         while True:
+            if committer.done():
+                committer.result()
             for tp, task in list(partitions.workers.items()):
                 if task.done():
                     task.result()
@@ -147,11 +188,17 @@ async def run(ctx: Context) -> None:
                         consumer.pause(tp)
                     elif tp in consumer.paused():
                         consumer.resume(tp)
-            fetched = await consumer.getmany(timeout_ms=500, max_records=max(size, 500))
+            # With a partition held back, look again soon: its worker may be done meanwhile,
+            # and a fetch that waits for the others would leave it idle.
+            wait = 20 if consumer.paused() else 500
+            fetched = await consumer.getmany(timeout_ms=wait, max_records=max(size, 500))
             for tp, messages in fetched.items():
                 if messages:
                     partitions.feed(tp).put_nowait([reader.item(tp, m) for m in messages])
     finally:
-        await partitions.stop()
+        committer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await committer
+        await partitions.stop()  # commits what the workers settled
         with contextlib.suppress(Exception):
             await consumer.stop()

@@ -2,9 +2,14 @@
 held, delete on success, and the queue's own redrive for failures.
 
 boto3 runs in a thread pool of this poller's own. `scalingConfig.maximumConcurrency` workers
-poll at once (default five, as Lambda starts with). A failed message is simply no longer
-extended: it reappears after the queue's visibility timeout, and the queue's redrive policy
-moves it to its dead-letter queue after maxReceiveCount, as with Lambda.
+poll at once (default five, as Lambda starts with). SQS hands out at most ten messages a
+call, so while messages flow (the last receive came back full) a worker fills its batch with
+several receives at once (one per ten messages it has room for); an idle queue gets one long
+poll per worker, so a trickle is not spread over many batches. It deletes a batch's messages
+with concurrent DeleteMessageBatch calls: a batch of 100 costs two round trips, not twenty.
+A failed message is simply no longer extended: it reappears after the queue's visibility
+timeout, and the queue's redrive policy moves it to its dead-letter queue after
+maxReceiveCount, as with Lambda.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from kubelambda.sources.shapes import records_event, sqs_queue_arn, sqs_record
 
 DEFAULT_WORKERS = 5
 MAX_WAIT = 2  # seconds of long poll per receive; short enough to stop promptly
+PER_CALL = 10  # SQS's most messages per ReceiveMessage and entries per DeleteMessageBatch
+CALLS_PER_WORKER = 10  # receives (or deletes) one worker has in flight at most
 
 
 class SqsReader:
@@ -32,6 +39,7 @@ class SqsReader:
         self.arn = sqs_queue_arn(queue_url, ctx.region)
         self.visibility = 30
         self.held: dict[str, tuple[str, float]] = {}  # messageId -> (receipt, extended at)
+        self.flowing = False  # the last receive came back full: there is a backlog
 
     async def call(self, method: str, **kwargs: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -44,16 +52,35 @@ class SqsReader:
         self.visibility = int(answer.get("Attributes", {}).get("VisibilityTimeout", 30))
 
     async def receive(self, max_items: int, wait: float) -> list[Item]:
-        answer = await self.call(
-            "receive_message",
-            MaxNumberOfMessages=max(1, min(10, max_items)),
-            WaitTimeSeconds=int(min(MAX_WAIT, max(0.0, wait))),
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
+        calls = max(1, min(CALLS_PER_WORKER, -(-max_items // PER_CALL))) if self.flowing else 1
+        wanted = [min(PER_CALL, max_items - n * PER_CALL) for n in range(calls)]
+        answers = await asyncio.gather(
+            *(
+                self.call(
+                    "receive_message",
+                    MaxNumberOfMessages=max(1, count),
+                    WaitTimeSeconds=int(min(MAX_WAIT, max(0.0, wait))),
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
+                )
+                for count in wanted
+            ),
+            return_exceptions=True,
         )
+        # A receive that failed beside others that did not: keep what arrived (those messages
+        # are invisible now and would otherwise wait out their timeout), raise if all failed.
+        messages = [m for a in answers if isinstance(a, dict) for m in a.get("Messages", [])]
+        full = [
+            isinstance(a, dict) and len(a.get("Messages", [])) >= n
+            for a, n in zip(answers, wanted, strict=True)
+        ]
+        self.flowing = any(full)
+        errors = [a for a in answers if isinstance(a, BaseException)]
+        if errors and len(errors) == len(answers):
+            raise errors[0]
         now = time.monotonic()
         items = []
-        for message in answer.get("Messages", []):
+        for message in messages:
             shaped = sqs_record(message, self.arn, self.ctx.region)
             sent = int(message.get("Attributes", {}).get("SentTimestamp", "0")) / 1000
             item = Item.of(message["MessageId"], shaped, sent, handle=message["ReceiptHandle"])
@@ -62,12 +89,17 @@ class SqsReader:
         return items
 
     async def ack(self, items: list[Item]) -> None:
-        for start in range(0, len(items), 10):
-            chunk = items[start : start + 10]
-            entries = [{"Id": str(n), "ReceiptHandle": i.handle} for n, i in enumerate(chunk)]
-            await self.call("delete_message_batch", Entries=entries)
-            for item in chunk:
-                self.held.pop(item.ident, None)
+        chunks = [items[at : at + PER_CALL] for at in range(0, len(items), PER_CALL)]
+        for first in range(0, len(chunks), CALLS_PER_WORKER):
+            await asyncio.gather(
+                *(self._delete(c) for c in chunks[first : first + CALLS_PER_WORKER])
+            )
+
+    async def _delete(self, chunk: list[Item]) -> None:
+        entries = [{"Id": str(n), "ReceiptHandle": i.handle} for n, i in enumerate(chunk)]
+        await self.call("delete_message_batch", Entries=entries)
+        for item in chunk:
+            self.held.pop(item.ident, None)
 
     async def release(self, items: list[Item]) -> None:
         for item in items:  # no longer extended: visible again after the timeout
@@ -122,7 +154,10 @@ async def run(ctx: Context) -> None:
     assert source is not None
     scaling = ctx.config.spec.scaling_config
     workers = scaling.maximum_concurrency if scaling is not None else DEFAULT_WORKERS
-    pool = ThreadPoolExecutor(max_workers=workers * 2 + 2, thread_name_prefix="sqs")
+    # Enough threads for every worker's receives, and the visibility extender's calls.
+    pool = ThreadPoolExecutor(
+        max_workers=min(64, workers * CALLS_PER_WORKER) + 2, thread_name_prefix="sqs"
+    )
     reader = SqsReader(ctx, client_for(ctx), source.queue_url, pool)
     tasks: list[asyncio.Task[None]] = []
     try:
