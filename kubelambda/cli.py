@@ -54,8 +54,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "poll",
-        "run an event-source poller for one EventSourceMapping",
-        None,
+        "poll a folder's EventSourceMappings, invoking through a gateway (no cluster)",
+        "kubelambda.sources.command",
+    ),
+    Command(
+        "poller",
+        "run the cluster's poller: own mappings through Leases, poll them, write their status",
+        "kubelambda.sources.cluster_command",
     ),
     Command(
         "crds",

@@ -3,13 +3,15 @@
 `FolderSource` is dev mode's catalog source: it loads the folder at start (an invalid folder
 stops the start with ManifestError) and, unless told not to, reloads it when files change; a new
 catalog swaps in atomically and stale environments drain. Everything else is the gateway's own
-(`kubelambda.gateway.assembly`), exactly as in cluster mode.
+(`kubelambda.gateway.assembly`), exactly as in cluster mode. The folder's EventSourceMappings
+are polled in-process (`kubelambda.sources.runner.PollerSet`), through this gateway's own Invoke
+API as in a cluster, and restarted with every reload that changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +26,13 @@ from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
+from kubelambda.sources.invoke import GatewayInvoker
+from kubelambda.sources.metrics import SourceMetrics
+from kubelambda.sources.runner import PollerSet
 
 Say = Callable[[str], None]
+Mappings = Callable[[list[PollerConfig]], Awaitable[None]]
 
 
 @dataclass
@@ -69,6 +76,8 @@ class FolderSource:
         self.say = say
         self.loader = DevLoader(settings.folder, settings.state)
         self.loaded: LoadResult | None = None
+        self.mappings: list[PollerConfig] = []  # the folder's pollable mappings
+        self.on_mappings: Mappings | None = None  # told after every reload
         self.reloads = 0
 
     async def open(self, apply: Apply) -> None:
@@ -76,11 +85,12 @@ class FolderSource:
 
     def _apply(self, result: LoadResult, apply: Apply) -> None:
         problems = result.problems + apply(result.catalog)
+        self.mappings = []
         for mapping in result.mappings:
-            problems.append(
-                f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
-                "not polled in dev mode"
-            )
+            try:
+                self.mappings.append(poller_config(mapping))
+            except ConfigError as exc:
+                problems.append(f"EventSourceMapping {mapping.name}: {exc}; not polled")
         for line in problems:
             self.say(f"  ! {line}")
         for line in result.warnings:
@@ -97,6 +107,8 @@ class FolderSource:
                 self.say(f"  ! {line}")
             return False
         self._apply(result, apply)
+        if self.on_mappings is not None:
+            await self.on_mappings(self.mappings)
         self.reloads += 1
         self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
         return True
@@ -139,6 +151,7 @@ class DevServer:
             source=self.source,
             specs=SpecBuilder(region=settings.region),  # no container engine: no Image packages
         )
+        self.pollers: PollerSet | None = None  # started once the port is known
 
     @property
     def asynq(self) -> AsyncService:
@@ -161,6 +174,18 @@ class DevServer:
         resumes the events a previous run left (a restart loses none).
         """
         await self.gateway.start()
+        # Pollers invoke through this gateway's own Invoke API, as they do in a cluster.
+        self.pollers = PollerSet(
+            GatewayInvoker(self.url),
+            SourceMetrics(self.gateway.invoker.metrics.registry),
+            region=self.settings.region,
+            state_dir=self.settings.state / "sources",
+            nats_url=self.settings.nats_url,
+            on_status=lambda c, s: self.say(f"  event source {c.key}: {s.state} ({s.last_result})"),
+        )
+        # Hooked before the first apply so a reload meanwhile is not missed (applies queue up).
+        self.source.on_mappings = self.pollers.apply
+        await self.pollers.apply(self.source.mappings)
         self._announce()
 
     def _announce(self) -> None:
@@ -176,6 +201,8 @@ class DevServer:
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
         self.say(f"async queue: {self.asynq.queue.describe()}")
+        if self.source.mappings:
+            self.say(f"event sources: polling {len(self.source.mappings)} mapping(s)")
         self.say(
             f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
         )
@@ -184,4 +211,8 @@ class DevServer:
         return await self.source.reload(self.gateway.apply)
 
     async def stop(self) -> None:
+        if self.pollers is not None:  # first, so no batch starts while the gateway drains
+            self.source.on_mappings = None
+            await self.pollers.close()
+            await self.pollers.invoker.close()
         await self.gateway.stop()

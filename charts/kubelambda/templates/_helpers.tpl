@@ -150,3 +150,19 @@ seccompProfile:
 {{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}
 {{- end -}}
 {{- end -}}
+
+{{- define "kubelambda.pollerName" -}}
+{{- printf "%s-poller" (include "kubelambda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubelambda.pollerRules" -}}
+- apiGroups: ["kubelambda.dev"]
+  resources: ["eventsourcemappings"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["kubelambda.dev"]
+  resources: ["eventsourcemappings/status"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end -}}
