@@ -17,12 +17,10 @@ What the operator does in a cluster happens here at load time:
 from __future__ import annotations
 
 import shutil
-import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kubelambda.api.common import PYTHON_RUNTIMES
 from kubelambda.api.function import FunctionSpec
 from kubelambda.api.resources import (
     EventSourceMapping,
@@ -33,6 +31,7 @@ from kubelambda.api.resources import (
 )
 from kubelambda.gateway.catalog import Catalog, build_catalog
 from kubelambda.runtime.code import folder_files, tree_digest
+from kubelambda.runtime.toolchains import local_support
 
 
 @dataclass
@@ -42,16 +41,6 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)  # served, but worth knowing
     mappings: list[EventSourceMapping] = field(default_factory=list)
     files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (ns, function) -> manifest
-
-
-def local_python_warning(runtime: str | None) -> str | None:
-    """Dev mode runs Python functions on the interpreter it runs on, whatever the runtime says."""
-    if runtime not in PYTHON_RUNTIMES:
-        return None
-    local = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    if runtime == local:
-        return None
-    return f"{runtime} functions run on the local {local} interpreter"
 
 
 class DevLoader:
@@ -80,6 +69,10 @@ class DevLoader:
                 if key in functions:
                     problems.append(f"{path}: Function {res.namespace}/{res.name} is defined twice")
                     continue
+                support = local_support(res.spec.runtime, res.spec.package_type)
+                if support.refusal:  # refused now, not at its first invoke
+                    problems.append(f"{path}: Function {res.name} is not served: {support.refusal}")
+                    continue
                 functions[key] = res
                 files[key] = path
                 base_dirs[id(res)] = path.parent
@@ -87,9 +80,8 @@ class DevLoader:
                 if digest:
                     digests[id(res)] = digest
                 resources.append(res)
-                note = local_python_warning(res.spec.runtime)
-                if note and note not in warnings:
-                    warnings.append(note)
+                if support.note and support.note not in warnings:
+                    warnings.append(support.note)
             elif isinstance(res, EventSourceMapping):
                 mappings.append(res)
             elif not isinstance(res, Version):  # Versions are numbered and frozen below

@@ -107,5 +107,7 @@ def environment_spec(
         layers=layers,
         region=region,
         log_format=logging.log_format if logging else "Text",
+        application_log_level=logging.application_log_level if logging else None,
+        system_log_level=logging.system_log_level if logging else None,
         initialization_type=initialization_type,
     )

@@ -84,6 +84,9 @@ class EnvironmentSpec(_Model):
     layers: list[CodeRef] = Field(default_factory=list)
     region: str = "us-east-1"
     log_format: Literal["Text", "JSON"] = "Text"
+    # loggingConfig's levels: AWS_LAMBDA_LOG_LEVEL for the runtime, and the platform lines' filter.
+    application_log_level: str | None = None
+    system_log_level: Literal["DEBUG", "INFO", "WARN"] | None = None
     initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand"
     image_command: list[str] | None = None
 
