@@ -61,6 +61,15 @@ class DevSettings:
         )
 
 
+def ready_hint(url: str, region: str, names: list[str]) -> str:
+    """A command that works as printed on a fresh machine: no region, no credentials needed."""
+    name = names[0] if names else "NAME"
+    return (
+        f"aws lambda invoke --endpoint-url {url} --region {region} --no-sign-request "
+        f"--function-name {name} out.json && cat out.json"
+    )
+
+
 class DevServer:
     def __init__(self, settings: DevSettings, say: Say = print) -> None:
         self.settings = settings
@@ -118,17 +127,17 @@ class DevServer:
         catalog = result.catalog
         count = len(catalog.functions)
         self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
+        shown_names: list[str] = []
         for (namespace, name), entry in sorted(catalog.functions.items()):
             shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
+            shown_names.append(shown)
             invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
             qualifiers = ["$LATEST", *sorted(entry.versions, key=int)]
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
         self.say(f"async queue: {self.asynq.queue.describe()}")
-        self.say(
-            f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
-        )
+        self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
 
     async def reload(self) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
