@@ -177,8 +177,8 @@ def test_a_runtime_this_machine_cannot_run_is_refused_at_load(tmp_path: Path) ->
     try:
         log = dev.log()
         assert re.search(
-            r"Function esm is not served: nodejs20\.x needs Node\.js and no `node` is on PATH: "
-            r"install Node\.js 18 or later",
+            r"functions\.yaml: document 1: Function/esm: not served in dev mode: nodejs20\.x "
+            r"needs Node\.js and no `node` is on PATH: install Node\.js 18 or later",
             log,
         )
         assert "serving 1 function(s)" in log
