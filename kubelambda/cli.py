@@ -58,6 +58,11 @@ COMMANDS: tuple[Command, ...] = (
         None,
     ),
     Command(
+        "logs",
+        "print a function's recent log lines from a gateway; --follow for the next ones",
+        "kubelambda.gateway.logs_command",
+    ),
+    Command(
         "crds",
         "write the CustomResourceDefinitions generated from the models",
         "kubelambda.api.command",

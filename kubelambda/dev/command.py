@@ -80,6 +80,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import asyncio
+    import logging
     import signal
     import sys
 
@@ -90,6 +91,12 @@ def run(args: argparse.Namespace) -> int:
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop
 
+    # kubelambda's own notes (async retries and drops, environments that fail) at INFO, on stdout
+    # beside the functions' lines; other libraries only when something is wrong.
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stdout, format="kubelambda dev: %(levelname)s %(message)s"
+    )
+    logging.getLogger("kubelambda").setLevel(logging.INFO)
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)

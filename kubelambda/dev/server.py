@@ -24,6 +24,7 @@ from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
+from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.provider import ProcessProvider
 
 log = logging.getLogger(__name__)
@@ -76,13 +77,16 @@ class DevServer:
         self.say = say
         settings.state.mkdir(parents=True, exist_ok=True)
         self.loader = DevLoader(settings.folder, settings.state)
-        self.provider = ProcessProvider(settings.state / "environments")
+        self.provider = ProcessProvider(
+            settings.state / "environments", environment_sink=self._function_line
+        )
         self.pool = EnvironmentPool(self.provider, settings.pool)
         self.invoker = Invoker(self.pool, limits=settings.limits, region=settings.region)
         self.api = GatewayApi(self.invoker, default_namespace=settings.namespace)
         self.asynq = AsyncService(self.invoker, settings.async_settings())
         self.api.async_submit = self.asynq.submit
         self._asynq_started = False
+        self._told: set[str] = set()  # notes said once, not on every reload
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.port = settings.port
@@ -111,17 +115,35 @@ class DevServer:
             self._tasks.append(asyncio.create_task(self._watch()))
         self._announce(result)
 
+    def _function_line(self, env: Environment, line: str) -> None:
+        """A line an environment wrote: buffered for `kubelambda logs`, printed with its
+        function and version (a multi-line record's carriage returns as indented lines)."""
+        spec = env.spec
+        if spec is None:
+            self.say(f"[{env.runtime} warm] {line}")
+            return
+        self.invoker.logbook.add(spec.namespace, spec.function_name, spec.function_version, line)
+        name = spec.function_name
+        if spec.namespace != self.settings.namespace:
+            name = f"{spec.namespace}.{name}"
+        self.say(f"[{name}:{spec.function_version}] {line.replace(chr(13), chr(10) + '    ')}")
+
     def _apply(self, result: LoadResult) -> None:
         problems = result.problems + self.invoker.set_catalog(result.catalog)
         for mapping in result.mappings:
-            problems.append(
+            note = (
                 f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
                 "not polled in dev mode"
             )
+            if note not in self._told:
+                self._told.add(note)
+                problems.append(note)
         for line in problems:
             self.say(f"  ! {line}")
         for line in result.warnings:
-            self.say(f"  note: {line}")
+            if line not in self._told:
+                self._told.add(line)
+                self.say(f"  note: {line}")
 
     def _announce(self, result: LoadResult) -> None:
         catalog = result.catalog

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
 from kubelambda.gateway.catalog import Catalog, FunctionVersion, Resolved
 from kubelambda.gateway.errors import LambdaError, throttled
+from kubelambda.gateway.logbook import LogBook
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.names import FunctionRef, function_arn
 from kubelambda.gateway.pool import EnvironmentPool, InitType, ProvisionedTarget
@@ -66,6 +67,9 @@ class Invoker:
         self.draw = draw
         self.catalog = Catalog()
         self.ledgers: dict[str, ConcurrencyLedger] = {}
+        self.logbook = LogBook()
+        # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
+        self.tail_to_logbook = False
 
     def set_catalog(self, catalog: Catalog) -> list[str]:
         """Serve a new set of functions; returns admission problems (reservations that don't fit).
@@ -120,7 +124,8 @@ class Invoker:
         def make_spec(v: FunctionVersion = version) -> EnvironmentSpec:
             return self.spec_for(v, "provisioned-concurrency")
 
-        targets[version.revision] = ProvisionedTarget(total, version.spec.runtime, make_spec)
+        label = f"{version.namespace}.{version.function}:{version.version}"
+        targets[version.revision] = ProvisionedTarget(total, version.spec.runtime, make_spec, label)
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         return environment_spec(version, region=self.region, initialization_type=init_type)
@@ -162,7 +167,7 @@ class Invoker:
                     client_context=call.client_context,
                     cognito_identity=call.cognito_identity,
                     trace_id=call.trace_id,
-                    log_tail=call.log_tail,
+                    log_tail=call.log_tail or self.tail_to_logbook,
                     invoked_function_arn=self._invoked_arn(resolved),
                 )
                 async with asyncio.timeout(version.spec.timeout + HANG_GRACE):
@@ -182,6 +187,10 @@ class Invoker:
             concurrent.dec()
             self.ledgers[resolved.entry.namespace].release(lease)
         self._account(labels, result, start)
+        if self.tail_to_logbook and result.log_tail:
+            self.logbook.add_tail(
+                resolved.entry.namespace, resolved.entry.name, version.version, result.log_tail
+            )
         return Outcome(resolved, result, start)
 
     def _account(self, labels: tuple[str, ...], result: InvokeResult, start: str) -> None:

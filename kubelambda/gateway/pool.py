@@ -57,6 +57,13 @@ class ProvisionedTarget:
     count: int
     runtime: str
     make_spec: Callable[[], EnvironmentSpec]
+    label: str = ""  # "function:version", for messages (never the revision hash)
+
+
+def _named(spec: EnvironmentSpec) -> str:
+    """How messages name a configuration: namespace.function:version, as users address it."""
+    prefix = "" if spec.namespace == "default" else f"{spec.namespace}."
+    return f"{prefix}{spec.function_name}:{spec.function_version}"
 
 
 def expired(meta: _Meta, now: float, settings: PoolSettings) -> bool:
@@ -102,16 +109,17 @@ class EnvironmentPool:
                     self._busy.add(env)
                     return env, "provisioned" if init_type != "on-demand" else "warm"
                 self._discard(env)
+        spec = make_spec("on-demand")  # a configuration error surfaces as it is, before any start
         env = await self._generic_or_new(runtime)
         now = self.clock()
         self._meta[env] = _Meta((revision, "on-demand"), now, now, runtime)
         self._busy.add(env)
         try:
-            await env.specialize(make_spec("on-demand"))
+            await env.specialize(spec)
         except Exception as exc:
             self._busy.discard(env)
             self._discard(env)
-            log.warning("specializing an environment for %s failed: %s", revision, exc)
+            log.warning("%s: the execution environment could not start: %s", _named(spec), exc)
             raise LambdaError(
                 "ServiceException", f"The execution environment could not start: {exc}"
             ) from exc
@@ -207,7 +215,7 @@ class EnvironmentPool:
             try:
                 await env.specialize(target.make_spec())
             except Exception as exc:
-                log.warning("provisioning %s failed: %s", revision, exc)
+                log.warning("provisioned concurrency for %s failed: %s", target.label, exc)
                 self._discard(env)
                 continue
             self._idle.setdefault(key, []).append(env)

@@ -54,6 +54,7 @@ class ClusterInvoker(Invoker):
     ) -> None:
         super().__init__(pool, limits=limits, region=region)
         self.code_resolver = code
+        self.tail_to_logbook = True  # `kubelambda logs` against a cluster gateway
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         return environment_spec(
