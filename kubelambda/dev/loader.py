@@ -32,7 +32,9 @@ from kubelambda.api.checks import check_set, number_versions
 from kubelambda.api.function import FunctionSpec
 from kubelambda.api.manifests import Document, read_paths
 from kubelambda.api.resources import EventSourceMapping, Function, Resource, Version
+from kubelambda.dev.secrets import SecretsFile
 from kubelambda.gateway.catalog import Catalog, build_catalog
+from kubelambda.gateway.secrets import unresolved
 from kubelambda.runtime.code import folder_files, tree_digest
 from kubelambda.runtime.toolchains import local_support
 
@@ -57,6 +59,7 @@ class DevLoader:
         self.folder = folder.resolve()
         self.state_dir = state_dir
         self._snapshots: dict[tuple[str, str], _Snapshot] = {}  # (namespace, Version name)
+        self.secrets: SecretsFile | None = None  # --secrets FILE, read by the server
         self._restore()
 
     # -- the snapshot store ----------------------------------------------------------------
@@ -118,6 +121,10 @@ class DevLoader:
                 if support.refusal:  # refused now, not at its first invoke
                     problems.append(doc.line(f"not served in dev mode: {support.refusal}"))
                     continue
+                missing = self._secret_problems(res)
+                if missing:
+                    problems += [doc.line(line) for line in missing]
+                    continue
                 key = (res.namespace, res.name)
                 functions[key] = res
                 files[key] = doc.path
@@ -140,6 +147,17 @@ class DevLoader:
         catalog = build_catalog(resources, base_dirs, digests)
         problems += catalog.problems
         return LoadResult(catalog, problems, warnings, mappings, files)
+
+    def _secret_problems(self, function: Function) -> list[str]:
+        refs = function.spec.environment.secret_key_refs if function.spec.environment else {}
+        if not refs:
+            return []
+        if self.secrets is None:
+            return [
+                "spec.environment.secretKeyRefs: dev mode reads Secret values from "
+                "`kubelambda dev --secrets FILE` (dotenv or YAML); none was given"
+            ]
+        return unresolved(function.namespace, refs, self.secrets.lookup, self.secrets.source)
 
     def _code_digest(self, spec: FunctionSpec, base: Path) -> str | None:
         if spec.code.path is None:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
+from kubelambda.dev.secrets import SecretsFileError, load_secrets_file
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.backends import default_url
@@ -47,6 +48,7 @@ class DevSettings:
     async_concurrency: int = 16  # async events in flight
     event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
+    secrets: Path | None = None  # --secrets FILE: values of environment.secretKeyRefs
 
     @property
     def state(self) -> Path:
@@ -103,6 +105,7 @@ class DevServer:
         The queue opens before the port does, so no 202 is ever answered without it; its worker
         resumes the events a previous run left (a restart loses none).
         """
+        self._read_secrets()
         result = self.loader.load()
         self._apply(result)
         await self.asynq.start()
@@ -161,13 +164,23 @@ class DevServer:
         self.say(f"async queue: {self.asynq.queue.describe()}")
         self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
 
+    def _read_secrets(self) -> None:
+        """(Re)read --secrets FILE; raises SecretsFileError when it cannot be used."""
+        if self.settings.secrets is None:
+            return
+        found = load_secrets_file(self.settings.secrets, self.settings.namespace)
+        self.loader.secrets = found
+        self.invoker.secrets = found.lookup
+
     async def reload(self) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
         try:
+            self._read_secrets()
             result = await asyncio.to_thread(self.loader.load)
-        except ManifestError as exc:
+        except (ManifestError, SecretsFileError) as exc:
             self.say("reload refused, still serving the previous manifests:")
-            for line in exc.problems:
+            lines = exc.problems if isinstance(exc, ManifestError) else [str(exc)]
+            for line in lines:
                 self.say(f"  ! {line}")
             return False
         self._apply(result)

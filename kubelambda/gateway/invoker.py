@@ -21,6 +21,7 @@ from kubelambda.gateway.logbook import LogBook
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.names import FunctionRef, function_arn
 from kubelambda.gateway.pool import EnvironmentPool, InitType, ProvisionedTarget
+from kubelambda.gateway.secrets import SecretLookup
 from kubelambda.gateway.specs import environment_spec
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 
@@ -70,6 +71,7 @@ class Invoker:
         self.logbook = LogBook()
         # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
         self.tail_to_logbook = False
+        self.secrets: SecretLookup | None = None  # where environment.secretKeyRefs are read
 
     def set_catalog(self, catalog: Catalog) -> list[str]:
         """Serve a new set of functions; returns admission problems (reservations that don't fit).
@@ -128,7 +130,9 @@ class Invoker:
         targets[version.revision] = ProvisionedTarget(total, version.spec.runtime, make_spec, label)
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
-        return environment_spec(version, region=self.region, initialization_type=init_type)
+        return environment_spec(
+            version, region=self.region, initialization_type=init_type, secrets=self.secrets
+        )
 
     def resolve(self, ref: FunctionRef) -> Resolved:
         return self.catalog.resolve(ref, self.draw())

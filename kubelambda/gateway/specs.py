@@ -16,6 +16,7 @@ from kubelambda.api.function import Code, Layer
 from kubelambda.gateway.catalog import FunctionVersion
 from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.names import function_arn
+from kubelambda.gateway.secrets import SecretLookup, resolve_secrets
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 
 
@@ -61,8 +62,10 @@ def environment_spec(
     initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand",
     resolve: CodeResolver | None = None,
     images: bool = False,
+    secrets: SecretLookup | None = None,
 ) -> EnvironmentSpec:
-    """`images`: packageType Image is served (cluster mode: the pod runs the function's image)."""
+    """`images`: packageType Image is served (cluster mode: the pod runs the function's image).
+    `secrets`: where environment.secretKeyRefs are read (none: a function with any is refused)."""
     spec = version.spec
     image = spec.code.image if spec.package_type == "Image" else None
     if (spec.package_type == "Image" and not images) or (image is None and spec.runtime is None):
@@ -70,11 +73,8 @@ def environment_spec(
             "InvalidParameterValueException",
             f"{version.function}: packageType Image needs cluster mode (no container engine here)",
         )
-    if spec.environment and spec.environment.secret_key_refs:
-        raise LambdaError(
-            "InvalidParameterValueException",
-            f"{version.function}: environment.secretKeyRefs need cluster mode",
-        )
+    refs = spec.environment.secret_key_refs if spec.environment else {}
+    secret_values = resolve_secrets(version.function, version.namespace, refs, secrets)
     try:
         ns = version.namespace
         code = (
@@ -110,4 +110,5 @@ def environment_spec(
         application_log_level=logging.application_log_level if logging else None,
         system_log_level=logging.system_log_level if logging else None,
         initialization_type=initialization_type,
+        secrets=secret_values,
     )

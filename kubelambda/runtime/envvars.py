@@ -134,8 +134,8 @@ def build_environment(
         env["PYTHONPATH"] = os.pathsep.join(python_paths(layout, spec.runtime, interpreter))
     if is_node(spec.runtime):
         env["NODE_PATH"] = os.pathsep.join(node_paths(layout, spec.runtime))
-    for name, value in spec.environment.items():
-        if name not in RESERVED_ENV:
+    for name, value in [*spec.environment.items(), *spec.secrets.items()]:
+        if name not in RESERVED_ENV:  # the models refuse reserved names; this is a second guard
             env[name] = value
     reserved = {
         "AWS_REGION": spec.region,

@@ -8,6 +8,7 @@ builds it from the resource models and, in cluster mode, POSTs it to the agent a
 from __future__ import annotations
 
 import enum
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -89,6 +90,16 @@ class EnvironmentSpec(_Model):
     system_log_level: Literal["DEBUG", "INFO", "WARN"] | None = None
     initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand"
     image_command: list[str] | None = None
+    # Values of environment.secretKeyRefs. Never in a dump, a repr or a revision digest (so never
+    # in a pod annotation or a log); only `wire_json` carries them, over the agent channel.
+    secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def wire_json(self) -> str:
+        """The spec as the gateway POSTs it to an agent: camelCase, with the secret values."""
+        body = self.model_dump(mode="json", by_alias=True)
+        if self.secrets:
+            body["secrets"] = dict(self.secrets)
+        return json.dumps(body)
 
 
 class InvokeRequest(_Model):

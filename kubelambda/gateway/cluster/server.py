@@ -28,6 +28,7 @@ from kubelambda.gateway.catalog import FunctionVersion
 from kubelambda.gateway.cluster.codes import ConfigMapCode
 from kubelambda.gateway.cluster.kubeapi import KubeApi
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider
+from kubelambda.gateway.cluster.secrets import ClusterSecrets
 from kubelambda.gateway.cluster.sources import catalog_from_objects
 from kubelambda.gateway.cluster.view import ClusterView
 from kubelambda.gateway.invoker import Invoker
@@ -63,6 +64,7 @@ class ClusterInvoker(Invoker):
             initialization_type=init_type,
             resolve=self.code_resolver,
             images=True,
+            secrets=self.secrets,
         )
 
 
@@ -101,9 +103,11 @@ class ClusterGateway:
         )
         self.pool = EnvironmentPool(self.provider, pool_settings)
         self.code = ConfigMapCode(self.api)
+        self.secrets = ClusterSecrets(self.api)
         self.invoker = ClusterInvoker(
             self.pool, self.code.resolve, limits=settings.limits, region=settings.region
         )
+        self.invoker.secrets = self.secrets.lookup
         self.gateway_api = GatewayApi(
             self.invoker, default_namespace=settings.default_namespace, ready=self.ready
         )
@@ -150,6 +154,7 @@ class ClusterGateway:
                 self.view.objects("aliases"),
             )
             await self.code.refresh(catalog)  # before any spec is built from the catalog
+            await self.secrets.refresh(catalog)
             problems = catalog.problems + self.invoker.set_catalog(catalog)
             self.rebuilds += 1
             self._cataloged.set()
@@ -164,6 +169,7 @@ class ClusterGateway:
             asyncio.create_task(self._rebuild_forever()),
             asyncio.create_task(self.pool.run_reaper()),
             asyncio.create_task(self.provider.renew_forever()),
+            asyncio.create_task(self.secrets.refresh_forever(lambda: self.invoker.catalog)),
         ]
         if self.asynq is not None:
             await self._cataloged.wait()  # the worker resumes stored events: serve them all
