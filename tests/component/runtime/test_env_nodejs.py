@@ -246,8 +246,9 @@ async def test_uncaught_exception_fails_the_invoke_and_resets(provider: ProcessP
     pid = json.loads(first.payload)
     crash = await env.invoke(make_request(b'{"crash": true}'))
     assert json.loads(crash.payload)["errorType"] == "RangeError"
-    # The runtime posts the error, then exits (129); a fresh one serves the next call.
-    await wait_until(lambda: gone(pid))
+    # The runtime posts the error, then exits (129); a fresh one serves the next call. (Its exit
+    # is seen when the agent's loop handles it: wait for the replacement, then for its init.)
+    await wait_until(lambda: gone(pid) and env.pid not in (None, pid))
     await wait_until(lambda: env.state == EnvState.READY)
     rejected = await env.invoke(make_request(b'{"reject": true}'))
     error = json.loads(rejected.payload)
@@ -255,7 +256,7 @@ async def test_uncaught_exception_fails_the_invoke_and_resets(provider: ProcessP
     assert "nobody catches me" in error["errorMessage"]
     second = env.pid
     assert second is not None and second != pid
-    await wait_until(lambda: gone(second))
+    await wait_until(lambda: gone(second) and env.pid not in (None, second))
     await wait_until(lambda: env.state == EnvState.READY)
     after = await env.invoke(make_request(b"{}"))
     assert after.function_error is None and json.loads(after.payload) not in (pid, second)
