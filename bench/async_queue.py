@@ -40,7 +40,7 @@ from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.jetstream import JetStreamQueue
 from kubelambda.gateway.asyncq.queue import AsyncQueue
 from kubelambda.gateway.asyncq.sqlite import SqliteQueue
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.names import FunctionRef
 
 KUBELAMBDA = str(Path(sys.executable).parent / "kubelambda")
 HANDLER = """\

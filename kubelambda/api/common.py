@@ -31,6 +31,7 @@ DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-
 SHA256_HEX = r"^[0-9a-f]{64}$"
 VERSION_NUMBER = r"^[0-9]+$"
 LATEST = "$LATEST"
+DEFAULT_REGION = "us-east-1"  # in ARNs and AWS_REGION when no --region is given
 
 FunctionName = Annotated[str, StringConstraints(min_length=1, max_length=63, pattern=DNS1123_LABEL)]
 ObjectName = Annotated[

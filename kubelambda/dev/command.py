@@ -86,9 +86,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     import logging
-    import signal
     import sys
 
     from kubelambda.api.resources import ManifestError
@@ -97,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from kubelambda.gateway.asyncq.queue import QueueError
     from kubelambda.gateway.flags import pool_limits
     from kubelambda.gateway.pool import PoolSettings
-    from kubelambda.loop import run_loop
+    from kubelambda.loop import run_loop, stop_requested
 
     # kubelambda's own notes (async retries and drops, environments that fail) at INFO, on stdout
     # beside the functions' lines; other libraries only when something is wrong.
@@ -167,11 +165,7 @@ def run(args: argparse.Namespace) -> int:
             )
             await server.stop()
             return 1
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await stop.wait()
+        await stop_requested().wait()
         print("kubelambda dev: stopping environments", flush=True)
         await server.stop()
         return 0

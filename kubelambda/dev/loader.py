@@ -33,10 +33,10 @@ from kubelambda.api.function import FunctionSpec
 from kubelambda.api.manifests import Document, read_paths
 from kubelambda.api.resources import EventSourceMapping, Function, Resource, Version
 from kubelambda.dev.secrets import SecretsFile
-from kubelambda.gateway.catalog import Catalog, build_catalog
-from kubelambda.gateway.secrets import unresolved
 from kubelambda.runtime.code import folder_files, tree_digest
 from kubelambda.runtime.toolchains import local_support
+from kubelambda.serving.catalog import Catalog, build_catalog
+from kubelambda.serving.secrets import unresolved
 
 
 @dataclass

@@ -1,34 +1,36 @@
-"""`kubelambda dev`: the gateway and its environments on one machine, fed from a folder.
+"""Dev mode's gateway: the shared gateway assembly fed from a folder, environments as processes.
 
-The pieces are the cluster's own: the same `Invoker`, `EnvironmentPool` and `GatewayApi`; only
-the control plane (`DevLoader` instead of the operator) and the environment provider (local
-processes instead of pods) differ. Manifest and code changes are picked up while serving.
+`FolderSource` is dev mode's catalog source: it loads the folder at start (an invalid folder
+stops the start with ManifestError) and, unless told not to, reloads it when files change; a new
+catalog swaps in atomically and stale environments drain. It also reads `--secrets FILE` again on
+each load, and is the secret lookup of the gateway's spec builder. Everything else is the
+gateway's own (`kubelambda.gateway.assembly`), exactly as in cluster mode. Each line an
+environment writes is printed with its function and version, and kept in the gateway's log
+buffer for `kubelambda logs`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aiohttp import web
-
+from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
-from kubelambda.dev.secrets import SecretsFileError, load_secrets_file
+from kubelambda.dev.secrets import SecretsFile, SecretsFileError, load_secrets_file
 from kubelambda.gateway.admission import PoolLimits
-from kubelambda.gateway.api import GatewayApi, serve
+from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
-from kubelambda.gateway.invoker import Invoker
-from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
+from kubelambda.gateway.local import LocalEnvironments
+from kubelambda.gateway.pool import PoolSettings
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.provider import ProcessProvider
+from kubelambda.serving.logbook import LogBook
+from kubelambda.serving.specs import SpecBuilder
 
-log = logging.getLogger(__name__)
 Say = Callable[[str], None]
 
 
@@ -39,7 +41,7 @@ class DevSettings:
     port: int = 9000
     state_dir: Path | None = None
     namespace: str = "default"
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     limits: PoolLimits = field(default_factory=PoolLimits)
     pool: PoolSettings = field(default_factory=PoolSettings)
     reload: bool = True
@@ -73,66 +75,36 @@ def ready_hint(url: str, region: str, names: list[str]) -> str:
     )
 
 
-class DevServer:
-    def __init__(self, settings: DevSettings, say: Say = print) -> None:
+class FolderSource:
+    """The catalog source of dev mode: a folder of manifests, reloaded when it changes."""
+
+    synced = True  # everything there is to serve is read before the port opens
+
+    def __init__(self, settings: DevSettings, say: Say) -> None:
         self.settings = settings
         self.say = say
-        settings.state.mkdir(parents=True, exist_ok=True)
         self.loader = DevLoader(settings.folder, settings.state)
-        self.provider = ProcessProvider(
-            settings.state / "environments", environment_sink=self._function_line
-        )
-        self.pool = EnvironmentPool(self.provider, settings.pool)
-        self.invoker = Invoker(self.pool, limits=settings.limits, region=settings.region)
-        self.api = GatewayApi(self.invoker, default_namespace=settings.namespace)
-        self.asynq = AsyncService(self.invoker, settings.async_settings())
-        self.api.async_submit = self.asynq.submit
-        self._asynq_started = False
-        self._told: set[str] = set()  # notes said once, not on every reload
-        self._runner: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
-        self.port = settings.port
+        self.loaded: LoadResult | None = None
         self.reloads = 0
+        self._told: set[str] = set()  # notes said once, not on every reload
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.settings.host}:{self.port}"
+    def secret(self, namespace: str, name: str, key: str) -> str | None:
+        """The `SecretLookup` of dev mode's spec builder: the --secrets file as last read."""
+        found = self.loader.secrets
+        return found.lookup(namespace, name, key) if found is not None else None
 
-    async def start(self) -> None:
-        """Loads the folder and starts serving.
+    def _read_secrets(self) -> None:
+        """(Re)read --secrets FILE; raises SecretsFileError when it cannot be used."""
+        if self.settings.secrets is not None:
+            found: SecretsFile = load_secrets_file(self.settings.secrets, self.settings.namespace)
+            self.loader.secrets = found
 
-        Raises ManifestError on an invalid folder, QueueError when the async queue won't open.
-        The queue opens before the port does, so no 202 is ever answered without it; its worker
-        resumes the events a previous run left (a restart loses none).
-        """
-        self._read_secrets()
-        result = self.loader.load()
-        self._apply(result)
-        await self.asynq.start()
-        self._asynq_started = True
-        self._runner, self.port = await serve(
-            self.api.app(), self.settings.host, self.settings.port
-        )
-        self._tasks.append(asyncio.create_task(self.pool.run_reaper()))
-        if self.settings.reload:
-            self._tasks.append(asyncio.create_task(self._watch()))
-        self._announce(result)
+    async def open(self, apply: Apply) -> None:
+        self._read_secrets()  # SecretsFileError: the --secrets file cannot be used
+        self._apply(self.loader.load(), apply)  # ManifestError: the folder is invalid
 
-    def _function_line(self, env: Environment, line: str) -> None:
-        """A line an environment wrote: buffered for `kubelambda logs`, printed with its
-        function and version (a multi-line record's carriage returns as indented lines)."""
-        spec = env.spec
-        if spec is None:
-            self.say(f"[{env.runtime} warm] {line}")
-            return
-        self.invoker.logbook.add(spec.namespace, spec.function_name, spec.function_version, line)
-        name = spec.function_name
-        if spec.namespace != self.settings.namespace:
-            name = f"{spec.namespace}.{name}"
-        self.say(f"[{name}:{spec.function_version}] {line.replace(chr(13), chr(10) + '    ')}")
-
-    def _apply(self, result: LoadResult) -> None:
-        problems = result.problems + self.invoker.set_catalog(result.catalog)
+    def _apply(self, result: LoadResult, apply: Apply) -> None:
+        problems = result.problems + apply(result.catalog)
         for mapping in result.mappings:
             note = (
                 f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
@@ -147,48 +119,29 @@ class DevServer:
             if line not in self._told:
                 self._told.add(line)
                 self.say(f"  note: {line}")
+        self.loaded = result
 
-    def _announce(self, result: LoadResult) -> None:
-        catalog = result.catalog
-        count = len(catalog.functions)
-        self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
-        shown_names: list[str] = []
-        for (namespace, name), entry in sorted(catalog.functions.items()):
-            shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
-            shown_names.append(shown)
-            invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
-            qualifiers = ["$LATEST", *sorted(entry.versions, key=int)]
-            qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
-            self.say(f"  {shown:<24} {invoke}")
-            self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
-        self.say(f"async queue: {self.asynq.queue.describe()}")
-        self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
-
-    def _read_secrets(self) -> None:
-        """(Re)read --secrets FILE; raises SecretsFileError when it cannot be used."""
-        if self.settings.secrets is None:
-            return
-        found = load_secrets_file(self.settings.secrets, self.settings.namespace)
-        self.loader.secrets = found
-        self.invoker.secrets = found.lookup
-
-    async def reload(self) -> bool:
+    async def reload(self, apply: Apply) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
+        previous = self.loader.secrets
         try:
             self._read_secrets()
             result = await asyncio.to_thread(self.loader.load)
         except (ManifestError, SecretsFileError) as exc:
+            self.loader.secrets = previous  # what is still served was checked against these
             self.say("reload refused, still serving the previous manifests:")
             lines = exc.problems if isinstance(exc, ManifestError) else [str(exc)]
             for line in lines:
                 self.say(f"  ! {line}")
             return False
-        self._apply(result)
+        self._apply(result, apply)
         self.reloads += 1
         self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
         return True
 
-    async def _watch(self) -> None:
+    async def run(self, apply: Apply) -> None:
+        if not self.settings.reload:
+            return
         from watchfiles import awatch
 
         state = self.settings.state.resolve()
@@ -198,20 +151,97 @@ class DevServer:
             return state not in p.parents and "__pycache__" not in p.parts
 
         async for _changes in awatch(self.settings.folder, watch_filter=relevant, debounce=200):
-            await self.reload()
+            await self.reload(apply)
+
+    async def close(self) -> None:
+        """Nothing held: the processes belong to the provider."""
+
+
+class DevServer:
+    def __init__(self, settings: DevSettings, say: Say = print) -> None:
+        """Raises ValueError for an unusable --queue URL."""
+        self.settings = settings
+        self.say = say
+        settings.state.mkdir(parents=True, exist_ok=True)
+        self.source = FolderSource(settings, say)
+        self.logbook = LogBook()
+        processes = ProcessProvider(
+            settings.state / "environments", environment_sink=self._function_line
+        )
+        self.gateway = Gateway(
+            GatewaySettings(
+                host=settings.host,
+                port=settings.port,
+                default_namespace=settings.namespace,
+                limits=settings.limits,
+                pool=settings.pool,
+                asynq=settings.async_settings(),
+            ),
+            provider=LocalEnvironments(processes),
+            source=self.source,
+            # No container engine: no Image packages. Secret values come from --secrets FILE.
+            specs=SpecBuilder(
+                region=settings.region,
+                secrets=self.source.secret if settings.secrets is not None else None,
+            ),
+            logbook=self.logbook,
+        )
+
+    @property
+    def asynq(self) -> AsyncService:
+        assert self.gateway.asynq is not None, "dev mode always has an async queue"
+        return self.gateway.asynq
+
+    @property
+    def url(self) -> str:
+        return self.gateway.url
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port
+
+    async def start(self) -> None:
+        """Loads the folder and starts serving.
+
+        Raises ManifestError on an invalid folder, QueueError when the async queue won't open.
+        The queue opens before the port does, so no 202 is ever answered without it; its worker
+        resumes the events a previous run left (a restart loses none).
+        """
+        await self.gateway.start()
+        self._announce()
+
+    def _function_line(self, env: Environment, line: str) -> None:
+        """A line an environment wrote: buffered for `kubelambda logs`, printed with its
+        function and version (a multi-line record's carriage returns as indented lines)."""
+        spec = env.spec
+        if spec is None:
+            self.say(f"[{env.runtime} warm] {line}")
+            return
+        self.logbook.add(spec.namespace, spec.function_name, spec.function_version, line)
+        name = spec.function_name
+        if spec.namespace != self.settings.namespace:
+            name = f"{spec.namespace}.{name}"
+        self.say(f"[{name}:{spec.function_version}] {line.replace(chr(13), chr(10) + '    ')}")
+
+    def _announce(self) -> None:
+        assert self.source.loaded is not None
+        catalog = self.source.loaded.catalog
+        count = len(catalog.functions)
+        self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
+        shown_names: list[str] = []
+        for (namespace, name), entry in sorted(catalog.functions.items()):
+            shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
+            shown_names.append(shown)
+            invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
+            qualifiers = [LATEST, *sorted(entry.versions, key=int)]
+            qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
+            self.say(f"  {shown:<24} {invoke}")
+            self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+        self.say(f"async queue: {self.asynq.queue.describe()}")
+        self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
+
+    async def reload(self) -> bool:
+        return await self.source.reload(self.gateway.apply)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        # Stop taking async events first, so none starts while the HTTP side drains; close the
-        # queue last, so a request still in flight gets its 202 (or a clean 500).
-        if self._asynq_started:
-            await self.asynq.stop_worker()
-        if self._runner is not None:
-            await self._runner.cleanup()
-        if self._asynq_started:
-            await self.asynq.close()
-        await self.pool.close()
+        await self.gateway.stop()

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from kubelambda.gateway.errors import ACCOUNT_LIMIT, RESERVED_LIMIT
+from kubelambda.serving.errors import ACCOUNT_LIMIT, RESERVED_LIMIT
 
 LeaseKind = Literal["provisioned", "reserved", "unreserved"]
 

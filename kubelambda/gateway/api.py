@@ -17,24 +17,26 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
-from kubelambda.gateway.errors import (
-    ASYNC_PAYLOAD_LIMIT,
-    SYNC_PAYLOAD_LIMIT,
+from kubelambda.gateway.invoker import Invoker
+from kubelambda.runtime.errors import response_too_large_body
+from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
+from kubelambda.runtime.spec import InvokeRequest
+from kubelambda.serving.errors import (
     LambdaError,
     bad_json,
     bad_parameter,
     too_large,
 )
-from kubelambda.gateway.invoker import Invocation, Invoker
-from kubelambda.gateway.names import FunctionRef, parse_function_name
+from kubelambda.serving.names import FunctionRef, parse_function_name
 
 log = logging.getLogger(__name__)
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 INVOKER: web.AppKey[Invoker] = web.AppKey("invoker", Invoker)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-# Installed by the async queue: accepts an Event invocation and answers 202 once it is stored.
-AsyncSubmit = Callable[[FunctionRef, bytes, web.Request], Awaitable[web.StreamResponse]]
+# The async queue's intake: stores an Event invocation durably and returns its request id (the
+# 202 is answered after it returns); raises LambdaError when the event is refused.
+AsyncSubmit = Callable[[FunctionRef, bytes], Awaitable[str]]
 
 
 @web.middleware
@@ -53,11 +55,12 @@ class GatewayApi:
         *,
         default_namespace: str = "default",
         ready: Callable[[], bool] = lambda: True,
+        submit: AsyncSubmit | None = None,
     ) -> None:
         self.invoker = invoker
         self.default_namespace = default_namespace
         self.ready = ready
-        self.async_submit: AsyncSubmit | None = None
+        self.submit = submit  # None: the gateway runs without an async queue
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2)
@@ -102,22 +105,25 @@ class GatewayApi:
             raise too_large(len(payload), limit)
         payload = check_json(payload)
         if kind == "Event":
-            if self.async_submit is None:
+            if self.submit is None:
                 raise LambdaError(
                     "InvalidParameterValueException",
                     "InvocationType Event is not served by this gateway: it was started "
                     "without an async queue",
                 )
-            return await self.async_submit(ref, payload, request)
+            # As in Lambda, the 202 carries the request id and no X-Amz-Executed-Version.
+            event_id = await self.submit(ref, payload)
+            return web.Response(status=202, headers={"x-amzn-RequestId": event_id})
         resolved = self.invoker.resolve(ref)
         executed = resolved.version.version
         if kind == "DryRun":
             return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-        call = Invocation(
+        call = InvokeRequest(
             payload=payload,
             client_context=request.headers.get("X-Amz-Client-Context"),
             trace_id=request.headers.get("X-Amzn-Trace-Id"),
             log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
+            invoked_function_arn=resolved.invoked_arn,
         )
         outcome = await self.invoker.invoke(resolved, call)
         result = outcome.result
@@ -131,15 +137,9 @@ class GatewayApi:
             headers["X-Amz-Function-Error"] = result.function_error
         if len(body) > SYNC_PAYLOAD_LIMIT:
             headers["X-Amz-Function-Error"] = "Unhandled"
-            body = json.dumps(
-                {
-                    "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum "
-                    f"allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes).",
-                    "errorType": "Function.ResponseSizeTooLarge",
-                }
-            ).encode()
+            body = response_too_large_body(len(body), SYNC_PAYLOAD_LIMIT)
         if call.log_tail and result.log_tail is not None:
-            tail = result.log_tail.encode()[-4096:]
+            tail = result.log_tail.encode()[-LOG_TAIL_BYTES:]
             headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
         return web.Response(status=200, body=body, headers=headers)
 

@@ -105,17 +105,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: object) -> int:
-    import asyncio
-    import signal
-
     from kubelambda.gateway.asyncq.queue import QueueError
-    from kubelambda.gateway.cluster.server import ClusterGateway, ClusterSettings
+    from kubelambda.gateway.cluster.server import ClusterSettings, cluster_gateway
+    from kubelambda.loop import stop_requested
 
     assert isinstance(settings, ClusterSettings)
     import kubernetes
 
     try:
-        gateway = ClusterGateway(settings)
+        gateway = cluster_gateway(settings)
     except kubernetes.config.ConfigException as exc:
         print(
             f"kubelambda gateway: no cluster credentials (in-cluster or KUBECONFIG): {exc}",
@@ -144,10 +142,6 @@ async def _serve(settings: object) -> int:
         file=sys.stderr,
         flush=True,
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    await stop_requested().wait()
     await gateway.stop()
     return 0

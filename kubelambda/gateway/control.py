@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from kubelambda.api.common import LATEST
-from kubelambda.gateway.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import ACCOUNT, FunctionRef, function_arn
+from kubelambda.serving.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import ACCOUNT, FunctionRef, function_arn
 
 PAGE = 50
 
@@ -55,7 +55,7 @@ def configuration(version: FunctionVersion, region: str) -> dict[str, Any]:
     return config
 
 
-def _version_of(entry: FunctionEntry, ref: FunctionRef) -> FunctionVersion:
+def _version_of(entry: FunctionEntry, ref: FunctionRef, region: str) -> FunctionVersion:
     qualifier = ref.effective_qualifier
     if qualifier == LATEST:
         return entry.latest
@@ -67,18 +67,18 @@ def _version_of(entry: FunctionEntry, ref: FunctionRef) -> FunctionVersion:
         return target or entry.versions[alias.function_version]
     raise LambdaError(
         "ResourceNotFoundException",
-        f"Function not found: {function_arn('us-east-1', ref.namespace, ref.name, qualifier)}",
+        f"Function not found: {function_arn(region, ref.namespace, ref.name, qualifier)}",
     )
 
 
 def get_function_configuration(catalog: Catalog, ref: FunctionRef, region: str) -> dict[str, Any]:
     entry = catalog.entry(ref.namespace, ref.name)
-    return configuration(_version_of(entry, ref), region)
+    return configuration(_version_of(entry, ref, region), region)
 
 
 def get_function(catalog: Catalog, ref: FunctionRef, region: str) -> dict[str, Any]:
     entry = catalog.entry(ref.namespace, ref.name)
-    version = _version_of(entry, ref)
+    version = _version_of(entry, ref, region)
     body: dict[str, Any] = {
         "Configuration": configuration(version, region),
         "Code": {"RepositoryType": "S3", "Location": ""},

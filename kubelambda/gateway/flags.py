@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import argparse
 
+from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
 
 DEFAULT_MAX_AGE = 7200.0
 
 
 def add_serving_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--region", default="us-east-1", help="region in ARNs and AWS_REGION")
+    parser.add_argument(
+        "--region", default=DEFAULT_REGION, help=f"region in ARNs and AWS_REGION ({DEFAULT_REGION})"
+    )
     parser.add_argument(
         "--concurrency-limit", type=int, default=1000, help="namespace concurrency pool (1000)"
     )

@@ -10,20 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
-from kubelambda.gateway.catalog import Catalog, FunctionVersion, Resolved
-from kubelambda.gateway.errors import LambdaError, throttled
-from kubelambda.gateway.logbook import LogBook
 from kubelambda.gateway.metrics import GatewayMetrics
-from kubelambda.gateway.names import FunctionRef, function_arn
-from kubelambda.gateway.pool import EnvironmentPool, InitType, ProvisionedTarget
-from kubelambda.gateway.secrets import SecretLookup
-from kubelambda.gateway.specs import environment_spec
+from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
+from kubelambda.serving.errors import LambdaError, throttled
+from kubelambda.serving.logbook import LogBook
+from kubelambda.serving.names import FunctionRef
+from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
 
@@ -33,55 +32,50 @@ HANG_GRACE = 10.0
 
 
 @dataclass
-class Invocation:
-    payload: bytes
-    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    client_context: str | None = None
-    cognito_identity: str | None = None
-    trace_id: str | None = None
-    log_tail: bool = False
-
-
-@dataclass
 class Outcome:
     resolved: Resolved
     result: InvokeResult
-    start: str  # cold | warm | provisioned
+    start: StartKind
 
 
 class Invoker:
-    serves_images = False  # packageType Image needs a container engine: cluster mode only
-
     def __init__(
         self,
         pool: EnvironmentPool,
         *,
         limits: PoolLimits | None = None,
         metrics: GatewayMetrics | None = None,
-        region: str = "us-east-1",
+        specs: SpecBuilder | None = None,
         draw: Callable[[], float] = random.random,
+        logbook: LogBook | None = None,
+        tail_to_logbook: bool = False,
     ) -> None:
         self.pool = pool
         self.limits = limits or PoolLimits()
         self.metrics = metrics or GatewayMetrics()
-        self.region = region
+        self.specs = specs or SpecBuilder()
         self.draw = draw
         self.catalog = Catalog()
         self.ledgers: dict[str, ConcurrencyLedger] = {}
-        self.logbook = LogBook()
+        # `kubelambda logs` reads this; dev mode's environments write every line into it.
+        self.logbook = logbook or LogBook()
         # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
-        self.tail_to_logbook = False
-        self.secrets: SecretLookup | None = None  # where environment.secretKeyRefs are read
+        self.tail_to_logbook = tail_to_logbook
+
+    @property
+    def region(self) -> str:
+        return self.specs.region
 
     def set_catalog(self, catalog: Catalog) -> list[str]:
         """Serve a new set of functions; returns admission problems (reservations that don't fit).
 
-        In-flight invocations finish on the configuration they started with.
+        Every configuration's Target is worked out here, once. In-flight invocations finish on
+        the configuration they started with.
         """
+        catalog.serve(self.specs.target, self.specs.region, known=self.catalog.targets)
         problems: list[str] = []
         ledgers: dict[str, ConcurrencyLedger] = {}
         targets: dict[str, ProvisionedTarget] = {}
-        revisions: set[str] = set()
         for namespace in catalog.namespaces():
             ledger = self.ledgers.get(namespace) or ConcurrencyLedger(self.limits)
             reserved: dict[str, int] = {}
@@ -89,50 +83,51 @@ class Invoker:
             for entry in catalog.in_namespace(namespace):
                 if entry.reserved is not None:
                     reserved[entry.name] = entry.reserved
-                revisions.add(entry.latest.revision)
-                revisions.update(v.revision for v in entry.versions.values())
                 for alias in entry.aliases.values():
                     if alias.provisioned:
                         provisioned[(entry.name, alias.name)] = alias.provisioned
                         self._add_target(
-                            targets, entry.versions.get(alias.function_version), alias.provisioned
+                            targets,
+                            catalog,
+                            entry.versions.get(alias.function_version),
+                            alias.provisioned,
                         )
                 for number, count in entry.provisioned_versions.items():
                     provisioned[(entry.name, number)] = count
-                    self._add_target(targets, entry.versions.get(number), count)
+                    self._add_target(targets, catalog, entry.versions.get(number), count)
             problems += [f"{namespace}/{p}" for p in ledger.configure(reserved, provisioned)]
             ledgers[namespace] = ledger
         self.catalog = catalog
         self.ledgers = ledgers
-        self.pool.set_current(revisions, targets)
+        self.pool.set_current(set(catalog.targets), targets)
         self.pool.use_runtimes(
             {
                 v.spec.runtime
-                for e in catalog.functions.values()
-                for v in (e.latest, *e.versions.values())
+                for v in catalog.configurations()
                 if v.spec.runtime is not None and v.spec.package_type == "Zip"
             }
         )
         return problems
 
+    @staticmethod
     def _add_target(
-        self, targets: dict[str, ProvisionedTarget], version: FunctionVersion | None, count: int
+        targets: dict[str, ProvisionedTarget],
+        catalog: Catalog,
+        version: FunctionVersion | None,
+        count: int,
     ) -> None:
-        if version is None or version.spec.runtime is None:
+        if version is None:
             return
+        target = catalog.targets[version.revision]
+        if target.problem is not None:
+            return  # not servable here (the builder's rules): its invocations say why
         existing = targets.get(version.revision)
         total = count + (existing.count if existing else 0)
-
-        def make_spec(v: FunctionVersion = version) -> EnvironmentSpec:
-            return self.spec_for(v, "provisioned-concurrency")
-
-        label = f"{version.namespace}.{version.function}:{version.version}"
-        targets[version.revision] = ProvisionedTarget(total, version.spec.runtime, make_spec, label)
+        targets[version.revision] = ProvisionedTarget(total, target)
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
-        return environment_spec(
-            version, region=self.region, initialization_type=init_type, secrets=self.secrets
-        )
+        """The spec this gateway specializes `version` with (the operator provisions the same)."""
+        return self.specs.spec(version, init_type)
 
     def resolve(self, ref: FunctionRef) -> Resolved:
         return self.catalog.resolve(ref, self.draw())
@@ -145,41 +140,26 @@ class Invoker:
             raise throttled(lease.reason)
         return lease
 
-    async def invoke(self, resolved: Resolved, call: Invocation) -> Outcome:
+    async def invoke(self, resolved: Resolved, request: InvokeRequest) -> Outcome:
         """Admit, run and account one invocation. Raises LambdaError for API-level failures."""
         lease = self.admit(resolved)
         labels = self._labels(resolved)
-        version = resolved.version
+        target = self._target(resolved)
         concurrent = self.metrics.concurrent.labels(*labels)
         concurrent.inc()
         try:
-            if version.spec.runtime is None and not self.serves_images:
-                raise LambdaError(
-                    "InvalidParameterValueException",
-                    f"{version.function}: packageType Image needs cluster mode",
-                )
-            env, start = await self.pool.acquire(
-                version.revision,
-                version.spec.runtime or "",
-                lambda init_type: self.spec_for(version, init_type),
-                provisioned=lease.kind == "provisioned",
-            )
+            if target.problem is not None:
+                raise target.error()
+            env, start = await self.pool.acquire(target, provisioned=lease.kind == "provisioned")
+            if self.tail_to_logbook and not request.log_tail:
+                request = request.model_copy(update={"log_tail": True})
             try:
-                request = InvokeRequest(
-                    request_id=call.request_id,
-                    payload=call.payload,
-                    client_context=call.client_context,
-                    cognito_identity=call.cognito_identity,
-                    trace_id=call.trace_id,
-                    log_tail=call.log_tail or self.tail_to_logbook,
-                    invoked_function_arn=self._invoked_arn(resolved),
-                )
-                async with asyncio.timeout(version.spec.timeout + HANG_GRACE):
+                async with asyncio.timeout(resolved.version.spec.timeout + HANG_GRACE):
                     result = await env.invoke(request)
             except LambdaError:
                 raise
             except Exception as exc:
-                log.warning("environment failed during %s: %r", call.request_id, exc)
+                log.warning("environment failed during %s: %r", request.request_id, exc)
                 await env.stop()
                 raise LambdaError(
                     "ServiceException",
@@ -193,11 +173,20 @@ class Invoker:
         self._account(labels, result, start)
         if self.tail_to_logbook and result.log_tail:
             self.logbook.add_tail(
-                resolved.entry.namespace, resolved.entry.name, version.version, result.log_tail
+                resolved.entry.namespace,
+                resolved.entry.name,
+                resolved.version.version,
+                result.log_tail,
             )
         return Outcome(resolved, result, start)
 
-    def _account(self, labels: tuple[str, ...], result: InvokeResult, start: str) -> None:
+    @staticmethod
+    def _target(resolved: Resolved) -> Target:
+        if resolved.target is None:
+            raise LambdaError("ServiceException", "resolved from a catalog no gateway serves")
+        return resolved.target
+
+    def _account(self, labels: tuple[str, ...], result: InvokeResult, start: StartKind) -> None:
         self.metrics.invocations.labels(*labels).inc()
         if result.function_error:
             self.metrics.errors.labels(*labels).inc()
@@ -214,11 +203,3 @@ class Invoker:
             resolved.version.version,
             resolved.alias or "",
         )
-
-    def _invoked_arn(self, resolved: Resolved) -> str:
-        qualifier = (
-            None
-            if resolved.qualifier == "$LATEST" and resolved.alias is None
-            else (resolved.qualifier)
-        )
-        return function_arn(self.region, resolved.entry.namespace, resolved.entry.name, qualifier)

@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from kubelambda.gateway.errors import bad_parameter
 from kubelambda.gateway.invoker import Invoker
-from kubelambda.gateway.logbook import LogBook, LogEntry, parse_since
-from kubelambda.gateway.names import parse_function_name
+from kubelambda.serving.errors import bad_parameter
+from kubelambda.serving.logbook import LogBook, LogEntry, parse_since
+from kubelambda.serving.names import parse_function_name
 
 HEARTBEAT = 15.0  # seconds: an empty line keeps proxies from closing an idle follow
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import urllib.parse
     import urllib.request
 
-    from kubelambda.gateway.logbook import parse_since
+    from kubelambda.serving.logbook import parse_since
 
     query: dict[str, str] = {}
     if args.since:

@@ -23,13 +23,12 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.provider import EnvironmentHandle, EnvironmentProvider
-from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
 
-InitType = Literal["on-demand", "provisioned-concurrency"]
 StartKind = Literal["cold", "warm", "provisioned"]
 
 
@@ -50,18 +49,19 @@ class _Meta:
     runtime: str
 
 
-@dataclass
+@dataclass(frozen=True)
 class ProvisionedTarget:
     """A configuration that should have `count` provisioned environments."""
 
     count: int
-    runtime: str
-    make_spec: Callable[[], EnvironmentSpec]
-    label: str = ""  # "function:version", for messages (never the revision hash)
+    target: Target
 
 
-def _named(spec: EnvironmentSpec) -> str:
+def named(target: Target) -> str:
     """How messages name a configuration: namespace.function:version, as users address it."""
+    spec = target.on_demand or target.provisioned
+    if spec is None:
+        return target.revision
     prefix = "" if spec.namespace == "default" else f"{spec.namespace}."
     return f"{prefix}{spec.function_name}:{spec.function_version}"
 
@@ -92,13 +92,10 @@ class EnvironmentPool:
     # The hot path.
 
     async def acquire(
-        self,
-        revision: str,
-        runtime: str,
-        make_spec: Callable[[InitType], EnvironmentSpec],
-        provisioned: bool = False,
+        self, target: Target, provisioned: bool = False
     ) -> tuple[EnvironmentHandle, StartKind]:
-        """An environment serving `revision`, marked busy; release() it afterwards."""
+        """An environment serving `target`, marked busy; release() it afterwards."""
+        revision, runtime = target.revision, target.runtime
         order: list[InitType] = ["provisioned-concurrency", "on-demand"] if provisioned else []
         order = order or ["on-demand"]
         for init_type in order:
@@ -109,17 +106,17 @@ class EnvironmentPool:
                     self._busy.add(env)
                     return env, "provisioned" if init_type != "on-demand" else "warm"
                 self._discard(env)
-        spec = make_spec("on-demand")  # a configuration error surfaces as it is, before any start
+        target.spec("on-demand")  # an unservable target raises its own error before any start
         env = await self._generic_or_new(runtime)
         now = self.clock()
         self._meta[env] = _Meta((revision, "on-demand"), now, now, runtime)
         self._busy.add(env)
         try:
-            await env.specialize(spec)
+            await self.provider.specialize(env, target, "on-demand")
         except Exception as exc:
             self._busy.discard(env)
             self._discard(env)
-            log.warning("%s: the execution environment could not start: %s", _named(spec), exc)
+            log.warning("%s: the execution environment could not start: %s", named(target), exc)
             raise LambdaError(
                 "ServiceException", f"The execution environment could not start: {exc}"
             ) from exc
@@ -208,14 +205,15 @@ class EnvironmentPool:
             return
         key: tuple[str, InitType] = (revision, "provisioned-concurrency")
         have = sum(1 for e, m in self._meta.items() if m.key == key)
+        runtime = target.target.runtime
         for _ in range(max(target.count - have, 0)):
-            env = await self._generic_or_new(target.runtime)
+            env = await self._generic_or_new(runtime)
             now = self.clock()
-            self._meta[env] = _Meta(key, now, now, target.runtime)
+            self._meta[env] = _Meta(key, now, now, runtime)
             try:
-                await env.specialize(target.make_spec())
+                await self.provider.specialize(env, target.target, "provisioned-concurrency")
             except Exception as exc:
-                log.warning("provisioned concurrency for %s failed: %s", target.label, exc)
+                log.warning("provisioned concurrency for %s failed: %s", named(target.target), exc)
                 self._discard(env)
                 continue
             self._idle.setdefault(key, []).append(env)

@@ -1,15 +1,18 @@
-"""What the dispatch core needs from an execution environment and from whoever supplies them.
+"""What the dispatch core needs from execution environments and from whoever supplies them.
 
-Two providers implement `EnvironmentProvider`: local processes (dev mode and tests, in
-`kubelambda.runtime.provider`) and warm pods claimed from the operator's pools (cluster mode).
-The pool and the invoker only ever see these protocols.
+Two providers implement `EnvironmentProvider`: local processes (dev mode and tests,
+`kubelambda.gateway.local`) and warm pods claimed from the operator's pools (cluster mode,
+`kubelambda.gateway.cluster.provider`). The pool and the invoker only ever see these protocols.
+A provider specializes with the whole `Target` that name resolution produced, so a pod provider
+knows the shape it must claim without looking the function up again.
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.runtime.spec import InvokeRequest, InvokeResult
+from kubelambda.serving.target import InitType, Target
 
 
 class EnvironmentHandle(Protocol):
@@ -17,8 +20,6 @@ class EnvironmentHandle(Protocol):
 
     @property
     def alive(self) -> bool: ...
-
-    async def specialize(self, spec: EnvironmentSpec) -> None: ...
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult: ...
 
@@ -31,6 +32,10 @@ class EnvironmentProvider(Protocol):
         ...
 
     # `Any`: each provider takes back only the handles it made, a narrower type than the protocol.
+    async def specialize(self, env: Any, target: Target, init: InitType) -> None:
+        """Make `env` serve `target`; raises when it cannot (the pool discards `env` then)."""
+        ...
+
     async def stop_environment(self, env: Any) -> None: ...
 
     async def stop_all(self) -> None: ...

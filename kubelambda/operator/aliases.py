@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelambda.api.checks import missing_function, missing_version
-from kubelambda.api.common import LATEST
+from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import Alias
-from kubelambda.gateway.catalog import AliasRoute
-from kubelambda.gateway.names import function_arn
 from kubelambda.operator.status import Event, condition, validate
 from kubelambda.operator.versions import number_of
+from kubelambda.serving.catalog import AliasRoute
+from kubelambda.serving.names import function_arn
 
 
 @dataclass
@@ -43,7 +43,7 @@ def plan(
     aliases: list[dict[str, Any]],
     now: float,
     *,
-    region: str = "us-east-1",
+    region: str = DEFAULT_REGION,
 ) -> AliasPlan:
     """`versions`: the function's Versions; `aliases`: its other Alias objects."""
     generation = doc.get("metadata", {}).get("generation")

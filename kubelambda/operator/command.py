@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kubelambda.api.common import DEFAULT_REGION
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = (
@@ -70,7 +72,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="warm pods per function whose shape no generic pod fits (1)",
     )
-    parser.add_argument("--region", default="us-east-1", help="region in ARNs (us-east-1)")
+    parser.add_argument(
+        "--region", default=DEFAULT_REGION, help=f"region in ARNs ({DEFAULT_REGION})"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
 
 

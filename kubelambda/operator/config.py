@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from kubelambda.api.common import RUNTIMES
-from kubelambda.operator.contract import PodShape
+from kubelambda.api.common import DEFAULT_REGION, RUNTIMES
+from kubelambda.serving.shape import PodShape
 
 
 class ConfigError(ValueError):
@@ -52,7 +52,7 @@ class OperatorConfig:
     generic_memory: int = 512  # MB of each generic warm pod (CPU follows)
     generic_ephemeral: int = 512  # MB of /tmp of each generic warm pod
     function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
 
     def __post_init__(self) -> None:
         if not self.agent_image:

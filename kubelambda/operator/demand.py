@@ -6,7 +6,7 @@ From the catalog (the same `build_catalog` the gateway serves from) and the conf
 - a small dedicated pool for each function version whose shape (memory, storage, architecture,
   role, placement) no generic pod fits;
 - for provisioned concurrency, N pods specialized at start with exactly the `EnvironmentSpec`
-  the gateway would build (the same `environment_spec`), so the gateway can match them by its
+  the gateway would build (the same `SpecBuilder`), so the gateway can match them by its
   revision. As in the gateway's admission, a version's count is the sum of its own
   provisionedConcurrency and that of the aliases pointing at it.
 """
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubelambda.gateway.catalog import Catalog, FunctionVersion
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.specs import CodeResolver, environment_spec
+from kubelambda.kube.contract import spec_revision
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape, shape_of, spec_revision
+from kubelambda.serving.catalog import Catalog, FunctionVersion
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.shape import PodShape, shape_of
+from kubelambda.serving.specs import CodeResolver, SpecBuilder
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ def demand(
         for runtime, size in config.warm_pool.items()
         if size > 0
     }
+    # As the cluster gateway builds specs: pods run Image packages, code comes from ConfigMaps.
+    specs = SpecBuilder(region=config.region, images=True, resolve=resolve)
     dedicated: dict[tuple[str, str, str], DedicatedDemand] = {}
     provisioned: dict[str, ProvisionedDemand] = {}
     problems: list[str] = []
@@ -97,13 +100,7 @@ def demand(
         if target is None or not servable(target):
             continue
         try:
-            spec = environment_spec(
-                target,
-                region=config.region,
-                initialization_type="provisioned-concurrency",
-                resolve=resolve,
-                images=True,
-            )
+            spec = specs.spec(target, "provisioned-concurrency")
         except LambdaError as exc:
             problems.append(f"{ns}/{name}:{number}: cannot provision: {exc.message}")
             continue

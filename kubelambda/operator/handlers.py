@@ -18,8 +18,8 @@ from typing import Any
 import kopf
 
 from kubelambda.api.common import GROUP, VERSION
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi, collection
-from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.kube.client import ApiError, KubeApi, collection
+from kubelambda.kube.view import ClusterView
 from kubelambda.operator import aliases, functions, versions
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.keeper import PoolKeeper

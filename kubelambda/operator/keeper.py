@@ -16,12 +16,12 @@ import time
 from typing import Any
 
 from kubelambda.api.common import GROUP, VERSION
-from kubelambda.gateway.cluster.codes import ConfigMapCode
-from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
-from kubelambda.gateway.cluster.sources import catalog_from_objects
-from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.kube.catalog import catalog_from_objects
+from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
+from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.contract import PodInfo
+from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodInfo
 from kubelambda.operator.demand import Demand, demand
 from kubelambda.operator.podbuilder import build_pod
 from kubelambda.operator.sizing import PoolPlan, plan

@@ -20,10 +20,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubelambda.operator import contract as c
+from kubelambda.kube import contract as c
+from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape, Pool
 from kubelambda.runtime.container import HANDSHAKE_DIR, SHIM
+from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
 MB_PER_VCPU = 1769  # Lambda: a function gets one full vCPU at 1769 MB
 AGENT_MEMORY_MB = 64  # the agent's own share of the pod, on top of the function's memory
@@ -114,7 +115,7 @@ def _runtime(image: str, shape: PodShape) -> dict[str, Any]:
     """The runtime container: the shim holds the image's entry point until the agent releases."""
     # The function's own image runs as imageConfig says; an official base image runs its
     # ENTRYPOINT, given the handler at release.
-    entry = ["image", *shape.entry] if shape.image else ["handler", c.IMAGE_ENTRYPOINT]
+    entry = ["image", *shape.entry] if shape.image else ["handler", IMAGE_ENTRYPOINT]
     # An image carries its code in /var/task and /opt: nothing may cover them, and it runs in
     # its own working directory (or imageConfig's), so the shim does not change folder.
     task_root = "" if shape.image else TASK_ROOT

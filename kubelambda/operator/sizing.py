@@ -20,8 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubelambda.kube.contract import PodInfo
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodInfo
 from kubelambda.operator.demand import Demand
 from kubelambda.operator.podbuilder import PodRequest
 

@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubelambda.api.checks import missing_function
+from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.resources import Version
 from kubelambda.api.version import SET_ONCE_FIELDS
-from kubelambda.gateway.names import function_arn
-from kubelambda.operator.functions import CodeFacts, CodeProblem, code_facts
+from kubelambda.kube.codefacts import CodeFacts, CodeProblem, code_facts
 from kubelambda.operator.status import Event, condition, timestamp, validate
+from kubelambda.serving.names import function_arn
 
 
 @dataclass
@@ -67,7 +68,7 @@ def plan(
     siblings: list[dict[str, Any]],
     now: float,
     *,
-    region: str = "us-east-1",
+    region: str = DEFAULT_REGION,
     snapshot_configmap: dict[str, Any] | None = None,
 ) -> VersionPlan:
     """`siblings`: the function's other Versions. `snapshot_configmap`: the ConfigMap an explicit

@@ -69,15 +69,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
-    import asyncio
     import shutil
-    import signal
     import sys
     import tempfile
     from pathlib import Path
 
     from aiohttp import web
 
+    from kubelambda.loop import stop_requested
     from kubelambda.runtime.agent_app import make_app
     from kubelambda.runtime.environment import Environment
     from kubelambda.runtime.prepare import SharedDirs
@@ -96,10 +95,7 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
         stop_grace=args.stop_grace,
         shared=shared,
     )
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+    stopping = stop_requested()
     runner = web.AppRunner(make_app(env), access_log=None)
     try:
         await env.start()

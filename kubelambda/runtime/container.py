@@ -1,4 +1,4 @@
-"""The runtime in its own container: the agent's side of the shim handshake (DESIGN §6).
+"""The runtime in its own container: the agent's side of the shim handshake (operator/README.md).
 
 In a two-container pod the function's runtime runs in the runtime container (an official Lambda
 base image, or the function's own image), not as the agent's child. Its command is `SHIM`, a
@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from kubelambda.runtime.process import parse_vm_hwm
+from kubelambda.runtime.release import Release
 
 OutputSink = Callable[[str], None]
 HANDSHAKE_DIR = "/kubelambda"
@@ -92,7 +93,7 @@ class ContainerRuntime:
     async def wait_warm(self) -> bool:
         return await self._link.wait_warm()
 
-    async def release(self, message: dict[str, object]) -> None:
+    async def release(self, message: Release) -> None:
         self._link.release(self, message)
 
     def flush_partial(self) -> None:
@@ -160,11 +161,9 @@ class ContainerLink:
     async def wait_warm(self) -> bool:
         return await asyncio.shield(self._warm)
 
-    def release(self, runtime: ContainerRuntime, message: dict[str, object]) -> None:
-        env = message["env"]
-        assert isinstance(env, dict)
+    def release(self, runtime: ContainerRuntime, message: Release) -> None:
         staged = self.directory / "release.env.new"
-        staged.write_text(env_file(env))
+        staged.write_text(env_file(message["env"]))
         staged.replace(self.directory / "release.env")  # whole, never half-written
         if self._dead:
             runtime.finish(-signal.SIGKILL)

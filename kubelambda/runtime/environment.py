@@ -7,6 +7,8 @@ or a dead runtime resets the environment, and the next invoke shows the re-init'
 Usable in-process (dev mode) and behind the agent's control API (cluster mode). The runtime is
 this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
 runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
+Each init phase is an `init.InitPhase`; the state (`EnvState`) is the one record of whether an
+invocation is running.
 """
 
 from __future__ import annotations
@@ -21,11 +23,18 @@ from pathlib import Path
 from kubelambda.runtime import errors, report
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.container import ContainerLink
-from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError, InitFailure
+from kubelambda.runtime.errors import (
+    EnvironmentBusy,
+    EnvironmentStateError,
+    InitFailure,
+    Status,
+)
+from kubelambda.runtime.init import InitPhase
 from kubelambda.runtime.invocation import decode_client_context, next_headers
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
-from kubelambda.runtime.server import Outcome, PendingInvocation, RuntimeApi
+from kubelambda.runtime.release import Release
+from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
 LogSink = Callable[[str], None]
@@ -57,7 +66,6 @@ class Environment:
         self.work_dir = Path(work_dir)
         self._sink = log_sink
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
-        self._init_timeout = init_timeout
         self._stop_grace = stop_grace
         self._python = python
         # Set: the runtime runs in its own container, released through a shim (container.py).
@@ -68,16 +76,17 @@ class Environment:
         )
         self._state = EnvState.STARTING
         self._spec: EnvironmentSpec | None = None
-        self._release: dict[str, object] | None = None
+        self._release: Release | None = None
         self._proc: RuntimeHandle | None = None
-        self._init: asyncio.Future[InitFailure | None] | None = None
-        self._init_started = 0.0
-        self._init_ms: float | None = None
-        # Provisioned concurrency: the first init ran ahead of any call, so no REPORT shows it.
-        self._init_ahead = False
-        self._init_timer: asyncio.TimerHandle | None = None
+        self._init = InitPhase(
+            runtime,
+            init_timeout,
+            emit=self._emit,
+            info=self._platform,
+            kill=self._kill,
+            settled=self._init_settled,
+        )
         self._reinit_task: asyncio.Task[None] | None = None
-        self._busy = False
         self._inflight: PendingInvocation | None = None
         self._tail: report.LogTail | None = None
         self._max_rss_kb = 0
@@ -145,32 +154,29 @@ class Environment:
             self._state = EnvState.WARM if self.alive else EnvState.FAILED
             raise
         self._spec, self._release = spec, prepared.message
-        self._init_ahead = spec.initialization_type == "provisioned-concurrency"
-        self._begin_init()
+        # Provisioned concurrency: the first init runs ahead of any call, so no REPORT shows it.
+        self._begin_init(ahead=spec.initialization_type == "provisioned-concurrency")
         if prepared.launch.mode == "missing":
             self._proc.kill()
-            self._finish_init(InitFailure("spawn", detail=prepared.launch.detail))
+            self._init.fail(InitFailure("spawn", detail=prepared.launch.detail))
             return
         await self._proc.release(prepared.message)
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Run one invocation; raises EnvironmentBusy at once if another one is running."""
-        if self._busy:
+        if self._state == EnvState.BUSY:
             raise EnvironmentBusy("the environment is serving another invocation")
         if self._spec is None or self._state in (EnvState.STOPPED, EnvState.FAILED):
             raise EnvironmentStateError(f"cannot invoke an environment that is {self._state}")
         client_context = decode_client_context(request.client_context)
-        self._busy = True
         self._state = EnvState.BUSY
         try:
             return await self._invoke(self._spec, request, client_context)
         finally:
-            self._busy = False
             self.invocations += 1
             self.last_used_at = time.monotonic()
-            if self._state == EnvState.BUSY:
-                ready = self._init is not None and self._init.done()
-                self._state = EnvState.READY if ready else EnvState.INITIALIZING
+            if self._state == EnvState.BUSY:  # not stopped meanwhile
+                self._state = EnvState.READY if self._init.done else EnvState.INITIALIZING
 
     async def stop(self) -> None:
         """Graceful: SIGTERM the runtime's process group, SIGKILL it after the grace period."""
@@ -181,11 +187,11 @@ class Environment:
             self._reinit_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reinit_task
-        if self._init is not None and not self._init.done():
-            self._finish_init(InitFailure("exit", exit_status=-15))
+        if self._init.pending:
+            self._init.fail(InitFailure("exit", exit_status=-15))
         inflight = self._inflight
         if inflight is not None and not inflight.outcome.done():
-            inflight.outcome.set_result(Outcome("exit", returncode=-15))
+            inflight.outcome.set_result(Ending("exit", returncode=-15))
         proc = self._proc
         if proc is not None:
             await proc.terminate(self._stop_grace)
@@ -197,14 +203,12 @@ class Environment:
     async def _invoke(
         self, spec: EnvironmentSpec, request: InvokeRequest, client_context: str | None
     ) -> InvokeResult:
-        init = self._init
+        init = self._init.future
         assert init is not None, "a specialized environment always has an init"
         if not init.done():
             await asyncio.shield(init)
         failure = init.result()
-        init_ms, self._init_ms = self._init_ms, None
-        if self._init_ahead:
-            init_ms, self._init_ahead = None, False
+        init_ms = self._init.take_duration()
         rid = request.request_id
         self._tail = report.LogTail() if request.log_tail else None
         self._platform(report.start_line(rid, spec.function_version, spec.log_format))
@@ -265,7 +269,7 @@ class Environment:
         payload: bytes,
         duration_ms: float,
         init_ms: float | None,
-        status: str | None,
+        status: Status | None,
         error_type: str | None,
         function_error: bool = False,
     ) -> InvokeResult:
@@ -296,8 +300,12 @@ class Environment:
         proc = self._proc
         if proc is not None:
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
-            proc.kill()
-        invocation.outcome.set_result(Outcome("timeout"))
+        self._kill()
+        invocation.outcome.set_result(Ending("timeout"))
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            self._proc.kill()
 
     # -- init and re-init -------------------------------------------------------------------
     def _spawn(self) -> RuntimeHandle:
@@ -310,72 +318,40 @@ class Environment:
         proc.exited.add_done_callback(lambda _: self._on_exit(proc))
         return proc
 
-    def _begin_init(self) -> None:
+    def _begin_init(self, *, ahead: bool = False) -> None:
         self._api.reset()
-        self._init = asyncio.get_running_loop().create_future()
-        self._init_started = time.perf_counter()
-        self._init_ms = None
-        self._init_timer = asyncio.get_running_loop().call_later(
-            self._init_timeout, self._on_init_timeout, self._init
-        )
-        fmt = self._spec.log_format if self._spec else "Text"
-        self._platform(report.init_start_line(self.runtime, fmt))
+        self._init.begin(self._spec.log_format if self._spec else "Text", ahead=ahead)
 
     def _on_ready(self) -> None:
-        init = self._init
-        if init is None or init.done():
-            return
-        self._init_ms = (time.perf_counter() - self._init_started) * 1000
-        if self._init_timer is not None:
-            self._init_timer.cancel()
-        init.set_result(None)
-        if not self._busy and self._state == EnvState.INITIALIZING:
-            self._state = EnvState.READY
+        self._init.ready()
 
     def _on_init_error(self, body: bytes, header: str | None) -> None:
-        if self._init is not None and not self._init.done():
+        if self._init.pending:
             error_type = errors.error_type_of(body, header)
-            self._finish_init(InitFailure("posted", body, error_type=error_type))
+            self._init.fail(InitFailure("posted", body, error_type=error_type))
 
-    def _on_init_timeout(self, init: asyncio.Future[InitFailure | None]) -> None:
-        if init is self._init and not init.done():
-            if self._proc is not None:
-                self._proc.kill()
-            self._finish_init(InitFailure("timeout", seconds=self._init_timeout))
-
-    def _finish_init(self, failure: InitFailure) -> None:
-        init = self._init
-        assert init is not None and not init.done()
-        self._init_ms = (time.perf_counter() - self._init_started) * 1000
-        if self._init_timer is not None:
-            self._init_timer.cancel()
-        status = "timeout" if failure.kind == "timeout" else "error"
-        error_type = errors.init_failure_body(failure, "")[1]
-        fmt = self._spec.log_format if self._spec else "Text"
-        self._emit(report.init_report_line(self._init_ms, status, error_type, fmt))
-        init.set_result(failure)
-        if not self._busy and self._state == EnvState.INITIALIZING:
-            self._state = EnvState.READY  # the next invoke reports the failure, then re-inits
+    def _init_settled(self) -> None:
+        if self._state == EnvState.INITIALIZING:
+            self._state = EnvState.READY  # a failed init is reported by the next invoke
 
     def _reinit(self) -> None:
         """Replace the runtime process with a fresh one for the same function, at once."""
         release = self._release
         if self._state == EnvState.STOPPED or release is None:
             return
-        self._init_ahead = False  # a re-init happens on the call path: its REPORT shows it
-        if not self._busy:
+        if self._state != EnvState.BUSY:
             self._state = EnvState.INITIALIZING
-        self._begin_init()
+        self._begin_init()  # on the call path, not ahead: its REPORT shows the Init Duration
         old = self._proc
         if old is not None and old.alive:
             old.kill()
-        if release.get("mode") == "missing":
-            self._finish_init(InitFailure("spawn", detail=str(release.get("detail", ""))))
+        if release["mode"] == "missing":
+            self._init.fail(InitFailure("spawn", detail=release.get("detail", "")))
             return
         try:
             proc = self._spawn()
         except OSError as exc:
-            self._finish_init(InitFailure("spawn", detail=f"cannot start the runtime: {exc}"))
+            self._init.fail(InitFailure("spawn", detail=f"cannot start the runtime: {exc}"))
             return
         self._reinit_task = asyncio.get_running_loop().create_task(proc.release(release))
 
@@ -384,17 +360,16 @@ class Environment:
         proc.close()
         if proc is not self._proc or proc.expected_exit or self._state == EnvState.STOPPED:
             return
-        init = self._init
-        if init is not None and not init.done():
-            self._finish_init(InitFailure("exit", exit_status=code))
+        if self._init.pending:
+            self._init.fail(InitFailure("exit", exit_status=code))
             return
         inflight = self._inflight
         if inflight is not None and not inflight.outcome.done():
-            inflight.outcome.set_result(Outcome("exit", returncode=code))
+            inflight.outcome.set_result(Ending("exit", returncode=code))
             return
         if self._state == EnvState.WARM:
             self._state = EnvState.FAILED
-        elif init is not None and init.result() is None:
+        elif self._init.succeeded:
             self._reinit()  # died while idle: have a fresh runtime ready for the next call
 
     def _platform(self, line: str) -> None:

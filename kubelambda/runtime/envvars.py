@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kubelambda.api.function import RESERVED_ENV  # Lambda sets these; users can't override
 from kubelambda.api.runtimes import node_major
+from kubelambda.runtime.release import LaunchMode
 from kubelambda.runtime.spec import EnvironmentSpec
 
 NODE_BOOTSTRAP = Path(__file__).resolve().parent / "nodejs" / "bootstrap.mjs"
@@ -39,7 +40,7 @@ class Layout:
 class Launch:
     """How the shim starts the function: in-process Python (the fast path) or an exec."""
 
-    mode: str  # "python", "exec" or "missing" (no entry point: an init error)
+    mode: LaunchMode
     argv: list[str] = field(default_factory=list)
     detail: str = ""
 
@@ -189,7 +190,7 @@ def choose_launch(
             )
         argv = [node, str(NODE_BOOTSTRAP)]
         wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
-        return Launch("exec", [wrapper, *argv] if wrapper else argv)
+        return Launch("exec", [wrapper, *argv]) if wrapper else Launch("node", argv)
     for candidate in (layout.task_root / "bootstrap", layout.opt_dir / "bootstrap"):
         if is_file(str(candidate)):
             return Launch("exec", [str(candidate)])

@@ -10,9 +10,9 @@ import json
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
-# The Runtime API accepts a response up to 6 MiB plus a small allowance, as Lambda does.
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100
+from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
 
 
 class EnvironmentBusy(RuntimeError):
@@ -23,11 +23,18 @@ class EnvironmentStateError(RuntimeError):
     """The call does not fit the environment's state (e.g. invoke before specialize)."""
 
 
+# posted: the runtime called init/error; exit: it died; timeout: the init bound passed;
+# spawn: it could not be started (no entry point).
+InitFailureKind = Literal["posted", "exit", "timeout", "spawn"]
+# A REPORT's Status: None on success.
+Status = Literal["timeout", "error"]
+
+
 @dataclass(frozen=True, slots=True)
 class InitFailure:
     """Why an init phase failed; shaped into a body only when an invoke reports it."""
 
-    kind: str  # "posted" (the runtime called init/error), "exit", "timeout" or "spawn"
+    kind: InitFailureKind
     body: bytes = b""
     error_type: str | None = None
     exit_status: int | None = None
@@ -76,11 +83,12 @@ def exit_error_body(request_id: str, returncode: int) -> bytes:
     )
 
 
-def response_too_large_body(size: int) -> bytes:
+def response_too_large_body(size: int, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """What a response over `limit` is replaced with: the agent's limit, or the Invoke API's."""
     return _body(
         "Function.ResponseSizeTooLarge",
         f"Response payload size ({size} bytes) exceeded maximum allowed payload size "
-        f"({MAX_RESPONSE_BYTES} bytes).",
+        f"({limit} bytes).",
     )
 
 

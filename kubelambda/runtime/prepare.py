@@ -20,6 +20,7 @@ from kubelambda.runtime.envvars import (
     log_stream_name,
     python_paths,
 )
+from kubelambda.runtime.release import Release
 from kubelambda.runtime.spec import EnvironmentSpec
 from kubelambda.runtime.toolchains import find_node
 
@@ -51,7 +52,7 @@ def _clear(folder: Path) -> None:
 @dataclass(frozen=True, slots=True)
 class Prepared:
     launch: Launch
-    message: dict[str, object]
+    message: Release
     layout: Layout
 
 
@@ -94,7 +95,7 @@ async def prepare(
         )
         # A user's own PYTHONPATH (Lambda lets it be overridden) follows the task root and /opt.
         sys_path += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    message: dict[str, object] = {
+    message: Release = {
         "env": env,
         "cwd": str(task_root),
         "mode": launch.mode,
@@ -132,5 +133,5 @@ async def _prepare_shared(
         if name not in spec.environment:
             env.pop(name, None)
     launch = Launch("exec")  # the entry point is the runtime container's, not ours
-    message: dict[str, object] = {"env": env, "cwd": str(shared.task_root), "mode": "exec"}
+    message: Release = {"env": env, "cwd": str(shared.task_root), "mode": "exec"}
     return Prepared(launch=launch, message=message, layout=layout)

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from kubelambda.runtime.release import Release
+
 OutputSink = Callable[[str], None]
 
 
@@ -55,7 +57,7 @@ class RuntimeHandle(Protocol):
 
     def max_rss_kb(self) -> int: ...
     async def wait_warm(self) -> bool: ...
-    async def release(self, message: dict[str, object]) -> None: ...
+    async def release(self, message: Release) -> None: ...
     def flush_partial(self) -> None: ...
     def kill(self) -> None: ...
     async def terminate(self, grace: float) -> None: ...
@@ -142,7 +144,7 @@ class RuntimeProcess:
         except OSError:
             return False
 
-    async def release(self, message: dict[str, object]) -> None:
+    async def release(self, message: Release) -> None:
         """Hand the shim its function: one JSON line, then the control channel closes."""
         control, self._control = self._control, None
         assert control is not None, "a runtime process is released once"

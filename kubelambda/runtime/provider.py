@@ -86,9 +86,6 @@ class ProcessProvider:
             raise
         return env
 
-    async def specialize(self, env: Environment, spec: EnvironmentSpec) -> None:
-        await env.specialize(spec)
-
     async def start_specialized(self, spec: EnvironmentSpec) -> Environment:
         """Cold start from nothing, or provisioned concurrency: start, then specialize."""
         env = await self.start_environment(spec.runtime)

@@ -13,9 +13,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from kubelambda.runtime.errors import lambda_timestamp
-
-LOG_TAIL_BYTES = 4096
+from kubelambda.runtime.errors import Status, lambda_timestamp
+from kubelambda.runtime.limits import LOG_TAIL_BYTES
 
 
 def billed_duration_ms(duration_ms: float) -> int:
@@ -49,7 +48,7 @@ class Report:
     memory_size_mb: int
     max_memory_used_mb: int
     init_duration_ms: float | None = None
-    status: str | None = None  # None on success, else "timeout" / "error"
+    status: Status | None = None  # None on success
     error_type: str | None = None
 
 
@@ -116,7 +115,7 @@ def init_start_line(runtime: str, log_format: str = "Text") -> str:
     return f"INIT_START Runtime Version: kubelambda:{runtime}"
 
 
-def init_report_line(duration_ms: float, status: str, error_type: str | None, fmt: str) -> str:
+def init_report_line(duration_ms: float, status: Status, error_type: str | None, fmt: str) -> str:
     """Lambda's INIT_REPORT, written when an init phase fails or times out."""
     if fmt == "JSON":
         record: dict[str, object] = {

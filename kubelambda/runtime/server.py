@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -22,7 +23,8 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
-from kubelambda.runtime.errors import MAX_RESPONSE_BYTES, control_error
+from kubelambda.runtime.errors import control_error
+from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
 
 PREFIX = "/2018-06-01/runtime/"
 INVOCATION = PREFIX + "invocation/"
@@ -32,12 +34,16 @@ _ACCEPTED = b'{"status":"OK"}'
 _JSON = "application/json"
 
 
-@dataclass(slots=True)
-class Outcome:
-    """How an invocation ended: "response", "error" or "too_large" (the runtime answered), or
-    "timeout" and "exit" (the agent ended it)."""
+# "response", "error" and "too_large": the runtime answered; "timeout" and "exit": the agent
+# ended the invocation itself.
+EndingKind = Literal["response", "error", "too_large", "timeout", "exit"]
 
-    kind: str
+
+@dataclass(slots=True)
+class Ending:
+    """How one invocation ended in the Runtime API (the gateway's `Outcome` is the whole call)."""
+
+    kind: EndingKind
     body: bytes = b""
     error_type: str | None = None
     size: int = 0
@@ -53,7 +59,7 @@ class PendingInvocation:
         self.request_id = request_id
         self.payload = payload
         self.headers = headers
-        self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        self.outcome: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
 
 
 def _json(status: int, error_type: str, message: str) -> web.Response:
@@ -216,17 +222,17 @@ class RuntimeApi:
         self._answered = True
         if not current.outcome.done():
             if verb == "response":
-                current.outcome.set_result(Outcome("response", body))
+                current.outcome.set_result(Ending("response", body))
             else:
                 error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
-                current.outcome.set_result(Outcome("error", body, error_type))
+                current.outcome.set_result(Ending("error", body, error_type))
         return web.Response(status=202, body=_ACCEPTED, content_type=_JSON)
 
     def _too_large(self, current: PendingInvocation, size: int) -> web.Response:
         self._current = None
         self._answered = True
         if not current.outcome.done():
-            current.outcome.set_result(Outcome("too_large", b"", size=size))
+            current.outcome.set_result(Ending("too_large", b"", size=size))
         return _json(
             413,
             "RequestEntityTooLarge",

@@ -20,6 +20,10 @@ import contextlib
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from kubelambda.runtime.release import Release
 
 PR_SET_PDEATHSIG = 1
 
@@ -49,7 +53,7 @@ def _fork_guardian(control_fd: int) -> None:
         os._exit(0)
 
 
-def _read_release(control_fd: int) -> dict[str, object]:
+def _read_release(control_fd: int) -> Release:
     import json
 
     # A re-init releases without waiting for the ack and may have closed its end already.
@@ -64,18 +68,18 @@ def _read_release(control_fd: int) -> dict[str, object]:
         if chunk.endswith(b"\n"):
             break
     os.close(control_fd)
-    release: dict[str, object] = json.loads(b"".join(chunks))
+    release: Release = json.loads(b"".join(chunks))
     return release
 
 
-def _apply(release: dict[str, object]) -> dict[str, str]:
+def _apply(release: Release) -> dict[str, str]:
     import time
 
-    env: dict[str, str] = dict(release["env"])  # type: ignore[call-overload]
+    env = dict(release["env"])
     os.environ.clear()
     os.environ.update(env)
     time.tzset()
-    os.chdir(str(release["cwd"]))
+    os.chdir(release["cwd"])
     limit = release.get("fsize")
     if isinstance(limit, int) and limit > 0:
         import resource
@@ -115,10 +119,10 @@ def main() -> None:
     release = _read_release(control_fd)
     env = _apply(release)
     argv = release.get("argv")
-    if release.get("mode") == "exec" and isinstance(argv, list):
-        _exec([str(a) for a in argv], env)
+    if release["mode"] in ("exec", "node") and argv:
+        _exec(argv, env)
         return
-    extra = [str(p) for p in release.get("sys_path", [])]  # type: ignore[attr-defined]
+    extra = release.get("sys_path", [])
     sys.path[:0] = [p for p in extra if p not in sys.path]
     sys.argv = [bootstrap.__file__]
     bootstrap.main()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 import json
+import uuid
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-LATEST = "$LATEST"
+from kubelambda.api.common import DEFAULT_REGION, LATEST
 
 
 class _Model(BaseModel):
@@ -83,7 +84,7 @@ class EnvironmentSpec(_Model):
     environment: dict[str, str] = Field(default_factory=dict)
     code: CodeRef
     layers: list[CodeRef] = Field(default_factory=list)
-    region: str = "us-east-1"
+    region: str = DEFAULT_REGION
     log_format: Literal["Text", "JSON"] = "Text"
     # loggingConfig's levels: AWS_LAMBDA_LOG_LEVEL for the runtime, and the platform lines' filter.
     application_log_level: str | None = None
@@ -103,9 +104,9 @@ class EnvironmentSpec(_Model):
 
 
 class InvokeRequest(_Model):
-    """One invocation as the gateway hands it to an environment."""
+    """One invocation, from the caller (the Invoke API, an async worker) to the environment."""
 
-    request_id: str
+    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     payload: bytes = b""
     client_context: str | None = None  # base64 JSON, as in X-Amz-Client-Context
     cognito_identity: str | None = None  # JSON, passed to the runtime as is

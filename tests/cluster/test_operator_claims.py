@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
-from kubelambda.gateway.cluster.view import ClusterView
+from kubelambda.kube.client import ApiError, KubeApi
+from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape
 from kubelambda.operator.podbuilder import PodRequest, build_pod
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.serving.shape import PodShape
 from tests.cluster.apiserver import ApiServer
 
 CONFIG = OperatorConfig(agent_image="kubelambda/kubelambda:0.1.0", namespaces=("default",))
@@ -33,8 +33,7 @@ SPEC = EnvironmentSpec(
 )
 
 
-def shape_of(_: EnvironmentSpec) -> PodShape:
-    return PodShape("python3.12", 128, 512)
+SHAPE = PodShape("python3.12", 128, 512)
 
 
 async def warm_pod(api: KubeApi) -> dict[str, Any]:
@@ -54,7 +53,7 @@ async def replica(api: KubeApi, identity: str) -> tuple[ClusterProvider, Cluster
     view.start()
     await view.wait_synced(10)
     settings = ClaimSettings(identity=identity, claim_timeout=1.0)
-    return ClusterProvider(api, view, settings, shape_of), view
+    return ClusterProvider(api, view, settings), view
 
 
 @pytest.mark.timeout(60)
@@ -67,7 +66,9 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(apiserver: Api
             while view.get("pods", "default", pod["metadata"]["name"]) is None:
                 await view.wait_for_pods(5)
         started = time.monotonic()
-        outcomes = await asyncio.gather(a.claim(SPEC), b.claim(SPEC), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            a.claim(SPEC, SHAPE), b.claim(SPEC, SHAPE), return_exceptions=True
+        )
         winners = [o for o in outcomes if not isinstance(o, BaseException)]
         losers = [o for o in outcomes if isinstance(o, BaseException)]
         assert len(winners) == 1 and len(losers) == 1, outcomes
@@ -100,7 +101,7 @@ async def test_a_released_pod_is_marked_for_the_operator(apiserver: ApiServer) -
         while view.get("pods", "default", pod["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
         slot = await provider.start_environment("python3.12")
-        slot.pod, slot.remote = await provider.claim(SPEC)
+        slot.pod, slot.remote = await provider.claim(SPEC, SHAPE)
         provider.hold(slot)
         assert list(provider.held) == [pod["metadata"]["name"]]
         await provider.stop_environment(slot)
@@ -124,7 +125,7 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         provider, view = await replica(api, "gw-a")
         while view.get("pods", "default", seen["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
-        claimed, _remote = await provider.claim(SPEC)
+        claimed, _remote = await provider.claim(SPEC, SHAPE)
         path = f"/api/v1/namespaces/default/pods/{claimed.name}"
         with pytest.raises(ApiError) as refused:
             await api.delete(path, resource_version=seen["metadata"]["resourceVersion"])

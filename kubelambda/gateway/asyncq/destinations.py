@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.function import Destination
 from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.targets import (
@@ -26,7 +27,7 @@ from kubelambda.gateway.asyncq.targets import (
     Target,
     WebhookTarget,
 )
-from kubelambda.gateway.names import FunctionRef, parse_function_name
+from kubelambda.serving.names import FunctionRef, parse_function_name
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -43,7 +44,7 @@ class Destinations:
         check: Callable[[FunctionRef], object],
         enqueue: Callable[[AsyncEvent], Awaitable[None]],
         clock: Callable[[], float],
-        region: str = "us-east-1",
+        region: str = DEFAULT_REGION,
         attempts: int = 3,
         backoff: float = 0.5,
         nats_connection: Callable[[], Client] | None = None,

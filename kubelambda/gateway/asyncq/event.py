@@ -14,7 +14,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.names import FunctionRef
 
 
 @dataclass(frozen=True)

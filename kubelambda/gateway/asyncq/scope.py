@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from kubelambda.api.function import AsyncConfig, Destination
 from kubelambda.gateway.asyncq.policy import Condition, Limits
-from kubelambda.gateway.catalog import Resolved
+from kubelambda.serving.catalog import Resolved
 
 
 @dataclass(frozen=True)

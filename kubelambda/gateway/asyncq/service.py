@@ -1,9 +1,10 @@
-"""The async subsystem of one gateway: its queue, worker, destinations and the 202 hook.
+"""The async subsystem of one gateway: its queue, worker, destinations and the Event intake.
 
-A gateway (dev mode now, the cluster gateway later) builds one `AsyncService` beside its
-`Invoker`, starts it before it serves traffic and installs `service.submit` as
-`GatewayApi.async_submit`. Starting opens the queue, which makes the events a previous run had
-leased deliverable again, and starts the worker: a restart resumes where the last run stopped.
+The gateway assembly (`kubelambda.gateway.assembly`, in dev and cluster mode alike) builds one
+`AsyncService` beside its `Invoker`, hands `service.submit` to the `GatewayApi` it constructs,
+and starts the service before it serves traffic. Starting opens the queue, which makes the
+events a previous run had leased deliverable again, and starts the worker: a restart resumes
+where the last run stopped.
 """
 
 from __future__ import annotations

@@ -1,10 +1,9 @@
-"""The Invoke API's Event path: check, resolve, store durably, then answer 202.
+"""The Invoke API's Event path: resolve, store durably, then let the API answer 202.
 
-Installed as `GatewayApi.async_submit`; the API has already read the payload and checked it
-against Lambda's 256 KB async limit and for JSON. Here: the function, version or alias must
-exist (ResourceNotFoundException), and the 202 is sent only after `enqueue` returned, i.e.
-after the event is durable. Nothing is stored when any check fails. As in
-Lambda, the answer carries the request id and no X-Amz-Executed-Version.
+The API has already read the payload and checked it against Lambda's 256 KB async limit and for
+JSON. Here: the function, version or alias must exist (ResourceNotFoundException), and the event
+id is returned only after `enqueue` returned, i.e. after the event is durable; the API sends the
+202 with it. Nothing is stored when any check fails. No HTTP here: errors are `LambdaError`s.
 """
 
 from __future__ import annotations
@@ -12,13 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from aiohttp import web
-
 from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.queue import AsyncQueue, QueueError
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.invoker import Invoker
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import FunctionRef
 
 
 class EventSubmitter:
@@ -29,9 +26,8 @@ class EventSubmitter:
         self.queue = queue
         self.clock = clock
 
-    async def __call__(
-        self, ref: FunctionRef, payload: bytes, request: web.Request
-    ) -> web.StreamResponse:
+    async def __call__(self, ref: FunctionRef, payload: bytes) -> str:
+        """Stores the event durably and returns its request id."""
         resolved = self.invoker.resolve(ref)  # ResourceNotFoundException before storing
         event = AsyncEvent.accept(ref, payload, self.clock())
         try:
@@ -46,4 +42,4 @@ class EventSubmitter:
             resolved.version.version,
             resolved.alias or "",
         ).inc()
-        return web.Response(status=202, headers={"x-amzn-RequestId": event.id})
+        return event.id

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from kubelambda.gateway.asyncq.event import AsyncEvent
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.names import FunctionRef
 
 if TYPE_CHECKING:
     from nats.aio.client import Client

@@ -33,11 +33,12 @@ from kubelambda.gateway.asyncq.queue import AsyncQueue, Delivery, QueueError
 from kubelambda.gateway.asyncq.record import Response, dead_letter_attributes, invocation_record
 from kubelambda.gateway.asyncq.schedule import RetrySchedule
 from kubelambda.gateway.asyncq.scope import EventConfig, event_config
-from kubelambda.gateway.catalog import Resolved
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.invoker import Invocation, Invoker
+from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.metrics import GatewayMetrics
-from kubelambda.gateway.names import function_arn
+from kubelambda.runtime.spec import InvokeRequest
+from kubelambda.serving.catalog import Resolved
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import function_arn
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,9 @@ class AsyncWorker:
             await self._finish(delivery, resolved, config, Finish("EventAgeExceeded", event), None)
             return
         self.metrics.async_event_age.labels(*self._labels(resolved)).observe(event.age(now))
-        call = Invocation(payload=event.payload, request_id=event.id)
+        call = InvokeRequest(
+            request_id=event.id, payload=event.payload, invoked_function_arn=resolved.invoked_arn
+        )
         try:
             outcome = await self.invoker.invoke(resolved, call)
         except LambdaError as exc:

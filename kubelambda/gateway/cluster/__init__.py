@@ -1,1 +1,1 @@
-"""Cluster mode of the gateway: the watch layer, the pod provider and the server that wires them."""
+"""Cluster mode of the gateway: its catalog source, its pod provider and the wiring of the two."""

@@ -1,8 +1,9 @@
 """ClusterProvider: execution environments that are warm pods, claimed from the operator's pools.
 
-The dispatch core asks a provider for a generic environment and then specializes it. Here the
-environment is a `PodSlot`, and the pod is chosen only when the slot is specialized, because only
-then are the function's namespace and shape known: claim a matching pod (labels patched with a
+The dispatch core asks a provider for a generic environment and then specializes it with the
+`Target` name resolution produced. Here the environment is a `PodSlot`, and the pod is chosen only
+when the slot is specialized, because only then are the function's namespace and shape (carried
+by the target) known: claim a matching pod (labels patched with a
 resourceVersion precondition; on 409 another replica won, so try the next), then POST the spec to
 its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
 With no pod to claim, it waits for the operator to add one, within a bound. The gateway never
@@ -16,20 +17,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
-from kubelambda.gateway.cluster import claims
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi, collection
-from kubelambda.gateway.cluster.view import ClusterView
-from kubelambda.operator.contract import PodInfo, PodShape, spec_revision
+from kubelambda.kube import claims
+from kubelambda.kube.client import ApiError, KubeApi, collection
+from kubelambda.kube.contract import PodInfo, spec_revision
+from kubelambda.kube.view import ClusterView
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.serving.shape import PodShape
+from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
-ShapeOf = Callable[[EnvironmentSpec], PodShape | None]
 
 
 class NoCapacity(RuntimeError):
@@ -65,8 +66,8 @@ class PodSlot:
             return True  # not claimed yet
         return self.remote.alive and self.provider.pod_alive(self.pod)
 
-    async def specialize(self, spec: EnvironmentSpec) -> None:
-        pod, remote = await self.provider.claim(spec)
+    async def specialize(self, spec: EnvironmentSpec, shape: PodShape) -> None:
+        pod, remote = await self.provider.claim(spec, shape)
         self.pod, self.remote = pod, remote
         self.provider.hold(self)
         try:
@@ -103,13 +104,10 @@ class PodSlot:
 class ClusterProvider:
     """The `EnvironmentProvider` of cluster mode; see the module docstring."""
 
-    def __init__(
-        self, api: KubeApi, view: ClusterView, settings: ClaimSettings, shape_of: ShapeOf
-    ) -> None:
+    def __init__(self, api: KubeApi, view: ClusterView, settings: ClaimSettings) -> None:
         self.api = api
         self.view = view
         self.settings = settings
-        self.shape_of = shape_of
         self.held: dict[str, PodSlot] = {}  # pod name -> slot, pods this replica holds
         self.claimed_total = 0
         self.conflicts = 0
@@ -123,6 +121,9 @@ class ClusterProvider:
 
     async def start_environment(self, runtime: str) -> PodSlot:
         return PodSlot(self, runtime)
+
+    async def specialize(self, env: PodSlot, target: Target, init: InitType) -> None:
+        await env.specialize(target.spec(init), target.shape)
 
     async def stop_environment(self, env: PodSlot) -> None:
         await env.stop()
@@ -140,10 +141,8 @@ class ClusterProvider:
         info = PodInfo.from_pod(current)
         return not info.deleting and info.phase == "Running"
 
-    def _want(self, spec: EnvironmentSpec) -> claims.Want:
-        shape = self.shape_of(spec)
-        if shape is None:
-            raise NoCapacity(f"{spec.function_name}:{spec.function_version} is not served here")
+    @staticmethod
+    def _want(spec: EnvironmentSpec, shape: PodShape) -> claims.Want:
         provisioned = spec.initialization_type == "provisioned-concurrency"
         return claims.Want(
             namespace=spec.namespace,
@@ -153,9 +152,11 @@ class ClusterProvider:
             revision=spec_revision(spec) if provisioned else None,
         )
 
-    async def claim(self, spec: EnvironmentSpec) -> tuple[PodInfo, RemoteEnvironment]:
-        """Claim a pod for `spec`, waiting for the operator's capacity within the bound."""
-        want = self._want(spec)
+    async def claim(
+        self, spec: EnvironmentSpec, shape: PodShape
+    ) -> tuple[PodInfo, RemoteEnvironment]:
+        """Claim a pod of `shape` for `spec`, waiting within the bound for capacity."""
+        want = self._want(spec, shape)
         revision = want.revision or spec_revision(spec)
         bound = (
             self.settings.provisioned_timeout

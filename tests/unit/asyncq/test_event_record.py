@@ -14,7 +14,7 @@ from kubelambda.gateway.asyncq.record import (
     iso_timestamp,
     json_or_text,
 )
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.names import FunctionRef
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:default.fn:$LATEST"
 

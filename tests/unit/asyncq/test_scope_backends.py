@@ -13,8 +13,8 @@ from kubelambda.gateway.asyncq.backends import default_url, open_queue
 from kubelambda.gateway.asyncq.jetstream import JetStreamQueue
 from kubelambda.gateway.asyncq.scope import event_config
 from kubelambda.gateway.asyncq.sqlite import SqliteQueue
-from kubelambda.gateway.catalog import Catalog, build_catalog
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.serving.catalog import Catalog, build_catalog
+from kubelambda.serving.names import FunctionRef
 
 
 def manifest(kind: str, name: str, spec: dict[str, Any]) -> Any:

@@ -15,12 +15,13 @@ from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.gateway.asyncq.queue import AsyncQueue, DeadLetter, Delivery
 from kubelambda.gateway.asyncq.schedule import RetrySchedule
 from kubelambda.gateway.asyncq.worker import AsyncWorker
-from kubelambda.gateway.catalog import Resolved, build_catalog
-from kubelambda.gateway.errors import LambdaError, throttled
-from kubelambda.gateway.invoker import Invocation, Outcome
+from kubelambda.gateway.invoker import Outcome
 from kubelambda.gateway.metrics import GatewayMetrics
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.runtime.spec import InvokeRequest as Invocation
 from kubelambda.runtime.spec import InvokeResult
+from kubelambda.serving.catalog import Resolved, build_catalog
+from kubelambda.serving.errors import LambdaError, throttled
+from kubelambda.serving.names import FunctionRef
 
 NOW = 10_000.0
 

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
-from kubelambda.gateway.errors import ACCOUNT_LIMIT, RESERVED_LIMIT
+from kubelambda.serving.errors import ACCOUNT_LIMIT, RESERVED_LIMIT
 
 
 def test_reserved_zero_throttles_everything() -> None:

@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from kubelambda.api.resources import parse_resource
-from kubelambda.gateway.catalog import build_catalog
-from kubelambda.gateway.invoker import Invocation, Invoker
-from kubelambda.gateway.logbook import LogBook, parse_since
-from kubelambda.gateway.names import FunctionRef
+from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool
-from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.runtime.spec import InvokeRequest, InvokeResult
+from kubelambda.serving.catalog import build_catalog
+from kubelambda.serving.logbook import LogBook, parse_since
+from kubelambda.serving.names import FunctionRef
 from tests.unit.gateway.test_pool import FakeEnv, FakeProvider
 
 
@@ -99,11 +99,12 @@ class TailProvider(FakeProvider):
         self.started.append(env)
         return env
 
-    async def specialize(self, env: Any, spec: EnvironmentSpec) -> None:
-        await env.specialize(spec)
-
 
 async def test_a_cluster_gateway_buffers_each_invocations_tail() -> None:
+    def call(request_id: str) -> InvokeRequest:
+        arn = resolved.invoked_arn
+        return InvokeRequest(payload=b"{}", request_id=request_id, invoked_function_arn=arn)
+
     fn = parse_resource(
         {
             "apiVersion": "kubelambda.dev/v1alpha1",
@@ -113,18 +114,17 @@ async def test_a_cluster_gateway_buffers_each_invocations_tail() -> None:
         }
     )
     pool = EnvironmentPool(TailProvider())  # type: ignore[arg-type]
-    invoker = Invoker(pool)
-    invoker.tail_to_logbook = True
+    invoker = Invoker(pool, tail_to_logbook=True)
     invoker.set_catalog(build_catalog([fn]))
     resolved = invoker.resolve(FunctionRef("default", "f", None))
-    outcome = await invoker.invoke(resolved, Invocation(payload=b"{}", request_id="r-1"))
+    outcome = await invoker.invoke(resolved, call("r-1"))
     lines = [e.line for e in invoker.logbook.lines("default", "f")]
     assert lines == ["START RequestId: r-1 Version: $LATEST", "said"]
     env = pool.provider.started[0]  # type: ignore[attr-defined]
     assert outcome.result.function_error is None and env.requests[0].log_tail is True
     # Dev mode buffers from its environments' output instead: no tail is asked for.
     invoker.tail_to_logbook = False
-    await invoker.invoke(resolved, Invocation(payload=b"{}", request_id="r-2"))
+    await invoker.invoke(resolved, call("r-2"))
     assert env.requests[1].log_tail is False
     assert len(invoker.logbook.lines("default", "f")) == 2
     await pool.close()

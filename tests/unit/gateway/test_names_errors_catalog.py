@@ -9,9 +9,9 @@ import pytest
 from botocore.loaders import Loader
 
 from kubelambda.api.resources import parse_resource
-from kubelambda.gateway.catalog import AliasRoute, build_catalog
-from kubelambda.gateway.errors import ERRORS, LambdaError, throttled
-from kubelambda.gateway.names import FunctionRef, parse_function_name
+from kubelambda.serving.catalog import AliasRoute, build_catalog
+from kubelambda.serving.errors import ERRORS, LambdaError, throttled
+from kubelambda.serving.names import FunctionRef, parse_function_name
 
 MODEL = Loader().load_service_model("lambda", "service-2")
 

@@ -6,9 +6,11 @@ import asyncio
 
 import pytest
 
-from kubelambda.gateway.errors import LambdaError
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.shape import PodShape
+from kubelambda.serving.target import InitType, Target
 
 
 class FakeEnv:
@@ -44,6 +46,9 @@ class FakeProvider:
         self.started.append(env)
         return env
 
+    async def specialize(self, env: FakeEnv, target: Target, init: InitType) -> None:
+        await env.specialize(target.spec(init))
+
     async def stop_environment(self, env: FakeEnv) -> None:
         await env.stop()
         self.stopped.append(env)
@@ -62,6 +67,11 @@ def spec(handler: str = "a.b") -> EnvironmentSpec:
         handler=handler,
         code=CodeRef(inline={"a.py": "x"}),
     )
+
+
+def target(revision: str = "rev", handler: str = "a.b") -> Target:
+    shape = PodShape("python3.11", 128, 512)
+    return Target(revision, "python3.11", shape, spec(handler), spec(handler))
 
 
 class Clock:
@@ -83,10 +93,10 @@ async def test_warm_reuse_and_generic_specialization() -> None:
     pool.use_runtimes({"python3.11"})
     await settle()
     assert pool.counts()["generic"] == 1
-    env, kind = await pool.acquire("rev", "python3.11", lambda _: spec())
+    env, kind = await pool.acquire(target("rev"))
     assert kind == "cold" and env is provider.started[0], "the generic one is specialized first"
     pool.release(env)
-    again, kind = await pool.acquire("rev", "python3.11", lambda _: spec())
+    again, kind = await pool.acquire(target("rev"))
     assert (again, kind) == (env, "warm")
     await settle()
     assert pool.counts()["generic"] == 1, "the generic pool refills after a claim"
@@ -99,7 +109,7 @@ async def test_reaper_stops_idle_and_old_environments() -> None:
     pool = EnvironmentPool(
         provider, PoolSettings(generic_per_runtime=0, keepalive=10, max_age=100), clock
     )
-    a, _ = await pool.acquire("rev", "python3.11", lambda _: spec())
+    a, _ = await pool.acquire(target("rev"))
     pool.release(a)
     clock.now = 9.9
     assert await pool.reap() == 0
@@ -113,8 +123,8 @@ async def test_reaper_stops_idle_and_old_environments() -> None:
 async def test_stale_revision_is_stopped_after_its_call_ends() -> None:
     provider = FakeProvider()
     pool = EnvironmentPool(provider, PoolSettings(generic_per_runtime=0))
-    busy, _ = await pool.acquire("old", "python3.11", lambda _: spec())
-    idle, _ = await pool.acquire("old", "python3.11", lambda _: spec())
+    busy, _ = await pool.acquire(target("old"))
+    idle, _ = await pool.acquire(target("old"))
     pool.release(idle)
     pool.set_current({"new"}, {})
     await settle()
@@ -128,10 +138,10 @@ async def test_stale_revision_is_stopped_after_its_call_ends() -> None:
 async def test_dead_environment_is_never_handed_out() -> None:
     provider = FakeProvider()
     pool = EnvironmentPool(provider, PoolSettings(generic_per_runtime=0))
-    env, _ = await pool.acquire("rev", "python3.11", lambda _: spec())
+    env, _ = await pool.acquire(target("rev"))
     pool.release(env)
     env.alive = False
-    other, kind = await pool.acquire("rev", "python3.11", lambda _: spec())
+    other, kind = await pool.acquire(target("rev"))
     assert other is not env and kind == "cold"
     await pool.close()
 
@@ -140,7 +150,7 @@ async def test_failed_specialization_is_a_lambda_error_and_the_env_is_dropped() 
     provider = FakeProvider()
     pool = EnvironmentPool(provider, PoolSettings(generic_per_runtime=0))
     with pytest.raises(LambdaError) as refused:
-        await pool.acquire("rev", "python3.11", lambda _: spec("broken"))
+        await pool.acquire(target("rev", "broken"))
     assert refused.value.code == "ServiceException"
     await settle()
     assert provider.started[0].stopped
@@ -152,7 +162,7 @@ async def test_start_wait_is_bounded() -> None:
     provider.gate = asyncio.Event()
     pool = EnvironmentPool(provider, PoolSettings(generic_per_runtime=0, start_timeout=0.05))
     with pytest.raises(LambdaError) as refused:
-        await pool.acquire("rev", "python3.11", lambda _: spec())
+        await pool.acquire(target("rev"))
     assert "became ready within" in refused.value.message
     provider.gate.set()
     await pool.close()
@@ -163,10 +173,10 @@ async def test_provisioned_environments_are_prespecialized() -> None:
 
     provider = FakeProvider()
     pool = EnvironmentPool(provider, PoolSettings(generic_per_runtime=0))
-    pool.set_current({"rev"}, {"rev": ProvisionedTarget(2, "python3.11", lambda: spec())})
+    pool.set_current({"rev"}, {"rev": ProvisionedTarget(2, target("rev"))})
     for _ in range(20):
         await settle()
     assert pool.provisioned_ready("rev") == 2
-    env, kind = await pool.acquire("rev", "python3.11", lambda _: spec(), provisioned=True)
+    env, kind = await pool.acquire(target("rev"), provisioned=True)
     assert kind == "provisioned" and env.specialized
     await pool.close()

@@ -12,14 +12,14 @@ import pytest
 from kubelambda.api.function import SecretKeyRef
 from kubelambda.api.resources import parse_resource
 from kubelambda.dev.secrets import SecretsFileError, load_secrets_file
-from kubelambda.gateway.catalog import build_catalog
-from kubelambda.gateway.cluster.kubeapi import ApiError
-from kubelambda.gateway.cluster.secrets import ClusterSecrets, decode_secret, wanted_secrets
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.secrets import resolve_secrets, unresolved
-from kubelambda.gateway.specs import environment_spec
+from kubelambda.kube.client import ApiError
+from kubelambda.kube.secrets import ClusterSecrets, decode_secret, wanted_secrets
 from kubelambda.runtime.envvars import Layout, build_environment
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.catalog import build_catalog
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.secrets import resolve_secrets, unresolved
+from kubelambda.serving.specs import SpecBuilder, environment_spec
 
 VALUE = "s3cr3t-Value-9f1c"
 REFS = {"TOKEN": SecretKeyRef(name="api", key="token")}
@@ -150,12 +150,36 @@ async def test_the_cluster_gateway_gets_the_named_secrets_only(
     data = {"token": base64.b64encode(VALUE.encode()).decode(), "bin": "/w=="}
     api = FakeApi({path: {"data": data}})
     secrets = ClusterSecrets(api)  # type: ignore[arg-type]
-    await secrets.refresh(catalog)
+    assert await secrets.refresh(catalog) is True  # values read: changed
     assert api.paths == [path] and secrets.lookup("team", "api", "token") == VALUE
+    assert await secrets.refresh(catalog) is False  # read again, the same values
     assert secrets.lookup("team", "api", "bin") is None  # not UTF-8: not an env value
     api.docs.clear()
-    await secrets.refresh(catalog)  # deleted: forgotten, and the log names it without a value
+    assert await secrets.refresh(catalog) is True  # deleted: forgotten, the log names it
     assert secrets.lookup("team", "api", "token") is None
     assert "Secret team/api for secretKeyRefs: HTTP 404" in caplog.text
     assert VALUE not in caplog.text
     assert decode_secret({"data": {"a": base64.b64encode(b"b").decode()}}) == {"a": "b"}
+
+
+def test_a_rotated_value_reaches_the_next_served_catalog_only() -> None:
+    """A revision leaves secret values out, so a served catalog does not keep a target that
+    carries them: serving again picks up a rotated value, under the same revision."""
+    values = {"token": VALUE}
+    builder = SpecBuilder(secrets=lambda _ns, _name, key: values.get(key))
+    refs = {"TOKEN": {"name": "api", "key": "token"}}
+    first = build_catalog([_function(secretKeyRefs=refs)]).serve(builder.target, "us-east-1")
+    (target,) = first.targets.values()
+    assert target.spec().secrets == {"TOKEN": VALUE} and not target.pinned
+    values["token"] = "rotated"
+    again = build_catalog([_function(secretKeyRefs=refs)])
+    again.serve(builder.target, "us-east-1", known=first.targets)
+    (fresh,) = again.targets.values()
+    assert fresh.revision == target.revision and fresh.spec().secrets == {"TOKEN": "rotated"}
+    assert fresh.spec("provisioned-concurrency").secrets == {"TOKEN": "rotated"}
+    del values["token"]  # the Secret lost its key: the target says why, naming the field
+    gone = build_catalog([_function(secretKeyRefs=refs)])
+    (problem,) = gone.serve(builder.target, "us-east-1", known=again.targets).targets.values()
+    assert problem.problem is not None and "secretKeyRefs.TOKEN" in problem.problem.message
+    plain = build_catalog([_function()]).serve(builder.target, "us-east-1")
+    assert all(t.pinned for t in plain.targets.values())  # no secrets: kept across catalogs

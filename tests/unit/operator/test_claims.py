@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from kubelambda.gateway.cluster import claims
-from kubelambda.operator import contract as c
-from kubelambda.operator.contract import PodInfo, PodShape, placement_items
+from kubelambda.kube import claims
+from kubelambda.kube import contract as c
+from kubelambda.kube.contract import PodInfo
+from kubelambda.serving.shape import PodShape, placement_items
 
 SMALL = PodShape("python3.12", 128, 512)
 WANT = claims.Want("default", "hello", "python3.12", SMALL)

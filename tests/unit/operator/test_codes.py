@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from kubelambda.api.function import Code, ConfigMapSource
-from kubelambda.gateway.cluster.codes import ConfigMapCode, configmap_code_ref, wanted_configmaps
-from kubelambda.gateway.cluster.sources import catalog_from_objects
-from kubelambda.gateway.specs import environment_spec
-from kubelambda.operator.functions import CodeProblem, code_facts
+from kubelambda.kube.catalog import catalog_from_objects
+from kubelambda.kube.codefacts import CodeProblem, code_facts
+from kubelambda.kube.codes import ConfigMapCode, configmap_code_ref, wanted_configmaps
 from kubelambda.runtime.code import tree_digest
+from kubelambda.serving.specs import environment_spec
 from tests.unit.operator.docs import active_function
 
 FILES = {"app.py": "def handler(e, c):\n    return 1\n"}

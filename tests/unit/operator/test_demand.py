@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from kubelambda.gateway.catalog import FunctionVersion
-from kubelambda.gateway.cluster.sources import catalog_from_objects
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool
+from kubelambda.kube.catalog import catalog_from_objects
+from kubelambda.kube.contract import spec_revision
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import spec_revision
 from kubelambda.operator.demand import demand
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.catalog import FunctionVersion
 from tests.unit.operator.docs import active_function, alias, published
 
 CONFIG = OperatorConfig(agent_image="img:1", warm_pool={"python3.12": 2, "python3.13": 0})

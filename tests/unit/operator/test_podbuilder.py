@@ -10,11 +10,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from kubelambda.operator import contract as c
+from kubelambda.kube import contract as c
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodShape, placement_items
 from kubelambda.operator.podbuilder import PodRequest, build_pod, cpu_millis, generate_name
 from kubelambda.runtime.container import SHIM
+from kubelambda.serving.shape import PodShape, placement_items
 
 CONFIG = OperatorConfig(
     agent_image="kubelambda/kubelambda:0.1.0",

@@ -7,11 +7,12 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubelambda.gateway.cluster.sources import catalog_from_objects
+from kubelambda.kube.catalog import catalog_from_objects
+from kubelambda.kube.contract import PodInfo
 from kubelambda.operator.config import OperatorConfig
-from kubelambda.operator.contract import PodInfo, PodShape
 from kubelambda.operator.demand import DedicatedDemand, Demand, ProvisionedDemand, demand
 from kubelambda.operator.sizing import plan
+from kubelambda.serving.shape import PodShape
 from tests.unit.operator.docs import NOW, active_function
 
 CONFIG = OperatorConfig(

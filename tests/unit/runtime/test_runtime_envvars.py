@@ -108,7 +108,7 @@ def test_node_functions_get_lambdas_node_path_and_our_bootstrap() -> None:
     assert env["NODE_PATH"] == "/o/nodejs/node22/node_modules:/o/nodejs/node_modules:/t"
     assert "PYTHONPATH" not in env and env["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs22.x"
     launch = choose_launch(spec, LAYOUT, env, node="/usr/bin/node")
-    assert launch.mode == "exec" and launch.argv[0] == "/usr/bin/node"
+    assert launch.mode == "node" and launch.argv[0] == "/usr/bin/node"
     assert launch.argv[1].endswith("kubelambda/runtime/nodejs/bootstrap.mjs")
     assert Path(launch.argv[1]).is_file()
     wrapped = choose_launch(spec, LAYOUT, {**env, "AWS_LAMBDA_EXEC_WRAPPER": "/o/wrap"}, node="n")

@@ -2,7 +2,7 @@
 
 A `SecretLookup` answers (namespace, Secret name, key) with the value or None: dev mode's reads
 the `--secrets` file (`kubelambda.dev.secrets`), a cluster gateway's the Kubernetes Secrets it
-fetched (`kubelambda.gateway.cluster.secrets`). The values go into `EnvironmentSpec.secrets`,
+fetched (`kubelambda.kube.secrets`). The values go into `EnvironmentSpec.secrets`,
 which no dump, repr, log line, status or API response ever shows.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from kubelambda.api.function import SecretKeyRef
-from kubelambda.gateway.errors import LambdaError
+from kubelambda.serving.errors import LambdaError
 
 SecretLookup = Callable[[str, str, str], str | None]
 

@@ -14,10 +14,10 @@ import logging
 from collections.abc import Iterable
 
 from kubelambda.api.function import Code, ConfigMapSource, Layer
-from kubelambda.gateway.catalog import Catalog
-from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
-from kubelambda.operator.functions import CodeProblem, code_facts, configmap_files
+from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
+from kubelambda.kube.codefacts import CodeProblem, code_facts, configmap_files
 from kubelambda.runtime.spec import CodeRef
+from kubelambda.serving.catalog import Catalog
 
 log = logging.getLogger(__name__)
 # (namespace, ConfigMap name, key, the digest its content should have)

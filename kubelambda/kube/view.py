@@ -9,14 +9,14 @@ told which kind changed, and `wait_for_pods` wakes claimers when any pod changes
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubelambda.api.common import GROUP, VERSION
-from kubelambda.gateway.cluster.kubeapi import ApiError, JsonDict, KubeApi, collection
-from kubelambda.operator.contract import POOL_SELECTOR
+from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
+from kubelambda.kube.contract import POOL_SELECTOR
+from kubelambda.loop import cancel_all
 
 log = logging.getLogger(__name__)
 CUSTOM_KINDS = ("functions", "versions", "aliases")
@@ -143,11 +143,7 @@ class ClusterView:
         return all(w.synced.is_set() for ws in self.watches.values() for w in ws)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks.clear()
 
     def objects(self, kind: str) -> list[JsonDict]:

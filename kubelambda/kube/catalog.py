@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kubelambda.api.resources import ManifestError, Resource, parse_resource
-from kubelambda.gateway.catalog import Catalog, build_catalog
+from kubelambda.serving.catalog import Catalog, build_catalog
 
 SERVED_STATE = "Active"
 

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 
 from kubelambda.api.common import LATEST
-from kubelambda.gateway.errors import LambdaError, bad_parameter
+from kubelambda.serving.errors import LambdaError, bad_parameter
 
 ACCOUNT = "000000000000"
 _NAME = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"

@@ -1,23 +1,29 @@
 """From a frozen function configuration to the `EnvironmentSpec` an environment specializes with.
 
+`SpecBuilder` is how one gateway (or the operator, for provisioned pods) builds them, and the one
+place that decides whether packageType Image is served.
+
 Dev mode resolves code paths against the manifest's folder; sources that need a cluster
 (a ConfigMap, S3 with a credentials Secret, a container image) are refused with a message that
 says so. Cluster mode passes a `CodeResolver` that turns a ConfigMap source into inline files or
-a zip (see `kubelambda.gateway.cluster.codes`).
+a zip (see `kubelambda.kube.codes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
+from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.function import Code, Layer
-from kubelambda.gateway.catalog import FunctionVersion
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import function_arn
-from kubelambda.gateway.secrets import SecretLookup, resolve_secrets
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.serving.catalog import FunctionVersion
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import function_arn
+from kubelambda.serving.secrets import SecretLookup, resolve_secrets
+from kubelambda.serving.shape import shape_of
+from kubelambda.serving.target import InitType, Target
 
 
 class UnsupportedCode(ValueError):
@@ -59,7 +65,7 @@ def environment_spec(
     version: FunctionVersion,
     *,
     region: str,
-    initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand",
+    initialization_type: InitType = "on-demand",
     resolve: CodeResolver | None = None,
     images: bool = False,
     secrets: SecretLookup | None = None,
@@ -112,3 +118,39 @@ def environment_spec(
         initialization_type=initialization_type,
         secrets=secret_values,
     )
+
+
+@dataclass(frozen=True)
+class SpecBuilder:
+    """Specs as one gateway builds them: its region, whether it serves packageType Image (only
+    where a pod runs the function's own image: cluster mode), where ConfigMap code comes from and
+    where the values of environment.secretKeyRefs are read (dev mode: --secrets FILE; a cluster
+    gateway: Kubernetes Secrets; none, as for the operator: a function with any is refused).
+    """
+
+    region: str = DEFAULT_REGION
+    images: bool = False
+    resolve: CodeResolver | None = None
+    secrets: SecretLookup | None = None
+
+    def spec(self, version: FunctionVersion, init: InitType = "on-demand") -> EnvironmentSpec:
+        """Raises LambdaError (InvalidParameterValueException) when it cannot be served here."""
+        return environment_spec(
+            version,
+            region=self.region,
+            initialization_type=init,
+            resolve=self.resolve,
+            images=self.images,
+            secrets=self.secrets,
+        )
+
+    def target(self, version: FunctionVersion) -> Target:
+        """Everything the layers below resolution need for `version`, worked out now."""
+        shape = shape_of(version.spec)
+        runtime = version.spec.runtime or ""
+        try:
+            on_demand = self.spec(version)
+            provisioned = self.spec(version, "provisioned-concurrency")
+        except LambdaError as exc:
+            return Target(version.revision, runtime, shape, problem=exc)
+        return Target(version.revision, runtime, shape, on_demand, provisioned)

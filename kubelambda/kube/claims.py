@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kubelambda.operator import contract as c
-from kubelambda.operator.contract import PodInfo, PodShape
+from kubelambda.kube import contract as c
+from kubelambda.kube.contract import PodInfo
+from kubelambda.serving.shape import PodShape
 
 
 @dataclass(frozen=True)

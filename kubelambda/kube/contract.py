@@ -1,5 +1,8 @@
 """The function-pod contract between the operator (which writes pods) and the gateway (which claims
-them): label and annotation names, pod states, pod shapes and revision digests.
+them): label and annotation names, pod states, the facts read back from a pod, revision digests.
+
+The shape a pod must have (`PodShape`) is part of the serving model (`kubelambda.serving.shape`),
+because name resolution works it out once for every layer below.
 
 A function pod moves through these states, each written by exactly one party:
 
@@ -14,16 +17,14 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from kubelambda.api.common import LATEST
-from kubelambda.api.function import FunctionSpec
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.serving.shape import digest
 
 PREFIX = "kubelambda.dev"
 PART_OF = "app.kubernetes.io/part-of"
@@ -45,7 +46,6 @@ EPHEMERAL = f"{PREFIX}/ephemeral-mb"
 
 MANAGER = "kubelambda-operator"
 AGENT_PORT = 8080
-IMAGE_ENTRYPOINT = "/lambda-entrypoint.sh"  # the official Lambda base images' ENTRYPOINT
 POOL_SELECTOR = f"{PART_OF}=kubelambda,{POOL}"  # every function pod, for list and watch
 
 Pool = Literal["generic", "provisioned", "function"]
@@ -58,95 +58,9 @@ def version_label(version: str) -> str:
     return "LATEST" if version == LATEST else version
 
 
-def _digest(value: Any) -> str:
-    body = json.dumps(value, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()[:16]
-
-
 def spec_revision(spec: EnvironmentSpec) -> str:
     """Identifies an exact specialization; provisioned pods are matched to calls by it."""
-    return _digest(spec.model_dump(mode="json", by_alias=True))
-
-
-@dataclass(frozen=True)
-class PodShape:
-    """What must be fixed when a pod is created: its container, resources and placement."""
-
-    runtime: str
-    memory: int  # MB; CPU follows it (1769 MB = 1 vCPU)
-    ephemeral_storage: int  # MB of /tmp
-    architecture: str = "x86_64"
-    role: str | None = None  # ServiceAccount; only then is a token mounted
-    placement: tuple[tuple[str, str], ...] = ()  # canonical JSON of each placement field
-    image: str = ""  # packageType Image: the function's own image for the runtime container
-    entry: tuple[str, ...] = ()  # ... and its entry point (imageConfig entryPoint + command)
-    workdir: str = ""  # ... and imageConfig.workingDirectory
-
-    @property
-    def key(self) -> str:
-        parts: list[object] = [
-            self.runtime,
-            self.memory,
-            self.ephemeral_storage,
-            self.architecture,
-            self.role,
-            list(self.placement),
-        ]
-        if self.image:  # only then, so Zip shapes keep their keys
-            parts += [self.image, list(self.entry), self.workdir]
-        return _digest(parts)
-
-    def fits_in(self, generic: PodShape) -> bool:
-        """Whether a function of this shape may run in a generic pod of that shape."""
-        return (
-            self.runtime == generic.runtime
-            and self.memory <= generic.memory
-            and self.ephemeral_storage <= generic.ephemeral_storage
-            and self.architecture == generic.architecture
-            and self.role is None
-            and not self.placement
-            and not self.image
-        )
-
-    def placement_dict(self) -> dict[str, Any]:
-        return {name: json.loads(value) for name, value in self.placement}
-
-
-def placement_items(placement: dict[str, Any] | None) -> tuple[tuple[str, str], ...]:
-    """Canonical, hashable form of a manifest's `placement` (empty fields dropped)."""
-    if not placement:
-        return ()
-    return tuple(
-        (name, json.dumps(value, sort_keys=True))
-        for name, value in sorted(placement.items())
-        if value not in (None, {}, [])
-    )
-
-
-def shape_of(spec: FunctionSpec) -> PodShape:
-    """The pod shape a function configuration needs (Zip functions; Image ones have no runtime)."""
-    placement = spec.placement.to_manifest() if spec.placement else None
-    image, entry, workdir = "", tuple[str, ...](), ""
-    if spec.package_type == "Image" and spec.code.image is not None:
-        config = spec.image_config
-        image = spec.code.image
-        workdir = (config and config.working_directory) or ""
-        # The base images' ENTRYPOINT unless overridden; the image's own CMD cannot be read
-        # without a registry, so the handler comes from imageConfig.command.
-        entry = tuple((config and config.entry_point) or [IMAGE_ENTRYPOINT]) + tuple(
-            (config and config.command) or []
-        )
-    return PodShape(
-        runtime=spec.runtime or "",
-        memory=spec.memory_size,
-        ephemeral_storage=spec.ephemeral_storage,
-        architecture=spec.architectures[0],
-        role=spec.role,
-        placement=placement_items(placement),
-        image=image,
-        entry=entry,
-        workdir=workdir,
-    )
+    return digest(spec.model_dump(mode="json", by_alias=True))
 
 
 def _epoch(timestamp: str | None) -> float | None:

@@ -27,9 +27,6 @@ ERRORS: dict[str, tuple[int, str]] = {
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
 
-SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
-ASYNC_PAYLOAD_LIMIT = 256 * 1024
-
 
 @dataclass
 class LambdaError(Exception):

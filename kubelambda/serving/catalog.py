@@ -4,22 +4,25 @@
 folder of manifests, cluster mode from its watch of the API. `Catalog.resolve` answers the
 hot-path question "which frozen configuration serves NAME:QUALIFIER?", drawing a version by
 weight for a routing alias: one random number, no locks, at most one hop (alias -> version).
+A gateway `serve`s a catalog before taking it: every configuration's `Target` (spec, shape,
+revision) is worked out then, once, and `resolve` hands it down with the answer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from kubelambda.api.common import LATEST
+from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.function import AsyncConfig, FunctionSpec
 from kubelambda.api.resources import Alias, Function, Resource, Version
-from kubelambda.gateway.errors import LambdaError
-from kubelambda.gateway.names import FunctionRef, function_arn
+from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.names import FunctionRef, function_arn
+from kubelambda.serving.target import Target
 
 
 @dataclass(frozen=True)
@@ -91,10 +94,14 @@ class FunctionEntry:
 
 @dataclass(frozen=True)
 class Resolved:
+    """One name resolved: what was invoked, the configuration chosen and how to serve it."""
+
     entry: FunctionEntry
     version: FunctionVersion
     alias: str | None  # the alias invoked through, if any
     qualifier: str  # as invoked: "$LATEST", a number or an alias name
+    target: Target | None = None  # None only from a catalog no gateway has served
+    invoked_arn: str = ""  # the ARN the runtime sees as invoked (qualified unless $LATEST)
 
 
 class Catalog:
@@ -103,6 +110,35 @@ class Catalog:
             (e.namespace, e.name): e for e in entries
         }
         self.problems = problems or []
+        self.region = DEFAULT_REGION
+        self.targets: dict[str, Target] = {}  # revision -> Target, once served
+
+    def configurations(self) -> Iterator[FunctionVersion]:
+        """Every servable configuration: each function's $LATEST and its published versions."""
+        for entry in self.functions.values():
+            yield entry.latest
+            yield from entry.versions.values()
+
+    def serve(
+        self,
+        target_of: Callable[[FunctionVersion], Target],
+        region: str,
+        known: Mapping[str, Target] | None = None,
+    ) -> Catalog:
+        """Work out every configuration's Target now, so that resolving hands it down.
+
+        `known`: the targets of the catalog served before. A pinned one (`Target.pinned`) is
+        kept as is; one with a problem or with secret values is worked out again (a ConfigMap
+        that could not be read may be readable now, a Secret may have been rotated).
+        """
+        known = known or {}
+        self.region = region
+        self.targets = {}
+        for version in self.configurations():
+            kept = known.get(version.revision)
+            fresh = kept if kept is not None and kept.pinned else None
+            self.targets[version.revision] = fresh or target_of(version)
+        return self
 
     def namespaces(self) -> set[str]:
         return {ns for ns, _ in self.functions}
@@ -115,31 +151,22 @@ class Catalog:
     def entry(self, namespace: str, name: str) -> FunctionEntry:
         found = self.functions.get((namespace, name))
         if found is None:
-            raise LambdaError(
-                "ResourceNotFoundException",
-                f"Function not found: {_arn_hint(namespace, name)}",
-            )
+            raise self._not_found(namespace, name)
         return found
 
     def resolve(self, ref: FunctionRef, draw: float) -> Resolved:
         entry = self.entry(ref.namespace, ref.name)
         qualifier = ref.effective_qualifier
         if qualifier == LATEST:
-            return Resolved(entry, entry.latest, None, qualifier)
+            return self._resolved(entry, entry.latest, None, qualifier)
         if qualifier.isdigit():
             version = entry.versions.get(qualifier)
             if version is None:
-                raise LambdaError(
-                    "ResourceNotFoundException",
-                    f"Function not found: {_arn_hint(ref.namespace, ref.name, qualifier)}",
-                )
-            return Resolved(entry, version, None, qualifier)
+                raise self._not_found(ref.namespace, ref.name, qualifier)
+            return self._resolved(entry, version, None, qualifier)
         alias = entry.aliases.get(qualifier)
         if alias is None:
-            raise LambdaError(
-                "ResourceNotFoundException",
-                f"Function not found: {_arn_hint(ref.namespace, ref.name, qualifier)}",
-            )
+            raise self._not_found(ref.namespace, ref.name, qualifier)
         chosen = alias.choose(draw)
         target = entry.latest if chosen == LATEST else entry.versions.get(chosen)
         if target is None:
@@ -147,11 +174,21 @@ class Catalog:
                 "ResourceNotFoundException",
                 f"Alias {qualifier} points to version {chosen}, which does not exist",
             )
-        return Resolved(entry, target, alias.name, qualifier)
+        return self._resolved(entry, target, alias.name, qualifier)
 
+    def _resolved(
+        self, entry: FunctionEntry, version: FunctionVersion, alias: str | None, qualifier: str
+    ) -> Resolved:
+        # The runtime sees the ARN as invoked: qualified, except for an unqualified call.
+        arn = function_arn(
+            self.region, entry.namespace, entry.name, None if qualifier == LATEST else qualifier
+        )
+        target = self.targets.get(version.revision)
+        return Resolved(entry, version, alias, qualifier, target, arn)
 
-def _arn_hint(namespace: str, name: str, qualifier: str | None = None) -> str:
-    return function_arn("us-east-1", namespace, name, qualifier)
+    def _not_found(self, namespace: str, name: str, qualifier: str | None = None) -> LambdaError:
+        arn = function_arn(self.region, namespace, name, qualifier)
+        return LambdaError("ResourceNotFoundException", f"Function not found: {arn}")
 
 
 def version_number(version: Version) -> int | None:

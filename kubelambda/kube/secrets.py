@@ -2,22 +2,21 @@
 
 The gateway GETs each named Secret (its Role allows `get` on secrets in the function namespaces,
 nothing more: no list, no watch) whenever the catalog changes, and again every `REFRESH`
-seconds so a rotated value reaches new environments. Values are kept in memory only and leave
-the gateway only inside the spec it POSTs to an agent (`EnvironmentSpec.wire_json`).
+seconds (`gateway.cluster.source`) so a rotated value reaches new environments. Values are kept
+in memory only and leave the gateway only inside the spec it POSTs to an agent
+(`EnvironmentSpec.wire_json`). `lookup` is the `SecretLookup` of the gateway's spec builder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Callable
 
 import aiohttp
 
-from kubelambda.gateway.catalog import Catalog
-from kubelambda.gateway.cluster.kubeapi import ApiError, KubeApi, collection
+from kubelambda.kube.client import ApiError, KubeApi, collection
+from kubelambda.serving.catalog import Catalog
 
 log = logging.getLogger(__name__)
 REFRESH = 60.0
@@ -59,7 +58,9 @@ class ClusterSecrets:
     def lookup(self, namespace: str, name: str, key: str) -> str | None:
         return self.values.get((namespace, name), {}).get(key)
 
-    async def refresh(self, catalog: Catalog) -> None:
+    async def refresh(self, catalog: Catalog) -> bool:
+        """Read every Secret the catalog names; returns whether any value changed."""
+        before = dict(self.values)
         wanted = wanted_secrets(catalog)
         for gone in set(self.values) - wanted:
             del self.values[gone]
@@ -77,9 +78,4 @@ class ClusterSecrets:
                 continue  # keep what was read before: the API server is unreachable
             self.fetches += 1
             self.values[(namespace, name)] = decode_secret(doc)
-
-    async def refresh_forever(self, catalog_of: Callable[[], Catalog]) -> None:
-        """Read the Secrets again every REFRESH seconds, so rotated values reach new pods."""
-        while True:
-            await asyncio.sleep(REFRESH)
-            await self.refresh(catalog_of())
+        return self.values != before

@@ -1,0 +1,24 @@
+"""The release message: what the agent sends a warm shim when it hands it a function.
+
+One JSON line (`process.RuntimeProcess.release`); a runtime container's shim reads only `env`,
+as `release.env` (`container.py`). Standard library only, so the shim can name it cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Required, TypedDict
+
+# python: import the handler in the shim itself; node: exec `argv`, the machine's node on our
+# Node.js bootstrap (`nodejs/bootstrap.mjs`); exec: exec `argv` (a bootstrap executable, an
+# image's command, a wrapper); missing: no entry point (an init error, Runtime.InvalidEntrypoint).
+LaunchMode = Literal["python", "node", "exec", "missing"]
+
+
+class Release(TypedDict, total=False):
+    env: Required[dict[str, str]]  # the function's whole environment
+    cwd: Required[str]  # where it starts: LAMBDA_TASK_ROOT
+    mode: Required[LaunchMode]
+    argv: list[str]  # node, exec: the entry point and its arguments
+    sys_path: list[str]  # python: prepended to sys.path (task root, layers, PYTHONPATH)
+    fsize: int  # the largest file it may write (ephemeral storage), bytes
+    detail: str  # missing: why there is no entry point
