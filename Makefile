@@ -6,8 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
-# COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH
-SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven
+# COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH (node runs nodejs* functions)
+SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven node:nodejs
 export SYSTEM_PACKAGES
 
 .PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools brokers kind-e2e cluster-up cluster-down clean

@@ -63,6 +63,11 @@ COMMANDS: tuple[Command, ...] = (
         "kubelambda.sources.cluster_command",
     ),
     Command(
+        "logs",
+        "print a function's recent log lines from a gateway; --follow for the next ones",
+        "kubelambda.gateway.logs_command",
+    ),
+    Command(
         "crds",
         "write the CustomResourceDefinitions generated from the models",
         "kubelambda.api.command",

@@ -19,6 +19,7 @@ from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKin
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
 from kubelambda.serving.errors import LambdaError, throttled
+from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.names import FunctionRef
 from kubelambda.serving.specs import SpecBuilder
 from kubelambda.serving.target import InitType, Target
@@ -46,6 +47,8 @@ class Invoker:
         metrics: GatewayMetrics | None = None,
         specs: SpecBuilder | None = None,
         draw: Callable[[], float] = random.random,
+        logbook: LogBook | None = None,
+        tail_to_logbook: bool = False,
     ) -> None:
         self.pool = pool
         self.limits = limits or PoolLimits()
@@ -54,6 +57,10 @@ class Invoker:
         self.draw = draw
         self.catalog = Catalog()
         self.ledgers: dict[str, ConcurrencyLedger] = {}
+        # `kubelambda logs` reads this; dev mode's environments write every line into it.
+        self.logbook = logbook or LogBook()
+        # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
+        self.tail_to_logbook = tail_to_logbook
 
     @property
     def region(self) -> str:
@@ -144,6 +151,8 @@ class Invoker:
             if target.problem is not None:
                 raise target.error()
             env, start = await self.pool.acquire(target, provisioned=lease.kind == "provisioned")
+            if self.tail_to_logbook and not request.log_tail:
+                request = request.model_copy(update={"log_tail": True})
             try:
                 async with asyncio.timeout(resolved.version.spec.timeout + HANG_GRACE):
                     result = await env.invoke(request)
@@ -162,6 +171,13 @@ class Invoker:
             concurrent.dec()
             self.ledgers[resolved.entry.namespace].release(lease)
         self._account(labels, result, start)
+        if self.tail_to_logbook and result.log_tail:
+            self.logbook.add_tail(
+                resolved.entry.namespace,
+                resolved.entry.name,
+                resolved.version.version,
+                result.log_tail,
+            )
         return Outcome(resolved, result, start)
 
     @staticmethod

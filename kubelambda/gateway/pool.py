@@ -57,6 +57,15 @@ class ProvisionedTarget:
     target: Target
 
 
+def named(target: Target) -> str:
+    """How messages name a configuration: namespace.function:version, as users address it."""
+    spec = target.on_demand or target.provisioned
+    if spec is None:
+        return target.revision
+    prefix = "" if spec.namespace == "default" else f"{spec.namespace}."
+    return f"{prefix}{spec.function_name}:{spec.function_version}"
+
+
 def expired(meta: _Meta, now: float, settings: PoolSettings) -> bool:
     return now - meta.last_used >= settings.keepalive or now - meta.created >= settings.max_age
 
@@ -97,6 +106,7 @@ class EnvironmentPool:
                     self._busy.add(env)
                     return env, "provisioned" if init_type != "on-demand" else "warm"
                 self._discard(env)
+        target.spec("on-demand")  # an unservable target raises its own error before any start
         env = await self._generic_or_new(runtime)
         now = self.clock()
         self._meta[env] = _Meta((revision, "on-demand"), now, now, runtime)
@@ -106,7 +116,7 @@ class EnvironmentPool:
         except Exception as exc:
             self._busy.discard(env)
             self._discard(env)
-            log.warning("specializing an environment for %s failed: %s", revision, exc)
+            log.warning("%s: the execution environment could not start: %s", named(target), exc)
             raise LambdaError(
                 "ServiceException", f"The execution environment could not start: {exc}"
             ) from exc
@@ -203,7 +213,7 @@ class EnvironmentPool:
             try:
                 await self.provider.specialize(env, target.target, "provisioned-concurrency")
             except Exception as exc:
-                log.warning("provisioning %s failed: %s", revision, exc)
+                log.warning("provisioned concurrency for %s failed: %s", named(target.target), exc)
                 self._discard(env)
                 continue
             self._idle.setdefault(key, []).append(env)

@@ -209,6 +209,17 @@ class _JsonFormatter(logging.Formatter):
         )
 
 
+# AWS_LAMBDA_LOG_LEVEL's names as the logging module's levels, mapped as Lambda's runtime does.
+LOG_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+}
+
+
 def setup_logging() -> None:
     """The root logger writes Lambda's format to stdout, with the request id on each line."""
     handler = logging.StreamHandler(sys.stdout)
@@ -224,8 +235,8 @@ def setup_logging() -> None:
     handler.addFilter(_REQUEST)
     root = logging.getLogger()
     root.addHandler(handler)
-    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper()
-    if level in logging.getLevelNamesMapping():
+    level = LOG_LEVELS.get(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "").upper())
+    if level is not None:
         root.setLevel(level)
 
 

@@ -79,7 +79,12 @@ class Environment:
         self._release: Release | None = None
         self._proc: RuntimeHandle | None = None
         self._init = InitPhase(
-            runtime, init_timeout, emit=self._emit, kill=self._kill, settled=self._init_settled
+            runtime,
+            init_timeout,
+            emit=self._emit,
+            info=self._platform,
+            kill=self._kill,
+            settled=self._init_settled,
         )
         self._reinit_task: asyncio.Task[None] | None = None
         self._inflight: PendingInvocation | None = None
@@ -206,7 +211,7 @@ class Environment:
         init_ms = self._init.take_duration()
         rid = request.request_id
         self._tail = report.LogTail() if request.log_tail else None
-        self._emit(report.start_line(rid, spec.function_version, spec.log_format))
+        self._platform(report.start_line(rid, spec.function_version, spec.log_format))
         if failure is not None:
             body, error_type = errors.init_failure_body(failure, rid)
             result = self._finish(spec, rid, body, 0.0, init_ms, "error", error_type)
@@ -271,11 +276,11 @@ class Environment:
         """Write END and REPORT and build the result (Unhandled when anything failed)."""
         billed = report.billed_duration_ms(duration_ms)
         used = report.memory_mb(self._max_rss_kb)
-        self._emit(report.end_line(rid, spec.log_format))
+        self._platform(report.end_line(rid, spec.log_format))
         line = report.Report(
             rid, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
         )
-        self._emit(report.report_line(line, spec.log_format))
+        self._platform(report.report_line(line, spec.log_format))
         tail, self._tail = self._tail, None
         return InvokeResult(
             request_id=rid,
@@ -366,6 +371,11 @@ class Environment:
             self._state = EnvState.FAILED
         elif self._init.succeeded:
             self._reinit()  # died while idle: have a fresh runtime ready for the next call
+
+    def _platform(self, line: str) -> None:
+        """An INFO platform line, written unless the function's systemLogLevel is WARN."""
+        if report.platform_shown(self._spec.system_log_level if self._spec else None):
+            self._emit(line)
 
     def _emit(self, line: str) -> None:
         self._sink(line)

@@ -22,6 +22,7 @@ from kubelambda.runtime.envvars import (
 )
 from kubelambda.runtime.release import Release
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.runtime.toolchains import find_node
 
 RUNTIME_DIR = Path(__file__).resolve().parent  # LAMBDA_RUNTIME_DIR: where the bootstrap lives
 MIB = 1024 * 1024
@@ -85,7 +86,8 @@ async def prepare(
         host_env=os.environ,
         python_bin_dir=os.path.dirname(python),
     )
-    launch = choose_launch(spec, layout, env, python=python)
+    node = find_node() if spec.runtime.startswith("nodejs") else None
+    launch = choose_launch(spec, layout, env, python=python, node=node)
     sys_path: list[str] = []
     if is_python(spec.runtime):
         sys_path = python_paths(

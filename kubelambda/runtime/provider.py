@@ -13,11 +13,15 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.environment import Environment, LogSink, stdout_sink
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
+
+# Told which environment wrote a line (dev mode prefixes and buffers lines per function).
+EnvironmentSink = Callable[[Environment, str], None]
 
 
 class ProcessProvider:
@@ -28,6 +32,7 @@ class ProcessProvider:
         base_dir: Path | None = None,
         *,
         log_sink: LogSink = stdout_sink,
+        environment_sink: EnvironmentSink | None = None,
         host: str = "127.0.0.1",
         init_timeout: float = 10.0,
         stop_grace: float = 2.0,
@@ -37,6 +42,7 @@ class ProcessProvider:
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
         self.cache = CodeCache(self.base_dir / "code-cache")
         self._log_sink = log_sink
+        self._environment_sink = environment_sink
         self._host = host
         self._init_timeout = init_timeout
         self._stop_grace = stop_grace
@@ -52,16 +58,26 @@ class ProcessProvider:
     async def start_environment(self, runtime: str) -> Environment:
         """A generic warm environment for `runtime`, ready to be specialized."""
         self._counter += 1
+        sink = self._log_sink
+        labelled = self._environment_sink
+        if labelled is not None:
+            holder: list[Environment] = []  # filled before the environment writes a line
+
+            def sink(line: str) -> None:
+                labelled(holder[0], line)
+
         env = Environment(
             runtime,
             work_dir=self.base_dir / f"env-{self._counter}",
             host=self._host,
-            log_sink=self._log_sink,
+            log_sink=sink,
             code_cache=self.cache,
             init_timeout=self._init_timeout,
             stop_grace=self._stop_grace,
             python=self._python,
         )
+        if labelled is not None:
+            holder.append(env)
         self._environments.append(env)
         try:
             await env.start()

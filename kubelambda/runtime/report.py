@@ -52,6 +52,17 @@ class Report:
     error_type: str | None = None
 
 
+# loggingConfig.systemLogLevel: START, END, REPORT and INIT_START are INFO records; failed inits
+# and timeouts are written at any level.
+_SYSTEM_LEVELS = {"DEBUG": 1, "INFO": 2, "WARN": 3}
+
+
+def platform_shown(system_log_level: str | None, line_level: str = "INFO") -> bool:
+    """Whether a platform line of `line_level` passes the function's systemLogLevel."""
+    threshold = _SYSTEM_LEVELS.get(system_log_level or "INFO", 2)
+    return _SYSTEM_LEVELS[line_level] >= threshold
+
+
 def start_line(request_id: str, version: str, log_format: str = "Text") -> str:
     if log_format == "JSON":
         return _platform("platform.start", {"requestId": request_id, "version": version})

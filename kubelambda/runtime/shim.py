@@ -119,7 +119,7 @@ def main() -> None:
     release = _read_release(control_fd)
     env = _apply(release)
     argv = release.get("argv")
-    if release["mode"] == "exec" and argv:
+    if release["mode"] in ("exec", "node") and argv:
         _exec(argv, env)
         return
     extra = release.get("sys_path", [])
