@@ -37,11 +37,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def load_configs(folder: Path) -> list[PollerConfig]:
-    from kubelambda.api.resources import EventSourceMapping, load_manifests
+    from kubelambda.api.manifests import read_paths
+    from kubelambda.api.resources import EventSourceMapping
     from kubelambda.sources.config import ConfigError, poller_config
 
+    reading = read_paths([folder])
+    reading.raise_problems()
     out: list[PollerConfig] = []
-    for _, res in load_manifests(folder):
+    for document in reading.documents:
+        res = document.resource
         if isinstance(res, EventSourceMapping):
             try:
                 out.append(poller_config(res))
