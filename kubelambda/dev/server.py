@@ -119,7 +119,10 @@ class FolderSource:
             try:
                 self.mappings.append(poller_config(mapping))
             except ConfigError as exc:
-                problems.append(f"EventSourceMapping {mapping.name}: {exc}; not polled")
+                note = f"EventSourceMapping {mapping.name}: {exc}; not polled"
+                if note not in self._told:  # said once, not on every reload
+                    self._told.add(note)
+                    problems.append(note)
         for line in problems:
             self.say(f"  ! {line}")
         for line in result.warnings:

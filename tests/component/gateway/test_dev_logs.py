@@ -25,7 +25,7 @@ spec: {runtime: python3.12, handler: app.handler, code: {path: ./hello}}
 apiVersion: kubelambda.dev/v1alpha1
 kind: EventSourceMapping
 metadata: {name: tick}
-spec: {functionName: hello, source: {schedule: {expression: rate(1 minute)}}}
+spec: {functionName: hello, source: {schedule: {expression: rate(1 minute), timezone: Not/AZone}}}
 """
 CODE = "def handler(event, context):\n    print('said', event.get('n'))\n    return event['n']\n"
 
@@ -112,7 +112,7 @@ def test_follow_shows_the_next_invocation_within_a_second(tmp_path: Path) -> Non
         dev.stop()
 
 
-def test_the_pollers_note_is_said_once_across_reloads(tmp_path: Path) -> None:
+def test_a_mappings_problem_is_said_once_across_reloads(tmp_path: Path) -> None:
     dev = _start(tmp_path)
     try:
         manifest = dev.folder / "fns.yaml"
@@ -123,6 +123,6 @@ def test_the_pollers_note_is_said_once_across_reloads(tmp_path: Path) -> None:
             edits += 1
             manifest.write_text(MANIFESTS + f"# edit {edits}\n")
             time.sleep(0.5)
-        assert dev.log().count("event-source pollers are not built yet") == 1
+        assert dev.log().count("is not a known IANA timezone") == 1
     finally:
         dev.stop()
