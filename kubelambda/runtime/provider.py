@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.environment import Environment, LogSink, stdout_sink
+from kubelambda.runtime.release import Channel
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
 
 
@@ -32,6 +33,7 @@ class ProcessProvider:
         init_timeout: float = 10.0,
         stop_grace: float = 2.0,
         python: str = sys.executable,
+        channel: Channel = "pipe",
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
@@ -41,6 +43,7 @@ class ProcessProvider:
         self._init_timeout = init_timeout
         self._stop_grace = stop_grace
         self._python = python
+        self._channel = channel
         self._environments: list[Environment] = []
         self._counter = 0
 
@@ -61,6 +64,7 @@ class ProcessProvider:
             init_timeout=self._init_timeout,
             stop_grace=self._stop_grace,
             python=self._python,
+            channel=self._channel,
         )
         self._environments.append(env)
         try:

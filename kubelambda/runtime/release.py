@@ -11,6 +11,9 @@ from typing import Literal, Required, TypedDict
 # python: import the handler in the shim itself; exec: exec `argv`; missing: no entry point
 # (reported as an init error, Runtime.InvalidEntrypoint).
 LaunchMode = Literal["python", "exec", "missing"]
+# How our Python bootstrap reaches the Runtime API: frames on the release socketpair (the fast
+# path, `channel.py`) or HTTP at AWS_LAMBDA_RUNTIME_API, as every other runtime does.
+Channel = Literal["pipe", "http"]
 
 
 class Release(TypedDict, total=False):
@@ -21,3 +24,4 @@ class Release(TypedDict, total=False):
     sys_path: list[str]  # python: prepended to sys.path (task root, layers, PYTHONPATH)
     fsize: int  # the largest file it may write (ephemeral storage), bytes
     detail: str  # missing: why there is no entry point
+    channel: Channel  # python: the Runtime API's carrier (default http)
