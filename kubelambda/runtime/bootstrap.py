@@ -236,11 +236,12 @@ def _parse_json_header(value: str | None) -> dict[str, Any] | None:
 
 
 def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
-    """The invoke loop: next event, call the handler, post its result or error."""
+    """The invoke loop: next event, call the handler, post its result or error (and ask for
+    the next event with it)."""
     environ = os.environ
     stdout, stderr = sys.stdout, sys.stderr
+    body, headers = client.next()
     while True:
-        body, headers = client.next()
         request_id = headers.get("lambda-runtime-aws-request-id", "")
         _REQUEST.request_id = request_id
         trace_id = headers.get("lambda-runtime-trace-id")
@@ -267,7 +268,7 @@ def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
             log_error(error)
             stdout.flush()
             stderr.flush()
-            client.post(
+            body, headers = client.respond_then_next(
                 f"/invocation/{request_id}/error",
                 json.dumps(error).encode(),
                 {
@@ -279,7 +280,9 @@ def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
         # The agent cuts the log at the response: what the handler printed must be out first.
         stdout.flush()
         stderr.flush()
-        client.post(f"/invocation/{request_id}/response", result, {"Content-Type": content_type})
+        body, headers = client.respond_then_next(
+            f"/invocation/{request_id}/response", result, {"Content-Type": content_type}
+        )
 
 
 def post_init_error(client: RuntimeClient | PipeClient, error: dict[str, Any]) -> None:

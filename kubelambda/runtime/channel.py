@@ -41,6 +41,10 @@ class PipeChannel(asyncio.Protocol):
         self._head: tuple[int, int] | None = None
         self._dropping = 0
         self._dropped: tuple[int, PendingInvocation | Reply] | None = None
+        # Answers not written yet, and whether a /next of the runtime waits for an event: the
+        # answers before it then go out with the event, in one write (see `data_received`).
+        self._out: list[bytes] = []
+        self._polling = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -53,6 +57,14 @@ class PipeChannel(asyncio.Protocol):
             self._transport.close()
 
     def data_received(self, data: bytes) -> None:
+        """Answer every whole frame in order. Our bootstrap sends its response and its next
+        /next together (`PipeClient.respond_then_next`); the 202 for the response then waits
+        for the event that answers that /next, so a warm invoke is one write each way."""
+        self._parse(data)
+        if not self._polling:
+            self._flush()
+
+    def _parse(self, data: bytes) -> None:
         if self._dropping:
             data = self._drop(data)
         buffer = self._buffer
@@ -88,6 +100,7 @@ class PipeChannel(asyncio.Protocol):
         if kind == "next":
             taken = api.take_next()
             if isinstance(taken, asyncio.Future):
+                self._polling = True
                 taken.add_done_callback(self._answer_next)
                 return
             self._send(taken)
@@ -105,12 +118,18 @@ class PipeChannel(asyncio.Protocol):
             self._send(not_found(method, path))
 
     def _answer_next(self, waiter: asyncio.Future[PendingInvocation | None]) -> None:
+        self._polling = False
         if not waiter.cancelled():
             self._send(self._api.next_reply(waiter.result()))
+        self._flush()
 
     def _send(self, reply: Reply) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(encode_reply(reply))
+        self._out.append(encode_reply(reply))
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     # An oversized answer: its meta is known, its body is counted off and dropped.
     def _begin_drop(self, meta: list[object], body_len: int) -> None:

@@ -42,6 +42,13 @@ class _Calls:
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         return self.request("POST", API + path, body, headers)[0]
 
+    def respond_then_next(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        """Post a response or error, then wait for the next event."""
+        self.post(path, body, headers)
+        return self.next()
+
 
 class PipeClient(_Calls):
     """The Runtime API as frames on an inherited, connected Unix socket (file descriptor `fd`)."""
@@ -54,13 +61,31 @@ class PipeClient(_Calls):
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        meta = json.dumps([method, path, headers or {}]).encode()
-        head = FRAME.pack(len(meta), len(body)) + meta
+        self._send(_frame(method, path, body, headers))
+        return self._answer()
+
+    def respond_then_next(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        """Both requests in one write; the agent answers both in one (with the next event)."""
+        head, body = _frame("POST", API + path, body, headers)
+        ask = _frame("GET", API + "/invocation/next", b"", None)
+        self._send((head, body + ask[0]))
+        self._answer()  # the 202 (or refusal) of the response; Lambda's runtime ignores it too
+        status, answer_headers, event = self._answer()
+        if status != 200:
+            raise RuntimeError(f"Runtime API /next answered {status}: {event!r}")
+        return event, answer_headers
+
+    def _send(self, frame: tuple[bytes, bytes]) -> None:
+        head, body = frame
         if len(body) > _SEPARATE_BODY:
             self._sock.sendall(head)
             self._sock.sendall(body)
         else:
             self._sock.sendall(head + body)
+
+    def _answer(self) -> tuple[int, dict[str, str], bytes]:
         meta_len, body_len = FRAME.unpack(self._take(FRAME.size))
         status, answer_headers = json.loads(self._take(meta_len))
         return status, answer_headers, self._take(body_len)
@@ -75,6 +100,13 @@ class PipeClient(_Calls):
         data = bytes(buffer[:size])
         del buffer[:size]
         return data
+
+
+def _frame(
+    method: str, path: str, body: bytes, headers: dict[str, str] | None
+) -> tuple[bytes, bytes]:
+    meta = json.dumps([method, path, headers or {}]).encode()
+    return FRAME.pack(len(meta), len(body)) + meta, body
 
 
 class RuntimeClient(_Calls):
