@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 SYSTEM_PACKAGES ?= nats-server:nats-server
 export SYSTEM_PACKAGES
 
-.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools kind-e2e clean
+.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench bench-peer system-deps tools kind-e2e clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -59,6 +59,10 @@ crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the c
 bench: $(STAMP) system-deps  ## run the benchmarks in bench/ and print their tables
 	SYSTEM_PACKAGES="wrk:wrk" scripts/system-deps.sh
 	$(BIN)/python -m bench
+
+bench-peer: $(STAMP)  ## kubelambda dev side by side with serverless-offline (npm) and a bare floor
+	scripts/peer-tools.sh
+	$(BIN)/python -m bench.peer
 
 kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
 	scripts/kind-e2e.sh
