@@ -175,9 +175,7 @@ async def _throughput(url: str, connections: int, seconds: float, warmup: float)
         until = time.perf_counter() + warmup
         await asyncio.gather(*(worker(session, until, False) for _ in range(connections)))
         start = time.perf_counter()
-        await asyncio.gather(
-            *(worker(session, start + seconds, True) for _ in range(connections))
-        )
+        await asyncio.gather(*(worker(session, start + seconds, True) for _ in range(connections)))
         return done / (time.perf_counter() - start)
 
 

@@ -56,7 +56,7 @@ SERVICE = "bench"
 def serve_floor(port: int) -> None:
     from aiohttp import web
 
-    from kubelambda.loop import run_loop
+    from kubelambda.loop import run_loop, stop_requested
 
     async def answer(_request: web.Request) -> web.Response:
         return web.Response(body=b"{}", content_type="application/json")
@@ -68,10 +68,8 @@ def serve_floor(port: int) -> None:
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         print("floor ready", flush=True)
-        while True:
-            await asyncio.sleep(3600)
-
-    import asyncio
+        await stop_requested().wait()
+        await runner.cleanup()
 
     run_loop(main())
 

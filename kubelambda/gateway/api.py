@@ -117,8 +117,7 @@ class GatewayApi:
         executed = resolved.version.version
         if kind == "DryRun":
             return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-        # Built from values checked above: no validation pass on the warm hot path.
-        call = InvokeRequest.model_construct(
+        call = InvokeRequest(
             payload=payload,
             client_context=request.headers.get("X-Amz-Client-Context"),
             trace_id=request.headers.get("X-Amzn-Trace-Id"),

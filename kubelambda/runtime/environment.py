@@ -285,7 +285,7 @@ class Environment:
         )
         self._emit(report.report_line(line, spec.log_format))
         tail, self._tail = self._tail, None
-        return InvokeResult.model_construct(  # our own figures: no validation on the hot path
+        return InvokeResult(
             request_id=rid,
             payload=payload,
             function_error="Unhandled" if error_type or function_error else None,
