@@ -73,20 +73,29 @@ class Served:
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            text=True,
             start_new_session=True,
         )
+        self.ready_seen = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.ready_at = self._wait_for(ready)
 
     def _read(self) -> None:
+        """Lines go to the queue until the system is ready; after that the output is drained
+        in large reads only (a per-line reader here would take the client's CPU, and more
+        from the system that logs more)."""
         assert self.proc.stdout is not None
-        sink = self.log.open("a") if self.log else None
-        for line in self.proc.stdout:
-            self.lines.put(line)
+        fd = self.proc.stdout.fileno()
+        sink = self.log.open("ab") if self.log else None
+        partial = b""
+        while chunk := os.read(fd, 1 << 16):
             if sink is not None:
-                sink.write(line)
+                sink.write(chunk)
+            if self.ready_seen.is_set():
+                continue
+            *lines, partial = (partial + chunk).split(b"\n")
+            for line in lines:
+                self.lines.put(line.decode(errors="replace") + "\n")
         if sink is not None:
             sink.close()
         self.lines.put(None)
@@ -104,6 +113,7 @@ class Served:
                 break
             seen.append(line)
             if pattern.search(line):
+                self.ready_seen.set()
                 return time.perf_counter()
         self.stop()
         raise RuntimeError(f"{self.name} did not become ready:\n{''.join(seen[-30:])}")

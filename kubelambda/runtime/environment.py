@@ -8,7 +8,9 @@ Usable in-process (dev mode) and behind the agent's control API (cluster mode). 
 this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
 runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
 Each init phase is an `init.InitPhase`; the state (`EnvState`) is the one record of whether an
-invocation is running.
+invocation is running. Our Python bootstrap, released by the shim, reaches the Runtime API over
+the shim's socketpair (`channel.py`, `channel="pipe"`, the default); every other runtime, and a
+runtime container, uses HTTP at `address`.
 """
 
 from __future__ import annotations
