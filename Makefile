@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven node:nodejs
 export SYSTEM_PACKAGES
 
-.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools brokers kind-e2e cluster-up cluster-down clean
+.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench bench-peer system-deps tools brokers kind-e2e cluster-up cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -69,6 +69,10 @@ cluster-up: $(STAMP) tools  ## the test cluster in the background (kubeconfig: .
 
 cluster-down:  ## stop what cluster-up started; fails if a process or port is left behind
 	scripts/cluster-down.sh
+
+bench-peer: $(STAMP)  ## kubelambda dev side by side with serverless-offline (npm) and a bare floor
+	scripts/peer-tools.sh
+	$(BIN)/python -m bench.peer
 
 kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
 	scripts/kind-e2e.sh

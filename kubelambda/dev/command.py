@@ -7,6 +7,10 @@ from pathlib import Path
 
 from kubelambda.gateway.flags import add_serving_flags
 
+# Enough for five new functions called back to back to each find a warm environment; a warm
+# Python shim is about 10 MB of memory.
+WARM_PER_RUNTIME = 5
+
 DESCRIPTION = """\
 Serve every Function, Version and Alias manifest in DIR (searched recursively) through
 Lambda's Invoke API, with execution environments as local processes. boto3 and the AWS CLI
@@ -37,8 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
-        default=1,
-        help="generic warm environments kept per runtime in use (1)",
+        default=WARM_PER_RUNTIME,
+        help="generic warm environments kept per runtime in use, started before `ready:` and "
+        f"topped up as they are used ({WARM_PER_RUNTIME})",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
     parser.add_argument(

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Gauge, Histogram
+
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
@@ -29,6 +31,14 @@ log = logging.getLogger(__name__)
 # How long past a function's own timeout the gateway waits for an environment that stopped
 # answering, before it gives up on it.
 HANG_GRACE = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    concurrent: Gauge
+    invocations: Counter
+    errors: Counter
+    duration: dict[str, Histogram]
 
 
 @dataclass
@@ -61,6 +71,9 @@ class Invoker:
         self.logbook = logbook or LogBook()
         # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
         self.tail_to_logbook = tail_to_logbook
+        # Each label set's metric children, looked up once (prometheus' labels() locks and
+        # validates on every call; this is the warm hot path).
+        self._series: dict[tuple[str, ...], _Series] = {}
 
     @property
     def region(self) -> str:
@@ -145,7 +158,8 @@ class Invoker:
         lease = self.admit(resolved)
         labels = self._labels(resolved)
         target = self._target(resolved)
-        concurrent = self.metrics.concurrent.labels(*labels)
+        series = self._series.get(labels) or self._new_series(labels)
+        concurrent = series.concurrent
         concurrent.inc()
         try:
             if target.problem is not None:
@@ -170,7 +184,7 @@ class Invoker:
         finally:
             concurrent.dec()
             self.ledgers[resolved.entry.namespace].release(lease)
-        self._account(labels, result, start)
+        self._account(series, labels, result, start)
         if self.tail_to_logbook and result.log_tail:
             self.logbook.add_tail(
                 resolved.entry.namespace,
@@ -186,11 +200,27 @@ class Invoker:
             raise LambdaError("ServiceException", "resolved from a catalog no gateway serves")
         return resolved.target
 
-    def _account(self, labels: tuple[str, ...], result: InvokeResult, start: StartKind) -> None:
-        self.metrics.invocations.labels(*labels).inc()
+    def _new_series(self, labels: tuple[str, ...]) -> _Series:
+        m = self.metrics
+        series = _Series(
+            m.concurrent.labels(*labels),
+            m.invocations.labels(*labels),
+            m.errors.labels(*labels),
+            {},  # per start kind, made on first use (no empty series in /metrics)
+        )
+        self._series[labels] = series
+        return series
+
+    def _account(
+        self, series: _Series, labels: tuple[str, ...], result: InvokeResult, start: StartKind
+    ) -> None:
+        series.invocations.inc()
         if result.function_error:
-            self.metrics.errors.labels(*labels).inc()
-        self.metrics.duration.labels(*labels, start).observe(result.duration_ms / 1000)
+            series.errors.inc()
+        duration = series.duration.get(start)
+        if duration is None:
+            duration = series.duration[start] = self.metrics.duration.labels(*labels, start)
+        duration.observe(result.duration_ms / 1000)
         if result.init_duration_ms is not None:
             self.metrics.init_duration.labels(*labels, start).observe(
                 result.init_duration_ms / 1000

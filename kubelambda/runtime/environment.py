@@ -8,7 +8,9 @@ Usable in-process (dev mode) and behind the agent's control API (cluster mode). 
 this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
 runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
 Each init phase is an `init.InitPhase`; the state (`EnvState`) is the one record of whether an
-invocation is running.
+invocation is running. Our Python bootstrap, released by the shim, reaches the Runtime API over
+the shim's socketpair (`channel.py`, `channel="pipe"`, the default); every other runtime, and a
+runtime container, uses HTTP at `address`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime import errors, report
+from kubelambda.runtime.channel import PipeChannel, attach
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.container import ContainerLink
 from kubelambda.runtime.errors import (
@@ -33,7 +36,7 @@ from kubelambda.runtime.init import InitPhase
 from kubelambda.runtime.invocation import decode_client_context, next_headers
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
-from kubelambda.runtime.release import Release
+from kubelambda.runtime.release import Channel, Release
 from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
@@ -61,8 +64,13 @@ class Environment:
         stop_grace: float = 2.0,
         python: str = sys.executable,
         shared: SharedDirs | None = None,
+        channel: Channel = "pipe",
     ) -> None:
         self.runtime = runtime
+        # Our Python bootstrap's carrier for the Runtime API (`channel.py`); every other
+        # runtime, and a runtime container, speaks HTTP to `address` regardless.
+        self.channel: Channel = channel
+        self._pipe: PipeChannel | None = None
         self.work_dir = Path(work_dir)
         self._sink = log_sink
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
@@ -149,6 +157,7 @@ class Environment:
                 runtime_api=self._api.address,
                 python=self._python,
                 shared=self._shared,
+                channel=self.channel,
             )
         except BaseException:
             self._state = EnvState.WARM if self.alive else EnvState.FAILED
@@ -160,7 +169,7 @@ class Environment:
             self._proc.kill()
             self._init.fail(InitFailure("spawn", detail=prepared.launch.detail))
             return
-        await self._proc.release(prepared.message)
+        await self._hand_over(self._proc, prepared.message)
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Run one invocation; raises EnvironmentBusy at once if another one is running."""
@@ -195,6 +204,7 @@ class Environment:
         proc = self._proc
         if proc is not None:
             await proc.terminate(self._stop_grace)
+        self._detach()
         if self._link is not None:
             self._link.close()
         await self._api.close()
@@ -319,6 +329,7 @@ class Environment:
         return proc
 
     def _begin_init(self, *, ahead: bool = False) -> None:
+        self._detach()  # the previous generation's channel, if any
         self._api.reset()
         self._init.begin(self._spec.log_format if self._spec else "Text", ahead=ahead)
 
@@ -353,7 +364,23 @@ class Environment:
         except OSError as exc:
             self._init.fail(InitFailure("spawn", detail=f"cannot start the runtime: {exc}"))
             return
-        self._reinit_task = asyncio.get_running_loop().create_task(proc.release(release))
+        self._reinit_task = asyncio.get_running_loop().create_task(self._hand_over(proc, release))
+
+    async def _hand_over(self, proc: RuntimeHandle, message: Release) -> None:
+        """Release `proc`; with the pipe channel, serve the Runtime API on its socketpair."""
+        sock = await proc.release(message)
+        if sock is None:
+            return
+        if proc is not self._proc or self._state == EnvState.STOPPED:
+            sock.close()  # replaced or stopped meanwhile
+            return
+        self._detach()
+        self._pipe = await attach(self._api, sock)
+
+    def _detach(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
 
     def _on_exit(self, proc: RuntimeHandle) -> None:
         code = proc.exited.result()

@@ -20,7 +20,7 @@ from kubelambda.runtime.envvars import (
     log_stream_name,
     python_paths,
 )
-from kubelambda.runtime.release import Release
+from kubelambda.runtime.release import Channel, Release
 from kubelambda.runtime.spec import EnvironmentSpec
 from kubelambda.runtime.toolchains import find_node
 
@@ -64,8 +64,11 @@ async def prepare(
     runtime_api: str,
     python: str = sys.executable,
     shared: SharedDirs | None = None,
+    channel: Channel = "http",
 ) -> Prepared:
-    """Fetch code and layers, make this environment's /opt and /tmp, and decide the release."""
+    """Fetch code and layers, make this environment's /opt and /tmp, and decide the release.
+
+    `channel` is how our Python bootstrap, when it is the entry point, reaches the Runtime API."""
     if shared is not None:
         return await _prepare_shared(spec, cache=cache, runtime_api=runtime_api, shared=shared)
     task_root = await cache.resolve(spec.code)
@@ -104,6 +107,8 @@ async def prepare(
         "fsize": spec.ephemeral_storage * MIB,
         "detail": launch.detail,
     }
+    if launch.mode == "python":
+        message["channel"] = channel
     return Prepared(launch=launch, message=message, layout=layout)
 
 

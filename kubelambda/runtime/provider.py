@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.environment import Environment, LogSink, stdout_sink
+from kubelambda.runtime.release import Channel
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
 
 # Told which environment wrote a line (dev mode prefixes and buffers lines per function).
@@ -37,6 +38,7 @@ class ProcessProvider:
         init_timeout: float = 10.0,
         stop_grace: float = 2.0,
         python: str = sys.executable,
+        channel: Channel = "pipe",
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
@@ -47,6 +49,7 @@ class ProcessProvider:
         self._init_timeout = init_timeout
         self._stop_grace = stop_grace
         self._python = python
+        self._channel = channel
         self._environments: list[Environment] = []
         self._counter = 0
 
@@ -75,6 +78,7 @@ class ProcessProvider:
             init_timeout=self._init_timeout,
             stop_grace=self._stop_grace,
             python=self._python,
+            channel=self._channel,
         )
         if labelled is not None:
             holder.append(env)
