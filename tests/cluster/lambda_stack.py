@@ -159,7 +159,7 @@ class LambdaStack:
             except OSError:
                 return False
 
-        wait_until(ready, timeout=30, interval=0.1, what=f"gateway {identity} to be ready")
+        wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
         return url
 
     def stop(self) -> None:
