@@ -37,15 +37,12 @@ from kubelambda.runtime.invocation import decode_client_context, next_headers
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
 from kubelambda.runtime.release import Channel, Release
+from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
 LogSink = Callable[[str], None]
 START_TIMEOUT = 30.0  # seconds for a shim to come up warm
-
-
-def stdout_sink(line: str) -> None:
-    sys.stdout.write(line + "\n")
 
 
 class Environment:
@@ -284,25 +281,12 @@ class Environment:
         function_error: bool = False,
     ) -> InvokeResult:
         """Write END and REPORT and build the result (Unhandled when anything failed)."""
-        billed = report.billed_duration_ms(duration_ms)
-        used = report.memory_mb(self._max_rss_kb)
-        self._platform(report.end_line(rid, spec.log_format))
-        line = report.Report(
-            rid, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
-        )
-        self._platform(report.report_line(line, spec.log_format))
+        rss = self._max_rss_kb
+        end = report.Closing.of(spec, rid, duration_ms, init_ms, rss, status, error_type)
+        self._platform(end.end_line)
+        self._platform(end.report_line)
         tail, self._tail = self._tail, None
-        return InvokeResult(
-            request_id=rid,
-            payload=payload,
-            function_error="Unhandled" if error_type or function_error else None,
-            duration_ms=duration_ms,
-            billed_duration_ms=billed,
-            max_memory_used_mb=used,
-            init_duration_ms=init_ms,
-            log_tail=tail.text() if tail is not None else None,
-            executed_version=spec.function_version,
-        )
+        return end.result(payload, function_error, tail.text() if tail is not None else None)
 
     def _on_timeout(self, invocation: PendingInvocation) -> None:
         if invocation.outcome.done():

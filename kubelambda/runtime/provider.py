@@ -17,8 +17,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime.code import CodeCache
-from kubelambda.runtime.environment import Environment, LogSink, stdout_sink
+from kubelambda.runtime.environment import Environment, LogSink
 from kubelambda.runtime.release import Channel
+from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
 
 # Told which environment wrote a line (dev mode prefixes and buffers lines per function).
