@@ -159,7 +159,8 @@ class LambdaStack:
             except OSError:
                 return False
 
-        wait_until(ready, timeout=30, interval=0.1, what=f"gateway {identity} to be ready")
+        # A generous bound: on a loaded 2-core machine the import and first lists take a while.
+        wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
         return url
 
     def stop(self) -> None:
