@@ -159,6 +159,7 @@ class LambdaStack:
             except OSError:
                 return False
 
+        # A generous bound: on a loaded 2-core machine the import and first lists take a while.
         wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
         return url
 
