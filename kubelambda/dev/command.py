@@ -108,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.WARNING, stream=sys.stdout, format="kubelambda dev: %(levelname)s %(message)s"
     )
     logging.getLogger("kubelambda").setLevel(logging.INFO)
+    # A broker that is down is reported by its poller (status line and restart warning); the
+    # AMQP client's own per-attempt transport errors would only repeat it.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)

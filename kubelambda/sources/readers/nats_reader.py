@@ -83,10 +83,20 @@ def deliver_policy(ctx: Context) -> dict[str, Any]:
     return {"deliver_policy": DeliverPolicy.NEW}
 
 
+async def _quiet(_exc: Exception) -> None:
+    return None
+
+
 async def run(ctx: Context) -> None:
     source = ctx.config.spec.source.nats
     assert source is not None
-    options: dict[str, Any] = {"allow_reconnect": True, "max_reconnect_attempts": -1}
+    options: dict[str, Any] = {
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        # The poller reports a broker it cannot reach (status and one warning per restart);
+        # nats-py's default callback would log a traceback for every attempt.
+        "error_cb": _quiet,
+    }
     for key in ("user", "password", "token"):
         if ctx.credentials.get(key):
             options[key] = ctx.credentials[key]
