@@ -88,12 +88,18 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
     if args.runtime_container:
         layers = Path(args.layers_dir) if args.layers_dir else work_dir / "layers"
         shared = SharedDirs(Path(args.runtime_container), Path(args.task_root), layers)
+    from kubelambda.runtime.cgroup import CgroupTree
+
+    # The runtime as our child: its own cgroup where the pod lets us (its memorySize, not the
+    # generic pod's, is then the cap; otherwise the shim's address-space cap is).
+    cgroups = CgroupTree.create() if shared is None else None
     env = Environment(
         args.runtime,
         work_dir=work_dir,
         port=args.runtime_api_port,
         stop_grace=args.stop_grace,
         shared=shared,
+        cgroups=cgroups,
     )
     stopping = stop_requested()
     runner = web.AppRunner(make_app(env), access_log=None)
@@ -114,6 +120,8 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
     finally:
         await runner.cleanup()
         await env.stop()
+        if cgroups is not None:
+            cgroups.close()
         if owns_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
     return 0

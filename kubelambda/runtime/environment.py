@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime import errors, report
+from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.container import ContainerLink
 from kubelambda.runtime.errors import (
@@ -45,6 +46,14 @@ def stdout_sink(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
+def _out_of_memory(outcome: Ending, proc: RuntimeHandle | None) -> bool:
+    if outcome.kind == "exit":
+        return proc is not None and proc.oom_killed()
+    if outcome.kind == "error":
+        return errors.error_type_of(outcome.body, outcome.error_type) == "MemoryError"
+    return False
+
+
 class Environment:
     """One Lambda execution environment; see the module docstring for its lifecycle."""
 
@@ -61,6 +70,7 @@ class Environment:
         stop_grace: float = 2.0,
         python: str = sys.executable,
         shared: SharedDirs | None = None,
+        cgroups: CgroupTree | None = None,
     ) -> None:
         self.runtime = runtime
         self.work_dir = Path(work_dir)
@@ -68,6 +78,7 @@ class Environment:
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
         self._stop_grace = stop_grace
         self._python = python
+        self._cgroups = cgroups  # set: each runtime process gets its own cgroup under it
         # Set: the runtime runs in its own container, released through a shim (container.py).
         self._shared = shared
         self._link: ContainerLink | None = None
@@ -233,6 +244,18 @@ class Environment:
             proc.flush_partial()  # what the handler printed belongs before END
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
         kind = outcome.kind
+        if _out_of_memory(outcome, proc):
+            # Over memorySize: the kernel killed it (cgroup), or an allocation failed at the
+            # address-space cap. Either way Lambda's answer, and a fresh runtime next time.
+            self._kill()
+            self._api.abandon()
+            self._max_rss_kb = max(self._max_rss_kb, spec.memory_size * 1024)
+            body = errors.out_of_memory_body(rid)
+            result = self._finish(
+                spec, rid, body, duration_ms, init_ms, "error", "Runtime.OutOfMemory"
+            )
+            self._reinit()
+            return result
         if kind == "response":
             return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
         if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
@@ -308,7 +331,9 @@ class Environment:
         if self._link is not None:
             proc = self._link.spawn()
         else:
-            proc = RuntimeProcess(cwd=self.work_dir, on_output=self._emit, python=self._python)
+            proc = RuntimeProcess(
+                cwd=self.work_dir, on_output=self._emit, python=self._python, cgroups=self._cgroups
+            )
         self._proc = proc
         proc.exited.add_done_callback(lambda _: self._on_exit(proc))
         return proc

@@ -83,6 +83,14 @@ def exit_error_body(request_id: str, returncode: int) -> bytes:
     )
 
 
+def out_of_memory_body(request_id: str) -> bytes:
+    """Lambda's answer when the runtime went over memorySize and was killed for it."""
+    return _body(
+        "Runtime.OutOfMemory",
+        f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+    )
+
+
 def response_too_large_body(size: int, limit: int = MAX_RESPONSE_BYTES) -> bytes:
     """What a response over `limit` is replaced with: the agent's limit, or the Invoke API's."""
     return _body(
