@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control
-from kubelambda.gateway.http import CLOSE, read_body, runner_for
+from kubelambda.gateway.http import CLOSE, BodyBudget, read_body, runner_for
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.operations import add_unserved_routes
 from kubelambda.runtime.errors import response_too_large_body
@@ -64,6 +64,9 @@ async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamRes
     answer = web.Response(status=error.status, body=error.body(), headers=error.response_headers())
     if error.headers.get("Connection") == CLOSE["Connection"]:
         answer.force_close()
+    # The traceback holds this frame, which holds the error: a cycle that would keep every
+    # frame it passed through (and their buffers) alive until the garbage collector runs.
+    error.__traceback__ = None
     return answer
 
 
@@ -88,6 +91,7 @@ class GatewayApi:
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
+        self.bodies = BodyBudget()
 
     def app(self) -> web.Application:
         app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT)
@@ -134,7 +138,7 @@ class GatewayApi:
         except InvalidClientContext as exc:  # refused before any environment is touched
             raise as_lambda_error(exc) from None
         limit = ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
-        payload = check_json(await read_body(request, limit))
+        payload = check_json(await read_body(request, limit, budget=self.bodies))
         if kind == "Event":
             if self.submit is None:
                 raise LambdaError(

@@ -5,7 +5,10 @@
 - `read_body` is the one reader of request bodies: it streams, refuses a declared length over
   the limit before reading anything, stops a chunked body as soon as it passes the limit, and
   bounds the time between chunks and for the whole body. A refusal closes the connection, so
-  the rest of an oversized upload is never read.
+  the rest of an oversized upload is never read. The bodies being read at once share one
+  `BodyBudget` (a chunked body counts as the whole limit), so forty concurrent 11 MiB uploads
+  cost the gateway the budget, not forty buffers; the others wait, unread, within their
+  timeout.
 - Malformed HTTP (a bad request line, a header too long) is answered as Lambda's JSON error
   with `x-amzn-ErrorType`, not aiohttp's plain text.
 
@@ -112,6 +115,28 @@ class GuardedRunner(web.AppRunner):
         return server
 
 
+BODY_BUDGET = 64 * 1024 * 1024  # bytes of request bodies being read at once, gateway-wide
+
+
+class BodyBudget:
+    """Bytes of bodies being read at once; a reservation waits until it fits (one always may)."""
+
+    def __init__(self, total: int = BODY_BUDGET) -> None:
+        self.total = total
+        self.used = 0
+        self._changed = asyncio.Condition()
+
+    async def reserve(self, size: int) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.used == 0 or self.used + size <= self.total)
+            self.used += size
+
+    async def release(self, size: int) -> None:
+        async with self._changed:
+            self.used -= size
+            self._changed.notify_all()
+
+
 CLOSE = {"Connection": "close"}  # the middleware closes the connection after such an answer
 
 
@@ -125,6 +150,7 @@ async def read_body(
     request: web.Request,
     limit: int,
     *,
+    budget: BodyBudget | None = None,
     idle_timeout: float = BODY_IDLE_TIMEOUT,
     total_timeout: float = BODY_TIMEOUT,
 ) -> bytes:
@@ -133,9 +159,37 @@ async def read_body(
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _refuse(too_large(declared, limit))
-    buffer = bytearray()
+    if declared == 0:
+        return b""
+    share = declared if declared is not None else limit
     loop = asyncio.get_running_loop()
     deadline = loop.time() + total_timeout
+    try:
+        if budget is not None:  # meanwhile aiohttp's flow control leaves the bytes unread
+            async with asyncio.timeout(total_timeout):
+                await budget.reserve(share)
+    except TimeoutError:
+        raise _refuse(_late(idle_timeout, total_timeout)) from None
+    try:
+        return await _read(request, limit, deadline, idle_timeout, total_timeout)
+    finally:
+        if budget is not None:
+            await budget.release(share)
+
+
+def _late(idle_timeout: float, total_timeout: float) -> LambdaError:
+    return LambdaError(
+        "InvalidRequestContentException",
+        f"The request body did not arrive in time (at most {idle_timeout:g} s between "
+        f"chunks, {total_timeout:g} s in all)",
+    )
+
+
+async def _read(
+    request: web.Request, limit: int, deadline: float, idle_timeout: float, total_timeout: float
+) -> bytes:
+    loop = asyncio.get_running_loop()
+    buffer = bytearray()
     content = request.content
     try:
         while True:
@@ -148,15 +202,12 @@ async def read_body(
                 break
             buffer += chunk
             if len(buffer) > limit:
-                raise _refuse(too_large(len(buffer), limit))
+                size = len(buffer)
+                buffer.clear()  # the error's traceback keeps this frame: not its buffer too
+                raise _refuse(too_large(size, limit))
     except TimeoutError:
-        raise _refuse(
-            LambdaError(
-                "InvalidRequestContentException",
-                f"The request body did not arrive in time (at most {idle_timeout:g} s between "
-                f"chunks, {total_timeout:g} s in all)",
-            ),
-        ) from None
+        buffer.clear()
+        raise _refuse(_late(idle_timeout, total_timeout)) from None
     return bytes(buffer)
 
 
