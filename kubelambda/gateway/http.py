@@ -12,9 +12,11 @@
 - Malformed HTTP (a bad request line, a header too long) is answered as Lambda's JSON error
   with `x-amzn-ErrorType`, not aiohttp's plain text.
 
-It reaches into aiohttp's `RequestHandler` only through `connection_made`, `data_received` and
-`handle_error`, the protocol's own hooks; `tests/component/gateway/test_hardening.py` proves each
-guard against a real socket.
+It hooks aiohttp's `RequestHandler` at `connection_made`, `data_received` and `handle_error`,
+and reads two of its private attributes (`_request_count`: a request's headers were parsed;
+`_waiter`: the connection waits for a request), as `GuardedServer` reads `web.Server`'s
+`_loop` and `_kwargs`. aiohttp is pinned in constraints.txt, and
+`tests/component/gateway/test_hardening.py` proves each guard against a real socket.
 """
 
 from __future__ import annotations

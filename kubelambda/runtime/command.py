@@ -102,7 +102,13 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
         cgroups=cgroups,
     )
     stopping = stop_requested()
-    runner = web.AppRunner(make_app(env), access_log=None)
+    import os
+
+    from kubelambda.runtime.agent_app import TOKEN_ENV
+
+    token = os.environ.pop(TOKEN_ENV, "") or None  # popped: the runtime never inherits it
+    auth = "token required" if token else f"UNAUTHENTICATED: {TOKEN_ENV} is not set"
+    runner = web.AppRunner(make_app(env, token), access_log=None)
     try:
         await env.start()
         if spec_json is not None:
@@ -112,7 +118,7 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
         await site.start()
         print(
             f"kubelambda agent: {args.runtime} environment, control API on "
-            f"{args.host}:{args.port}, Runtime API on {env.address}",
+            f"{args.host}:{args.port} ({auth}), Runtime API on {env.address}",
             file=sys.stderr,
             flush=True,
         )
