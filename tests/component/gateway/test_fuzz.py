@@ -101,7 +101,7 @@ def _value(shape_name: str, member: str) -> st.SearchStrategy[str]:
     if shape.get("type") == "boolean":
         choices.append(st.sampled_from(["true", "false"]))
     if "Name" in member or member in ("Resource", "Qualifier", "FunctionVersion"):
-        choices.append(st.sampled_from(NAMES + ["", "$LATEST", "1", "live", "a" * 200]))
+        choices.append(st.sampled_from([*NAMES, "", "$LATEST", "1", "live", "a" * 200]))
     if member == "ClientContext":
         choices.append(st.sampled_from(["e30=", "!!", "WzFd", "A" * 3584]))
     return st.one_of(*choices)
