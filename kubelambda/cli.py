@@ -54,8 +54,18 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "poll",
-        "run an event-source poller for one EventSourceMapping",
-        None,
+        "poll a folder's EventSourceMappings, invoking through a gateway (no cluster)",
+        "kubelambda.sources.command",
+    ),
+    Command(
+        "poller",
+        "run the cluster's poller: own mappings through Leases, poll them, write their status",
+        "kubelambda.sources.cluster_command",
+    ),
+    Command(
+        "logs",
+        "print a function's recent log lines from a gateway; --follow for the next ones",
+        "kubelambda.gateway.logs_command",
     ),
     Command(
         "crds",

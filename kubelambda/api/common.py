@@ -1,8 +1,9 @@
 """Building blocks shared by the four resource models.
 
 `ApiModel` fixes the conventions every model follows: Python attributes in snake_case, manifest
-fields in Lambda's camelCase, unknown fields rejected. The constants here (group, runtimes, name
-patterns) are the ones the CRD generator, the gateway and the operator all read.
+fields in Lambda's camelCase, unknown fields rejected. The constants here (group, name patterns,
+and the runtimes of `kubelambda.api.runtimes`) are the ones the CRD generator, the gateway and
+the operator all read.
 """
 
 from __future__ import annotations
@@ -14,28 +15,16 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
+# The runtimes live in one list; re-exported here for the models and the operator.
+from kubelambda.api.runtimes import NODE_RUNTIMES as NODE_RUNTIMES
+from kubelambda.api.runtimes import PROVIDED_RUNTIMES as PROVIDED_RUNTIMES
+from kubelambda.api.runtimes import PYTHON_RUNTIMES as PYTHON_RUNTIMES
+from kubelambda.api.runtimes import RUNTIMES as RUNTIMES
+from kubelambda.api.runtimes import Runtime as Runtime
+
 GROUP = "kubelambda.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-
-# Lambda's runtime identifiers that we serve. Python ones run on our bootstrap; the others
-# on their official base images (or, in dev mode, on the machine's toolchain).
-PYTHON_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13", "python3.14")
-NODE_RUNTIMES = ("nodejs20.x", "nodejs22.x", "nodejs24.x")
-PROVIDED_RUNTIMES = ("provided.al2023", "provided.al2")
-RUNTIMES = PYTHON_RUNTIMES + NODE_RUNTIMES + PROVIDED_RUNTIMES
-Runtime = Literal[
-    "python3.10",
-    "python3.11",
-    "python3.12",
-    "python3.13",
-    "python3.14",
-    "nodejs20.x",
-    "nodejs22.x",
-    "nodejs24.x",
-    "provided.al2023",
-    "provided.al2",
-]
 
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

@@ -20,6 +20,10 @@ from kubelambda.api.version import SET_ONCE_FIELDS
 
 CATEGORIES = ["kubelambda"]
 _DROP = {"title", "discriminator"}
+_JUNCTORS = ("not", "oneOf", "anyOf", "allOf")
+# A structural schema allows only value validations inside the junctors: no types, defaults,
+# descriptions, nullable, additionalProperties or x-kubernetes-* extensions.
+_NOT_IN_JUNCTORS = {"type", "default", "description", "nullable", "additionalProperties"}
 
 
 def _cel(rule: str, message: str, **extra: str) -> dict[str, str]:
@@ -73,6 +77,25 @@ _RULES: dict[str, dict[str, Any]] = {
 }
 
 
+def value_validation(node: Any) -> Any:
+    """A junctor branch (inside not/oneOf/anyOf/allOf) reduced to its value validations."""
+    if isinstance(node, list):
+        return [value_validation(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _NOT_IN_JUNCTORS or key.startswith("x-kubernetes-"):
+            continue
+        if key == "properties":
+            out[key] = {name: value_validation(sub) for name, sub in value.items()}
+        elif key in ("items", *_JUNCTORS):
+            out[key] = value_validation(value)
+        else:
+            out[key] = value
+    return out
+
+
 def structural(node: Any, defs: dict[str, Any]) -> Any:
     """Rewrites a pydantic JSON schema node into a Kubernetes structural schema node."""
     if isinstance(node, list):
@@ -96,8 +119,10 @@ def structural(node: Any, defs: dict[str, Any]) -> Any:
             continue
         if key == "properties":
             out[key] = {name: structural(sub, defs) for name, sub in value.items()}
-        elif key in ("items", "not"):
+        elif key == "items":
             out[key] = structural(value, defs)
+        elif key in _JUNCTORS:
+            out[key] = value_validation(structural(value, defs))
         elif key == "additionalProperties":
             if value is True or value == {}:
                 out["x-kubernetes-preserve-unknown-fields"] = True

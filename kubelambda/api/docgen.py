@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubelambda.api.crdgen import MODELS, crd_for
+from kubelambda.api.runtimes import TABLE
 
 HEADER = """\
 # Resource reference
@@ -68,8 +69,22 @@ def _rules(node: dict[str, Any], out: list[str]) -> None:
         _rules(sub.get("items", sub) if sub.get("type") == "array" else sub, out)
 
 
+def _runtimes(lines: list[str]) -> None:
+    lines.append("## Runtimes\n")
+    lines.append(
+        "`spec.runtime` takes one of these (the one list, `kubelambda/api/runtimes.py`, which the "
+        "models, the chart's `runtimes` values and dev mode all read). In a cluster each runs in "
+        "its official base image, chosen by the chart's `runtimes.<runtime>.image`.\n"
+    )
+    lines.append("| runtime | cluster mode: base image | `kubelambda dev` runs it on |")
+    lines.append("|---|---|---|")
+    lines += [f"| `{r.name}` | `{r.base_image}` | {r.dev} |" for r in TABLE]
+    lines.append("")
+
+
 def render() -> str:
     lines = [HEADER]
+    _runtimes(lines)
     for model in MODELS:
         crd = crd_for(model)
         version = crd["spec"]["versions"][0]

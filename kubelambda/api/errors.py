@@ -97,7 +97,12 @@ def describe(error: Any, model: type[BaseModel]) -> str:
             why = f"must have {_range(node, 'minProperties', 'maxProperties', ' entries')}"
         else:
             why = f"must have {_range(node, 'minItems', 'maxItems', ' items')}"
-        why += f" (got {error.get('ctx', {}).get('actual_length', '?')})"
+        # pydantic leaves actual_length unset for a dict that is too long: count it ourselves.
+        actual = error.get("ctx", {}).get("actual_length")
+        if actual is None and hasattr(given, "__len__"):
+            actual = len(given)
+        why = why.replace(" 1 entries", " 1 entry").replace(" 1 items", " 1 item")
+        why += f" (got {actual if actual is not None else '?'})"
     elif kind in ("string_too_short", "string_too_long"):
         length = len(given) if isinstance(given, str) else "?"
         why = f"must be {_range(node, 'minLength', 'maxLength', ' characters')} long (got {length})"

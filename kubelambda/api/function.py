@@ -145,20 +145,41 @@ class SecretKeyRef(ApiModel):
     key: Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
 
+def check_env_names(names: list[str]) -> None:
+    """Refuse (never drop) invalid and reserved names, all of them in one message."""
+    bad = [n for n in names if not re.fullmatch(ENV_NAME, n)]
+    reserved = [n for n in names if n in RESERVED_ENV]
+    why = []
+    if bad:
+        why.append(
+            f"{', '.join(bad)}: a name must match {ENV_NAME} (a letter, then letters, digits or _)"
+        )
+    if reserved:
+        why.append(
+            f"{', '.join(reserved)}: reserved, Lambda sets it (reserved: "
+            f"{', '.join(sorted(RESERVED_ENV))})"
+        )
+    if why:
+        raise ValueError("; ".join(why))
+
+
 class Environment(ApiModel):
     variables: dict[str, str] = Field(default_factory=dict)
     secret_key_refs: dict[str, SecretKeyRef] = Field(
         default_factory=dict, description="Variables read from Secrets when an environment starts."
     )
 
+    @field_validator("variables", "secret_key_refs")
+    @classmethod
+    def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        check_env_names(list(value))
+        return value
+
     @model_validator(mode="after")
     def _names_and_size(self) -> Environment:
-        names = list(self.variables) + list(self.secret_key_refs)
-        for name in names:
-            if not re.fullmatch(ENV_NAME, name):
-                raise ValueError(f"variable name {name!r} must match {ENV_NAME}")
-            if name in RESERVED_ENV:
-                raise ValueError(f"variable {name} is reserved by the Lambda runtime")
+        both = sorted(set(self.variables) & set(self.secret_key_refs))
+        if both:
+            raise ValueError(f"{', '.join(both)}: set both in variables and secretKeyRefs")
         size = sum(len(k.encode()) + len(v.encode()) for k, v in self.variables.items())
         size += sum(len(k.encode()) for k in self.secret_key_refs)
         if size > ENVIRONMENT_LIMIT_BYTES:

@@ -1,8 +1,8 @@
 """The four resources as whole objects, and turning manifests into them.
 
-`parse_resource` validates one manifest document; `load_manifests` reads every YAML file in a
-folder. Both raise `ManifestError`, whose lines name the file, the object and the field, and
-state the allowed range (see `kubelambda.api.errors`).
+`parse_resource` validates one manifest document and raises `ManifestError`, whose lines name the
+file, the document, the object and the field, and state the allowed range (see
+`kubelambda.api.errors`). Reading whole files and folders is `kubelambda.api.manifests`.
 """
 
 from __future__ import annotations
@@ -144,39 +144,25 @@ def parse_resource(doc: Any, *, where: str = "") -> Resource:
         raise ManifestError([f"{label}: {line}" for line in describe_errors(exc, model)]) from None
 
 
+def yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """A YAML error naming the file, the line and the column (not PyYAML's "<unicode string>")."""
+    mark = getattr(exc, "problem_mark", None)
+    place = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    parts = (getattr(exc, "context", None), getattr(exc, "problem", None))
+    what = " ".join(str(part) for part in parts if part)
+    return f"{path}: {place}not valid YAML: {what or exc}"
+
+
 def iter_documents(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, document) for each YAML document in a file, skipping empty ones."""
     try:
         docs = list(yaml.safe_load_all(path.read_text()))
     except yaml.YAMLError as exc:
-        raise ManifestError([f"{path}: not valid YAML: {exc}"]) from None
+        raise ManifestError([yaml_problem(path, exc)]) from None
     for index, doc in enumerate(docs):
         if doc is not None:
-            yield (f"{path}#{index}" if len(docs) > 1 else str(path)), doc
+            yield (f"{path}: document {index + 1}" if len(docs) > 1 else str(path)), doc
 
 
 def is_kubelambda_manifest(doc: Any) -> bool:
     return isinstance(doc, dict) and str(doc.get("apiVersion", "")).startswith("kubelambda.dev/")
-
-
-def load_manifests(folder: Path) -> list[tuple[Path, Resource]]:
-    """Every kubelambda object in the folder's YAML files (recursively), with its file.
-
-    Documents of other API groups are ignored. All problems are collected, then raised at once.
-    """
-    problems: list[str] = []
-    found: list[tuple[Path, Resource]] = []
-    files = sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
-    for path in files:
-        try:
-            for where, doc in iter_documents(path):
-                if is_kubelambda_manifest(doc):
-                    try:
-                        found.append((path, parse_resource(doc, where=where)))
-                    except ManifestError as exc:
-                        problems.extend(exc.problems)
-        except ManifestError as exc:
-            problems.extend(exc.problems)
-    if problems:
-        raise ManifestError(problems)
-    return found

@@ -1,4 +1,9 @@
-"""`kubelambda validate`: check manifests against the models, reporting every problem at once."""
+"""`kubelambda validate`: check manifests as dev mode and the operator would, reporting everything.
+
+Each document is checked against its model, then the set across resources (`api.checks`), so
+what validate passes is what `kubelambda dev` serves. Every bad document of every file is
+reported, each line naming the file, the document, the kind/name, the field and what is allowed.
+"""
 
 from __future__ import annotations
 
@@ -14,33 +19,21 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kubelambda.api.resources import (
-        ManifestError,
-        is_kubelambda_manifest,
-        iter_documents,
-        load_manifests,
-        parse_resource,
-    )
+    from kubelambda.api.checks import check_set
+    from kubelambda.api.manifests import read_paths
 
-    problems: list[str] = []
-    count = 0
-    for path in args.paths:
-        try:
-            if path.is_dir():
-                count += len(load_manifests(path))
-            elif path.is_file():
-                for where, doc in iter_documents(path):
-                    if is_kubelambda_manifest(doc):
-                        parse_resource(doc, where=where)
-                        count += 1
-            else:
-                problems.append(f"{path}: no such file or folder")
-        except ManifestError as exc:
-            problems.extend(exc.problems)
+    reading = read_paths(args.paths)
+    problems = reading.problems + [p.line for p in check_set(reading.documents)]
+    for note in reading.notes:
+        print(note)
     for line in problems:
         print(line, file=sys.stderr)
     if problems:
-        print(f"{len(problems)} problem(s) found", file=sys.stderr)
+        bad = len(problems)
+        print(f"{bad} problem(s) found; {len(reading.documents)} object(s) read", file=sys.stderr)
         return 1
-    print(f"{count} kubelambda object(s) valid")
+    if not reading.documents:
+        print("no kubelambda.dev objects found", file=sys.stderr)
+        return 1
+    print(f"{len(reading.documents)} kubelambda object(s) valid")
     return 0

@@ -7,6 +7,10 @@ from pathlib import Path
 
 from kubelambda.gateway.flags import add_serving_flags
 
+# Enough for five new functions called back to back to each find a warm environment; a warm
+# Python shim is about 10 MB of memory.
+WARM_PER_RUNTIME = 5
+
 DESCRIPTION = """\
 Serve every Function, Version and Alias manifest in DIR (searched recursively) through
 Lambda's Invoke API, with execution environments as local processes. boto3 and the AWS CLI
@@ -37,10 +41,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
-        default=1,
-        help="generic warm environments kept per runtime in use (1)",
+        default=WARM_PER_RUNTIME,
+        help="generic warm environments kept per runtime in use, started before `ready:` and "
+        f"topped up as they are used ({WARM_PER_RUNTIME})",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
+    parser.add_argument(
+        "--secrets",
+        metavar="FILE",
+        type=Path,
+        help="values for environment.secretKeyRefs: Kubernetes Secret manifests or "
+        "{secret: {key: value}} in YAML, or a dotenv file (KEY=value, matched by key)",
+    )
     queue = parser.add_argument_group("asynchronous invocation (InvocationType Event)")
     queue.add_argument(
         "--queue",
@@ -79,15 +91,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
     import sys
 
     from kubelambda.api.resources import ManifestError
+    from kubelambda.dev.secrets import SecretsFileError
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.asyncq.queue import QueueError
     from kubelambda.gateway.flags import pool_limits
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop, stop_requested
 
+    # kubelambda's own notes (async retries and drops, environments that fail) at INFO, on stdout
+    # beside the functions' lines; other libraries only when something is wrong.
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stdout, format="kubelambda dev: %(levelname)s %(message)s"
+    )
+    logging.getLogger("kubelambda").setLevel(logging.INFO)
+    # A broker that is down is reported by its poller (status line and restart warning); the
+    # AMQP client's own per-attempt transport errors would only repeat it.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)
@@ -116,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         async_concurrency=args.async_concurrency,
         event_age_cap=args.max_event_age,
         nats_url=args.nats_url,
+        secrets=args.secrets,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)
@@ -139,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"kubelambda dev: the async queue cannot open: {exc}", file=sys.stderr)
             await server.stop()
             return 1
+        except SecretsFileError as exc:
+            print(f"kubelambda dev: --secrets: {exc}", file=sys.stderr)
+            await server.stop()
+            return 2
         except OSError as exc:
             print(
                 f"kubelambda dev: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr

@@ -2,30 +2,43 @@
 
 `FolderSource` is dev mode's catalog source: it loads the folder at start (an invalid folder
 stops the start with ManifestError) and, unless told not to, reloads it when files change; a new
-catalog swaps in atomically and stale environments drain. Everything else is the gateway's own
-(`kubelambda.gateway.assembly`), exactly as in cluster mode.
+catalog swaps in atomically and stale environments drain. It also reads `--secrets FILE` again on
+each load, and is the secret lookup of the gateway's spec builder. Everything else is the
+gateway's own (`kubelambda.gateway.assembly`), exactly as in cluster mode. Each line an
+environment writes is printed with its function and version, and kept in the gateway's log
+buffer for `kubelambda logs`. The folder's EventSourceMappings are polled in-process
+(`kubelambda.sources.runner.PollerSet`), through this gateway's own Invoke API as in a cluster,
+and restarted with every reload that changes them.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
+from kubelambda.dev.secrets import SecretsFile, SecretsFileError, load_secrets_file
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
+from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.provider import ProcessProvider
+from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
+from kubelambda.sources.invoke import GatewayInvoker
+from kubelambda.sources.metrics import SourceMetrics
+from kubelambda.sources.runner import PollerSet
 
 Say = Callable[[str], None]
+Mappings = Callable[[list[PollerConfig]], Awaitable[None]]
 
 
 @dataclass
@@ -44,6 +57,7 @@ class DevSettings:
     async_concurrency: int = 16  # async events in flight
     event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
+    secrets: Path | None = None  # --secrets FILE: values of environment.secretKeyRefs
 
     @property
     def state(self) -> Path:
@@ -59,6 +73,15 @@ class DevSettings:
         )
 
 
+def ready_hint(url: str, region: str, names: list[str]) -> str:
+    """A command that works as printed on a fresh machine: no region, no credentials needed."""
+    name = names[0] if names else "NAME"
+    return (
+        f"aws lambda invoke --endpoint-url {url} --region {region} --no-sign-request "
+        f"--function-name {name} out.json && cat out.json"
+    )
+
+
 class FolderSource:
     """The catalog source of dev mode: a folder of manifests, reloaded when it changes."""
 
@@ -69,34 +92,61 @@ class FolderSource:
         self.say = say
         self.loader = DevLoader(settings.folder, settings.state)
         self.loaded: LoadResult | None = None
+        self.mappings: list[PollerConfig] = []  # the folder's pollable mappings
+        self.on_mappings: Mappings | None = None  # told after every reload
         self.reloads = 0
+        self._told: set[str] = set()  # notes said once, not on every reload
+
+    def secret(self, namespace: str, name: str, key: str) -> str | None:
+        """The `SecretLookup` of dev mode's spec builder: the --secrets file as last read."""
+        found = self.loader.secrets
+        return found.lookup(namespace, name, key) if found is not None else None
+
+    def _read_secrets(self) -> None:
+        """(Re)read --secrets FILE; raises SecretsFileError when it cannot be used."""
+        if self.settings.secrets is not None:
+            found: SecretsFile = load_secrets_file(self.settings.secrets, self.settings.namespace)
+            self.loader.secrets = found
 
     async def open(self, apply: Apply) -> None:
+        self._read_secrets()  # SecretsFileError: the --secrets file cannot be used
         self._apply(self.loader.load(), apply)  # ManifestError: the folder is invalid
 
     def _apply(self, result: LoadResult, apply: Apply) -> None:
         problems = result.problems + apply(result.catalog)
+        self.mappings = []
         for mapping in result.mappings:
-            problems.append(
-                f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
-                "not polled in dev mode"
-            )
+            try:
+                self.mappings.append(poller_config(mapping))
+            except ConfigError as exc:
+                note = f"EventSourceMapping {mapping.name}: {exc}; not polled"
+                if note not in self._told:  # said once, not on every reload
+                    self._told.add(note)
+                    problems.append(note)
         for line in problems:
             self.say(f"  ! {line}")
         for line in result.warnings:
-            self.say(f"  note: {line}")
+            if line not in self._told:
+                self._told.add(line)
+                self.say(f"  note: {line}")
         self.loaded = result
 
     async def reload(self, apply: Apply) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
+        previous = self.loader.secrets
         try:
+            self._read_secrets()
             result = await asyncio.to_thread(self.loader.load)
-        except ManifestError as exc:
+        except (ManifestError, SecretsFileError) as exc:
+            self.loader.secrets = previous  # what is still served was checked against these
             self.say("reload refused, still serving the previous manifests:")
-            for line in exc.problems:
+            lines = exc.problems if isinstance(exc, ManifestError) else [str(exc)]
+            for line in lines:
                 self.say(f"  ! {line}")
             return False
         self._apply(result, apply)
+        if self.on_mappings is not None:
+            await self.on_mappings(self.mappings)
         self.reloads += 1
         self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
         return True
@@ -126,6 +176,10 @@ class DevServer:
         self.say = say
         settings.state.mkdir(parents=True, exist_ok=True)
         self.source = FolderSource(settings, say)
+        self.logbook = LogBook()
+        processes = ProcessProvider(
+            settings.state / "environments", environment_sink=self._function_line
+        )
         self.gateway = Gateway(
             GatewaySettings(
                 host=settings.host,
@@ -135,10 +189,16 @@ class DevServer:
                 pool=settings.pool,
                 asynq=settings.async_settings(),
             ),
-            provider=LocalEnvironments(ProcessProvider(settings.state / "environments")),
+            provider=LocalEnvironments(processes),
             source=self.source,
-            specs=SpecBuilder(region=settings.region),  # no container engine: no Image packages
+            # No container engine: no Image packages. Secret values come from --secrets FILE.
+            specs=SpecBuilder(
+                region=settings.region,
+                secrets=self.source.secret if settings.secrets is not None else None,
+            ),
+            logbook=self.logbook,
         )
+        self.pollers: PollerSet | None = None  # started once the port is known
 
     @property
     def asynq(self) -> AsyncService:
@@ -158,30 +218,69 @@ class DevServer:
 
         Raises ManifestError on an invalid folder, QueueError when the async queue won't open.
         The queue opens before the port does, so no 202 is ever answered without it; its worker
-        resumes the events a previous run left (a restart loses none).
+        resumes the events a previous run left (a restart loses none). `ready:` is said once
+        the generic warm pool is full.
         """
         await self.gateway.start()
+        # `ready:` means warm: the generic minimum of every runtime in use is up, so the first
+        # call specializes one (a few ms) instead of starting a runtime (a bounded wait).
+        try:
+            async with asyncio.timeout(self.settings.pool.start_timeout):
+                await self.gateway.pool.wait_warm()
+        except TimeoutError:
+            self.say("note: the generic warm pool is still filling; early calls may start cold")
+        # Pollers invoke through this gateway's own Invoke API, as they do in a cluster.
+        self.pollers = PollerSet(
+            GatewayInvoker(self.url),
+            SourceMetrics(self.gateway.invoker.metrics.registry),
+            region=self.settings.region,
+            state_dir=self.settings.state / "sources",
+            nats_url=self.settings.nats_url,
+            on_status=lambda c, s: self.say(f"  event source {c.key}: {s.state} ({s.last_result})"),
+        )
+        # Hooked before the first apply so a reload meanwhile is not missed (applies queue up).
+        self.source.on_mappings = self.pollers.apply
+        await self.pollers.apply(self.source.mappings)
         self._announce()
+
+    def _function_line(self, env: Environment, line: str) -> None:
+        """A line an environment wrote: buffered for `kubelambda logs`, printed with its
+        function and version (a multi-line record's carriage returns as indented lines)."""
+        spec = env.spec
+        if spec is None:
+            self.say(f"[{env.runtime} warm] {line}")
+            return
+        self.logbook.add(spec.namespace, spec.function_name, spec.function_version, line)
+        name = spec.function_name
+        if spec.namespace != self.settings.namespace:
+            name = f"{spec.namespace}.{name}"
+        self.say(f"[{name}:{spec.function_version}] {line.replace(chr(13), chr(10) + '    ')}")
 
     def _announce(self) -> None:
         assert self.source.loaded is not None
         catalog = self.source.loaded.catalog
         count = len(catalog.functions)
         self.say(f"kubelambda dev: serving {count} function(s) from {self.settings.folder}")
+        shown_names: list[str] = []
         for (namespace, name), entry in sorted(catalog.functions.items()):
             shown = name if namespace == self.settings.namespace else f"{namespace}.{name}"
+            shown_names.append(shown)
             invoke = f"{self.url}/2015-03-31/functions/{shown}/invocations"
             qualifiers = [LATEST, *sorted(entry.versions, key=int)]
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
         self.say(f"async queue: {self.asynq.queue.describe()}")
-        self.say(
-            f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
-        )
+        if self.source.mappings:
+            self.say(f"event sources: polling {len(self.source.mappings)} mapping(s)")
+        self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
 
     async def reload(self) -> bool:
         return await self.source.reload(self.gateway.apply)
 
     async def stop(self) -> None:
+        if self.pollers is not None:  # first, so no batch starts while the gateway drains
+            self.source.on_mappings = None
+            await self.pollers.close()
+            await self.pollers.invoker.close()
         await self.gateway.stop()

@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from kubelambda.gateway import control
+from kubelambda.gateway import control, logs_api
 from kubelambda.gateway.http import CLOSE, BodyBudget, read_body, runner_for
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.operations import add_unserved_routes
@@ -106,6 +106,7 @@ class GatewayApi:
         app.router.add_get(f"{fn}/aliases", self.list_aliases)
         app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
         app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
+        logs_api.add_routes(app, self.invoker, self.invoker.logbook, self.default_namespace)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)

@@ -30,6 +30,7 @@ from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
 from kubelambda.loop import cancel_all
 from kubelambda.serving.catalog import Catalog
+from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
 
 # Serve a catalog; returns the admission problems it has (reservations that do not fit).
@@ -67,6 +68,9 @@ class GatewaySettings:
     limits: PoolLimits = field(default_factory=PoolLimits)
     pool: PoolSettings = field(default_factory=PoolSettings)
     asynq: AsyncSettings | None = None  # None: Event invocations are refused
+    # Keep each invocation's log tail in the log buffer (cluster mode: the agents' lines reach
+    # the gateway only that way; dev mode writes every line into the buffer itself).
+    tail_logs: bool = False
 
 
 class Gateway:
@@ -78,12 +82,20 @@ class Gateway:
         source: CatalogSource,
         specs: SpecBuilder,
         background: Sequence[Background] = (),
+        logbook: LogBook | None = None,
     ) -> None:
-        """Raises ValueError for an unusable async queue URL."""
+        """Raises ValueError for an unusable async queue URL. `logbook`: the buffer `kubelambda
+        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own."""
         self.settings = settings
         self.source = source
         self.pool = EnvironmentPool(provider, settings.pool)
-        self.invoker = Invoker(self.pool, limits=settings.limits, specs=specs)
+        self.invoker = Invoker(
+            self.pool,
+            limits=settings.limits,
+            specs=specs,
+            logbook=logbook,
+            tail_to_logbook=settings.tail_logs,
+        )
         self.asynq = AsyncService(self.invoker, settings.asynq) if settings.asynq else None
         self.api = GatewayApi(
             self.invoker,

@@ -13,6 +13,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Gauge, Histogram
+
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
@@ -20,6 +22,7 @@ from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
 from kubelambda.serving.errors import LambdaError, as_lambda_error, throttled
+from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.names import FunctionRef
 from kubelambda.serving.specs import SpecBuilder
 from kubelambda.serving.target import InitType, Target
@@ -29,6 +32,14 @@ log = logging.getLogger(__name__)
 # How long past a function's own timeout the gateway waits for an environment that stopped
 # answering, before it gives up on it.
 HANG_GRACE = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    concurrent: Gauge
+    invocations: Counter
+    errors: Counter
+    duration: dict[str, Histogram]
 
 
 @dataclass
@@ -47,6 +58,8 @@ class Invoker:
         metrics: GatewayMetrics | None = None,
         specs: SpecBuilder | None = None,
         draw: Callable[[], float] = random.random,
+        logbook: LogBook | None = None,
+        tail_to_logbook: bool = False,
     ) -> None:
         self.pool = pool
         self.limits = limits or PoolLimits()
@@ -56,6 +69,13 @@ class Invoker:
         self.catalog = Catalog()
         self.catalog.region = self.specs.region  # 404s before the first catalog name it too
         self.ledgers: dict[str, ConcurrencyLedger] = {}
+        # `kubelambda logs` reads this; dev mode's environments write every line into it.
+        self.logbook = logbook or LogBook()
+        # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
+        self.tail_to_logbook = tail_to_logbook
+        # Each label set's metric children, looked up once (prometheus' labels() locks and
+        # validates on every call; this is the warm hot path).
+        self._series: dict[tuple[str, ...], _Series] = {}
 
     @property
     def region(self) -> str:
@@ -154,12 +174,15 @@ class Invoker:
         lease = self.admit(resolved)
         labels = self._labels(resolved)
         target = self._target(resolved)
-        concurrent = self.metrics.concurrent.labels(*labels)
+        series = self._series.get(labels) or self._new_series(labels)
+        concurrent = series.concurrent
         concurrent.inc()
         try:
             if target.problem is not None:
                 raise target.error()
             env, start = await self.pool.acquire(target, provisioned=lease.kind == "provisioned")
+            if self.tail_to_logbook and not request.log_tail:
+                request = request.model_copy(update={"log_tail": True})
             try:
                 async with asyncio.timeout(resolved.version.spec.timeout + HANG_GRACE):
                     result = await env.invoke(request)
@@ -180,7 +203,14 @@ class Invoker:
         finally:
             concurrent.dec()
             self.ledgers[resolved.entry.namespace].release(lease)
-        self._account(labels, result, start)
+        self._account(series, labels, result, start)
+        if self.tail_to_logbook and result.log_tail:
+            self.logbook.add_tail(
+                resolved.entry.namespace,
+                resolved.entry.name,
+                resolved.version.version,
+                result.log_tail,
+            )
         return Outcome(resolved, result, start)
 
     @staticmethod
@@ -189,11 +219,27 @@ class Invoker:
             raise LambdaError("ServiceException", "resolved from a catalog no gateway serves")
         return resolved.target
 
-    def _account(self, labels: tuple[str, ...], result: InvokeResult, start: StartKind) -> None:
-        self.metrics.invocations.labels(*labels).inc()
+    def _new_series(self, labels: tuple[str, ...]) -> _Series:
+        m = self.metrics
+        series = _Series(
+            m.concurrent.labels(*labels),
+            m.invocations.labels(*labels),
+            m.errors.labels(*labels),
+            {},  # per start kind, made on first use (no empty series in /metrics)
+        )
+        self._series[labels] = series
+        return series
+
+    def _account(
+        self, series: _Series, labels: tuple[str, ...], result: InvokeResult, start: StartKind
+    ) -> None:
+        series.invocations.inc()
         if result.function_error:
-            self.metrics.errors.labels(*labels).inc()
-        self.metrics.duration.labels(*labels, start).observe(result.duration_ms / 1000)
+            series.errors.inc()
+        duration = series.duration.get(start)
+        if duration is None:
+            duration = series.duration[start] = self.metrics.duration.labels(*labels, start)
+        duration.observe(result.duration_ms / 1000)
         if result.init_duration_ms is not None:
             self.metrics.init_duration.labels(*labels, start).observe(
                 result.init_duration_ms / 1000

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubelambda.api.checks import missing_function, missing_version
 from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import Alias
 from kubelambda.operator.status import Event, condition, validate
@@ -64,7 +65,7 @@ def plan(
     assert isinstance(resource, Alias)
     spec, name = resource.spec, resource.alias_name
     if function is None:
-        return AliasPlan(wait=f"spec.functionName: function {spec.function_name} not found")
+        return AliasPlan(wait=missing_function("spec.functionName", spec.function_name))
     rivals = [
         other
         for other in aliases
@@ -81,9 +82,8 @@ def plan(
     ]
     for where, version in fields:
         if version != LATEST and version not in published:
-            return AliasPlan(
-                wait=f"{where}: version {version} of {spec.function_name} is not published"
-            )
+            # Waiting, not failed: in a cluster the Version may be published later.
+            return AliasPlan(wait=missing_version(where, spec.function_name, version, published))
     route = AliasRoute(name, spec.function_version, spec.weights())
     status = {
         "name": name,

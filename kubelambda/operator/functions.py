@@ -63,8 +63,6 @@ def reconcile(doc: dict[str, Any], configmap: dict[str, Any] | None, now: float)
         spec = resource.spec
         if spec.package_type == "Image":
             problems, facts = image_facts(spec)
-        elif spec.environment is not None and spec.environment.secret_key_refs:
-            problems = ["spec.environment.secretKeyRefs: not served in cluster mode yet"]
         else:
             try:
                 facts = code_facts(resource.spec.code, configmap)

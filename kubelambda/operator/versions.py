@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubelambda.api.checks import missing_function
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.resources import Version
 from kubelambda.api.version import SET_ONCE_FIELDS
@@ -79,7 +80,7 @@ def plan(
     spec = resource.spec
     name = spec.function_name
     if function is None:
-        return VersionPlan(wait=f"spec.functionName: function {name} not found")
+        return VersionPlan(wait=missing_function("spec.functionName", name))
     fn_status = function.get("status") or {}
     if fn_status.get("state") == "Failed":
         return _failed(f"spec.functionName: function {name} is Failed", doc, now)

@@ -61,11 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     from pathlib import Path
 
+    from kubelambda.loop import run_loop  # uvloop, as every role: it is the warm hot path
+
     spec_json = Path(args.spec).read_bytes() if args.spec else None
-    return asyncio.run(_serve(args, spec_json))
+    return run_loop(_serve(args, spec_json))
 
 
 async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:

@@ -100,7 +100,7 @@ class ContainerRuntime:
         return await self._link.wait_warm()
 
     async def release(self, message: Release) -> None:
-        self._link.release(self, message)
+        self._link.release(self, message)  # a runtime container speaks HTTP: no channel
 
     def flush_partial(self) -> None:
         self._link.flush_output()

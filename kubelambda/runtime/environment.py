@@ -8,7 +8,9 @@ Usable in-process (dev mode) and behind the agent's control API (cluster mode). 
 this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
 runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
 Each init phase is an `init.InitPhase`; the state (`EnvState`) is the one record of whether an
-invocation is running.
+invocation is running. Our Python bootstrap, released by the shim, reaches the Runtime API over
+the shim's socketpair (`channel.py`, `channel="pipe"`, the default); every other runtime, and a
+runtime container, uses HTTP at `address`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from kubelambda.runtime import errors, report
 from kubelambda.runtime.cgroup import CgroupTree
+from kubelambda.runtime.channel import PipeChannel, attach
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.container import ContainerLink
 from kubelambda.runtime.errors import (
@@ -34,24 +37,13 @@ from kubelambda.runtime.init import InitPhase
 from kubelambda.runtime.invocation import decode_client_context, next_headers
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
-from kubelambda.runtime.release import Release
+from kubelambda.runtime.release import Channel, Release
+from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
 LogSink = Callable[[str], None]
 START_TIMEOUT = 30.0  # seconds for a shim to come up warm
-
-
-def stdout_sink(line: str) -> None:
-    sys.stdout.write(line + "\n")
-
-
-def _out_of_memory(outcome: Ending, proc: RuntimeHandle | None) -> bool:
-    if outcome.kind == "exit":
-        return proc is not None and proc.oom_killed()
-    if outcome.kind == "error":
-        return errors.error_type_of(outcome.body, outcome.error_type) == "MemoryError"
-    return False
 
 
 class Environment:
@@ -71,8 +63,13 @@ class Environment:
         python: str = sys.executable,
         shared: SharedDirs | None = None,
         cgroups: CgroupTree | None = None,
+        channel: Channel = "pipe",
     ) -> None:
         self.runtime = runtime
+        # Our Python bootstrap's carrier for the Runtime API (`channel.py`); every other
+        # runtime, and a runtime container, speaks HTTP to `address` regardless.
+        self.channel: Channel = channel
+        self._pipe: PipeChannel | None = None
         self.work_dir = Path(work_dir)
         self._sink = log_sink
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
@@ -90,7 +87,12 @@ class Environment:
         self._release: Release | None = None
         self._proc: RuntimeHandle | None = None
         self._init = InitPhase(
-            runtime, init_timeout, emit=self._emit, kill=self._kill, settled=self._init_settled
+            runtime,
+            init_timeout,
+            emit=self._emit,
+            info=self._platform,
+            kill=self._kill,
+            settled=self._init_settled,
         )
         self._reinit_task: asyncio.Task[None] | None = None
         self._inflight: PendingInvocation | None = None
@@ -155,6 +157,7 @@ class Environment:
                 runtime_api=self._api.address,
                 python=self._python,
                 shared=self._shared,
+                channel=self.channel,
             )
         except BaseException:
             self._state = EnvState.WARM if self.alive else EnvState.FAILED
@@ -166,7 +169,7 @@ class Environment:
             self._proc.kill()
             self._init.fail(InitFailure("spawn", detail=prepared.launch.detail))
             return
-        await self._proc.release(prepared.message)
+        await self._hand_over(self._proc, prepared.message)
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Run one invocation; raises EnvironmentBusy at once if another one is running."""
@@ -201,6 +204,7 @@ class Environment:
         proc = self._proc
         if proc is not None:
             await proc.terminate(self._stop_grace)
+        self._detach()
         if self._link is not None:
             self._link.close()
         await self._api.close()
@@ -217,7 +221,7 @@ class Environment:
         init_ms = self._init.take_duration()
         rid = request.request_id
         self._tail = report.LogTail() if request.log_tail else None
-        self._emit(report.start_line(rid, spec.function_version, spec.log_format))
+        self._platform(report.start_line(rid, spec.function_version, spec.log_format))
         if failure is not None:
             body, error_type = errors.init_failure_body(failure, rid)
             result = self._finish(spec, rid, body, 0.0, init_ms, "error", error_type)
@@ -243,19 +247,7 @@ class Environment:
         if proc is not None and proc.alive:
             proc.flush_partial()  # what the handler printed belongs before END
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
-        kind = outcome.kind
-        if _out_of_memory(outcome, proc):
-            # Over memorySize: the kernel killed it (cgroup), or an allocation failed at the
-            # address-space cap. Either way Lambda's answer, and a fresh runtime next time.
-            self._kill()
-            self._api.abandon()
-            self._max_rss_kb = max(self._max_rss_kb, spec.memory_size * 1024)
-            body = errors.out_of_memory_body(rid)
-            result = self._finish(
-                spec, rid, body, duration_ms, init_ms, "error", "Runtime.OutOfMemory"
-            )
-            self._reinit()
-            return result
+        kind = errors.ending_kind(outcome, proc is not None and proc.oom_killed())
         if kind == "response":
             return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
         if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
@@ -265,6 +257,9 @@ class Environment:
             return self._finish(
                 spec, rid, body, duration_ms, init_ms, "error", "Function.ResponseSizeTooLarge"
             )
+        if kind == "oom":  # Lambda kills it: the next invoke gets a fresh runtime
+            self._kill()
+            self._max_rss_kb = max(self._max_rss_kb, spec.memory_size * 1024)
         self._api.abandon()
         if kind == "timeout":
             self._emit(errors.timeout_message(rid, spec.timeout, time.time()))
@@ -273,10 +268,8 @@ class Environment:
                 spec, rid, body, duration_ms, init_ms, "timeout", "Sandbox.Timedout"
             )
         else:
-            body = errors.exit_error_body(rid, outcome.returncode)
-            result = self._finish(
-                spec, rid, body, duration_ms, init_ms, "error", "Runtime.ExitError"
-            )
+            body, error_type = errors.ended_body(kind, rid, outcome.returncode)
+            result = self._finish(spec, rid, body, duration_ms, init_ms, "error", error_type)
         self._reinit()  # the runtime was killed or died: the next invoke gets a fresh one
         return result
 
@@ -292,25 +285,12 @@ class Environment:
         function_error: bool = False,
     ) -> InvokeResult:
         """Write END and REPORT and build the result (Unhandled when anything failed)."""
-        billed = report.billed_duration_ms(duration_ms)
-        used = report.memory_mb(self._max_rss_kb)
-        self._emit(report.end_line(rid, spec.log_format))
-        line = report.Report(
-            rid, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
-        )
-        self._emit(report.report_line(line, spec.log_format))
+        rss = self._max_rss_kb
+        end = report.Closing.of(spec, rid, duration_ms, init_ms, rss, status, error_type)
+        self._platform(end.end_line)
+        self._platform(end.report_line)
         tail, self._tail = self._tail, None
-        return InvokeResult(
-            request_id=rid,
-            payload=payload,
-            function_error="Unhandled" if error_type or function_error else None,
-            duration_ms=duration_ms,
-            billed_duration_ms=billed,
-            max_memory_used_mb=used,
-            init_duration_ms=init_ms,
-            log_tail=tail.text() if tail is not None else None,
-            executed_version=spec.function_version,
-        )
+        return end.result(payload, function_error, tail.text() if tail is not None else None)
 
     def _on_timeout(self, invocation: PendingInvocation) -> None:
         if invocation.outcome.done():
@@ -339,6 +319,7 @@ class Environment:
         return proc
 
     def _begin_init(self, *, ahead: bool = False) -> None:
+        self._detach()  # the previous generation's channel, if any
         self._api.reset()
         self._init.begin(self._spec.log_format if self._spec else "Text", ahead=ahead)
 
@@ -373,7 +354,23 @@ class Environment:
         except OSError as exc:
             self._init.fail(InitFailure("spawn", detail=f"cannot start the runtime: {exc}"))
             return
-        self._reinit_task = asyncio.get_running_loop().create_task(proc.release(release))
+        self._reinit_task = asyncio.get_running_loop().create_task(self._hand_over(proc, release))
+
+    async def _hand_over(self, proc: RuntimeHandle, message: Release) -> None:
+        """Release `proc`; with the pipe channel, serve the Runtime API on its socketpair."""
+        sock = await proc.release(message)
+        if sock is None:
+            return
+        if proc is not self._proc or self._state == EnvState.STOPPED:
+            sock.close()  # replaced or stopped meanwhile
+            return
+        self._detach()
+        self._pipe = await attach(self._api, sock)
+
+    def _detach(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
 
     def _on_exit(self, proc: RuntimeHandle) -> None:
         code = proc.exited.result()
@@ -391,6 +388,11 @@ class Environment:
             self._state = EnvState.FAILED
         elif self._init.succeeded:
             self._reinit()  # died while idle: have a fresh runtime ready for the next call
+
+    def _platform(self, line: str) -> None:
+        """An INFO platform line, written unless the function's systemLogLevel is WARN."""
+        if report.platform_shown(self._spec.system_log_level if self._spec else None):
+            self._emit(line)
 
     def _emit(self, line: str) -> None:
         self._sink(line)

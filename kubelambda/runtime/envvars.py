@@ -16,8 +16,11 @@ from datetime import datetime
 from pathlib import Path
 
 from kubelambda.api.function import RESERVED_ENV  # Lambda sets these; users can't override
+from kubelambda.api.runtimes import node_major
 from kubelambda.runtime.release import LaunchMode
 from kubelambda.runtime.spec import EnvironmentSpec
+
+NODE_BOOTSTRAP = Path(__file__).resolve().parent / "nodejs" / "bootstrap.mjs"
 
 # Runtimes whose AWS_EXECUTION_ENV Lambda sets (custom runtimes and images get none).
 _MANAGED_PREFIXES = ("python", "nodejs", "java", "dotnet", "ruby")
@@ -44,6 +47,25 @@ class Launch:
 
 def is_python(runtime: str) -> bool:
     return runtime.startswith("python")
+
+
+def is_node(runtime: str) -> bool:
+    return runtime.startswith("nodejs")
+
+
+def node_paths(layout: Layout, runtime: str) -> list[str]:
+    """Lambda's NODE_PATH: the layers' /opt/nodejs/nodeNN and /opt/nodejs, then the task root."""
+    opt = layout.opt_dir / "nodejs"
+    major = node_major(runtime)
+    paths = [str(opt / f"node{major}" / "node_modules")] if major else []
+    return [*paths, str(opt / "node_modules"), str(layout.task_root)]
+
+
+def application_log_level(spec: EnvironmentSpec) -> str | None:
+    """AWS_LAMBDA_LOG_LEVEL: the configured level; with JSON logs and none set, Lambda's INFO."""
+    if spec.application_log_level:
+        return spec.application_log_level
+    return "INFO" if spec.log_format == "JSON" else None
 
 
 def python_version_dirs(runtime: str, interpreter: tuple[int, int]) -> list[str]:
@@ -111,8 +133,10 @@ def build_environment(
     }
     if is_python(spec.runtime):
         env["PYTHONPATH"] = os.pathsep.join(python_paths(layout, spec.runtime, interpreter))
-    for name, value in spec.environment.items():
-        if name not in RESERVED_ENV:
+    if is_node(spec.runtime):
+        env["NODE_PATH"] = os.pathsep.join(node_paths(layout, spec.runtime))
+    for name, value in [*spec.environment.items(), *spec.secrets.items()]:
+        if name not in RESERVED_ENV:  # the models refuse reserved names; this is a second guard
             env[name] = value
     reserved = {
         "AWS_REGION": spec.region,
@@ -127,6 +151,9 @@ def build_environment(
         "LAMBDA_TASK_ROOT": str(layout.task_root),
         "LAMBDA_RUNTIME_DIR": str(layout.runtime_dir),
     }
+    level = application_log_level(spec)
+    if level:  # set by loggingConfig, it wins over a variable of the same name
+        reserved["AWS_LAMBDA_LOG_LEVEL"] = level
     if spec.handler:
         reserved["_HANDLER"] = spec.handler
     if spec.package_type == "Zip" and spec.runtime.startswith(_MANAGED_PREFIXES):
@@ -141,9 +168,11 @@ def choose_launch(
     env: Mapping[str, str],
     *,
     python: str = sys.executable,
+    node: str | None = None,
     is_file: Callable[[str], bool] = os.path.isfile,
 ) -> Launch:
-    """The entry point: an image's command, our Python bootstrap, or an executable `bootstrap`."""
+    """The entry point: an image's command, our Python or Node.js bootstrap (behind
+    AWS_LAMBDA_EXEC_WRAPPER when set), or the function's executable `bootstrap`."""
     if spec.package_type == "Image":
         if spec.image_command:
             return Launch("exec", list(spec.image_command))
@@ -153,6 +182,15 @@ def choose_launch(
         if wrapper:
             return Launch("exec", [wrapper, python, "-P", "-m", "kubelambda.runtime.bootstrap"])
         return Launch("python")
+    if is_node(spec.runtime):
+        if node is None:
+            return Launch(
+                "missing",
+                detail=f"{spec.runtime} needs Node.js: no `node` on PATH (install Node.js 18+)",
+            )
+        argv = [node, str(NODE_BOOTSTRAP)]
+        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
+        return Launch("exec", [wrapper, *argv]) if wrapper else Launch("node", argv)
     for candidate in (layout.task_root / "bootstrap", layout.opt_dir / "bootstrap"):
         if is_file(str(candidate)):
             return Launch("exec", [str(candidate)])

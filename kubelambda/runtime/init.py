@@ -2,9 +2,10 @@
 
 An environment begins an init each time it releases a runtime (specialization, and every re-init
 after a timeout or a crash). The init succeeds when the runtime first polls /next, and fails when
-it posts init/error, exits, cannot be spawned, or outlives the init bound. INIT_START and (on a
-failure) INIT_REPORT go to the log here; the Init Duration is handed to the next invoke's REPORT
-once, except for provisioned concurrency, whose first init ran ahead of any call.
+it posts init/error, exits, cannot be spawned, or outlives the init bound. INIT_START (an INFO
+platform line) and, on a failure, INIT_REPORT (written at any level) go to the log here; the Init
+Duration is handed to the next invoke's REPORT once, except for provisioned concurrency, whose
+first init ran ahead of any call.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ class InitPhase:
         bound: float,
         *,
         emit: Callable[[str], None],
+        info: Callable[[str], None],
         kill: Callable[[], None],
         settled: Callable[[], None],
     ) -> None:
         self.runtime = runtime
         self.bound = bound  # seconds an init may take
-        self._emit = emit
+        self._emit = emit  # lines written at any systemLogLevel (a failed init)
+        self._info = info  # INFO platform lines (INIT_START), which systemLogLevel WARN hides
         self._kill = kill  # ends the runtime whose init ran out of time
         self._settled = settled  # told once each init has ended, either way
         self.future: asyncio.Future[InitFailure | None] | None = None
@@ -62,7 +65,7 @@ class InitPhase:
         self._duration_ms = None
         self._ahead = ahead
         self._timer = loop.call_later(self.bound, self._on_timeout, future)
-        self._emit(report.init_start_line(self.runtime, log_format))
+        self._info(report.init_start_line(self.runtime, log_format))
 
     def ready(self) -> bool:
         """The runtime polled /next: the init succeeded. False when no init was pending."""

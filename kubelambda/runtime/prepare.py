@@ -20,8 +20,9 @@ from kubelambda.runtime.envvars import (
     log_stream_name,
     python_paths,
 )
-from kubelambda.runtime.release import Release
+from kubelambda.runtime.release import Channel, Release
 from kubelambda.runtime.spec import EnvironmentSpec
+from kubelambda.runtime.toolchains import find_node
 
 RUNTIME_DIR = Path(__file__).resolve().parent  # LAMBDA_RUNTIME_DIR: where the bootstrap lives
 MIB = 1024 * 1024
@@ -63,8 +64,11 @@ async def prepare(
     runtime_api: str,
     python: str = sys.executable,
     shared: SharedDirs | None = None,
+    channel: Channel = "http",
 ) -> Prepared:
-    """Fetch code and layers, make this environment's /opt and /tmp, and decide the release."""
+    """Fetch code and layers, make this environment's /opt and /tmp, and decide the release.
+
+    `channel` is how our Python bootstrap, when it is the entry point, reaches the Runtime API."""
     if shared is not None:
         return await _prepare_shared(spec, cache=cache, runtime_api=runtime_api, shared=shared)
     task_root = await cache.resolve(spec.code)
@@ -85,7 +89,8 @@ async def prepare(
         host_env=os.environ,
         python_bin_dir=os.path.dirname(python),
     )
-    launch = choose_launch(spec, layout, env, python=python)
+    node = find_node() if spec.runtime.startswith("nodejs") else None
+    launch = choose_launch(spec, layout, env, python=python, node=node)
     sys_path: list[str] = []
     if is_python(spec.runtime):
         sys_path = python_paths(
@@ -103,6 +108,8 @@ async def prepare(
         "memory_mb": spec.memory_size,
         "detail": launch.detail,
     }
+    if launch.mode == "python":
+        message["channel"] = channel
     return Prepared(launch=launch, message=message, layout=layout)
 
 

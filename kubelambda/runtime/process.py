@@ -67,7 +67,7 @@ class RuntimeHandle(Protocol):
     def max_rss_kb(self) -> int: ...
     def oom_killed(self) -> bool: ...
     async def wait_warm(self) -> bool: ...
-    async def release(self, message: Release) -> None: ...
+    async def release(self, message: Release) -> socket.socket | None: ...
     def flush_partial(self) -> None: ...
     def kill(self) -> None: ...
     async def terminate(self, grace: float) -> None: ...
@@ -135,6 +135,7 @@ class RuntimeProcess:
         self._status_fd = os.open(f"/proc/{self.pid}/status", os.O_RDONLY)
         self._loop.add_reader(self._pidfd, self._on_exited)
         self.expected_exit = False  # set when the agent itself ends the process
+        self._warm_seen = False  # the shim's b"W" was read off the control channel
 
     @property
     def alive(self) -> bool:
@@ -163,12 +164,14 @@ class RuntimeProcess:
         """True once the shim reports it is warm; False if it exited first."""
         assert self._control is not None
         try:
-            return await self._loop.sock_recv(self._control, 1) == b"W"
+            self._warm_seen = await self._loop.sock_recv(self._control, 1) == b"W"
         except OSError:
             return False
+        return self._warm_seen
 
-    async def release(self, message: Release) -> None:
-        """Hand the shim its function: one JSON line, then the control channel closes."""
+    async def release(self, message: Release) -> socket.socket | None:
+        """Hand the shim its function: one JSON line. The control channel then closes, or, with
+        `channel: pipe`, is returned to carry the Runtime API (`channel.py`)."""
         control, self._control = self._control, None
         assert control is not None, "a runtime process is released once"
         memory = message.get("memory_mb")
@@ -178,12 +181,17 @@ class RuntimeProcess:
                 self._ooms = cgroup.oom_kills()
             else:  # no memory controller here: the shim caps the address space instead
                 message = {**message, "address_space": address_space(memory)}
+        keep = message.get("channel") == "pipe" and message["mode"] == "python"
         try:
             await self._loop.sock_sendall(control, json.dumps(message).encode() + b"\n")
+            if keep and not self._warm_seen:  # a re-init released it before its b"W"
+                keep = await self._loop.sock_recv(control, 1) == b"W"
         except OSError:
-            pass  # it died meanwhile; its exit is reported through `exited`
-        finally:
+            keep = False  # it died meanwhile; its exit is reported through `exited`
+        if not keep:
             control.close()
+            return None
+        return control
 
     def drain_output(self) -> bool:
         """Read what the runtime wrote (a bounded amount per call) and hand it on by lines;

@@ -14,12 +14,18 @@ import asyncio
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.code import CodeCache
-from kubelambda.runtime.environment import Environment, LogSink, stdout_sink
+from kubelambda.runtime.environment import Environment, LogSink
+from kubelambda.runtime.release import Channel
+from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
+
+# Told which environment wrote a line (dev mode prefixes and buffers lines per function).
+EnvironmentSink = Callable[[Environment, str], None]
 
 
 class ProcessProvider:
@@ -30,19 +36,23 @@ class ProcessProvider:
         base_dir: Path | None = None,
         *,
         log_sink: LogSink = stdout_sink,
+        environment_sink: EnvironmentSink | None = None,
         host: str = "127.0.0.1",
         init_timeout: float = 10.0,
         stop_grace: float = 2.0,
         python: str = sys.executable,
+        channel: Channel = "pipe",
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
         self.cache = CodeCache(self.base_dir / "code-cache")
         self._log_sink = log_sink
+        self._environment_sink = environment_sink
         self._host = host
         self._init_timeout = init_timeout
         self._stop_grace = stop_grace
         self._python = python
+        self._channel = channel
         self._environments: list[Environment] = []
         self._counter = 0
         # Each runtime in its own cgroup where the machine allows (containment, memory caps).
@@ -56,17 +66,28 @@ class ProcessProvider:
     async def start_environment(self, runtime: str) -> Environment:
         """A generic warm environment for `runtime`, ready to be specialized."""
         self._counter += 1
+        sink = self._log_sink
+        labelled = self._environment_sink
+        if labelled is not None:
+            holder: list[Environment] = []  # filled before the environment writes a line
+
+            def sink(line: str) -> None:
+                labelled(holder[0], line)
+
         env = Environment(
             runtime,
             work_dir=self.base_dir / f"env-{self._counter}",
             host=self._host,
-            log_sink=self._log_sink,
+            log_sink=sink,
             code_cache=self.cache,
             init_timeout=self._init_timeout,
             stop_grace=self._stop_grace,
             python=self._python,
             cgroups=self.cgroups,
+            channel=self._channel,
         )
+        if labelled is not None:
+            holder.append(env)
         self._environments.append(env)
         try:
             await env.start()

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from typing import Literal, Required, TypedDict
 
-# python: import the handler in the shim itself; exec: exec `argv`; missing: no entry point
-# (reported as an init error, Runtime.InvalidEntrypoint).
-LaunchMode = Literal["python", "exec", "missing"]
+# python: import the handler in the shim itself; node: exec `argv`, the machine's node on our
+# Node.js bootstrap (`nodejs/bootstrap.mjs`); exec: exec `argv` (a bootstrap executable, an
+# image's command, a wrapper); missing: no entry point (an init error, Runtime.InvalidEntrypoint).
+LaunchMode = Literal["python", "node", "exec", "missing"]
+# How our Python bootstrap reaches the Runtime API: frames on the release socketpair (the fast
+# path, `channel.py`) or HTTP at AWS_LAMBDA_RUNTIME_API, as every other runtime does.
+Channel = Literal["pipe", "http"]
 
 
 class Release(TypedDict, total=False):
     env: Required[dict[str, str]]  # the function's whole environment
     cwd: Required[str]  # where it starts: LAMBDA_TASK_ROOT
     mode: Required[LaunchMode]
-    argv: list[str]  # exec: the entry point and its arguments
+    argv: list[str]  # node, exec: the entry point and its arguments
     sys_path: list[str]  # python: prepended to sys.path (task root, layers, PYTHONPATH)
     fsize: int  # the largest file it may write (ephemeral storage), bytes
     memory_mb: int  # the function's memorySize: the runtime's cap (a cgroup, else the next)
     address_space: int  # set where no cgroup caps memory: the shim's RLIMIT_AS, bytes
     detail: str  # missing: why there is no entry point
+    channel: Channel  # python: the Runtime API's carrier (default http)

@@ -70,7 +70,7 @@ class RemoteEnvironment:
         return document
 
     async def specialize(self, spec: EnvironmentSpec) -> None:
-        body = spec.model_dump_json(by_alias=True)
+        body = spec.wire_json()  # the only place secret values leave the gateway
         async with self._client().post(
             f"{self.base_url}/kubelambda/v1/specialize",
             data=body,

@@ -13,8 +13,9 @@ with stdin as a lifeline pipe whose write end only the agent holds. It
    and waits for one JSON release line: the function's environment, working folder, sys.path
    and entry point;
 4. then, for Python, imports the handler and serves in this very process (no exec: the fast
-   path), or execs the real entry point (awslambdaric, a custom runtime's `bootstrap`, an image
-   command).
+   path), speaking the Runtime API as frames on CONTROL_FD when the release says
+   `channel: pipe` (`channel.py`); or execs the real entry point (awslambdaric, a custom
+   runtime's `bootstrap`, an image command), which uses HTTP.
 """
 
 from __future__ import annotations
@@ -79,7 +80,6 @@ def _read_release(control_fd: int) -> Release:
         chunks.append(chunk)
         if chunk.endswith(b"\n"):
             break
-    os.close(control_fd)
     release: Release = json.loads(b"".join(chunks))
     return release
 
@@ -139,13 +139,21 @@ def main() -> None:
     release = _read_release(control_fd)
     env = _apply(release)
     argv = release.get("argv")
-    if release["mode"] == "exec" and argv:
+    if release["mode"] in ("exec", "node") and argv:
+        os.close(control_fd)
         _exec(argv, env)
         return
     extra = release.get("sys_path", [])
     sys.path[:0] = [p for p in extra if p not in sys.path]
     sys.argv = [bootstrap.__file__]
-    bootstrap.main()
+    if release.get("channel") == "pipe":
+        # The socketpair stays open as the Runtime API's carrier; the handler's own children
+        # must not inherit it (pass_fds made it inheritable).
+        os.set_inheritable(control_fd, False)
+        bootstrap.main(channel_fd=control_fd)
+    else:
+        os.close(control_fd)
+        bootstrap.main()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ builds it from the resource models and, in cluster mode, POSTs it to the agent a
 from __future__ import annotations
 
 import enum
+import json
 import uuid
 from typing import Literal
 
@@ -85,8 +86,21 @@ class EnvironmentSpec(_Model):
     layers: list[CodeRef] = Field(default_factory=list)
     region: str = DEFAULT_REGION
     log_format: Literal["Text", "JSON"] = "Text"
+    # loggingConfig's levels: AWS_LAMBDA_LOG_LEVEL for the runtime, and the platform lines' filter.
+    application_log_level: str | None = None
+    system_log_level: Literal["DEBUG", "INFO", "WARN"] | None = None
     initialization_type: Literal["on-demand", "provisioned-concurrency"] = "on-demand"
     image_command: list[str] | None = None
+    # Values of environment.secretKeyRefs. Never in a dump, a repr or a revision digest (so never
+    # in a pod annotation or a log); only `wire_json` carries them, over the agent channel.
+    secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def wire_json(self) -> str:
+        """The spec as the gateway POSTs it to an agent: camelCase, with the secret values."""
+        body = self.model_dump(mode="json", by_alias=True)
+        if self.secrets:
+            body["secrets"] = dict(self.secrets)
+        return json.dumps(body)
 
 
 class InvokeRequest(_Model):

@@ -127,16 +127,16 @@ class Catalog:
     ) -> Catalog:
         """Work out every configuration's Target now, so that resolving hands it down.
 
-        `known`: the targets of the catalog served before. A revision pins everything a target
-        is made of, so a servable one is kept as is; one with a problem is worked out again
-        (a ConfigMap that could not be read may be readable now).
+        `known`: the targets of the catalog served before. A pinned one (`Target.pinned`) is
+        kept as is; one with a problem or with secret values is worked out again (a ConfigMap
+        that could not be read may be readable now, a Secret may have been rotated).
         """
         known = known or {}
         self.region = region
         self.targets = {}
         for version in self.configurations():
             kept = known.get(version.revision)
-            fresh = kept if kept is not None and kept.problem is None else None
+            fresh = kept if kept is not None and kept.pinned else None
             self.targets[version.revision] = fresh or target_of(version)
         return self
 

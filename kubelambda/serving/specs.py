@@ -22,6 +22,7 @@ from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.catalog import FunctionVersion
 from kubelambda.serving.errors import LambdaError
 from kubelambda.serving.names import function_arn
+from kubelambda.serving.secrets import SecretLookup, resolve_secrets
 from kubelambda.serving.shape import shape_of
 from kubelambda.serving.target import InitType, Target
 
@@ -68,8 +69,10 @@ def environment_spec(
     initialization_type: InitType = "on-demand",
     resolve: CodeResolver | None = None,
     images: bool = False,
+    secrets: SecretLookup | None = None,
 ) -> EnvironmentSpec:
-    """`images`: packageType Image is served (cluster mode: the pod runs the function's image)."""
+    """`images`: packageType Image is served (cluster mode: the pod runs the function's image).
+    `secrets`: where environment.secretKeyRefs are read (none: a function with any is refused)."""
     spec = version.spec
     image = spec.code.image if spec.package_type == "Image" else None
     if (spec.package_type == "Image" and not images) or (image is None and spec.runtime is None):
@@ -77,11 +80,8 @@ def environment_spec(
             "InvalidParameterValueException",
             f"{version.function}: packageType Image needs cluster mode (no container engine here)",
         )
-    if spec.environment and spec.environment.secret_key_refs:
-        raise LambdaError(
-            "InvalidParameterValueException",
-            f"{version.function}: environment.secretKeyRefs need cluster mode",
-        )
+    refs = spec.environment.secret_key_refs if spec.environment else {}
+    secret_values = resolve_secrets(version.function, version.namespace, refs, secrets)
     try:
         ns = version.namespace
         code = (
@@ -114,19 +114,25 @@ def environment_spec(
         layers=layers,
         region=region,
         log_format=logging.log_format if logging else "Text",
+        application_log_level=logging.application_log_level if logging else None,
+        system_log_level=logging.system_log_level if logging else None,
         initialization_type=initialization_type,
+        secrets=secret_values,
     )
 
 
 @dataclass(frozen=True)
 class SpecBuilder:
     """Specs as one gateway builds them: its region, whether it serves packageType Image (only
-    where a pod runs the function's own image: cluster mode), and where ConfigMap code comes from.
+    where a pod runs the function's own image: cluster mode), where ConfigMap code comes from and
+    where the values of environment.secretKeyRefs are read (dev mode: --secrets FILE; a cluster
+    gateway: Kubernetes Secrets; none, as for the operator: a function with any is refused).
     """
 
     region: str = DEFAULT_REGION
     images: bool = False
     resolve: CodeResolver | None = None
+    secrets: SecretLookup | None = None
 
     def spec(self, version: FunctionVersion, init: InitType = "on-demand") -> EnvironmentSpec:
         """Raises LambdaError (InvalidParameterValueException) when it cannot be served here."""
@@ -136,6 +142,7 @@ class SpecBuilder:
             initialization_type=init,
             resolve=self.resolve,
             images=self.images,
+            secrets=self.secrets,
         )
 
     def target(self, version: FunctionVersion) -> Target:

@@ -30,6 +30,14 @@ class Target:
     provisioned: EnvironmentSpec | None = None  # the same, initialized ahead of any call
     problem: LambdaError | None = None  # set: why this gateway cannot serve it
 
+    @property
+    def pinned(self) -> bool:
+        """Whether its revision pins everything it is made of, so a later catalog may keep it:
+        not with a problem (a ConfigMap may be readable now), nor with secret values (the
+        revision leaves them out, and a Secret may have been rotated)."""
+        specs = (self.on_demand, self.provisioned)
+        return self.problem is None and not any(s is not None and s.secrets for s in specs)
+
     def spec(self, init: InitType = "on-demand") -> EnvironmentSpec:
         """The spec to specialize with; raises the Lambda error of an unservable target."""
         chosen = self.on_demand if init == "on-demand" else self.provisioned

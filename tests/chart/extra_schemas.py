@@ -1,10 +1,11 @@
 """Strict JSON schemas for the non-core kinds the chart renders, which kubernetes-validate lacks.
 
-ServiceMonitor (Prometheus Operator), HTTPRoute (Gateway API v1) and kopf's peering objects come
-from CRDs, not from Kubernetes' OpenAPI, so kubernetes-validate has no schema for them. These are
-strict subsets of the upstream CRD schemas: each lists the fields of the upstream schema that the
-chart may render, with their upstream types, and rejects every other field. A field the chart
-starts rendering must be added here deliberately (after checking the upstream CRD).
+ServiceMonitor and PodMonitor (Prometheus Operator), HTTPRoute (Gateway API v1) and kopf's
+peering objects come from CRDs, not from Kubernetes' OpenAPI, so kubernetes-validate has no
+schema for them. These are strict subsets of the upstream CRD schemas: each lists the fields of
+the upstream schema that the chart may render, with their upstream types, and rejects every
+other field. A field the chart starts rendering must be added here deliberately (after checking
+the upstream CRD).
 """
 
 from __future__ import annotations
@@ -84,6 +85,36 @@ _SERVICE_MONITOR = _resource(
     ),
 )
 
+_POD_MONITOR = _resource(
+    "monitoring.coreos.com/v1",
+    "PodMonitor",
+    _obj(
+        {
+            "jobLabel": _STR,
+            "selector": _LABEL_SELECTOR,
+            "namespaceSelector": _obj(
+                {"any": {"type": "boolean"}, "matchNames": {"type": "array", "items": _STR}}
+            ),
+            "podMetricsEndpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": _obj(
+                    {
+                        "port": _STR,
+                        "portNumber": {"type": "integer"},
+                        "path": _STR,
+                        "scheme": {"enum": ["http", "https"]},
+                        "interval": {"type": "string", "pattern": "^(0|(([0-9]+)(ms|s|m|h))+)$"},
+                        "scrapeTimeout": _STR,
+                        "honorLabels": {"type": "boolean"},
+                    }
+                ),
+            },
+        },
+        required=["selector"],
+    ),
+)
+
 _PARENT_REF = _obj(
     {
         "group": _STR,
@@ -151,6 +182,7 @@ _HTTP_ROUTE = _resource(
 
 EXTRA_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR,
+    ("monitoring.coreos.com/v1", "PodMonitor"): _POD_MONITOR,
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): _HTTP_ROUTE,
     ("kopf.dev/v1", "KopfPeering"): _resource("kopf.dev/v1", "KopfPeering", None),
     ("kopf.dev/v1", "ClusterKopfPeering"): _resource("kopf.dev/v1", "ClusterKopfPeering", None),

@@ -51,7 +51,6 @@ METRICS = (
     "kubelambda_async_event_age_seconds",
     "kubelambda_async_events_dropped_total",
     "kubelambda_destination_delivery_failures_total",
-    "kubelambda_iterator_age_seconds",
 )
 
 
@@ -124,6 +123,7 @@ def test_all_optional_features_render() -> None:
         "Ingress",
         "HTTPRoute",
         "ServiceMonitor",
+        "PodMonitor",
         "StatefulSet",
         "ClusterKopfPeering",
         "PodDisruptionBudget",
@@ -142,7 +142,14 @@ def test_all_optional_features_render() -> None:
 
 def test_defaults_render_no_optional_objects() -> None:
     kinds = {doc["kind"] for doc in render_scenario("defaults")}
-    assert not kinds & {"Ingress", "HTTPRoute", "ServiceMonitor", "StatefulSet", "ConfigMap"}
+    assert not kinds & {
+        "Ingress",
+        "HTTPRoute",
+        "ServiceMonitor",
+        "PodMonitor",
+        "StatefulSet",
+        "ConfigMap",
+    }
     assert "PersistentVolumeClaim" in kinds, "the default SQLite queue needs a volume"
 
 
@@ -244,13 +251,29 @@ def test_pod_disruption_budgets_select_their_pods() -> None:
         assert selector.items() <= labels.items()
 
 
+def test_the_pod_monitor_scrapes_the_pollers() -> None:
+    docs = render_scenario("all-features")
+    monitor = of_kind(docs, "PodMonitor")[0]
+    template = find(docs, "Deployment", "-poller")["spec"]["template"]
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    )
+    ports = {p["name"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] in ports
+
+
 def test_dashboard_shows_every_metric() -> None:
+    from kubelambda.sources.metrics import SourceMetrics
+
     dashboard = json.loads((CHART / "dashboards" / "kubelambda.json").read_text())
     exprs = " ".join(target["expr"] for panel in dashboard["panels"] for target in panel["targets"])
-    for metric in METRICS:
+    # The pollers' metrics as the code registers them (a counter's samples add `_total`).
+    pollers = [m.name for m in SourceMetrics().registry.collect()]
+    assert len(pollers) == 8
+    for metric in (*METRICS, *pollers):
         assert metric in exprs, f"{metric} is on no dashboard panel"
     variables = {v["name"] for v in dashboard["templating"]["list"]}
-    assert {"namespace", "function", "version", "alias"} <= variables
+    assert {"namespace", "function", "version", "alias", "mapping"} <= variables
 
 
 def test_notes_tell_how_to_invoke_the_first_function() -> None:

@@ -12,18 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
+from kubelambda.api.runtimes import RUNTIMES, base_image
 from tests.chart.chart_helpers import CHART, run_helm, template, values_args
 
-RUNTIME_KEYS = {
-    "python3.10",
-    "python3.11",
-    "python3.12",
-    "python3.13",
-    "python3.14",
-    "nodejs20.x",
-    "nodejs22.x",
-    "provided.al2023",
-}
+RUNTIME_KEYS = set(RUNTIMES)
 
 # (id, --set values, fragments that must all appear in helm's error output)
 SCHEMA_CASES: list[tuple[str, list[str], list[str]]] = [
@@ -212,8 +204,8 @@ def test_runtime_keys_are_the_supported_runtimes() -> None:
     assert set(properties["runtimes"]["properties"]) == RUNTIME_KEYS
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert set(values["runtimes"]) == RUNTIME_KEYS
-    for spec in values["runtimes"].values():
-        assert spec["image"].startswith("public.ecr.aws/lambda/")
+    for runtime, spec in values["runtimes"].items():
+        assert spec["image"] == base_image(runtime)
 
 
 def test_concurrency_and_keepalive_defaults() -> None:

@@ -1,4 +1,3 @@
-"""An emulated Kubernetes cluster for tests: a faithful apiserver over kmock, and a test kubelet.
-
-See README.md in this folder for what is emulated and what is not.
+"""The cluster tests: a real control plane (etcd, kube-apiserver, controller-manager, scheduler
+built by `make tools`) with a process kubelet as its node. See README.md in this folder.
 """

@@ -1,92 +1,154 @@
-"""Fixtures of the emulated cluster: an apiserver with our CRDs, a kubeconfig, a test kubelet.
+"""Fixtures of the real test cluster (see README.md): one control plane and one process kubelet
+per pytest session, and a fresh namespace per test.
 
-- ``apiserver``: a fresh `ApiServer` per test (milliseconds to start), with every CRD in the
-  repo's ``crds/`` and in ``tests/cluster/fixtures/`` registered. Override ``crd_sources`` to
-  change that.
-- ``kubeconfig``: the server's kubeconfig path, with ``KUBECONFIG`` and the kubernetes client's
-  ``KUBE_CONFIG_DEFAULT_LOCATION`` pointing at it and the client's default configuration loaded
-  from it (all restored afterwards).
-- ``k8s_client``: a `kubernetes.client.ApiClient` for that server.
-- ``kubelet``: a running `Kubelet` on the server; its processes are checked dead afterwards.
-- ``image_table``: the kubelet's image table, to extend before the kubelet starts.
+- ``cluster`` (session): the running `Cluster`, with the fixture CRD (widgets) established.
+- ``lambda_crds`` (session): the repo's four CRDs from ``crds/``, created and Established at
+  the session's start (a refusal fails only the tests that use them).
+- ``namespace``: a fresh namespace (with its ServiceAccount and root CA), deleted afterwards.
+- ``kubeconfig``: the admin kubeconfig; sets ``KUBECONFIG`` and the kubernetes client's default
+  configuration (restored afterwards). ``k8s_client``, ``core``, ``custom``: clients on it.
+- ``kubelet``: the session's process kubelet; a test fails if the kubelet recorded an error.
 
-A session-wide autouse check fails the run if any process started by a test kubelet, or any
-listening socket on a pod IP or apiserver port, outlives the session.
+The session ends by stopping the kubelet and the control plane, and fails if any process they
+started, or any port they listened on, outlives them.
 """
 
 from __future__ import annotations
 
-import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import psutil
 import pytest
+import yaml
 
-from tests.cluster.apiserver import FIXTURE_CRDS, REPO, ApiServer, crd_documents
-from tests.cluster.kubelet import Kubelet
-from tests.cluster.podspec import ImageTable
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.controlplane import REPO, ToolsMissing
+from tests.cluster.harness.kubelet import Kubelet
+from tests.cluster.harness.waiting import wait_until
 
-_STARTED_PIDS: list[tuple[int, float]] = []
-_SERVER_PORTS: list[int] = []
+FIXTURE_CRDS = Path(__file__).parent / "fixtures"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def no_leaked_processes_or_ports() -> Iterator[None]:
-    yield
-    leaked = [pid for pid, started in _STARTED_PIDS if _alive(pid, started)]
-    pids = {pid for pid, _ in _STARTED_PIDS}
-    listening = [
-        conn.laddr
-        for conn in psutil.net_connections(kind="tcp")
-        if conn.status == psutil.CONN_LISTEN
-        and conn.laddr
-        and (
-            (
-                (
-                    conn.laddr.ip.startswith("127.0.")
-                    and conn.laddr.ip not in ("127.0.0.1", "127.0.1.1")
-                )
-                and (conn.pid == os.getpid() or conn.pid in pids)
-            )
-            or (
-                conn.laddr.ip == "127.0.0.1"
-                and conn.laddr.port in _SERVER_PORTS
-                and conn.pid == os.getpid()
-            )
-        )
+def crd_documents(*paths: Path) -> list[dict[str, Any]]:
+    """Every CustomResourceDefinition in the given YAML files and folders (sorted, recursive)."""
+    files: list[Path] = []
+    for path in paths:
+        files += sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+    return [
+        doc
+        for file in files
+        for doc in yaml.safe_load_all(file.read_text())
+        if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
     ]
-    assert not leaked, f"test kubelet processes outlived the session: {leaked}"
-    assert not listening, f"listening sockets outlived the session: {listening}"
 
 
-def _alive(pid: int, started: float) -> bool:
+def install_crds(client: kubernetes.client.ApiClient, docs: list[dict[str, Any]]) -> list[Any]:
+    """Create (or replace) the CRDs and wait until each is Established; returns them."""
+    api = kubernetes.client.ApiextensionsV1Api(client)
+    for doc in docs:
+        name = doc["metadata"]["name"]
+        try:
+            api.create_custom_resource_definition(doc)
+        except kubernetes.client.ApiException as exc:
+            if exc.status != 409:
+                raise AssertionError(f"the apiserver refused CRD {name}: {exc.body}") from None
+            current = api.read_custom_resource_definition(name)
+            doc = {
+                **doc,
+                "metadata": {
+                    **doc["metadata"],
+                    "resourceVersion": current.metadata.resource_version,
+                },
+            }
+            api.replace_custom_resource_definition(name, doc)
+
+    def established(name: str) -> Any:
+        crd = api.read_custom_resource_definition(name)
+        conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+        return crd if conditions.get("Established") == "True" else None
+
+    return [
+        wait_until(lambda d=doc: established(d["metadata"]["name"]), timeout=30, what="Established")
+        for doc in docs
+    ]
+
+
+def _alive(pid: int, started: float | None = None) -> bool:
     try:
         proc = psutil.Process(pid)
-        return bool(proc.create_time() == started and proc.status() != psutil.STATUS_ZOMBIE)
+        same = started is None or proc.create_time() == started
+        return bool(same and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 
 
-@pytest.fixture
-def crd_sources() -> list[Path]:
-    return [REPO / "crds", FIXTURE_CRDS]
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    running = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        running.start()
+    except ToolsMissing as exc:
+        pytest.fail(str(exc))  # a missing build is a failure, never a skip
+    try:
+        assert running.client is not None
+        install_crds(running.client, crd_documents(FIXTURE_CRDS))
+        # The repo's CRDs go in now too, so the garbage collector's discovery (it resyncs every
+        # 30 s) knows them by the time a test deletes an owner; a refusal fails `lambda_crds`.
+        try:
+            running.lambda_crds = install_crds(running.client, crd_documents(REPO / "crds"))
+        except AssertionError as exc:
+            running.lambda_crds_error = exc
+        yield running
+    finally:
+        kubelet_pids = running.kubelet.spawned_pids if running.kubelet else []
+        control_pids, ports = running.control.pids, list(running.control.ports)
+        running.stop()
+        # The kubelet's pods and the control plane are gone, and so are their listening sockets.
+        leaked = [pid for pid, started in kubelet_pids if _alive(pid, started)]
+        leaked += [pid for pid in control_pids if _alive(pid)]
+        deadline = time.monotonic() + 10
+        listening = _listening(ports, {p for p, _ in kubelet_pids} | set(control_pids))
+        while listening and time.monotonic() < deadline:
+            time.sleep(0.1)  # sockets close a moment after their process exits
+            listening = _listening(ports, {p for p, _ in kubelet_pids} | set(control_pids))
+        assert not leaked, f"cluster processes outlived the session: {leaked}"
+        assert not listening, f"listening sockets outlived the session: {listening}"
+
+
+def _listening(ports: list[int], pids: set[int]) -> list[Any]:
+    found = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or not conn.laddr:
+            continue
+        ip, port = conn.laddr.ip, conn.laddr.port
+        on_pod_ip = ip.startswith("127.0.") and ip not in ("127.0.0.1", "127.0.1.1")
+        if (ip == "127.0.0.1" and port in ports) or (on_pod_ip and conn.pid in pids):
+            found.append(conn.laddr)
+    return found
+
+
+@pytest.fixture(scope="session")
+def lambda_crds(cluster: Cluster) -> list[Any]:
+    """The four CRDs of crds/, as the apiserver accepted and established them."""
+    if cluster.lambda_crds_error is not None:
+        raise cluster.lambda_crds_error
+    return cluster.lambda_crds
 
 
 @pytest.fixture
-def apiserver(tmp_path: Path, crd_sources: list[Path]) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path, crd_documents(p for p in crd_sources if p.exists()))
-    with server:
-        _SERVER_PORTS.append(server.port)
-        yield server
-    errors = server.emulator.internal_errors
-    assert not errors, f"the emulated apiserver failed internally: {errors!r}"
+def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = cluster.new_namespace(request.node.name.replace("_", "-").lower()[:30])
+    yield name
+    cluster.delete_namespace(name)
 
 
 @pytest.fixture
-def kubeconfig(apiserver: ApiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = apiserver.kubeconfig
+def kubeconfig(cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = cluster.kubeconfig
     monkeypatch.setenv("KUBECONFIG", str(path))
     monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
     previous = kubernetes.client.Configuration.get_default_copy()
@@ -112,23 +174,9 @@ def custom(k8s_client: kubernetes.client.ApiClient) -> kubernetes.client.CustomO
 
 
 @pytest.fixture
-def image_table() -> ImageTable:
-    return ImageTable.default()
-
-
-@pytest.fixture
-def kubelet(
-    apiserver: ApiServer, kubeconfig: Path, tmp_path: Path, image_table: ImageTable
-) -> Iterator[Kubelet]:
-    kubelet = Kubelet(
-        apiserver.url, tmp_path / "kubelet", kubeconfig=kubeconfig, images=image_table
-    )
-    try:
-        kubelet.start()
-        yield kubelet
-    finally:
-        kubelet.stop()
-        _STARTED_PIDS.extend(kubelet.spawned_pids)
-    alive = [pid for pid, started in kubelet.spawned_pids if _alive(pid, started)]
-    assert not alive, f"pod processes outlived the kubelet: {alive}"
-    assert not kubelet.errors, f"the test kubelet failed: {kubelet.errors!r}"
+def kubelet(cluster: Cluster) -> Iterator[Kubelet]:
+    assert cluster.kubelet is not None
+    before = len(cluster.kubelet.errors)
+    yield cluster.kubelet
+    errors = cluster.kubelet.errors[before:]
+    assert not errors, f"the process kubelet failed: {errors!r}"

@@ -1,10 +1,12 @@
-"""The whole cluster path on the emulated apiserver: `kubelambda operator` and `kubelambda gateway
---cluster` as real subprocesses, function pods run by the test kubelet, boto3 as the client.
+"""The whole cluster path on the real control plane: `kubelambda operator` and `kubelambda gateway
+--cluster` as real subprocesses (admin credentials), function pods scheduled by the real
+scheduler and run by the process kubelet, boto3 as the client.
 
-The API server is the emulator (kmock plus our fidelity layer, see README.md), not a real
-kube-apiserver. `LambdaStack` starts everything on loopback with free ports and stops it in
-reverse order, ending only the processes it started, by PID. Helpers wait for conditions with a
-bounded deadline (`waiting.wait_until`), never for a fixed time.
+`LambdaStack` serves one namespace of the session's `Cluster` (a fresh one per test module),
+starts the roles on loopback with free ports and stops them in reverse order, ending only the
+processes it started, by PID. Helpers wait for conditions with a bounded deadline
+(`waiting.wait_until`), never for a fixed time. The chart's own Deployments, with their
+ServiceAccounts and RBAC, are exercised by test_helm_install.py.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,21 +28,15 @@ import boto3
 import botocore.config
 import kubernetes
 
-from tests.cluster.apiserver import REPO, ApiServer, crd_documents
-from tests.cluster.kubelet import Kubelet
-from tests.cluster.probes import ProbeTiming
-from tests.cluster.waiting import wait_gone, wait_until
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.controlplane import REPO, free_port
+from tests.cluster.harness.kubelet import Kubelet
+from tests.cluster.harness.waiting import wait_gone, wait_until
 
 GROUP, VERSION = "kubelambda.dev", "v1alpha1"
 AGENT_IMAGE = "kubelambda/kubelambda:0.1.0"
 RUNTIME = "python3.12"
-NS = "default"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+NS = "default"  # where the kind e2e stack runs; the harness's stacks get their own namespace
 
 
 def handler_code(body: str) -> dict[str, str]:
@@ -80,12 +75,20 @@ class Role:
 
 
 class LambdaStack:
-    def __init__(self, workdir: Path, *, warm: int = 2, lease: float = 60.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        cluster: Cluster | None = None,
+        *,
+        warm: int = 2,
+        lease: float = 60.0,
+    ) -> None:
         self.workdir = workdir
+        self.cluster = cluster
         self.warm = warm
         self.lease = lease
-        self.apiserver = ApiServer(workdir, crd_documents([REPO / "crds"]))
-        self.kubelet: Kubelet | None = None
+        self.ns = NS
+        self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
         self.gateways: dict[str, tuple[Role, str]] = {}
         self.client: kubernetes.client.ApiClient | None = None
@@ -93,25 +96,19 @@ class LambdaStack:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.apiserver.start()
-        self.client = kubernetes.config.new_client_from_config(str(self.apiserver.kubeconfig))
+        assert self.cluster is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.ns = self.cluster.new_namespace("stack")
+        self.client = kubernetes.config.new_client_from_config(str(self.cluster.kubeconfig))
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
-        # Probe periods stay short (readiness flips fast); initial delays are honoured up to
-        # 10 s, so the agent's liveness probe waits for it to start, as on a real kubelet.
-        self.kubelet = Kubelet(
-            self.apiserver.url,
-            self.workdir / "kubelet",
-            kubeconfig=self.apiserver.kubeconfig,
-            timing=ProbeTiming(max_initial_delay=10.0, max_period=0.2),
-        )
-        self.kubelet.start()
         self.start_operator()
         self.start_gateway("gw-a")
 
     def env(self) -> dict[str, str]:
+        assert self.cluster is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-        env["KUBECONFIG"] = str(self.apiserver.kubeconfig)
+        env["KUBECONFIG"] = str(self.cluster.kubeconfig)
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
@@ -128,7 +125,7 @@ class LambdaStack:
         argv = [
             "operator",
             f"--agent-key-file={self.agent_key_file}",
-            f"--namespace={NS}",
+            f"--namespace={self.ns}",
             "--standalone",
             f"--agent-image={AGENT_IMAGE}",
             f"--runtime-image={RUNTIME}=public.ecr.aws/lambda/python:3.12",
@@ -149,8 +146,8 @@ class LambdaStack:
             "--cluster",
             "--host=127.0.0.1",
             f"--port={port}",
-            f"--default-namespace={NS}",
-            f"--namespace={NS}",
+            f"--default-namespace={self.ns}",
+            f"--namespace={self.ns}",
             "--concurrency-limit=50",
             "--unreserved-floor=10",
             "--idle-keepalive=300",
@@ -158,7 +155,7 @@ class LambdaStack:
             f"--agent-key-file={self.agent_key_file}",
             f"--identity={identity}",
             f"--claim-lease={self.lease:g}",
-            "--claim-timeout=20",
+            "--claim-timeout=60",  # refills take longer on a loaded machine; 429s are not the test
             f"--queue=sqlite:///{self.workdir / identity}-events.sqlite3",
         ]
         role = Role(identity, argv, self.env(), self.workdir / f"{identity}.log")
@@ -174,7 +171,8 @@ class LambdaStack:
             except OSError:
                 return False
 
-        wait_until(ready, timeout=30, interval=0.1, what=f"gateway {identity} to be ready")
+        # A generous bound: on a loaded 2-core machine the import and first lists take a while.
+        wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
         return url
 
     def stop(self) -> None:
@@ -182,11 +180,10 @@ class LambdaStack:
             role.stop()
         if self.operator is not None:
             self.operator.stop()
-        if self.kubelet is not None:
-            self.kubelet.stop()
         if self.client is not None:
             self.client.close()
-        self.apiserver.stop()
+        if self.cluster is not None and self.ns != NS:
+            self.cluster.delete_namespace(self.ns)
 
     def logs(self) -> str:
         parts = [f"--- {r.name} ---\n{r.log()[-6000:]}" for r, _ in self.gateways.values()]
@@ -201,25 +198,27 @@ class LambdaStack:
         body = {
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": kind,
-            "metadata": {"name": name, "namespace": NS},
+            "metadata": {"name": name, "namespace": self.ns},
             "spec": spec,
         }
         result: dict[str, Any] = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, NS, plural, body
+            GROUP, VERSION, self.ns, plural, body
         )
         return result
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
         result: dict[str, Any] = self.custom.get_namespaced_custom_object(
-            GROUP, VERSION, NS, plural, name
+            GROUP, VERSION, self.ns, plural, name
         )
         return result
 
     def patch_spec(self, plural: str, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(GROUP, VERSION, NS, plural, name, {"spec": spec})
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.ns, plural, name, {"spec": spec}
+        )
 
     def delete(self, plural: str, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(GROUP, VERSION, NS, plural, name)
+        self.custom.delete_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name)
 
     def function(self, name: str, code: dict[str, str], **spec: Any) -> dict[str, Any]:
         full = {"runtime": RUNTIME, "handler": "app.handler", "code": {"inline": code}, **spec}
@@ -243,7 +242,7 @@ class LambdaStack:
             raise AssertionError(f"{exc}\n{self.logs()}") from None
 
     def pods(self, selector: str) -> list[Any]:
-        return list(self.core.list_namespaced_pod(NS, label_selector=selector).items)
+        return list(self.core.list_namespaced_pod(self.ns, label_selector=selector).items)
 
     def live_pods(self, selector: str) -> list[Any]:
         return [p for p in self.pods(selector) if not p.metadata.deletion_timestamp]
@@ -268,12 +267,12 @@ class LambdaStack:
         )
 
     def wait_pod_gone(self, name: str, *, timeout: float = 30) -> None:
-        wait_gone(lambda: self.core.read_namespaced_pod(name, NS), timeout=timeout)
+        wait_gone(lambda: self.core.read_namespaced_pod(name, self.ns), timeout=timeout)
 
     def kill_pod(self, name: str) -> None:
         """SIGKILL every process of the pod (its container's process group), as an OOM kill."""
         assert self.kubelet is not None
-        run = self.kubelet.pods[(NS, name)]
+        run = self.kubelet.pods[(self.ns, name)]
         for container in run.mains:
             if container.proc is not None and container.proc.returncode is None:
                 os.killpg(container.proc.pid, signal.SIGKILL)
@@ -283,7 +282,7 @@ class LambdaStack:
         gateway derives for that pod (without it the agent answers 401)."""
         from kubelambda.kube.agentauth import NONCE, agent_token
 
-        pod = self.core.read_namespaced_pod(name, NS)
+        pod = self.core.read_namespaced_pod(name, self.ns)
         key = self.agent_key_file.read_bytes().strip()
         token = agent_token(key, pod.metadata.annotations[NONCE])
         request = urllib.request.Request(
@@ -364,19 +363,17 @@ def _ready(pod: Any) -> bool:
 
 
 @contextlib.contextmanager
-def running_stack(workdir: Path, **kw: Any) -> Iterator[LambdaStack]:
-    from tests.cluster import conftest
-
-    stack = LambdaStack(workdir, **kw)
+def running_stack(cluster: Cluster, workdir: Path, **kw: Any) -> Iterator[LambdaStack]:
+    """A stack in a fresh namespace of `cluster`, stopped (namespace deleted) afterwards."""
+    stack = LambdaStack(workdir, cluster, **kw)
+    before = len(cluster.kubelet.errors) if cluster.kubelet else 0
     try:
         stack.start()
-        conftest._SERVER_PORTS.append(stack.apiserver.port)
         yield stack
     finally:
         stack.stop()
-        if stack.kubelet is not None:
-            conftest._STARTED_PIDS.extend(stack.kubelet.spawned_pids)
-            assert not stack.kubelet.errors, f"the test kubelet failed: {stack.kubelet.errors!r}"
+        errors = cluster.kubelet.errors[before:] if cluster.kubelet else []
+        assert not errors, f"the process kubelet failed: {errors!r}"
 
 
 def elapsed(start: float) -> float:

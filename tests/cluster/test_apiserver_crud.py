@@ -1,4 +1,4 @@
-"""The emulated apiserver through the official kubernetes client: the verbs and their metadata."""
+"""The real kube-apiserver through the official kubernetes client: the verbs and their metadata."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import kubernetes
 import pytest
 from kubernetes.client import ApiException
 
-from tests.cluster.apiserver import ApiServer
-from tests.cluster.waiting import wait_until
+from tests.cluster.harness.cluster import Cluster
 
 G, V, P = "test.kubelambda.dev", "v1", "widgets"
 
@@ -24,7 +23,7 @@ def test_namespaces_are_served_and_core_discovery_is_v1(
     core: kubernetes.client.CoreV1Api, k8s_client: kubernetes.client.ApiClient
 ) -> None:
     names = {ns.metadata.name for ns in core.list_namespace().items}
-    assert {"default", "kube-system"} <= names
+    assert {"default", "kube-system", "kube-node-lease"} <= names
     assert core.read_namespace("default").metadata.uid
     resources = core.get_api_resources()
     assert resources.group_version == "v1"
@@ -35,126 +34,136 @@ def test_namespaces_are_served_and_core_discovery_is_v1(
     assert "test.kubelambda.dev" in {g.name for g in groups}
 
 
-def test_create_fills_metadata_and_answers_201(custom: kubernetes.client.CustomObjectsApi) -> None:
+def test_create_fills_metadata_and_answers_201(
+    custom: kubernetes.client.CustomObjectsApi, namespace: str
+) -> None:
     obj, status, _ = custom.create_namespaced_custom_object_with_http_info(
-        G, V, "default", P, widget("a")
+        G, V, namespace, P, widget("a")
     )
     assert status == 201
     meta = obj["metadata"]
-    assert meta["namespace"] == "default"
+    assert meta["namespace"] == namespace
     assert meta["uid"] and meta["creationTimestamp"].endswith("Z")
     assert meta["generation"] == 1
     assert int(meta["resourceVersion"]) > 0
     assert obj["spec"] == {"size": 3, "color": "red"}  # the schema's default is applied
 
 
-def test_generate_name(core: kubernetes.client.CoreV1Api) -> None:
-    cm = core.create_namespaced_config_map("default", {"metadata": {"generateName": "cfg-"}})
+def test_generate_name(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
+    cm = core.create_namespaced_config_map(namespace, {"metadata": {"generateName": "cfg-"}})
     assert cm.metadata.name.startswith("cfg-") and len(cm.metadata.name) == len("cfg-") + 5
 
 
 def test_duplicate_create_is_409_and_missing_namespace_404(
-    core: kubernetes.client.CoreV1Api,
+    core: kubernetes.client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}})
     with pytest.raises(ApiException) as exc:
-        core.create_namespaced_config_map("default", {"metadata": {"name": "x"}})
+        core.create_namespaced_config_map(namespace, {"metadata": {"name": "x"}})
     assert exc.value.status == 409 and "AlreadyExists" in exc.value.body
     with pytest.raises(ApiException) as exc:
         core.create_namespaced_config_map("nowhere", {"metadata": {"name": "x"}})
     assert exc.value.status == 404
 
 
-def test_get_list_and_list_resource_version(custom: kubernetes.client.CustomObjectsApi) -> None:
-    custom.create_namespaced_custom_object(G, V, "default", P, widget("a"))
-    created = custom.create_namespaced_custom_object(G, V, "default", P, widget("b"))
-    listing = custom.list_namespaced_custom_object(G, V, "default", P)
+def test_get_list_and_list_resource_version(
+    custom: kubernetes.client.CustomObjectsApi, namespace: str
+) -> None:
+    custom.create_namespaced_custom_object(G, V, namespace, P, widget("a"))
+    created = custom.create_namespaced_custom_object(G, V, namespace, P, widget("b"))
+    listing = custom.list_namespaced_custom_object(G, V, namespace, P)
     assert [i["metadata"]["name"] for i in listing["items"]] == ["a", "b"]
     assert int(listing["metadata"]["resourceVersion"]) >= int(
         created["metadata"]["resourceVersion"]
     )
     assert (
-        custom.get_namespaced_custom_object(G, V, "default", P, "b")["metadata"]["uid"]
+        custom.get_namespaced_custom_object(G, V, namespace, P, "b")["metadata"]["uid"]
         == created["metadata"]["uid"]
     )
     with pytest.raises(ApiException) as exc:
-        custom.get_namespaced_custom_object(G, V, "default", P, "zzz")
+        custom.get_namespaced_custom_object(G, V, namespace, P, "zzz")
     assert exc.value.status == 404
 
 
 def test_merge_patch_bumps_generation_only_on_spec_changes(
     custom: kubernetes.client.CustomObjectsApi,
+    namespace: str,
 ) -> None:
-    created = custom.create_namespaced_custom_object(G, V, "default", P, widget("a"))
+    created = custom.create_namespaced_custom_object(G, V, namespace, P, widget("a"))
     labelled = custom.patch_namespaced_custom_object(
-        G, V, "default", P, "a", {"metadata": {"labels": {"k": "v"}}}
+        G, V, namespace, P, "a", {"metadata": {"labels": {"k": "v"}}}
     )
     assert labelled["metadata"]["generation"] == 1
     assert int(labelled["metadata"]["resourceVersion"]) > int(
         created["metadata"]["resourceVersion"]
     )
-    resized = custom.patch_namespaced_custom_object(G, V, "default", P, "a", {"spec": {"size": 5}})
+    resized = custom.patch_namespaced_custom_object(G, V, namespace, P, "a", {"spec": {"size": 5}})
     assert resized["metadata"]["generation"] == 2 and resized["spec"]["size"] == 5
-    same = custom.patch_namespaced_custom_object(G, V, "default", P, "a", {"spec": {"size": 5}})
+    same = custom.patch_namespaced_custom_object(G, V, namespace, P, "a", {"spec": {"size": 5}})
     assert same["metadata"]["resourceVersion"] == resized["metadata"]["resourceVersion"]  # no-op
 
 
-def test_json_patch_and_failed_test_op_is_422(core: kubernetes.client.CoreV1Api) -> None:
+def test_json_patch_and_failed_test_op_is_422(
+    core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
     cm = core.create_namespaced_config_map(
-        "default", {"metadata": {"name": "c"}, "data": {"a": "1"}}
+        namespace, {"metadata": {"name": "c"}, "data": {"a": "1"}}
     )
     rv = cm.metadata.resource_version
     ops = [
         {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
         {"op": "add", "path": "/data/b", "value": "2"},
     ]
-    patched = core.patch_namespaced_config_map("c", "default", ops)
+    patched = core.patch_namespaced_config_map("c", namespace, ops)
     assert patched.data == {"a": "1", "b": "2"}
     with pytest.raises(ApiException) as exc:
-        core.patch_namespaced_config_map("c", "default", ops)  # rv is stale now
+        core.patch_namespaced_config_map("c", namespace, ops)  # rv is stale now
     assert exc.value.status == 422
 
 
-def test_replace_and_stale_resource_version_is_409(core: kubernetes.client.CoreV1Api) -> None:
+def test_replace_and_stale_resource_version_is_409(
+    core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
     cm = core.create_namespaced_config_map(
-        "default", {"metadata": {"name": "c"}, "data": {"a": "1"}}
+        namespace, {"metadata": {"name": "c"}, "data": {"a": "1"}}
     )
     cm.data = {"a": "2"}
-    replaced = core.replace_namespaced_config_map("c", "default", cm)
+    replaced = core.replace_namespaced_config_map("c", namespace, cm)
     assert replaced.data == {"a": "2"}
     cm.data = {"a": "3"}  # still carries the old resourceVersion
     with pytest.raises(ApiException) as exc:
-        core.replace_namespaced_config_map("c", "default", cm)
+        core.replace_namespaced_config_map("c", namespace, cm)
     assert exc.value.status == 409 and "the object has been modified" in exc.value.body
     stale = {"metadata": {"resourceVersion": cm.metadata.resource_version}, "data": {"a": "4"}}
     with pytest.raises(ApiException) as exc:
-        core.patch_namespaced_config_map("c", "default", stale)
+        core.patch_namespaced_config_map("c", namespace, stale)
     assert exc.value.status == 409
 
 
-def test_delete(core: kubernetes.client.CoreV1Api) -> None:
-    core.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
-    core.delete_namespaced_config_map("c", "default")
+def test_delete(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "c"}})
+    core.delete_namespaced_config_map("c", namespace)
     with pytest.raises(ApiException) as exc:
-        core.read_namespaced_config_map("c", "default")
+        core.read_namespaced_config_map("c", namespace)
     assert exc.value.status == 404
     with pytest.raises(ApiException) as exc:
-        core.delete_namespaced_config_map("c", "default")
+        core.delete_namespaced_config_map("c", namespace)
     assert exc.value.status == 404
 
 
-def test_secret_string_data_is_encoded(core: kubernetes.client.CoreV1Api) -> None:
+def test_secret_string_data_is_encoded(core: kubernetes.client.CoreV1Api, namespace: str) -> None:
     secret = core.create_namespaced_secret(
-        "default", {"metadata": {"name": "s"}, "stringData": {"k": "v"}}
+        namespace, {"metadata": {"name": "s"}, "stringData": {"k": "v"}}
     )
     assert secret.data == {"k": "dg=="} and not secret.string_data
 
 
 def test_watch_streams_changes_from_a_list_resource_version(
     custom: kubernetes.client.CustomObjectsApi,
+    namespace: str,
 ) -> None:
-    custom.create_namespaced_custom_object(G, V, "default", P, widget("old"))
-    rv = custom.list_namespaced_custom_object(G, V, "default", P)["metadata"]["resourceVersion"]
+    custom.create_namespaced_custom_object(G, V, namespace, P, widget("old"))
+    rv = custom.list_namespaced_custom_object(G, V, namespace, P)["metadata"]["resourceVersion"]
     events: list[tuple[str, str]] = []
     started = threading.Event()
 
@@ -165,7 +174,7 @@ def test_watch_streams_changes_from_a_list_resource_version(
             custom.list_namespaced_custom_object,
             G,
             V,
-            "default",
+            namespace,
             P,
             resource_version=rv,
             timeout_seconds=5,
@@ -177,55 +186,64 @@ def test_watch_streams_changes_from_a_list_resource_version(
     thread = threading.Thread(target=consume)
     thread.start()
     started.wait()
-    custom.create_namespaced_custom_object(G, V, "default", P, widget("new"))
-    custom.patch_namespaced_custom_object(G, V, "default", P, "new", {"spec": {"size": 4}})
-    custom.delete_namespaced_custom_object(G, V, "default", P, "new")
+    custom.create_namespaced_custom_object(G, V, namespace, P, widget("new"))
+    custom.patch_namespaced_custom_object(G, V, namespace, P, "new", {"spec": {"size": 4}})
+    custom.delete_namespaced_custom_object(G, V, namespace, P, "new")
     thread.join(timeout=10)
     # Resuming from the list's resourceVersion replays exactly what came after it: not "old".
     assert events == [("ADDED", "new"), ("MODIFIED", "new"), ("DELETED", "new")]
 
 
-def test_watch_from_a_compacted_resource_version_is_410(tmp_path: Any) -> None:
-    with ApiServer(tmp_path) as server:
-        server.emulator.store.log = type(server.emulator.store.log)(maxlen=2)
-        client = kubernetes.config.new_client_from_config(str(server.kubeconfig))
-        core = kubernetes.client.CoreV1Api(client)
-        for i in range(4):
-            core.create_namespaced_config_map("default", {"metadata": {"name": f"c{i}"}})
-        with pytest.raises(ApiException) as exc:
-            for _ in kubernetes.watch.Watch().stream(
-                core.list_namespaced_config_map, "default", resource_version="1", timeout_seconds=2
-            ):
-                pass
-        assert exc.value.status == 410
+TEMPLATE = {"containers": [{"name": "c", "image": "python:3.12"}]}
 
 
-def test_fault_injection_through_kmock_reactions(
-    apiserver: ApiServer, core: kubernetes.client.CoreV1Api
+def test_watch_from_a_compacted_resource_version_is_410(
+    cluster: Cluster, core: kubernetes.client.CoreV1Api, namespace: str
 ) -> None:
-    apiserver.emulator["post /api/v1/namespaces/default/configmaps"] << 503
+    # PodTemplates are served without the watch cache (see the harness), so this watch is
+    # etcd's; the watch cache keeps its own window, which a compaction does not shorten.
+    old = core.create_namespaced_pod_template(
+        namespace, {"metadata": {"name": "t0"}, "template": {"spec": TEMPLATE}}
+    )
+    for i in range(1, 4):
+        core.create_namespaced_pod_template(
+            namespace, {"metadata": {"name": f"t{i}"}, "template": {"spec": TEMPLATE}}
+        )
+    cluster.control.compact()
     with pytest.raises(ApiException) as exc:
-        core.create_namespaced_config_map("default", {"metadata": {"name": "c"}})
-    assert exc.value.status == 503
-    wait_until(lambda: not core.list_namespaced_config_map("default").items or None, timeout=1)
+        for _ in kubernetes.watch.Watch().stream(
+            core.list_namespaced_pod_template,
+            namespace,
+            resource_version=old.metadata.resource_version,
+            timeout_seconds=5,
+        ):
+            pass
+    assert exc.value.status == 410
 
 
-def test_dry_run_paging_and_delete_collection(core: kubernetes.client.CoreV1Api) -> None:
+def test_dry_run_paging_and_delete_collection(
+    core: kubernetes.client.CoreV1Api, namespace: str
+) -> None:
     dry = core.create_namespaced_config_map(
-        "default", {"metadata": {"name": "ghost"}}, dry_run="All"
+        namespace, {"metadata": {"name": "ghost"}}, dry_run="All"
     )
     assert dry.metadata.name == "ghost"
-    assert not core.list_namespaced_config_map("default").items
+    assert not _ours(core.list_namespaced_config_map(namespace).items)
     for i in range(5):
         core.create_namespaced_config_map(
-            "default", {"metadata": {"name": f"c{i}", "labels": {"n": str(i % 2)}}}
+            namespace, {"metadata": {"name": f"c{i}", "labels": {"n": str(i % 2)}}}
         )
-    first = core.list_namespaced_config_map("default", limit=2)
-    rest = core.list_namespaced_config_map("default", limit=10, _continue=first.metadata._continue)
-    assert [c.metadata.name for c in first.items + rest.items] == [f"c{i}" for i in range(5)]
+    first = core.list_namespaced_config_map(namespace, limit=2)
+    rest = core.list_namespaced_config_map(namespace, limit=10, _continue=first.metadata._continue)
+    assert _ours(first.items + rest.items) == [f"c{i}" for i in range(5)]
     assert rest.metadata._continue is None
-    core.delete_collection_namespaced_config_map("default", label_selector="n=0")
-    assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == [
+    core.delete_collection_namespaced_config_map(namespace, label_selector="n=0")
+    assert _ours(core.list_namespaced_config_map(namespace).items) == [
         "c1",
         "c3",
     ]
+
+
+def _ours(items: list[Any]) -> list[str]:
+    """Names of the test's ConfigMaps (every namespace also holds kube-root-ca.crt)."""
+    return [c.metadata.name for c in items if c.metadata.name != "kube-root-ca.crt"]

@@ -1,17 +1,19 @@
-"""Claiming warm pods against the emulated apiserver (kmock plus our fidelity layer, not a real
-kube-apiserver): two gateway providers race for one pod; the resourceVersion precondition lets
-exactly one win, and the loser moves on (here: waits, within its bound, for another pod).
+"""Claiming warm pods on the real apiserver: two gateway providers race for one pod; the
+resourceVersion precondition lets exactly one win, and the loser moves on (here: waits, within
+its bound, for another pod).
 
-No kubelet runs here: the pod is written by the real pod builder and its status is set as a
-kubelet would set it, so the race is deterministic.
+The pod is written by the real pod builder, bound by the real scheduler and run by the process
+kubelet until Ready; no operator runs, so nothing else creates or claims pods meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
+import kubernetes
 import pytest
 
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
@@ -21,9 +23,11 @@ from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import PodShape
-from tests.cluster.apiserver import ApiServer
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.waiting import wait_pod_ready
 
 CONFIG = OperatorConfig(agent_image="kubelambda/kubelambda:0.1.0", namespaces=("default",))
+READY_WITHIN = 60.0
 SPEC = EnvironmentSpec(
     function_name="hello",
     function_arn="arn:aws:lambda:us-east-1:000000000000:function:default.hello",
@@ -33,23 +37,33 @@ SPEC = EnvironmentSpec(
 )
 
 
+def spec_in(namespace: str) -> EnvironmentSpec:
+    arn = SPEC.function_arn.replace(":default.", f":{namespace}.")
+    return SPEC.model_copy(update={"namespace": namespace, "function_arn": arn})
+
+
 SHAPE = PodShape("python3.12", 128, 512)
 
 
-async def warm_pod(api: KubeApi) -> dict[str, Any]:
-    request = PodRequest("generic", "default", CONFIG.generic_shape("python3.12"))
-    pod = await api.create("/api/v1/namespaces/default/pods", build_pod(CONFIG, request))
-    status = {
-        "phase": "Running",
-        "podIP": "127.0.9.9",
-        "conditions": [{"type": "Ready", "status": "True"}],
-    }
+def admin_api(cluster: Cluster) -> KubeApi:
+    assert cluster.control.pki is not None
+    return KubeApi(cluster.url, ssl_context=cluster.control.ssl_context(cluster.control.pki.admin))
+
+
+async def warm_pod(api: KubeApi, namespace: str) -> dict[str, Any]:
+    """A generic warm pod as the operator makes it, once the kubelet reports it Ready."""
+    request = PodRequest("generic", namespace, CONFIG.generic_shape("python3.12"))
+    pod = await api.create(f"/api/v1/namespaces/{namespace}/pods", build_pod(CONFIG, request))
     name = pod["metadata"]["name"]
-    return await api.patch(f"/api/v1/namespaces/default/pods/{name}/status", {"status": status})
+    core = kubernetes.client.CoreV1Api()  # the kubeconfig fixture's default configuration
+    await asyncio.to_thread(wait_pod_ready, core, namespace, name, timeout=READY_WITHIN)
+    return await api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
 
 
-async def replica(api: KubeApi, identity: str) -> tuple[ClusterProvider, ClusterView]:
-    view = ClusterView(api, ["default"])
+async def replica(
+    api: KubeApi, identity: str, namespace: str
+) -> tuple[ClusterProvider, ClusterView]:
+    view = ClusterView(api, [namespace])
     view.start()
     await view.wait_synced(10)
     settings = ClaimSettings(identity=identity, claim_timeout=1.0)
@@ -57,17 +71,24 @@ async def replica(api: KubeApi, identity: str) -> tuple[ClusterProvider, Cluster
 
 
 @pytest.mark.timeout(60)
-async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(apiserver: ApiServer) -> None:
-    api = KubeApi(apiserver.url, token="test")
+async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(
+    cluster: Cluster, namespace: str, kubeconfig: Path
+) -> None:
+    api = admin_api(cluster)
     try:
-        pod = await warm_pod(api)
-        (a, view_a), (b, view_b) = await replica(api, "gw-a"), await replica(api, "gw-b")
+        pod = await warm_pod(api, namespace)
+        (a, view_a), (b, view_b) = (
+            await replica(api, "gw-a", namespace),
+            await replica(api, "gw-b", namespace),
+        )
         for view in (view_a, view_b):
-            while view.get("pods", "default", pod["metadata"]["name"]) is None:
+            while view.get("pods", namespace, pod["metadata"]["name"]) is None:
                 await view.wait_for_pods(5)
         started = time.monotonic()
         outcomes = await asyncio.gather(
-            a.claim(SPEC, SHAPE), b.claim(SPEC, SHAPE), return_exceptions=True
+            a.claim(spec_in(namespace), SHAPE),
+            b.claim(spec_in(namespace), SHAPE),
+            return_exceptions=True,
         )
         winners = [o for o in outcomes if not isinstance(o, BaseException)]
         losers = [o for o in outcomes if isinstance(o, BaseException)]
@@ -78,7 +99,7 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(apiserver: Api
         assert a.conflicts + b.conflicts == 1, "the loser's claim was refused with 409"
         claimed, _remote = winners[0]
         assert claimed.name == pod["metadata"]["name"]
-        stored = await api.get(f"/api/v1/namespaces/default/pods/{claimed.name}")
+        stored = await api.get(f"/api/v1/namespaces/{namespace}/pods/{claimed.name}")
         labels = stored["metadata"]["labels"]
         winner = "gw-a" if a.claimed_total else "gw-b"
         assert labels["kubelambda.dev/state"] == "claimed"
@@ -93,19 +114,21 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(apiserver: Api
 
 
 @pytest.mark.timeout(60)
-async def test_a_released_pod_is_marked_for_the_operator(apiserver: ApiServer) -> None:
-    api = KubeApi(apiserver.url, token="test")
+async def test_a_released_pod_is_marked_for_the_operator(
+    cluster: Cluster, namespace: str, kubeconfig: Path
+) -> None:
+    api = admin_api(cluster)
     try:
-        pod = await warm_pod(api)
-        provider, view = await replica(api, "gw-a")
-        while view.get("pods", "default", pod["metadata"]["name"]) is None:
+        pod = await warm_pod(api, namespace)
+        provider, view = await replica(api, "gw-a", namespace)
+        while view.get("pods", namespace, pod["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
         slot = await provider.start_environment("python3.12")
-        slot.pod, slot.remote = await provider.claim(SPEC, SHAPE)
+        slot.pod, slot.remote = await provider.claim(spec_in(namespace), SHAPE)
         provider.hold(slot)
         assert list(provider.held) == [pod["metadata"]["name"]]
         await provider.stop_environment(slot)
-        stored = await api.get(f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}")
+        stored = await api.get(f"/api/v1/namespaces/{namespace}/pods/{pod['metadata']['name']}")
         assert stored["metadata"]["labels"]["kubelambda.dev/state"] == "released"
         assert not provider.held
         await provider.stop_all()
@@ -116,17 +139,17 @@ async def test_a_released_pod_is_marked_for_the_operator(apiserver: ApiServer) -
 
 @pytest.mark.timeout(60)
 async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
-    apiserver: ApiServer,
+    cluster: Cluster, namespace: str, kubeconfig: Path
 ) -> None:
     """The keeper deletes free pods only as it saw them (resourceVersion precondition)."""
-    api = KubeApi(apiserver.url, token="test")
+    api = admin_api(cluster)
     try:
-        seen = await warm_pod(api)
-        provider, view = await replica(api, "gw-a")
-        while view.get("pods", "default", seen["metadata"]["name"]) is None:
+        seen = await warm_pod(api, namespace)
+        provider, view = await replica(api, "gw-a", namespace)
+        while view.get("pods", namespace, seen["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
-        claimed, _remote = await provider.claim(SPEC, SHAPE)
-        path = f"/api/v1/namespaces/default/pods/{claimed.name}"
+        claimed, _remote = await provider.claim(spec_in(namespace), SHAPE)
+        path = f"/api/v1/namespaces/{namespace}/pods/{claimed.name}"
         with pytest.raises(ApiError) as refused:
             await api.delete(path, resource_version=seen["metadata"]["resourceVersion"])
         assert refused.value.status == 409

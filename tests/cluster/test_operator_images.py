@@ -13,11 +13,13 @@ import base64
 import dataclasses
 import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.podspec import lambda_python_image
 from tests.cluster.lambda_stack import LambdaStack, running_stack
-from tests.cluster.podspec import lambda_python_image
 
 IMAGE = "example.com/team/hello:1"
 CODE = """
@@ -32,7 +34,9 @@ def handler(event, context):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaStack]:
+def stack(
+    cluster: Cluster, lambda_crds: list[Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LambdaStack]:
     baked = tmp_path_factory.mktemp("image-task")
     (baked / "app.py").write_text(CODE)
     entry = baked.parent / "hello-entrypoint.sh"
@@ -44,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaStack]:
         env={**base.env, "LAMBDA_TASK_ROOT": str(baked)},
         executables={**base.executables, "/lambda-entrypoint.sh": str(entry)},
     )
-    with running_stack(tmp_path_factory.mktemp("stack"), warm=0) as running:
+    with running_stack(cluster, tmp_path_factory.mktemp("stack"), warm=0) as running:
         assert running.kubelet is not None
         running.kubelet.images.add(IMAGE, image)
         yield running

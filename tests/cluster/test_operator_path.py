@@ -1,6 +1,7 @@
-"""The cluster path end to end on the emulated apiserver (kmock plus our fidelity layer, not a real
-kube-apiserver): the real `kubelambda operator` (kopf) and `kubelambda gateway --cluster` as
-subprocesses, function pods run by the test kubelet as local processes, boto3 as the client.
+"""The cluster path end to end on the real control plane (kube-apiserver, controller-manager,
+scheduler): the real `kubelambda operator` (kopf) and `kubelambda gateway --cluster` as
+subprocesses, function pods bound by the real scheduler and run by the process kubelet as local
+processes, boto3 as the client.
 
 One stack serves the scenarios of this module in order (each uses its own function names), so
 the suite pays for starting the operator, the gateway and the warm pool once.
@@ -10,20 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from typing import Any
 
 import kubernetes_validate
 import pytest
+from kubernetes.utils import parse_quantity
 
 from kubelambda.runtime.code import tree_digest
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.waiting import wait_until
 from tests.cluster.lambda_stack import RUNTIME, LambdaStack, handler_code, running_stack
-from tests.cluster.waiting import wait_until
 
 WARM = f"kubelambda.dev/pool=generic,kubelambda.dev/runtime={RUNTIME},kubelambda.dev/state=warm"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaStack]:
-    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+def stack(
+    cluster: Cluster, lambda_crds: list[Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LambdaStack]:
+    with running_stack(cluster, tmp_path_factory.mktemp("stack")) as running:
         yield running
 
 
@@ -245,7 +252,7 @@ def test_an_invalid_function_fails_with_a_message_naming_the_field(stack: Lambda
     assert ready["status"] == "False"
 
     def warned() -> bool:
-        events = stack.core.list_namespaced_event("default").items
+        events = stack.core.list_namespaced_event(stack.ns).items
         return any(
             e.involved_object.name == "broken" and e.type == "Warning" and "AWS_REGION" in e.message
             for e in events
@@ -308,7 +315,10 @@ def test_two_gateway_replicas_never_claim_the_same_pod(stack: LambdaStack) -> No
     # for the same pods and wait for the operator's refills.
     with ThreadPoolExecutor(6) as pool:
         assert list(pool.map(call, range(6))) == [200] * 6
-    won = {name: _claims_in_log(stack.gateways[name][0].log(), "shared") for name in stack.gateways}
+    won = {
+        name: _claims_in_log(stack.gateways[name][0].log(), stack.ns, "shared")
+        for name in stack.gateways
+    }
     assert len(won["gw-a"]) == len(set(won["gw-a"])) == 3, won
     assert len(won["gw-b"]) == len(set(won["gw-b"])) == 3, won
     assert not set(won["gw-a"]) & set(won["gw-b"]), f"a pod was claimed twice: {won}"
@@ -317,12 +327,12 @@ def test_two_gateway_replicas_never_claim_the_same_pod(stack: LambdaStack) -> No
         assert pod.metadata.name in won[owner]
 
 
-def _claims_in_log(log: str, function: str) -> list[str]:
+def _claims_in_log(log: str, namespace: str, function: str) -> list[str]:
     suffix = f" for {function}"
     return [
-        line.split("claimed pod default/")[1].removesuffix(suffix)
+        line.split(f"claimed pod {namespace}/")[1].removesuffix(suffix)
         for line in log.splitlines()
-        if "claimed pod default/" in line and line.endswith(suffix)
+        if f"claimed pod {namespace}/" in line and line.endswith(suffix)
     ]
 
 
@@ -330,7 +340,7 @@ def test_code_from_a_configmap_is_digested_and_served(stack: LambdaStack) -> Non
     files = {"app.py": "from util import VALUE\n\ndef handler(event, context):\n    return VALUE\n"}
     files["util.py"] = 'VALUE = "from a configmap"\n'
     configmap = {"metadata": {"name": "cm-code"}, "data": files}
-    stack.core.create_namespaced_config_map("default", configmap)
+    stack.core.create_namespaced_config_map(stack.ns, configmap)
     spec = {
         "runtime": RUNTIME,
         "handler": "app.handler",
@@ -349,10 +359,10 @@ def test_a_function_no_generic_pod_fits_runs_in_its_own_pool(stack: LambdaStack)
     dedicated = "kubelambda.dev/pool=function,kubelambda.dev/function=big"
     (warm,) = stack.wait_pods(dedicated + ",kubelambda.dev/state=warm", 1)
     agent, runtime = warm.spec.containers  # the function's share goes to its runtime container
-    assert (
-        runtime.resources.limits["memory"] == "1024Mi" and runtime.resources.limits["cpu"] == "579m"
-    )
-    assert agent.resources.limits["memory"] == "64Mi"
+    # The apiserver stores quantities in canonical form (1024Mi reads back as 1Gi).
+    limits = {k: parse_quantity(v) for k, v in runtime.resources.limits.items()}
+    assert limits == {**limits, "memory": 1024 * 2**20, "cpu": Decimal("0.579")}
+    assert parse_quantity(agent.resources.limits["memory"]) == 64 * 2**20
     stack.wait_servable("big")
     assert stack.invoke("big")["body"] == "1024"
     (claimed,) = stack.live_pods(dedicated + ",kubelambda.dev/state=claimed")

@@ -1,4 +1,4 @@
-"""Smoke test of the whole ground: the real kopf operator, the emulated apiserver, the kubelet.
+"""Smoke test of the whole ground: the real kopf operator, the real apiserver, the kubelet.
 
 A minimal kopf handler (defined here, in its own registry) creates a child Pod for each Widget
 and records the pod's name in the Widget's status; a second handler copies the pod's IP into the
@@ -16,8 +16,8 @@ import kopf
 import kopf.testing
 import kubernetes
 
-from tests.cluster.kubelet import Kubelet
-from tests.cluster.waiting import wait_gone, wait_pod_ready, wait_until
+from tests.cluster.harness.kubelet import Kubelet
+from tests.cluster.harness.waiting import wait_gone, wait_pod_ready, wait_until
 
 GROUP, VERSION, PLURAL = "test.kubelambda.dev", "v1", "widgets"
 
@@ -69,11 +69,12 @@ def test_kopf_operator_runs_a_child_pod(
     kubeconfig: Path,
     core: kubernetes.client.CoreV1Api,
     custom: kubernetes.client.CustomObjectsApi,
+    namespace: str,
 ) -> None:
     settings = kopf.OperatorSettings()
     settings.watching.server_timeout = 30  # watches end server-side, so kopf stops promptly
     settings.posting.enabled = False  # the k8s events of handlers are noise here
-    args = ["run", "--standalone", "--namespace=default", "--verbose"]
+    args = ["run", "--standalone", f"--namespace={namespace}", "--verbose"]
     with kopf.testing.KopfRunner(
         args, registry=make_registry(), settings=settings, timeout=30
     ) as runner:
@@ -83,22 +84,22 @@ def test_kopf_operator_runs_a_child_pod(
             "metadata": {"name": "alpha"},
             "spec": {"size": 3},
         }
-        custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, widget)
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, widget)
 
         def running() -> Any:
-            obj = custom.get_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "alpha")
+            obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "alpha")
             return obj if obj.get("status", {}).get("podIP") else None
 
         obj = wait_until(running, timeout=20, what="the Widget's status to carry its pod's IP")
         assert obj["status"]["podName"] == "alpha-web"
-        pod = wait_pod_ready(core, "default", "alpha-web")
+        pod = wait_pod_ready(core, namespace, "alpha-web")
         assert pod.metadata.owner_references[0].uid == obj["metadata"]["uid"]
         assert obj["status"]["podIP"] == pod.status.pod_ip
         with urllib.request.urlopen(f"http://{pod.status.pod_ip}:8003/", timeout=5) as response:
             assert response.status == 200
 
         # Deleting the Widget garbage-collects its pod, and the kubelet stops the process.
-        custom.delete_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, "alpha")
-        wait_gone(lambda: core.read_namespaced_pod("alpha-web", "default"), timeout=15)
+        custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "alpha")
+        wait_gone(lambda: core.read_namespaced_pod("alpha-web", namespace), timeout=60)
     assert runner.exit_code == 0, runner.output
     assert "create_pod' succeeded" in runner.output

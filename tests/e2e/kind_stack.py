@@ -2,7 +2,7 @@
 
 `make kind-e2e` creates the cluster, installs the chart and exports `KUBELAMBDA_E2E_*` (see
 scripts/kind-e2e.sh). Here the operator and the gateway are the chart's Deployments, the pods are
-real pods, and the client reaches the gateway through `kubectl port-forward`. What the emulated
+real pods, and the client reaches the gateway through `kubectl port-forward`. What the harness
 stack does by reaching into its own processes is done the cluster's way: a pod is killed by a
 forced delete; a scenario that needs a second gateway it can address, or the agent's control API
 on a pod IP, is skipped with the reason.
@@ -30,8 +30,10 @@ def e2e_settings() -> dict[str, str] | None:
 
 class KindStack(LambdaStack):
     def __init__(self, workdir: Path, settings: dict[str, str], *, warm: int = 2) -> None:
-        # The parent's emulator, kubelet and subprocesses are not used on a real cluster.
+        # The parent's harness cluster, kubelet and subprocesses are not used on kind.
         self.workdir = workdir
+        self.cluster = None
+        self.ns = NS
         self.warm = warm
         self.lease = 60.0
         self.settings = settings

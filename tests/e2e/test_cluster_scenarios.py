@@ -1,8 +1,8 @@
 """The operator issue's cluster scenarios, run unchanged against a real kind cluster.
 
 The test functions are the ones in tests/cluster/test_operator_path.py (there they run against
-the emulated API server); only the `stack` fixture differs. Outside `make kind-e2e` every test
-here is skipped, with the reason.
+the harness's real control plane and process kubelet); only the `stack` fixture differs.
+Outside `make kind-e2e` every test here is skipped, with the reason.
 """
 
 from __future__ import annotations

@@ -158,3 +158,19 @@ seccompProfile:
 {{- define "kubelambda.agentKeySecret" -}}
 {{- .Values.agentKey.existingSecret | default (printf "%s-agent-key" (include "kubelambda.fullname" .)) -}}
 {{- end -}}
+
+{{- define "kubelambda.pollerName" -}}
+{{- printf "%s-poller" (include "kubelambda.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "kubelambda.pollerRules" -}}
+- apiGroups: ["kubelambda.dev"]
+  resources: ["eventsourcemappings"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["kubelambda.dev"]
+  resources: ["eventsourcemappings/status"]
+  verbs: ["get", "patch"]
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end -}}

@@ -188,6 +188,14 @@ class AsyncWorker:
         response: Response | None,
     ) -> None:
         if isinstance(step, Retry):
+            what = "throttled" if response is None else f"attempt {step.event.attempts} failed"
+            log.info(
+                "async event %s of %s: %s; retrying in %.0f s",
+                delivery.event.id,
+                resolved.entry.name,
+                what,
+                step.delay,
+            )
             await self.queue.retry_later(delivery, step.event, step.delay)
         else:
             await self._finish(delivery, resolved, config, step, response)

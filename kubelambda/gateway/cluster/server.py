@@ -5,7 +5,10 @@ comes from (`ClusterCatalog`: the watch layer, rebuilt when a Function, Version 
 and where environments come from (`ClusterProvider`: warm pods the operator keeps). The pool
 keeps no generic environments of its own: the operator's warm pools are the generic
 environments. Specs may use packageType Image (a pod runs the function's image) and code from
-ConfigMaps. `/readyz` answers 200 once every watch has listed its objects and a catalog is
+ConfigMaps; environment.secretKeyRefs are read from Kubernetes Secrets (`ClusterSecrets`,
+get-only) and travel to an agent only inside the spec it is specialized with. Each invocation's
+log tail is kept in the log buffer `kubelambda logs` reads (the full output stays in the pods'
+logs). `/readyz` answers 200 once every watch has listed its objects and a catalog is
 served. With `--queue`, Event invocations go to the async subsystem, whose worker starts only
 after the first catalog is built, so resumed events never meet an empty one.
 """
@@ -25,6 +28,7 @@ from kubelambda.gateway.cluster.source import ClusterCatalog
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.secrets import ClusterSecrets
 from kubelambda.kube.view import ClusterView
 from kubelambda.serving.specs import SpecBuilder
 
@@ -63,6 +67,8 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     )
     provider = ClusterProvider(api, view, claim)
     code = ConfigMapCode(api)
+    secrets = ClusterSecrets(api)
+    source = ClusterCatalog(api, view, code, secrets)
     return Gateway(
         GatewaySettings(
             host=settings.host,
@@ -76,9 +82,12 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
                 start_timeout=settings.claim_timeout,
             ),
             asynq=AsyncSettings(queue_url=settings.queue) if settings.queue else None,
+            tail_logs=True,  # the agents' lines reach the gateway only as log tails
         ),
         provider=provider,
-        source=ClusterCatalog(api, view, code),
-        specs=SpecBuilder(region=settings.region, images=True, resolve=code.resolve),
-        background=[provider.renew_forever],
+        source=source,
+        specs=SpecBuilder(
+            region=settings.region, images=True, resolve=code.resolve, secrets=secrets.lookup
+        ),
+        background=[provider.renew_forever, source.refresh_secrets_forever],
     )

@@ -2,7 +2,10 @@
 
 A Function, Version or Alias event marks the catalog dirty; a burst of events is coalesced into
 one rebuild (`catalog_from_objects`, only what the operator accepted). The ConfigMaps code comes
-from are fetched before the catalog is served, so every spec built from it has its code. Pod
+from and the Secrets that secretKeyRefs name are fetched before the catalog is served, so every
+spec built from it has its code and its values. The Secrets are read again every
+`secrets.REFRESH` seconds; when a value changed the catalog is served again, so rotated values
+reach the environments started from then on. Pod
 events do not rebuild: they only wake claimers (`ClusterView.wait_for_pods`).
 """
 
@@ -15,17 +18,23 @@ from kubelambda.gateway.assembly import Apply
 from kubelambda.kube.catalog import catalog_from_objects
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.secrets import REFRESH, ClusterSecrets
 from kubelambda.kube.view import ClusterView
+from kubelambda.serving.catalog import Catalog
 
 log = logging.getLogger(__name__)
 COALESCE = 0.02  # seconds to let a burst of watch events settle into one rebuild
 
 
 class ClusterCatalog:
-    def __init__(self, api: KubeApi, view: ClusterView, code: ConfigMapCode) -> None:
+    def __init__(
+        self, api: KubeApi, view: ClusterView, code: ConfigMapCode, secrets: ClusterSecrets
+    ) -> None:
         self.api = api
         self.view = view
         self.code = code
+        self.secrets = secrets
+        self.catalog: Catalog | None = None  # the last one built
         self._dirty = asyncio.Event()
 
     @property
@@ -53,10 +62,20 @@ class ClusterCatalog:
                 self.view.objects("aliases"),
             )
             await self.code.refresh(catalog)  # before any spec is built from the catalog
+            await self.secrets.refresh(catalog)
+            self.catalog = catalog
             problems = catalog.problems + apply(catalog)
             for line in problems:
                 log.warning("catalog: %s", line)
             log.info("serving %d function(s)", len(catalog.functions))
+
+    async def refresh_secrets_forever(self, every: float = REFRESH) -> None:
+        """Read the Secrets again every `every` seconds; a changed value serves the catalog
+        again (the same revisions: environments already running keep the values they got)."""
+        while True:
+            await asyncio.sleep(every)
+            if self.catalog is not None and await self.secrets.refresh(self.catalog):
+                self._dirty.set()
 
     async def close(self) -> None:
         await self.view.stop()

@@ -1,8 +1,9 @@
 """Validating objects against the committed CRDs' openAPIV3Schema with jsonschema.
 
-The apiserver's own validation cannot run here, so this stands in for it: structural-schema
-checks plus `fieldValidation=Strict` (unknown fields are errors), which kubectl asks for by
-default. CEL rules are not evaluated; the models enforce the same rules in Python.
+A fast, I/O-free stand-in for the apiserver's validation in unit tests: structural-schema checks
+plus `fieldValidation=Strict` (unknown fields are errors), which kubectl asks for by default. CEL
+rules are not evaluated here; the real apiserver checks them (and the schemas) in
+tests/cluster/test_crds_on_the_apiserver.py, and the models enforce the same rules in Python.
 """
 
 from __future__ import annotations

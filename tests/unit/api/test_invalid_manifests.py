@@ -71,8 +71,22 @@ CASES = [
     case(
         FUNCTION,
         {"environment": {"variables": {"AWS_REGION": "x"}}},
-        "spec.environment",
-        "reserved",
+        "spec.environment.variables",
+        "AWS_REGION: reserved, Lambda sets it",
+        schema=False,
+    ),
+    case(
+        FUNCTION,
+        {"environment": {"variables": {"1BAD": "x"}}},
+        "spec.environment.variables",
+        "1BAD: a name must match",
+        schema=False,
+    ),
+    case(
+        FUNCTION,
+        {"environment": {"secretKeyRefs": {"AWS_SESSION_TOKEN": {"name": "s", "key": "k"}}}},
+        "spec.environment.secretKeyRefs",
+        "AWS_SESSION_TOKEN: reserved",
         schema=False,
     ),
     case(FUNCTION, {"layers": [{"path": f"l{i}"} for i in range(6)]}, "spec.layers", "at most 5"),
@@ -96,7 +110,7 @@ CASES = [
     case(FUNCTION, {"handler": None}, "spec", "handler is required", schema=False),
     case(FUNCTION, {"packageType": "Image"}, "spec", "requires code.image", schema=False),
     case(FUNCTION, {"reservedConcurrency": -1}, "spec.reservedConcurrency", "at least 0"),
-    case(FUNCTION, {"architectures": ["x86_64", "arm64"]}, "spec.architectures", "exactly 1 items"),
+    case(FUNCTION, {"architectures": ["x86_64", "arm64"]}, "spec.architectures", "exactly 1 item"),
     case(FUNCTION, {"memroySize": 256}, "spec.memroySize", "not a known field"),
     case(
         FUNCTION,

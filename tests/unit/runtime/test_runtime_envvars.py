@@ -100,3 +100,33 @@ def test_launch_choice() -> None:
 def test_log_stream_name() -> None:
     name = log_stream_name("$LATEST", datetime(2024, 1, 31), "a" * 32)
     assert name == "2024/01/31/[$LATEST]" + "a" * 32
+
+
+def test_node_functions_get_lambdas_node_path_and_our_bootstrap() -> None:
+    spec = _spec(runtime="nodejs22.x", handler="index.handler")
+    env = _env(spec)
+    assert env["NODE_PATH"] == "/o/nodejs/node22/node_modules:/o/nodejs/node_modules:/t"
+    assert "PYTHONPATH" not in env and env["AWS_EXECUTION_ENV"] == "AWS_Lambda_nodejs22.x"
+    launch = choose_launch(spec, LAYOUT, env, node="/usr/bin/node")
+    assert launch.mode == "node" and launch.argv[0] == "/usr/bin/node"
+    assert launch.argv[1].endswith("kubelambda/runtime/nodejs/bootstrap.mjs")
+    assert Path(launch.argv[1]).is_file()
+    wrapped = choose_launch(spec, LAYOUT, {**env, "AWS_LAMBDA_EXEC_WRAPPER": "/o/wrap"}, node="n")
+    assert wrapped.argv[:2] == ["/o/wrap", "n"]
+    missing = choose_launch(spec, LAYOUT, env, node=None)
+    assert missing.mode == "missing" and "no `node` on PATH" in missing.detail
+
+
+def test_log_levels_become_lambdas_variables() -> None:
+    assert "AWS_LAMBDA_LOG_LEVEL" not in _env(_spec())
+    assert _env(_spec(log_format="JSON"))["AWS_LAMBDA_LOG_LEVEL"] == "INFO"
+    json_debug = _env(_spec(log_format="JSON", application_log_level="DEBUG"))
+    assert json_debug["AWS_LAMBDA_LOG_LEVEL"] == "DEBUG"
+    assert json_debug["AWS_LAMBDA_LOG_FORMAT"] == "JSON"
+    # In Text format a user's own variable stands; a configured level wins over it.
+    own = _spec(environment={"AWS_LAMBDA_LOG_LEVEL": "WARN"})
+    assert _env(own)["AWS_LAMBDA_LOG_LEVEL"] == "WARN"
+    both = _spec(
+        log_format="JSON", application_log_level="ERROR", environment={"AWS_LAMBDA_LOG_LEVEL": "X"}
+    )
+    assert _env(both)["AWS_LAMBDA_LOG_LEVEL"] == "ERROR"

@@ -1,0 +1,69 @@
+"""`kubelambda logs FUNCTION [--follow] [--since 10m]`: a function's lines from a dev or cluster
+gateway, each prefixed with the version that wrote it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+DEFAULT_ENDPOINT = "http://127.0.0.1:9000"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Print a function's recent log lines (START/END/REPORT and what it wrote) as the gateway "
+        "buffered them; --follow keeps printing new lines as invocations write them."
+    )
+    parser.add_argument("function", metavar="NAME", help="e.g. hello or team-a.hello")
+    parser.add_argument("--follow", "-f", action="store_true", help="keep printing new lines")
+    parser.add_argument("--since", metavar="DURATION", help="only lines newer than 30s, 10m, 2h…")
+    parser.add_argument(
+        "--endpoint",
+        default=os.environ.get("KUBELAMBDA_ENDPOINT", DEFAULT_ENDPOINT),
+        help=f"gateway URL (env KUBELAMBDA_ENDPOINT; default {DEFAULT_ENDPOINT})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from kubelambda.serving.logbook import parse_since
+
+    query: dict[str, str] = {}
+    if args.since:
+        try:
+            query["since"] = str(parse_since(args.since))
+        except ValueError as exc:
+            print(f"kubelambda logs: --since: {exc}", file=sys.stderr)
+            return 2
+    if args.follow:
+        query["follow"] = "true"
+    name = urllib.parse.quote(args.function)
+    url = f"{args.endpoint.rstrip('/')}/kubelambda/v1/functions/{name}/logs"
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
+    try:
+        with urllib.request.urlopen(url, timeout=None if args.follow else 30) as response:
+            for raw in response:
+                if not raw.strip():
+                    continue  # a heartbeat
+                entry = json.loads(raw)
+                print(f"[{entry['version']}] {entry['line']}", flush=True)
+    except urllib.error.HTTPError as exc:
+        code = exc.headers.get("x-amzn-ErrorType", f"HTTP {exc.code}")
+        print(f"kubelambda logs: {code}: {exc.read().decode(errors='replace')}", file=sys.stderr)
+        return 1
+    except urllib.error.URLError as exc:
+        print(
+            f"kubelambda logs: cannot reach {args.endpoint} ({exc.reason}); is the gateway "
+            "running, or is --endpoint right?",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
