@@ -18,9 +18,10 @@ from prometheus_client import Counter, Gauge, Histogram
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
+from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
-from kubelambda.serving.errors import LambdaError, throttled
+from kubelambda.serving.errors import LambdaError, as_lambda_error, throttled
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.names import FunctionRef
 from kubelambda.serving.specs import SpecBuilder
@@ -66,6 +67,7 @@ class Invoker:
         self.specs = specs or SpecBuilder()
         self.draw = draw
         self.catalog = Catalog()
+        self.catalog.region = self.specs.region  # 404s before the first catalog name it too
         self.ledgers: dict[str, ConcurrencyLedger] = {}
         # `kubelambda logs` reads this; dev mode's environments write every line into it.
         self.logbook = logbook or LogBook()
@@ -109,6 +111,14 @@ class Invoker:
                     provisioned[(entry.name, number)] = count
                     self._add_target(targets, catalog, entry.versions.get(number), count)
             problems += [f"{namespace}/{p}" for p in ledger.configure(reserved, provisioned)]
+            for entry in catalog.in_namespace(namespace):
+                for version in (entry.latest, *entry.versions.values()):
+                    problem = catalog.targets[version.revision].problem
+                    if problem is not None:
+                        problems.append(
+                            f"{namespace}/{entry.name}:{version.version}: not served: "
+                            f"{problem.message}"
+                        )
             ledgers[namespace] = ledger
         self.catalog = catalog
         self.ledgers = ledgers
@@ -137,6 +147,12 @@ class Invoker:
         existing = targets.get(version.revision)
         total = count + (existing.count if existing else 0)
         targets[version.revision] = ProvisionedTarget(total, target)
+
+    def reservation(self, namespace: str, function: str) -> int | None:
+        """The reservation admission has in force for a function (None: none, or it did not
+        fit and the function runs unreserved)."""
+        ledger = self.ledgers.get(namespace)
+        return ledger.reservation(function) if ledger is not None else None
 
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         """The spec this gateway specializes `version` with (the operator provisions the same)."""
@@ -172,6 +188,9 @@ class Invoker:
                     result = await env.invoke(request)
             except LambdaError:
                 raise
+            except InvalidClientContext as exc:
+                # The caller's mistake, found by the agent: the environment is unharmed.
+                raise as_lambda_error(exc) from exc
             except Exception as exc:
                 log.warning("environment failed during %s: %r", request.request_id, exc)
                 await env.stop()

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubelambda.gateway.provider import EnvironmentHandle, EnvironmentProvider
-from kubelambda.serving.errors import LambdaError
+from kubelambda.runtime.code import CodeError
+from kubelambda.serving.errors import LambdaError, as_lambda_error
 from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
@@ -125,6 +126,8 @@ class EnvironmentPool:
             self._busy.discard(env)
             self._discard(env)
             log.warning("%s: the execution environment could not start: %s", named(target), exc)
+            if isinstance(exc, CodeError):  # the function's code was refused: say why
+                raise as_lambda_error(exc) from exc
             raise LambdaError(
                 "ServiceException", f"The execution environment could not start: {exc}"
             ) from exc

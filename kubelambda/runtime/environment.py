@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime import errors, report
+from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.channel import PipeChannel, attach
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.container import ContainerLink
@@ -61,6 +62,7 @@ class Environment:
         stop_grace: float = 2.0,
         python: str = sys.executable,
         shared: SharedDirs | None = None,
+        cgroups: CgroupTree | None = None,
         channel: Channel = "pipe",
     ) -> None:
         self.runtime = runtime
@@ -73,6 +75,7 @@ class Environment:
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
         self._stop_grace = stop_grace
         self._python = python
+        self._cgroups = cgroups  # set: each runtime process gets its own cgroup under it
         # Set: the runtime runs in its own container, released through a shim (container.py).
         self._shared = shared
         self._link: ContainerLink | None = None
@@ -244,7 +247,7 @@ class Environment:
         if proc is not None and proc.alive:
             proc.flush_partial()  # what the handler printed belongs before END
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
-        kind = outcome.kind
+        kind = errors.ending_kind(outcome, proc is not None and proc.oom_killed())
         if kind == "response":
             return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
         if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
@@ -254,6 +257,9 @@ class Environment:
             return self._finish(
                 spec, rid, body, duration_ms, init_ms, "error", "Function.ResponseSizeTooLarge"
             )
+        if kind == "oom":  # Lambda kills it: the next invoke gets a fresh runtime
+            self._kill()
+            self._max_rss_kb = max(self._max_rss_kb, spec.memory_size * 1024)
         self._api.abandon()
         if kind == "timeout":
             self._emit(errors.timeout_message(rid, spec.timeout, time.time()))
@@ -262,10 +268,8 @@ class Environment:
                 spec, rid, body, duration_ms, init_ms, "timeout", "Sandbox.Timedout"
             )
         else:
-            body = errors.exit_error_body(rid, outcome.returncode)
-            result = self._finish(
-                spec, rid, body, duration_ms, init_ms, "error", "Runtime.ExitError"
-            )
+            body, error_type = errors.ended_body(kind, rid, outcome.returncode)
+            result = self._finish(spec, rid, body, duration_ms, init_ms, "error", error_type)
         self._reinit()  # the runtime was killed or died: the next invoke gets a fresh one
         return result
 
@@ -307,7 +311,9 @@ class Environment:
         if self._link is not None:
             proc = self._link.spawn()
         else:
-            proc = RuntimeProcess(cwd=self.work_dir, on_output=self._emit, python=self._python)
+            proc = RuntimeProcess(
+                cwd=self.work_dir, on_output=self._emit, python=self._python, cgroups=self._cgroups
+            )
         self._proc = proc
         proc.exited.add_done_callback(lambda _: self._on_exit(proc))
         return proc

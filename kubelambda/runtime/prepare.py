@@ -105,6 +105,7 @@ async def prepare(
         "argv": launch.argv,
         "sys_path": list(dict.fromkeys(sys_path)),
         "fsize": spec.ephemeral_storage * MIB,
+        "memory_mb": spec.memory_size,
         "detail": launch.detail,
     }
     if launch.mode == "python":
@@ -138,5 +139,10 @@ async def _prepare_shared(
         if name not in spec.environment:
             env.pop(name, None)
     launch = Launch("exec")  # the entry point is the runtime container's, not ours
-    message: Release = {"env": env, "cwd": str(shared.task_root), "mode": "exec"}
+    message: Release = {
+        "env": env,
+        "cwd": str(shared.task_root),
+        "mode": "exec",
+        "memory_mb": spec.memory_size,
+    }
     return Prepared(launch=launch, message=message, layout=layout)

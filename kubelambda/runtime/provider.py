@@ -1,10 +1,11 @@
 """ProcessProvider: execution environments as local processes (dev mode and the tests).
 
 Each environment's agent runs in this process, its Runtime API on 127.0.0.1 and a free port, its
-runtime as a child process in its own process group. Nothing leaks: stop_environment() and
-stop_all() end every group gracefully, and if this process dies instead, the kernel kills each
-runtime (PR_SET_PDEATHSIG) and each runtime's guardian kills what the runtime started (it sees its
-lifeline pipe close).
+runtime as a child process in its own process group and, where cgroup v2 is writable, its own
+cgroup (`cgroup.py`: setsid cannot leave it; memory capped at memorySize). Nothing leaks:
+stop_environment() and stop_all() end every group gracefully, and if this process dies instead,
+the kernel kills each runtime (PR_SET_PDEATHSIG) and each runtime's guardian kills what the
+runtime started, cgroup and all (it sees its lifeline pipe close).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.environment import Environment, LogSink
 from kubelambda.runtime.release import Channel
@@ -53,6 +55,8 @@ class ProcessProvider:
         self._channel = channel
         self._environments: list[Environment] = []
         self._counter = 0
+        # Each runtime in its own cgroup where the machine allows (containment, memory caps).
+        self.cgroups = CgroupTree.create()
 
     @property
     def environments(self) -> list[Environment]:
@@ -79,6 +83,7 @@ class ProcessProvider:
             init_timeout=self._init_timeout,
             stop_grace=self._stop_grace,
             python=self._python,
+            cgroups=self.cgroups,
             channel=self._channel,
         )
         if labelled is not None:
@@ -126,5 +131,7 @@ class ProcessProvider:
         await asyncio.gather(*(env.stop() for env in environments), return_exceptions=True)
         for env in environments:
             shutil.rmtree(env.work_dir, ignore_errors=True)
+        if self.cgroups is not None:
+            self.cgroups.close()
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)

@@ -24,5 +24,7 @@ class Release(TypedDict, total=False):
     argv: list[str]  # node, exec: the entry point and its arguments
     sys_path: list[str]  # python: prepended to sys.path (task root, layers, PYTHONPATH)
     fsize: int  # the largest file it may write (ephemeral storage), bytes
+    memory_mb: int  # the function's memorySize: the runtime's cap (a cgroup, else the next)
+    address_space: int  # set where no cgroup caps memory: the shim's RLIMIT_AS, bytes
     detail: str  # missing: why there is no entry point
     channel: Channel  # python: the Runtime API's carrier (default http)
