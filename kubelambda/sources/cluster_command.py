@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         Cluster,
         configs_from,
         lease_name,
+        lease_role,
         lease_view,
         presence_name,
     )
@@ -130,10 +131,9 @@ def run(args: argparse.Namespace) -> int:
                 for line in problems:
                     log.warning("mapping not polled: %s", line)
                 presence = {
-                    str(lease.spec.holder_identity): lease_view(lease)
+                    str(lease_view(lease).holder): lease_view(lease)
                     for lease in all_leases.values()
-                    if (lease.metadata.labels or {}).get("kubelambda.dev/poller-lease")
-                    == "presence"
+                    if lease_role(lease) == "presence"
                 }
                 views = {
                     key: lease_view(all_leases[lease_name(c)])
@@ -172,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             except Exception as exc:
                 log.warning("release failed: %s", type(exc).__name__)
         await invoker.close()
+        await cluster.close()
         await runner.cleanup()
         return 0
 

@@ -72,3 +72,32 @@ def test_every_mapping_has_at_most_one_taker(n: int, m: int, seed: int) -> None:
             takers.setdefault(mapping, []).append(r)
     assert set(takers) == set(maps)
     assert all(len(v) == 1 for v in takers.values())
+
+
+# --- the Lease documents the cluster edge writes (sources.cluster, pure helpers) --------------
+
+
+def test_a_lease_body_keeps_the_acquire_time_while_the_holder_stays() -> None:
+    from kubelambda.sources.cluster import lease_body, lease_role, lease_view
+
+    first = lease_body("l", "ns", "mapping", "a", 100.0, None, 10)
+    assert "resourceVersion" not in first["metadata"]
+    first["metadata"]["resourceVersion"] = "7"
+    renewed = lease_body("l", "ns", "mapping", "a", 105.5, first, 10)
+    assert renewed["metadata"]["resourceVersion"] == "7"  # the precondition
+    assert renewed["spec"]["acquireTime"] == first["spec"]["acquireTime"]
+    view = lease_view(renewed)
+    assert (view.holder, view.renewed, view.duration) == ("a", 105.5, 10.0)
+    assert lease_role(renewed) == "mapping"
+    taken = lease_body("l", "ns", "mapping", "b", 120.0, renewed, 10)
+    assert lease_view(taken).holder == "b"
+    assert taken["spec"]["acquireTime"] == taken["spec"]["renewTime"]
+
+
+def test_a_released_lease_has_no_holder_and_counts_as_expired() -> None:
+    from kubelambda.sources.cluster import lease_body, lease_view
+
+    held = lease_body("l", "ns", "mapping", "a", 100.0, None, 10)
+    released = lease_body("l", "ns", "mapping", None, 101.0, held, 10)
+    assert released["spec"] == {"leaseDurationSeconds": 10}  # the API refuses a 0 duration
+    assert lease_view(released).expired(101.0)
