@@ -19,7 +19,12 @@ DESCRIPTION = __doc__
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.description = DESCRIPTION
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("--gateway", required=True, metavar="URL", help="the gateway's URL")
+    parser.add_argument(
+        "--gateway",
+        default=os.environ.get("KUBELAMBDA_GATEWAY_URL"),
+        metavar="URL",
+        help="the gateway's URL ($KUBELAMBDA_GATEWAY_URL; the chart sets the Service's)",
+    )
     parser.add_argument(
         "--namespace",
         default=os.environ.get("POD_NAMESPACE", "default"),
@@ -40,6 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-seconds", type=int, default=10, help="Lease duration (10)")
     parser.add_argument("--renew", type=float, default=3.0, help="seconds between rounds (3)")
     parser.add_argument("--region", default="us-east-1", help="region in ARNs (us-east-1)")
+    parser.add_argument("--metrics-host", default="0.0.0.0", help="/metrics address (0.0.0.0)")
     parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (9090)")
     parser.add_argument("--token-file", help="a bearer token file for the gateway (optional)")
     parser.add_argument(
@@ -73,6 +79,15 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("kubelambda.poller")
+
+    if not args.gateway:
+        import sys
+
+        print(
+            "kubelambda poller: --gateway URL or $KUBELAMBDA_GATEWAY_URL is required",
+            file=sys.stderr,
+        )
+        return 2
 
     async def serve() -> int:
         cluster = Cluster(args.namespace, args.identity, args.lease_seconds, args.watch_namespace)
@@ -113,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
             nats_url=args.nats_url,
             state_for=LeaseState,
         )
-        runner = await serve_metrics(metrics.registry, "0.0.0.0", args.metrics_port)
+        rounds = 0  # rounds that reached the API server; /readyz waits for the first
+
+        runner = await serve_metrics(
+            metrics.registry, args.metrics_host, args.metrics_port, ready=lambda: rounds > 0
+        )
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
@@ -158,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
                     else:
                         held.pop(key, None)
                 await pollers.apply(list(held.values()))
+                rounds += 1
             except Exception as exc:  # the API server away: keep polling what we hold
                 log.warning("poller round failed: %s", type(exc).__name__)
             with_timeout = asyncio.ensure_future(stop.wait())

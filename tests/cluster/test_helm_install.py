@@ -33,6 +33,19 @@ RESTRICTED = {
     "pod-security.kubernetes.io/enforce-version": "latest",
 }
 FORBIDDEN = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
+# Answers boto3's {"name": ...}; a batch from a poller has no name and gets "records".
+HELLO = "def handler(event, context):\n    return {'hi': event.get('name', 'records')}\n"
+
+
+def _rolled_out(deployment: Any) -> bool:
+    """Every wanted replica is updated and available, and no old one is left."""
+    status, wanted = deployment.status, deployment.spec.replicas
+    return bool(
+        (status.observed_generation or 0) >= deployment.metadata.generation
+        and (status.updated_replicas or 0) == wanted
+        and (status.available_replicas or 0) == wanted
+        and (status.replicas or 0) == wanted
+    )
 
 
 class Release:
@@ -67,7 +80,8 @@ class Release:
         )
 
     def logs(self) -> str:
-        return "\n".join(f"--- {c} ---\n{self.log(c)[-6000:]}" for c in ("operator", "gateway"))
+        components = ("operator", "gateway", "poller")
+        return "\n".join(f"--- {c} ---\n{self.log(c)[-6000:]}" for c in components)
 
 
 @pytest.fixture(scope="module")
@@ -92,10 +106,6 @@ def release(cluster: Cluster) -> Iterator[Release]:
         f"runtimes.python3\\.12={json.dumps(values['runtimes']['python3.12'])}",
         "--set",
         "queue.sqlite.persistence.enabled=false",
-        # The poller Deployment's failover on this control plane is not proved yet (issue 17);
-        # this test is about the operator and the gateway.
-        "--set",
-        "poller.enabled=false",
     )
     assert result.returncode == 0, result.stderr + result.stdout
     try:
@@ -106,20 +116,24 @@ def release(cluster: Cluster) -> Iterator[Release]:
         cluster.delete_namespace(system)
 
 
-def test_the_chart_runs_the_operator_and_gateway_as_real_deployments(release: Release) -> None:
+def test_the_chart_runs_the_operator_gateway_and_poller_as_real_deployments(
+    release: Release,
+) -> None:
     def available() -> list[Any]:
         deployments = release.apps.list_namespaced_deployment(release.system).items
-        ready = [d for d in deployments if (d.status.available_replicas or 0) >= 1]
-        return ready if len(ready) == len(deployments) == 2 else []
+        ready = [d for d in deployments if _rolled_out(d)]
+        return ready if len(ready) == len(deployments) == 3 else []
 
     try:
-        deployments = wait_until(available, timeout=90, interval=0.2, what="both Deployments")
+        deployments = wait_until(available, timeout=90, interval=0.2, what="the Deployments")
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{release.logs()}") from None
     assert {d.metadata.name for d in deployments} == {
         "kl-kubelambda-operator",
         "kl-kubelambda-gateway",
+        "kl-kubelambda-poller",
     }
+    assert len(release.pods("poller")) == 2  # the chart's default replicas
     for component in ("operator", "gateway"):
         (pod,) = release.pods(component)
         assert pod.metadata.owner_references[0].kind == "ReplicaSet"
@@ -138,8 +152,8 @@ def test_the_chart_runs_the_operator_and_gateway_as_real_deployments(release: Re
 
 
 def test_a_function_becomes_active_and_answers_boto3_at_the_gateway_pod(release: Release) -> None:
-    test_the_chart_runs_the_operator_and_gateway_as_real_deployments(release)
-    code = {"app.py": "def handler(event, context):\n    return {'hi': event['name']}\n"}
+    test_the_chart_runs_the_operator_gateway_and_poller_as_real_deployments(release)
+    code = {"app.py": HELLO}
     body = {
         "apiVersion": "kubelambda.dev/v1alpha1",
         "kind": "Function",
@@ -203,3 +217,141 @@ def test_pod_security_restricted_is_enforced_in_the_function_namespace(release: 
     assert refused.value.status == 403
     message = json.loads(refused.value.body)["message"]
     assert 'violates PodSecurity "restricted:latest"' in message and "privileged" in message
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from tests.component.sources.brokers import RedisServer
+
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+def _poller_may(release: Release, verb: str, resource: str, namespace: str, **kw: str) -> bool:
+    """What the chart's RBAC lets the poller's ServiceAccount do (a SubjectAccessReview)."""
+    auth = kubernetes.client.AuthorizationV1Api(release.cluster.client)
+    attributes = {"verb": verb, "resource": resource, "namespace": namespace, **kw}
+    review = auth.create_subject_access_review(
+        {
+            "spec": {
+                "user": f"system:serviceaccount:{release.system}:kl-kubelambda-poller",
+                "groups": ["system:serviceaccounts", f"system:serviceaccounts:{release.system}"],
+                "resourceAttributes": attributes,
+            }
+        }
+    )
+    return bool(review.status.allowed)
+
+
+def test_the_chart_poller_runs_a_mapping_through_the_gateway_pod(
+    release: Release, redis: Any
+) -> None:
+    """The chart's poller Deployment, pointed at the gateway pod (Service DNS does not resolve
+    under the process kubelet) through poller.gatewayURL: its replicas become Ready under the
+    chart's RBAC, one of them takes a Redis mapping's Lease, invokes the function through the
+    gateway pod, and writes the mapping's status."""
+    fn = release.custom.list_namespaced_custom_object(
+        "kubelambda.dev", "v1alpha1", release.functions, "functions"
+    )
+    if not fn["items"]:
+        test_a_function_becomes_active_and_answers_boto3_at_the_gateway_pod(release)
+    (gateway,) = release.pods("gateway")
+    url = f"http://{gateway.status.pod_ip}:9000"
+    result = release.helm(
+        "upgrade",
+        "kl",
+        str(REPO / "charts" / "kubelambda"),
+        "--namespace",
+        release.system,
+        "--reuse-values",
+        "--set",
+        f"poller.gatewayURL={url}",
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+
+    def rolled_out() -> list[Any]:
+        poller = release.apps.read_namespaced_deployment("kl-kubelambda-poller", release.system)
+        pods = [p for p in release.pods("poller") if not p.metadata.deletion_timestamp]
+        env = [
+            {e.name: e.value for e in p.spec.containers[0].env}.get("KUBELAMBDA_GATEWAY_URL")
+            for p in pods
+        ]
+        return pods if _rolled_out(poller) and env == [url] * 2 else []
+
+    try:
+        pods = wait_until(rolled_out, timeout=120, interval=0.2, what="the pollers' rollout")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{release.logs()}") from None
+    for pod in pods:
+        ready = {c.type: c.status for c in pod.status.conditions}
+        assert ready.get("Ready") == "True", pod.status
+
+    stream = "chart-flow"
+    client = redis.client()
+    for n in range(5):
+        client.xadd(stream, {"data": json.dumps({"n": n})})
+    client.close()
+    mapping = {
+        "apiVersion": "kubelambda.dev/v1alpha1",
+        "kind": "EventSourceMapping",
+        "metadata": {"name": "flow"},
+        "spec": {
+            "functionName": "hello",
+            "source": {"redis": {"url": redis.url, "stream": stream}},
+            "startingPosition": "TRIM_HORIZON",
+        },
+    }
+    created = release.custom.create_namespaced_custom_object(
+        "kubelambda.dev", "v1alpha1", release.functions, "eventsourcemappings", mapping
+    )
+
+    def processed() -> Any:
+        obj = release.custom.get_namespaced_custom_object(
+            "kubelambda.dev", "v1alpha1", release.functions, "eventsourcemappings", "flow"
+        )
+        status = obj.get("status") or {}
+        done = status.get("state") == "Enabled" and status.get("lastProcessingResult") == "OK"
+        return status if done else None
+
+    try:
+        status = wait_until(processed, timeout=90, interval=0.2, what="the mapping to run")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{release.logs()}") from None
+    assert status["uuid"] == created["metadata"]["uid"]
+    # Everything read from the stream was acknowledged: the invokes succeeded.
+    client = redis.client()
+    (group,) = client.xinfo_groups(stream)
+    assert group["pending"] == 0 and group["entries-read"] == 5, group
+    client.close()
+    # One replica holds the mapping's Lease, in the release's namespace.
+    coord = kubernetes.client.CoordinationV1Api(release.cluster.client)
+    lease = coord.read_namespaced_lease(
+        f"kubelambda-esm-{created['metadata']['uid']}", release.system
+    )
+    assert lease.spec.holder_identity in {p.metadata.name for p in pods}
+
+    # The chart's RBAC: what the poller needs, and nothing that would let it change the world.
+    fns, system = release.functions, release.system
+    for verb in ("get", "list", "watch"):
+        assert _poller_may(release, verb, "eventsourcemappings", fns, group="kubelambda.dev")
+    assert _poller_may(
+        release, "patch", "eventsourcemappings", fns, group="kubelambda.dev", subresource="status"
+    )
+    for verb in ("get", "list", "create", "update", "patch"):
+        assert _poller_may(release, verb, "leases", system, group="coordination.k8s.io")
+    assert _poller_may(release, "get", "secrets", fns)  # a mapping's credentialsSecret
+    refused = [
+        ("update", "eventsourcemappings", fns, {"group": "kubelambda.dev"}),
+        ("delete", "eventsourcemappings", fns, {"group": "kubelambda.dev"}),
+        ("patch", "functions", fns, {"group": "kubelambda.dev"}),
+        ("delete", "leases", system, {"group": "coordination.k8s.io"}),
+        ("create", "leases", fns, {"group": "coordination.k8s.io"}),
+        ("list", "secrets", fns, {}),
+        ("get", "secrets", system, {}),
+        ("create", "pods", fns, {}),
+    ]
+    for verb, resource, namespace, extra in refused:
+        assert not _poller_may(release, verb, resource, namespace, **extra), (verb, resource)
+    denied = [line for line in release.log("poller").splitlines() if FORBIDDEN.search(line)]
+    assert not denied, "the poller was refused by RBAC:\n" + "\n".join(denied[:20])

@@ -80,6 +80,7 @@ def start_poller(cluster: Cluster, tmp_path: Path, ns: str, identity: str, gatew
         f"--namespace={ns}",
         f"--watch-namespace={ns}",
         f"--identity={identity}",
+        "--metrics-host=127.0.0.1",
         f"--metrics-port={free_port()}",
     ]
     return Role(identity, argv, env, tmp_path / f"{identity}.log")
