@@ -170,10 +170,17 @@ async def run(ctx: Context) -> None:
         heartbeat_interval_ms=2_000,
         **options,
     )
-    reader = KafkaReader(ctx, consumer, list(source.bootstrap_servers))
-    partitions = Partitions(ctx, reader)
-    consumer.subscribe([source.topic], listener=partitions)
-    await consumer.start()
+    try:
+        reader = KafkaReader(ctx, consumer, list(source.bootstrap_servers))
+        partitions = Partitions(ctx, reader)
+        consumer.subscribe([source.topic], listener=partitions)
+        await consumer.start()
+    except BaseException:
+        # A failed bootstrap (no broker, bad credentials) leaves the consumer open: close it,
+        # or every restart of this poller leaks one ("Unclosed AIOKafkaConsumer").
+        with contextlib.suppress(Exception):
+            await consumer.stop()
+        raise
     committer = asyncio.create_task(reader.committer.run(), name="kafka commits")
     try:
         while True:
