@@ -5,13 +5,15 @@ records is produced first, then `kubelambda poll` starts, and the clock runs unt
 poller's `kubelambda_esm_records_delivered_total` reaches N. Gateway: `kubelambda dev`.
 Two rates: from the poller's start (process start, imports and broker connection included)
 and in steady state, from its first delivered batch to the last record. The poller's own CPU
-time per record in steady state is printed too: on a shared 2-core machine the rates follow
-the machine's load, the CPU cost much less.
+time per record in steady state is printed too, the broker's beside it, and the load average
+at the end of each run: on a shared 2-core machine the rates follow the machine's load, the
+CPU cost much less.
 Run: `python -m bench.sources [redis nats kafka rabbitmq sqs]`.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import tempfile
@@ -41,8 +43,9 @@ def delivered(port: int) -> float:
     return sum(float(v) for v in found)
 
 
-def one(name: str, root: Path, dev: KubelambdaDev) -> tuple[float, float, float]:
-    """(records/s from the start, records/s in steady state, poller CPU µs per record then)."""
+def one(name: str, root: Path, dev: KubelambdaDev) -> tuple[float, float, float, float]:
+    """(records/s from the start, records/s in steady state, and the poller's and the
+    broker's CPU µs per record then)."""
     import subprocess
 
     import psutil
@@ -79,17 +82,21 @@ def one(name: str, root: Path, dev: KubelambdaDev) -> tuple[float, float, float]
     )
     try:
         poller = psutil.Process(proc.pid)
+        brokers = [psutil.Process(server.proc.pid)]  # type: ignore[attr-defined]
         wait_until(lambda: delivered(port) > 0, 120, f"the first {name} batch", 0.02)
         first, first_at, first_cpu = delivered(port), time.monotonic(), cpu_seconds(poller)
+        first_broker = sum(cpu_seconds(b) for b in brokers)
         wait_until(lambda: delivered(port) >= total, 600, f"{total} {name} records", 0.1)
         ended = time.monotonic()
         cpu = cpu_seconds(poller) - first_cpu
+        broker_cpu = sum(cpu_seconds(b) for b in brokers) - first_broker
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
     steady = total - first
-    return total / (ended - started), steady / (ended - first_at), cpu / steady * 1e6
+    rates = total / (ended - started), steady / (ended - first_at)
+    return (*rates, cpu / steady * 1e6, broker_cpu / steady * 1e6)
 
 
 def cpu_seconds(process: Any) -> float:
@@ -126,13 +133,13 @@ def main(names: list[str] | None = None) -> None:
         (fns / "noop.yaml").write_text(yaml.safe_dump(doc))
         dev = KubelambdaDev(fns, "--warm-per-runtime", "4")
         try:
-            print(
-                f"{'broker':<10} {'records':>8} {'from start/s':>13} {'steady/s':>9} {'µs CPU':>7}"
-            )
+            head = f"{'broker':<10} {'records':>8} {'from start/s':>13} {'steady/s':>9}"
+            print(f"{head} {'µs CPU':>7} {'broker µs':>9}  load average")
             for name in names:
-                rate, steady, cpu = one(name, root, dev)
+                rate, steady, cpu, broker_cpu = one(name, root, dev)
                 line = f"{name:<10} {COUNTS[name]:>8} {rate:>13.0f} {steady:>9.0f} {cpu:>7.0f}"
-                print(line, flush=True)
+                load = " ".join(f"{v:.1f}" for v in os.getloadavg())
+                print(f"{line} {broker_cpu:>9.0f}  {load}", flush=True)
         finally:
             dev.stop()
             for server in SERVERS.values():

@@ -68,12 +68,15 @@ def sqs_queue_arn(queue_url: str, region: str) -> str:
 
 
 def _sqs_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    # Blobs arrive as bytes from botocore's parser, as base64 text from the raw JSON answer.
     binary = value.get("BinaryValue")
     return {
         "stringValue": value.get("StringValue"),
         "binaryValue": b64(binary) if isinstance(binary, bytes) else binary,
         "stringListValues": list(value.get("StringListValues", [])),
-        "binaryListValues": [b64(v) for v in value.get("BinaryListValues", [])],
+        "binaryListValues": [
+            b64(v) if isinstance(v, bytes) else v for v in value.get("BinaryListValues", [])
+        ],
         "dataType": value.get("DataType", "String"),
     }
 

@@ -1,12 +1,14 @@
 """SQS (any SQS-compatible endpoint): long polling, visibility extended while a message is
 held, delete on success, and the queue's own redrive for failures.
 
-boto3 runs in a thread pool of this poller's own. `scalingConfig.maximumConcurrency` workers
-poll at once (default five, as Lambda starts with). SQS hands out at most ten messages a
+Calls go through `sqs_client.SqsClient` (botocore's serializer, signer and parser over one
+aiohttp session; no threads). `scalingConfig.maximumConcurrency` workers poll at once
+(default five, as Lambda starts with). SQS hands out at most ten messages a
 call, so while messages flow (the last receive came back full) a worker fills its batch with
 several receives at once (one per ten messages it has room for); an idle queue gets one long
-poll per worker, so a trickle is not spread over many batches. It deletes a batch's messages
-with concurrent DeleteMessageBatch calls: a batch of 100 costs two round trips, not twenty.
+poll per worker, so a trickle is not spread over many batches. A settled batch's messages are
+deleted in the background by concurrent DeleteMessageBatch calls (ten per call, retried), so
+the worker receives its next batch at once; a stopping poller waits for them.
 A failed message is simply no longer extended: it reappears after the queue's visibility
 timeout, and the queue's redrive policy moves it to its dead-letter queue after
 maxReceiveCount, as with Lambda.
@@ -16,39 +18,43 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
+import aiohttp
+
 from kubelambda.sources.engine import Context, Item, run_queue
+from kubelambda.sources.readers.sqs_client import SqsClient, SqsError
 from kubelambda.sources.shapes import records_event, sqs_queue_arn, sqs_record
 
 DEFAULT_WORKERS = 5
 MAX_WAIT = 2  # seconds of long poll per receive; short enough to stop promptly
 PER_CALL = 10  # SQS's most messages per ReceiveMessage and entries per DeleteMessageBatch
-CALLS_PER_WORKER = 10  # receives (or deletes) one worker has in flight at most
+CALLS_PER_WORKER = 10  # receives one worker has in flight at most
+DELETES_IN_FLIGHT = 32  # DeleteMessageBatch calls at once, per mapping
+DELETE_ATTEMPTS = 4
+DRAIN_SECONDS = 10.0  # a stopping poller waits this long for its deletes
+log = logging.getLogger(__name__)
 
 
 class SqsReader:
-    def __init__(self, ctx: Context, client: Any, queue_url: str, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, ctx: Context, client: SqsClient, queue_url: str) -> None:
         self.ctx = ctx
         self.client = client
         self.queue_url = queue_url
-        self.pool = pool
         self.arn = sqs_queue_arn(queue_url, ctx.region)
         self.visibility = 30
         self.held: dict[str, tuple[str, float]] = {}  # messageId -> (receipt, extended at)
         self.flowing = False  # the last receive came back full: there is a backlog
+        self.deleting: set[asyncio.Task[None]] = set()  # deletes in flight, off the hot path
+        self._delete_slots = asyncio.Semaphore(DELETES_IN_FLIGHT)
 
-    async def call(self, method: str, **kwargs: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            self.pool, partial(getattr(self.client, method), QueueUrl=self.queue_url, **kwargs)
-        )
+    async def call(self, action: str, **params: Any) -> Any:
+        return await self.client.call(action, {"QueueUrl": self.queue_url, **params})
 
     async def prepare(self) -> None:
-        answer = await self.call("get_queue_attributes", AttributeNames=["VisibilityTimeout"])
+        answer = await self.call("GetQueueAttributes", AttributeNames=["VisibilityTimeout"])
         self.visibility = int(answer.get("Attributes", {}).get("VisibilityTimeout", 30))
 
     async def receive(self, max_items: int, wait: float) -> list[Item]:
@@ -57,7 +63,7 @@ class SqsReader:
         answers = await asyncio.gather(
             *(
                 self.call(
-                    "receive_message",
+                    "ReceiveMessage",
                     MaxNumberOfMessages=max(1, count),
                     WaitTimeSeconds=int(min(MAX_WAIT, max(0.0, wait))),
                     AttributeNames=["All"],
@@ -89,17 +95,40 @@ class SqsReader:
         return items
 
     async def ack(self, items: list[Item]) -> None:
-        chunks = [items[at : at + PER_CALL] for at in range(0, len(items), PER_CALL)]
-        for first in range(0, len(chunks), CALLS_PER_WORKER):
-            await asyncio.gather(
-                *(self._delete(c) for c in chunks[first : first + CALLS_PER_WORKER])
-            )
+        """Deletes in the background: the worker goes on to its next batch at once. The
+        messages stay invisible meanwhile (their visibility timeout has just been set or
+        extended), and a delete that never lands only makes them come back: at least once."""
+        for at in range(0, len(items), PER_CALL):
+            chunk = items[at : at + PER_CALL]
+            for item in chunk:
+                self.held.pop(item.ident, None)  # settled: no longer extended
+            task = asyncio.create_task(self._delete(chunk))
+            self.deleting.add(task)
+            task.add_done_callback(self.deleting.discard)
 
     async def _delete(self, chunk: list[Item]) -> None:
         entries = [{"Id": str(n), "ReceiptHandle": i.handle} for n, i in enumerate(chunk)]
-        await self.call("delete_message_batch", Entries=entries)
-        for item in chunk:
-            self.held.pop(item.ident, None)
+        delay = 0.1
+        async with self._delete_slots:
+            for attempt in range(DELETE_ATTEMPTS):
+                try:
+                    answer = await self.call("DeleteMessageBatch", Entries=entries)
+                except (SqsError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    if attempt == DELETE_ATTEMPTS - 1:
+                        log.warning("SQS delete failed (%s): messages will come back", exc)
+                        return
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                    continue
+                failed = answer.get("Failed") or []
+                if failed:
+                    log.warning("SQS delete refused for %d message(s): %s", len(failed), failed[0])
+                return
+
+    async def drain(self) -> None:
+        """Waits for the deletes in flight (a stopping poller settles what it processed)."""
+        while self.deleting:
+            await asyncio.gather(*list(self.deleting), return_exceptions=True)
 
     async def release(self, items: list[Item]) -> None:
         for item in items:  # no longer extended: visible again after the timeout
@@ -125,28 +154,16 @@ class SqsReader:
                     for n, (_, r) in enumerate(chunk)
                 ]
                 with contextlib.suppress(Exception):
-                    await self.call("change_message_visibility_batch", Entries=entries)
+                    await self.call("ChangeMessageVisibilityBatch", Entries=entries)
                 for mid, receipt in chunk:
                     if mid in self.held:
                         self.held[mid] = (receipt, now)
 
 
-def client_for(ctx: Context) -> Any:
-    import boto3
-    from botocore.config import Config
-
+def client_for(ctx: Context) -> SqsClient:
     source = ctx.config.spec.source.sqs
     assert source is not None
-    creds = ctx.credentials
-    return boto3.session.Session().client(
-        "sqs",
-        endpoint_url=source.endpoint or None,
-        region_name=source.region or ctx.region,
-        aws_access_key_id=creds.get("accessKeyId"),
-        aws_secret_access_key=creds.get("secretAccessKey"),
-        aws_session_token=creds.get("sessionToken"),
-        config=Config(retries={"mode": "standard"}, max_pool_connections=64),
-    )
+    return SqsClient(source.endpoint or None, source.region or ctx.region, ctx.credentials)
 
 
 async def run(ctx: Context) -> None:
@@ -154,11 +171,8 @@ async def run(ctx: Context) -> None:
     assert source is not None
     scaling = ctx.config.spec.scaling_config
     workers = scaling.maximum_concurrency if scaling is not None else DEFAULT_WORKERS
-    # Enough threads for every worker's receives, and the visibility extender's calls.
-    pool = ThreadPoolExecutor(
-        max_workers=min(64, workers * CALLS_PER_WORKER) + 2, thread_name_prefix="sqs"
-    )
-    reader = SqsReader(ctx, client_for(ctx), source.queue_url, pool)
+    client = client_for(ctx)
+    reader = SqsReader(ctx, client, source.queue_url)
     tasks: list[asyncio.Task[None]] = []
     try:
         await reader.prepare()
@@ -173,4 +187,6 @@ async def run(ctx: Context) -> None:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        pool.shutdown(wait=False, cancel_futures=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(reader.drain(), DRAIN_SECONDS)
+        await client.close()

@@ -153,3 +153,19 @@ def test_stream_batch_info_names_both_ends_of_the_batch() -> None:
     assert info["approximateArrivalOfLastRecord"] == 12.5
     assert info["batchSize"] == 3 and info["stream"] == "orders"
     assert info["streamArn"].startswith("arn:kubelambda:redis:eu-west-1:")
+
+
+def test_sqs_blobs_as_base64_text_pass_through() -> None:
+    """The raw JSON answer (what the poller reads) carries blobs as base64 text already."""
+    message = {
+        "MessageId": "m1",
+        "ReceiptHandle": "r1",
+        "Body": "{}",
+        "MessageAttributes": {
+            "blob": {"BinaryValue": "AQI=", "DataType": "Binary"},
+            "list": {"BinaryListValues": ["AQI=", b"\x01\x02"], "DataType": "Binary"},
+        },
+    }
+    record = shapes.sqs_record(message, "arn:aws:sqs:us-east-1:0:q", "us-east-1").record
+    assert record["messageAttributes"]["blob"]["binaryValue"] == "AQI="
+    assert record["messageAttributes"]["list"]["binaryListValues"] == ["AQI=", "AQI="]
