@@ -30,6 +30,7 @@ from tests.chart.chart_helpers import (
     containers,
     find,
     of_kind,
+    parse,
     pod_specs,
     render_scenario,
     run_helm,
@@ -302,3 +303,27 @@ def test_image_digest_pins_the_image() -> None:
 
 def yaml_docs(text: str) -> list[Manifest]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_the_pollers_gateway_url_defaults_to_the_service_and_can_be_set() -> None:
+    def poller(sets: tuple[str, ...] = ()) -> Manifest:
+        result = template(sets=sets)
+        assert result.returncode == 0, result.output
+        deployment = find(parse(result.stdout), "Deployment", "-poller")
+        (container,) = containers(deployment["spec"]["template"]["spec"])
+        return container
+
+    default = poller()
+    env = {e["name"]: e.get("value") for e in default["env"]}
+    service = find(render_scenario("defaults"), "Service", "-gateway")
+    port = service["spec"]["ports"][0]["port"]
+    name = service["metadata"]["name"]
+    want = f"http://{name}.{RELEASE_NAMESPACE}.svc:{port}"
+    assert env["KUBELAMBDA_GATEWAY_URL"] == want
+    assert not any(a.startswith("--gateway") for a in default["args"])
+    assert default["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    pointed = poller(("poller.gatewayURL=http://10.0.0.7:9000",))
+    env = {e["name"]: e.get("value") for e in pointed["env"]}
+    assert env["KUBELAMBDA_GATEWAY_URL"] == "http://10.0.0.7:9000"
+    refused = template(sets=("poller.gatewayURL=gateway:9000",))
+    assert refused.returncode != 0 and "gatewayURL" in refused.output
