@@ -82,7 +82,8 @@ def one(name: str, root: Path, dev: KubelambdaDev) -> tuple[float, float, float,
     )
     try:
         poller = psutil.Process(proc.pid)
-        brokers = [psutil.Process(server.proc.pid)]  # type: ignore[attr-defined]
+        broker_proc = psutil.Process(server.proc.pid)  # type: ignore[attr-defined]
+        brokers = [broker_proc, *broker_proc.children(recursive=True)]  # RabbitMQ: its BEAM
         wait_until(lambda: delivered(port) > 0, 120, f"the first {name} batch", 0.02)
         first, first_at, first_cpu = delivered(port), time.monotonic(), cpu_seconds(poller)
         first_broker = sum(cpu_seconds(b) for b in brokers)
