@@ -67,6 +67,9 @@ class GatewayApi:
         app[INVOKER] = self.invoker
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
+        from kubelambda.gateway import streaming  # it builds on this module's helpers
+
+        app.router.add_post(streaming.ROUTE, lambda request: streaming.invoke_stream(self, request))
         app.router.add_get("/2015-03-31/functions/", self.list_functions)
         app.router.add_get("/2015-03-31/functions", self.list_functions)
         app.router.add_get(fn, self.get_function)
@@ -80,7 +83,7 @@ class GatewayApi:
         app.router.add_get("/readyz", self.readyz)
         return app
 
-    def _ref(self, request: web.Request) -> FunctionRef:
+    def function_ref(self, request: web.Request) -> FunctionRef:
         return parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
@@ -94,14 +97,10 @@ class GatewayApi:
                 f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
                 f"satisfy constraint: Member must satisfy enum value set: {list(INVOCATION_TYPES)}"
             )
-        ref = self._ref(request)
-        length = request.content_length
-        if length is not None and length > SYNC_PAYLOAD_LIMIT:
-            raise too_large(length, SYNC_PAYLOAD_LIMIT)
-        payload = await request.read()
-        limit = ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
-        if len(payload) > limit:
-            raise too_large(len(payload), limit)
+        ref = self.function_ref(request)
+        payload = await read_payload(
+            request, ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
+        )
         payload = check_json(payload)
         if kind == "Event":
             if self.submit is None:
@@ -117,13 +116,7 @@ class GatewayApi:
         executed = resolved.version.version
         if kind == "DryRun":
             return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-        call = InvokeRequest(
-            payload=payload,
-            client_context=request.headers.get("X-Amz-Client-Context"),
-            trace_id=request.headers.get("X-Amzn-Trace-Id"),
-            log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
-            invoked_function_arn=resolved.invoked_arn,
-        )
+        call = invoke_request(request, payload, resolved.invoked_arn)
         outcome = await self.invoker.invoke(resolved, call)
         result = outcome.result
         headers = {
@@ -137,9 +130,9 @@ class GatewayApi:
         if len(body) > SYNC_PAYLOAD_LIMIT:
             headers["X-Amz-Function-Error"] = "Unhandled"
             body = response_too_large_body(len(body), SYNC_PAYLOAD_LIMIT)
-        if call.log_tail and result.log_tail is not None:
-            tail = result.log_tail.encode()[-LOG_TAIL_BYTES:]
-            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
+        tail = log_result(result.log_tail) if call.log_tail else None
+        if tail is not None:
+            headers["X-Amz-Log-Result"] = tail
         return web.Response(status=200, body=body, headers=headers)
 
     # Control (read-only).
@@ -160,16 +153,16 @@ class GatewayApi:
         )
 
     async def get_function(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         return self._json(control.get_function(self.invoker.catalog, ref, self.invoker.region))
 
     async def get_configuration(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         body = control.get_function_configuration(self.invoker.catalog, ref, self.invoker.region)
         return self._json(body)
 
     async def list_versions(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         q = request.query
         body = control.list_versions(
             self.invoker.catalog, ref, self.invoker.region, q.get("Marker"), q.get("MaxItems")
@@ -177,7 +170,7 @@ class GatewayApi:
         return self._json(body)
 
     async def list_aliases(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         q = request.query
         body = control.list_aliases(
             self.invoker.catalog, ref, self.invoker.region, q.get("Marker"), q.get("MaxItems")
@@ -185,14 +178,14 @@ class GatewayApi:
         return self._json(body)
 
     async def get_alias(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         body = control.get_alias(
             self.invoker.catalog, ref, request.match_info["alias"], self.invoker.region
         )
         return self._json(body)
 
     async def get_concurrency(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         return self._json(control.get_function_concurrency(self.invoker.catalog, ref))
 
     # Operations.
@@ -216,6 +209,35 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     await web.TCPSite(runner, host, port).start()
     bound: int = runner.addresses[0][1]
     return runner, bound
+
+
+async def read_payload(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with Lambda's 413 past `limit` (before reading it, if it says)."""
+    length = request.content_length
+    if length is not None and length > SYNC_PAYLOAD_LIMIT:
+        raise too_large(length, SYNC_PAYLOAD_LIMIT)
+    payload = await request.read()
+    if len(payload) > limit:
+        raise too_large(len(payload), limit)
+    return payload
+
+
+def invoke_request(request: web.Request, payload: bytes, invoked_arn: str) -> InvokeRequest:
+    """One invocation from the Invoke API's headers (client context, trace, log type)."""
+    return InvokeRequest(
+        payload=payload,
+        client_context=request.headers.get("X-Amz-Client-Context"),
+        trace_id=request.headers.get("X-Amzn-Trace-Id"),
+        log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
+        invoked_function_arn=invoked_arn,
+    )
+
+
+def log_result(tail: str | None) -> str | None:
+    """X-Amz-Log-Result: the last 4 KB of the invocation's log, base64."""
+    if tail is None:
+        return None
+    return base64.b64encode(tail.encode()[-LOG_TAIL_BYTES:]).decode()
 
 
 def check_json(payload: bytes) -> bytes:

@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -184,6 +184,45 @@ def encode_result(result: Any) -> tuple[bytes, str]:
         raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
 
 
+_RESPONSE_MODE = "Lambda-Runtime-Function-Response-Mode"
+# The Content-Type of a stream that opens with an HTTP prelude (function URLs read it).
+HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
+
+
+def is_stream(result: Any) -> bool:
+    """A handler streams its response by returning a generator (or another iterator)."""
+    return isinstance(result, Iterator) and not isinstance(result, (str, bytes, dict, list))
+
+
+def stream_parts(result: Iterator[Any]) -> tuple[str, Iterator[bytes]]:
+    """The Content-Type and the chunks of a streamed result.
+
+    Each item is sent as it is produced: bytes as they are, str as UTF-8, anything else as
+    JSON. A first item that is a dict with `statusCode` is the HTTP prelude of a function URL
+    (status, headers, cookies), sent as Lambda's HTTP integration response.
+    """
+    first = next(result, None)
+
+    def encode(item: Any) -> bytes:
+        if isinstance(item, bytes):
+            return item
+        if isinstance(item, str):
+            return item.encode()
+        return json.dumps(item, default=_json_default).encode()
+
+    def chunks() -> Iterator[bytes]:
+        if first is not None:
+            if prelude:
+                yield json.dumps(first, default=_json_default).encode() + b"\0" * 8
+            else:
+                yield encode(first)
+        for item in result:
+            yield encode(item)
+
+    prelude = isinstance(first, dict) and "statusCode" in first
+    return (HTTP_INTEGRATION if prelude else "application/octet-stream"), chunks()
+
+
 class _RequestIdFilter(logging.Filter):
     request_id = ""
 
@@ -260,7 +299,11 @@ def serve(client: RuntimeClient, handler: Handler) -> None:
                 event = json.loads(body) if body else {}
             except ValueError as exc:
                 raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
-            result, content_type = encode_result(handler(event, context))
+            returned = handler(event, context)
+            if is_stream(returned):
+                content_type, chunks = stream_parts(returned)
+            else:
+                result, content_type = encode_result(returned)
         except Exception as exc:
             error = error_json(exc, request_id)
             log_error(error)
@@ -275,10 +318,35 @@ def serve(client: RuntimeClient, handler: Handler) -> None:
                 },
             )
             continue
+        if is_stream(returned):
+            client.post_stream(
+                f"/invocation/{request_id}/response",
+                _flushed(chunks, request_id, stdout, stderr),
+                {
+                    "Content-Type": content_type,
+                    "Lambda-Runtime-Function-Response-Mode": "streaming",
+                },
+            )
+            continue
         # The agent cuts the log at the response: what the handler printed must be out first.
         stdout.flush()
         stderr.flush()
         client.post(f"/invocation/{request_id}/response", result, {"Content-Type": content_type})
+
+
+def _flushed(chunks: Iterator[bytes], request_id: str, *outputs: Any) -> Iterator[bytes]:
+    """The chunks, with what the handler printed flushed before each one goes out; a failure
+    is logged (Lambda's error JSON) before the stream is broken off."""
+    try:
+        for chunk in chunks:
+            for output in outputs:
+                output.flush()
+            yield chunk
+    except Exception as exc:
+        log_error(error_json(exc, request_id))
+        for output in outputs:
+            output.flush()
+        raise
 
 
 def post_init_error(client: RuntimeClient, error: dict[str, Any]) -> None:
