@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kubelambda.gateway.flags import add_serving_flags
+from kubelambda.gateway.flags import add_serving_flags, add_url_flags
 
 DESCRIPTION = """\
 Serve every Function, Version and Alias manifest in DIR (searched recursively) through
@@ -34,6 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--namespace", default="default", help="namespace for unqualified names (default)"
     )
     add_serving_flags(parser)
+    add_url_flags(parser)
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
@@ -84,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.asyncq.queue import QueueError
-    from kubelambda.gateway.flags import pool_limits
+    from kubelambda.gateway.flags import pool_limits, url_domain
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop, stop_requested
 
@@ -116,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
         async_concurrency=args.async_concurrency,
         event_age_cap=args.max_event_age,
         nats_url=args.nats_url,
+        url_domain=url_domain(args),
+        url_port_served=args.url_port is None,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)

@@ -24,6 +24,7 @@ from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 
 Say = Callable[[str], None]
 
@@ -44,6 +45,8 @@ class DevSettings:
     async_concurrency: int = 16  # async events in flight
     event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
+    url_port_served: bool = True  # function URLs carry the port served
 
     @property
     def state(self) -> Path:
@@ -134,6 +137,8 @@ class DevServer:
                 limits=settings.limits,
                 pool=settings.pool,
                 asynq=settings.async_settings(),
+                url_domain=settings.url_domain,
+                url_port_served=settings.url_port_served,
             ),
             provider=LocalEnvironments(ProcessProvider(settings.state / "environments")),
             source=self.source,
@@ -175,6 +180,11 @@ class DevServer:
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+            config = entry.latest.spec.function_url
+            if config is not None:
+                url = self.gateway.urls.domain.url(namespace, name)
+                path = f"{self.url}/urls/{namespace}/{name}/"
+                self.say(f"  {'':<24} url ({config.auth_type}): {url} (or {path})")
         self.say(f"async queue: {self.asynq.queue.describe()}")
         self.say(
             f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"

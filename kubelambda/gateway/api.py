@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control
 from kubelambda.gateway.invoker import Invoker
+from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.runtime.errors import response_too_large_body
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
 from kubelambda.runtime.spec import InvokeRequest
@@ -28,6 +29,7 @@ from kubelambda.serving.errors import (
     too_large,
 )
 from kubelambda.serving.names import FunctionRef, parse_function_name
+from kubelambda.serving.urls import PATH_PREFIX, UrlDomain
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +58,21 @@ class GatewayApi:
         default_namespace: str = "default",
         ready: Callable[[], bool] = lambda: True,
         submit: AsyncSubmit | None = None,
+        urls: UrlFront | None = None,
     ) -> None:
         self.invoker = invoker
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
+        self.urls = urls or UrlFront(invoker, UrlDomain())
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2)
+        app = web.Application(
+            middlewares=[self.urls.by_host, lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2
+        )
         app[INVOKER] = self.invoker
+        app.router.add_route("*", PATH_PREFIX + "{tail:.*}", self.urls.by_path)
+        app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
         from kubelambda.gateway import streaming  # it builds on this module's helpers
@@ -181,6 +189,13 @@ class GatewayApi:
         ref = self.function_ref(request)
         body = control.get_alias(
             self.invoker.catalog, ref, request.match_info["alias"], self.invoker.region
+        )
+        return self._json(body)
+
+    async def get_url_config(self, request: web.Request) -> web.Response:
+        ref = self.function_ref(request)
+        body = control.get_function_url_config(
+            self.invoker.catalog, ref, self.invoker.region, self.urls.domain
         )
         return self._json(body)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -28,9 +28,11 @@ from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
+from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.loop import cancel_all
 from kubelambda.serving.catalog import Catalog
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 
 # Serve a catalog; returns the admission problems it has (reservations that do not fit).
 Apply = Callable[[Catalog], list[str]]
@@ -67,6 +69,8 @@ class GatewaySettings:
     limits: PoolLimits = field(default_factory=PoolLimits)
     pool: PoolSettings = field(default_factory=PoolSettings)
     asynq: AsyncSettings | None = None  # None: Event invocations are refused
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
+    url_port_served: bool = False  # URLs carry the port served (dev mode: it may be chosen)
 
 
 class Gateway:
@@ -85,11 +89,13 @@ class Gateway:
         self.pool = EnvironmentPool(provider, settings.pool)
         self.invoker = Invoker(self.pool, limits=settings.limits, specs=specs)
         self.asynq = AsyncService(self.invoker, settings.asynq) if settings.asynq else None
+        self.urls = UrlFront(self.invoker, settings.url_domain)
         self.api = GatewayApi(
             self.invoker,
             default_namespace=settings.default_namespace,
             ready=self.ready,
             submit=self.asynq.submit if self.asynq else None,
+            urls=self.urls,
         )
         self.port = settings.port
         self.catalogs = 0  # catalogs served so far
@@ -132,6 +138,8 @@ class Gateway:
         self._runner, self.port = await serve(
             self.api.app(), self.settings.host, self.settings.port
         )
+        if self.settings.url_port_served:
+            self.urls.domain = replace(self.urls.domain, port=self.port)
 
     async def stop(self) -> None:
         """The shutdown order of the module docstring; safe after a failed start."""

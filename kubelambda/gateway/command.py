@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubelambda.gateway.flags import add_serving_flags
+from kubelambda.gateway.flags import add_serving_flags, add_url_flags
 
 AUTH_MODES = ("none", "kubernetes", "sigv4")
 
@@ -36,6 +36,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a namespace to serve (repeatable; none: all namespaces)",
     )
     add_serving_flags(parser)
+    add_url_flags(parser)
     parser.add_argument(
         "--queue", default=None, help="the async queue's URL (sqlite:// or nats://)"
     )
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             "are planned); run with --auth=none behind a NetworkPolicy"
         )
     from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
-    from kubelambda.gateway.flags import pool_limits
+    from kubelambda.gateway.flags import pool_limits, url_domain
 
     try:
         limits = pool_limits(args)
@@ -98,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         claim_timeout=args.claim_timeout,
         lease=args.claim_lease,
         queue=args.queue,
+        url_domain=url_domain(args),
     )
     from kubelambda.loop import run_loop
 

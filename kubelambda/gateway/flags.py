@@ -9,6 +9,9 @@ import argparse
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
+from kubelambda.serving.urls import add_url_flags, url_domain
+
+__all__ = ["add_serving_flags", "add_url_flags", "pool_limits", "url_domain"]
 
 DEFAULT_MAX_AGE = 7200.0
 

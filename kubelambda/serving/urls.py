@@ -3,11 +3,13 @@
 The operator writes the URL to `status.url`, GetFunctionUrlConfig returns it and the gateway
 routes a request by its Host header back to the function; all three use this one module, so
 the URL handed out is the URL served. The path form `/urls/<namespace>/<function>/...` serves
-setups without wildcard DNS.
+setups without wildcard DNS. The flags that spell URLs are declared here once, for the
+gateway, dev mode and the operator alike.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 
@@ -59,3 +61,24 @@ def route_path(path: str) -> tuple[str, str, str] | None:
     if not (_LABEL.match(namespace) and _LABEL.match(function)):
         return None
     return namespace, function, "/" + tail if slash else "/"
+
+
+def add_url_flags(parser: argparse.ArgumentParser) -> None:
+    urls = parser.add_argument_group("function URLs (http://FUNCTION.NAMESPACE.DOMAIN[:PORT]/)")
+    urls.add_argument(
+        "--url-domain",
+        default=DEV_DOMAIN,
+        help=f"the domain each function URL is a host under ({DEV_DOMAIN}); the path form "
+        "/urls/NAMESPACE/FUNCTION/ works without wildcard DNS",
+    )
+    urls.add_argument("--url-scheme", default="http", choices=("http", "https"), help="(http)")
+    urls.add_argument(
+        "--url-port",
+        type=int,
+        default=None,
+        help="the port written in URLs (dev: the port served; cluster: none, the scheme's)",
+    )
+
+
+def url_domain(args: argparse.Namespace, port: int | None = None) -> UrlDomain:
+    return UrlDomain(args.url_domain, args.url_scheme, args.url_port or port)

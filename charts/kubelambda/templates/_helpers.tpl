@@ -150,3 +150,12 @@ seccompProfile:
 {{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The function URL flags, identical for the gateway (routing) and the operator (status.url). */}}
+{{- define "kubelambda.urlArgs" -}}
+- --url-domain={{ .Values.functionUrls.domain }}
+- --url-scheme={{ .Values.functionUrls.scheme }}
+{{- if .Values.functionUrls.port }}
+- --url-port={{ .Values.functionUrls.port }}
+{{- end }}
+{{- end }}

@@ -27,6 +27,7 @@ from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
 from kubelambda.kube.view import ClusterView
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 
 
 def default_identity() -> str:
@@ -48,6 +49,7 @@ class ClusterSettings:
     claim_timeout: float = 30.0
     lease: float = 60.0
     queue: str | None = None  # the async queue's URL; None: Event invocations are refused
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
@@ -72,6 +74,7 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
                 start_timeout=settings.claim_timeout,
             ),
             asynq=AsyncSettings(queue_url=settings.queue) if settings.queue else None,
+            url_domain=settings.url_domain,
         ),
         provider=provider,
         source=ClusterCatalog(api, view, code),

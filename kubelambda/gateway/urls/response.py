@@ -38,8 +38,10 @@ def _head(document: dict[str, Any]) -> UrlResponse:
         raise BadResponse(f"statusCode {document.get('statusCode')!r} is not a number") from None
     if not 100 <= status <= 599:
         raise BadResponse(f"statusCode {status} is not an HTTP status")
-    raw_headers = document.get("headers") or {}
-    cookies = document.get("cookies") or []
+    raw_headers = document.get("headers")
+    raw_headers = {} if raw_headers is None else raw_headers
+    cookies = document.get("cookies")
+    cookies = [] if cookies is None else cookies
     if not isinstance(raw_headers, dict) or not isinstance(cookies, list):
         raise BadResponse("headers must be an object and cookies a list")
     headers = [(str(k), _text(v)) for k, v in raw_headers.items() if v is not None]

@@ -18,7 +18,7 @@ def handler(event, context):
         raise ValueError("refused before streaming")
 
     def chunks():
-        if event.get("http"):
+        if event.get("rawPath") == "/prelude":
             yield {"statusCode": 201, "headers": {"X-Streamed": "yes"}, "cookies": ["s=1"]}
         yield "first;"
         if event.get("gate"):
