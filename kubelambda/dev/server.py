@@ -20,8 +20,10 @@ from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
+from kubelambda.gateway.auth.setup import build_guard
 from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
+from kubelambda.kube.client import KubeApi
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.serving.specs import SpecBuilder
 from kubelambda.serving.urls import UrlDomain
@@ -47,6 +49,8 @@ class DevSettings:
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
     url_domain: UrlDomain = field(default_factory=UrlDomain)
     url_port_served: bool = True  # function URLs carry the port served
+    auth: frozenset[str] = frozenset()  # --auth modes; empty: none
+    keys: Path | None = None  # --keys FILE (sigv4)
 
     @property
     def state(self) -> Path:
@@ -124,9 +128,17 @@ class FolderSource:
 
 class DevServer:
     def __init__(self, settings: DevSettings, say: Say = print) -> None:
-        """Raises ValueError for an unusable --queue URL."""
+        """Raises ValueError for an unusable --queue URL, KeysError for unusable --keys."""
         self.settings = settings
         self.say = say
+        guard = build_guard(
+            settings.auth,
+            region=settings.region,
+            default_namespace=settings.namespace,
+            cluster=False,
+            api=KubeApi.from_environment,
+            keys_file=settings.keys,
+        )
         settings.state.mkdir(parents=True, exist_ok=True)
         self.source = FolderSource(settings, say)
         self.gateway = Gateway(
@@ -143,6 +155,7 @@ class DevServer:
             provider=LocalEnvironments(ProcessProvider(settings.state / "environments")),
             source=self.source,
             specs=SpecBuilder(region=settings.region),  # no container engine: no Image packages
+            guard=guard,
         )
 
     @property
@@ -186,6 +199,8 @@ class DevServer:
                 path = f"{self.url}/urls/{namespace}/{name}/"
                 self.say(f"  {'':<24} url ({config.auth_type}): {url} (or {path})")
         self.say(f"async queue: {self.asynq.queue.describe()}")
+        auth = ",".join(sorted(self.settings.auth)) or "none (anyone who reaches the port)"
+        self.say(f"invoke auth: {auth}")
         self.say(
             f"ready: aws lambda invoke --endpoint-url {self.url} --function-name NAME out.json"
         )

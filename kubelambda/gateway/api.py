@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control
+from kubelambda.gateway.auth.guard import Guard, may_read
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.runtime.errors import response_too_large_body
@@ -59,17 +60,20 @@ class GatewayApi:
         ready: Callable[[], bool] = lambda: True,
         submit: AsyncSubmit | None = None,
         urls: UrlFront | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.invoker = invoker
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
         self.urls = urls or UrlFront(invoker, UrlDomain())
+        self.guard = guard  # None: --auth none
 
     def app(self) -> web.Application:
-        app = web.Application(
-            middlewares=[self.urls.by_host, lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2
-        )
+        middlewares: list[Any] = [self.urls.by_host, lambda_errors]
+        if self.guard is not None:
+            middlewares.append(self.guard.middleware)
+        app = web.Application(middlewares=middlewares, client_max_size=SYNC_PAYLOAD_LIMIT * 2)
         app[INVOKER] = self.invoker
         app.router.add_route("*", PATH_PREFIX + "{tail:.*}", self.urls.by_path)
         app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
@@ -150,23 +154,30 @@ class GatewayApi:
 
     async def list_functions(self, request: web.Request) -> web.Response:
         namespace = request.query.get("Namespace", self.default_namespace)
-        return self._json(
-            control.list_functions(
-                self.invoker.catalog,
-                namespace,
-                self.invoker.region,
-                request.query.get("Marker"),
-                request.query.get("MaxItems"),
-            )
+        body = control.list_functions(
+            self.invoker.catalog,
+            namespace,
+            self.invoker.region,
+            request.query.get("Marker"),
+            request.query.get("MaxItems"),
         )
+        if not may_read(request):
+            for config in body["Functions"]:
+                config.pop("Environment", None)
+        return self._json(body)
 
     async def get_function(self, request: web.Request) -> web.Response:
         ref = self.function_ref(request)
-        return self._json(control.get_function(self.invoker.catalog, ref, self.invoker.region))
+        body = control.get_function(self.invoker.catalog, ref, self.invoker.region)
+        if not may_read(request):
+            body["Configuration"].pop("Environment", None)
+        return self._json(body)
 
     async def get_configuration(self, request: web.Request) -> web.Response:
         ref = self.function_ref(request)
         body = control.get_function_configuration(self.invoker.catalog, ref, self.invoker.region)
+        if not may_read(request):
+            body.pop("Environment", None)
         return self._json(body)
 
     async def list_versions(self, request: web.Request) -> web.Response:

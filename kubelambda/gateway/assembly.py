@@ -25,6 +25,7 @@ from aiohttp import web
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
+from kubelambda.gateway.auth.guard import Guard
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
@@ -82,6 +83,7 @@ class Gateway:
         source: CatalogSource,
         specs: SpecBuilder,
         background: Sequence[Background] = (),
+        guard: Guard | None = None,
     ) -> None:
         """Raises ValueError for an unusable async queue URL."""
         self.settings = settings
@@ -89,13 +91,15 @@ class Gateway:
         self.pool = EnvironmentPool(provider, settings.pool)
         self.invoker = Invoker(self.pool, limits=settings.limits, specs=specs)
         self.asynq = AsyncService(self.invoker, settings.asynq) if settings.asynq else None
-        self.urls = UrlFront(self.invoker, settings.url_domain)
+        self.guard = guard
+        self.urls = UrlFront(self.invoker, settings.url_domain, guard)
         self.api = GatewayApi(
             self.invoker,
             default_namespace=settings.default_namespace,
             ready=self.ready,
             submit=self.asynq.submit if self.asynq else None,
             urls=self.urls,
+            guard=guard,
         )
         self.port = settings.port
         self.catalogs = 0  # catalogs served so far
@@ -117,6 +121,15 @@ class Gateway:
         self.catalogs += 1
         self._served.set()
         return problems
+
+    async def ready_auth(self) -> None:
+        """Read the SigV4 keys a Secret holds now, so a missing Secret fails the start.
+
+        Raises KeysError."""
+        keys = self.guard.keys if self.guard is not None else None
+        load = getattr(keys, "load", None)
+        if load is not None:
+            await load()
 
     async def start(self) -> None:
         """Starts serving. Raises what the source's `open` raises, QueueError when the async

@@ -15,11 +15,13 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.service import AsyncSettings
+from kubelambda.gateway.auth.setup import build_guard
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider
 from kubelambda.gateway.cluster.source import ClusterCatalog
 from kubelambda.gateway.pool import PoolSettings
@@ -50,10 +52,14 @@ class ClusterSettings:
     lease: float = 60.0
     queue: str | None = None  # the async queue's URL; None: Event invocations are refused
     url_domain: UrlDomain = field(default_factory=UrlDomain)
+    auth: frozenset[str] = frozenset()  # --auth modes; empty: none
+    keys: Path | None = None  # --keys FILE
+    sigv4_secret: str | None = None  # a Secret in this pod's namespace
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
-    """Raises kubernetes' ConfigException without credentials, ValueError for a bad --queue."""
+    """Raises kubernetes' ConfigException without credentials, ValueError for a bad --queue,
+    KeysError for unusable SigV4 keys."""
     api = api or KubeApi.from_environment()
     view = ClusterView(api, settings.namespaces)
     claim = ClaimSettings(
@@ -61,6 +67,16 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     )
     provider = ClusterProvider(api, view, claim)
     code = ConfigMapCode(api)
+    own_namespace = os.environ.get("POD_NAMESPACE", "default")
+    guard = build_guard(
+        settings.auth,
+        region=settings.region,
+        default_namespace=settings.default_namespace,
+        cluster=True,
+        api=lambda: api,
+        keys_file=settings.keys,
+        secret=(own_namespace, settings.sigv4_secret) if settings.sigv4_secret else None,
+    )
     return Gateway(
         GatewaySettings(
             host=settings.host,
@@ -80,4 +96,5 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         source=ClusterCatalog(api, view, code),
         specs=SpecBuilder(region=settings.region, images=True, resolve=code.resolve),
         background=[provider.renew_forever],
+        guard=guard,
     )
