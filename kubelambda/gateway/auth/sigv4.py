@@ -76,24 +76,20 @@ def parse_authorization(value: str | None) -> Authorization:
 
 
 def remove_dot_segments(path: str) -> str:
-    """RFC 3986 5.2.4, as botocore's normalize_url_path applies it."""
+    """RFC 3986 5.2.4 with empty segments dropped too (AWS collapses `//`), as botocore's
+    normalize_url_path does; an empty path is `/`."""
     if not path:
         return "/"
-    out: list[str] = []
+    kept: list[str] = []
     for segment in path.split("/"):
-        if segment == ".":
-            continue
         if segment == "..":
-            if out:
-                out.pop()
-            continue
-        out.append(segment)
-    normalized = "/".join(out)
-    if not normalized.startswith("/"):
-        normalized = "/" + normalized
-    if path.endswith(("/", "/.", "/..")) and not normalized.endswith("/"):
-        normalized += "/"
-    return normalized
+            if kept:
+                kept.pop()
+        elif segment and segment != ".":
+            kept.append(segment)
+    head = "/" if path.startswith("/") else ""
+    tail = "/" if path.endswith("/") and kept else ""
+    return head + "/".join(kept) + tail
 
 
 def canonical_query(raw_query: str) -> str:
