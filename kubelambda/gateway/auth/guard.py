@@ -145,6 +145,7 @@ class Guard:
             signed,
             lambda kid: key.secret_access_key if key and kid == key.access_key_id else None,
             now=self.clock(),
+            parsed=claimed,
         )
         assert key is not None  # verify refuses an unknown key
         return Identity(key.user, tuple(key.groups), key.access_key_id)

@@ -140,23 +140,37 @@ def _header(request: SignedRequest, name: str) -> str | None:
     return None
 
 
+def _epoch(timestamp: str) -> float:
+    """`YYYYMMDDTHHMMSSZ` as seconds since the epoch (strptime is ten times slower)."""
+    if len(timestamp) != 16 or timestamp[8] != "T" or timestamp[15] != "Z":
+        raise ValueError(timestamp)
+    digits = timestamp[:8] + timestamp[9:15]
+    if not digits.isdigit():
+        raise ValueError(timestamp)
+    fields = (digits[0:4], digits[4:6], digits[6:8], digits[8:10], digits[10:12], digits[12:14])
+    year, month, day, hour, minute, second = (int(f) for f in fields)
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and second < 61):
+        raise ValueError(timestamp)
+    return float(calendar.timegm((year, month, day, hour, minute, second, 0, 0, 0)))
+
+
 def check_time(timestamp: str, now: float) -> None:
     try:
-        signed_at = calendar.timegm(time.strptime(timestamp, _TIMESTAMP))
+        signed_at = _epoch(timestamp)
     except ValueError:
         raise invalid_signature(f"Invalid X-Amz-Date {timestamp!r}") from None
+    if now - MAX_SKEW <= signed_at <= now + MAX_SKEW:
+        return
     stamp = time.strftime(_TIMESTAMP, time.gmtime(now))
     if signed_at < now - MAX_SKEW:
         earliest = time.strftime(_TIMESTAMP, time.gmtime(now - MAX_SKEW))
         raise invalid_signature(
             f"Signature expired: {timestamp} is now earlier than {earliest} ({stamp} - 5 min.)"
         )
-    if signed_at > now + MAX_SKEW:
-        latest = time.strftime(_TIMESTAMP, time.gmtime(now + MAX_SKEW))
-        raise invalid_signature(
-            f"Signature not yet current: {timestamp} is still later than {latest} "
-            f"({stamp} + 5 min.)"
-        )
+    latest = time.strftime(_TIMESTAMP, time.gmtime(now + MAX_SKEW))
+    raise invalid_signature(
+        f"Signature not yet current: {timestamp} is still later than {latest} ({stamp} + 5 min.)"
+    )
 
 
 def verify(
@@ -165,12 +179,14 @@ def verify(
     *,
     service: str = "lambda",
     now: float | None = None,
+    parsed: Authorization | None = None,
 ) -> Authorization:
     """The request's verified authorization; raises the AWS error that applies.
 
-    `secret_of` maps an access key id to its secret (None: unknown key).
+    `secret_of` maps an access key id to its secret (None: unknown key); `parsed` is the
+    Authorization header when the caller has parsed it already.
     """
-    auth = parse_authorization(_header(request, "authorization"))
+    auth = parsed or parse_authorization(_header(request, "authorization"))
     secret = secret_of(auth.access_key)
     if secret is None:
         raise unrecognized_client()

@@ -171,3 +171,13 @@ def test_auth_modes() -> None:
     for bad in ("", "oauth", "sigv4,none"):
         with pytest.raises(ValueError):
             parse_modes(bad)
+
+
+def test_malformed_timestamps_are_invalid_signatures() -> None:
+    now = time.time()
+    for stamp in ("20240101T000000", "2024-01-01T00:00:00Z", "20241301T000000Z", "x" * 16):
+        with pytest.raises(LambdaError) as refused:
+            sigv4.check_time(stamp, now)
+        assert refused.value.code == "InvalidSignatureException", stamp
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    sigv4.check_time(stamp, now)
