@@ -82,7 +82,7 @@ class _FrameStream:
         self.request = request
         self.response: web.StreamResponse | None = None
 
-    async def _open(self) -> web.StreamResponse:
+    async def open(self) -> web.StreamResponse:
         if self.response is None:
             self.response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
             self.response.enable_chunked_encoding()
@@ -90,10 +90,10 @@ class _FrameStream:
         return self.response
 
     async def begin(self, content_type: str) -> None:
-        await (await self._open()).write(wire.frame(wire.FRAME_BEGIN, content_type.encode()))
+        await (await self.open()).write(wire.frame(wire.FRAME_BEGIN, content_type.encode()))
 
     async def write(self, chunk: bytes) -> None:
-        await (await self._open()).write(wire.frame(wire.FRAME_CHUNK, chunk))
+        await (await self.open()).write(wire.frame(wire.FRAME_CHUNK, chunk))
 
 
 async def _invoke(request: web.Request) -> web.StreamResponse:
@@ -109,8 +109,9 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     except InvalidClientContext as exc:
         return _error(400, "InvalidRequestContentException", str(exc))
     if stream is not None:
-        response = await stream._open()
-        await response.write(wire.result_frame(result) + wire.frame(b"S", env.state.value.encode()))
+        response = await stream.open()
+        state = wire.frame(wire.FRAME_STATE, env.state.value.encode())
+        await response.write(wire.result_frame(result) + state)
         await response.write_eof()
         return response
     headers = wire.result_headers(result)

@@ -117,7 +117,7 @@ class RemoteEnvironment:
                 await stream.write(data)
             elif kind == wire.FRAME_RESULT:
                 result = wire.result_from_frame(data)
-            else:  # the state after the invocation
+            elif kind == wire.FRAME_STATE:
                 self._state = EnvState(data.decode())
         self.invocations += 1
         self.last_used_at = time.monotonic()

@@ -4,6 +4,7 @@ travels in headers (Lambda's own names where Lambda has one)."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Mapping
 
@@ -12,9 +13,9 @@ from kubelambda.runtime.spec import InvokeRequest, InvokeResult
 # A streamed invocation over the control API: the request asks with STREAM; the answer is a
 # chunked body of frames, each one kind byte and a 4-byte big-endian length: BEGIN (the
 # runtime's Content-Type), CHUNK (body bytes, in order), RESULT (the result headers as JSON
-# then, after a NUL, the buffered payload) last.
+# then, after a NUL, the buffered payload), then STATE (the environment's state after it).
 STREAM = "X-Kubelambda-Stream"
-FRAME_BEGIN, FRAME_CHUNK, FRAME_RESULT = b"B", b"C", b"R"
+FRAME_BEGIN, FRAME_CHUNK, FRAME_RESULT, FRAME_STATE = b"B", b"C", b"R", b"S"
 
 REQUEST_ID = "Lambda-Runtime-Aws-Request-Id"
 CLIENT_CONTEXT = "X-Amz-Client-Context"
@@ -80,15 +81,11 @@ def frame(kind: bytes, data: bytes) -> bytes:
 
 
 def result_frame(result: InvokeResult) -> bytes:
-    import json
-
     head = json.dumps(result_headers(result) | {STREAMED: "1" if result.streamed else ""})
     return frame(FRAME_RESULT, head.encode() + b"\0" + result.payload)
 
 
 def result_from_frame(data: bytes) -> InvokeResult:
-    import json
-
     head, _, payload = data.partition(b"\0")
     headers: dict[str, str] = json.loads(head)
     result = result_from(headers, payload)
