@@ -83,6 +83,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    from kubernetes import config as kubernetes_config
+
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.asyncq.queue import QueueError
@@ -140,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
             server = DevServer(settings, say=lambda line: print(line, flush=True))
         except KeysError as exc:
             print(f"kubelambda dev: {exc}", file=sys.stderr)
+            return 2
+        except kubernetes_config.ConfigException as exc:
+            print(
+                f"kubelambda dev: --auth kubernetes needs a cluster (KUBECONFIG): {exc}",
+                file=sys.stderr,
+            )
             return 2
         except ValueError as exc:  # an unusable --queue URL
             print(f"kubelambda dev: --queue: {exc}", file=sys.stderr)

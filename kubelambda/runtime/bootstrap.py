@@ -20,6 +20,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+from kubelambda.runtime.handler_stream import is_stream, stream_parts
 from kubelambda.runtime.runtime_client import RuntimeClient
 
 Handler = Callable[[Any, "LambdaContext"], Any]
@@ -185,42 +186,6 @@ def encode_result(result: Any) -> tuple[bytes, str]:
 
 
 _RESPONSE_MODE = "Lambda-Runtime-Function-Response-Mode"
-# The Content-Type of a stream that opens with an HTTP prelude (function URLs read it).
-HTTP_INTEGRATION = "application/vnd.awslambda.http-integration-response"
-
-
-def is_stream(result: Any) -> bool:
-    """A handler streams its response by returning a generator (or another iterator)."""
-    return isinstance(result, Iterator) and not isinstance(result, (str, bytes, dict, list))
-
-
-def stream_parts(result: Iterator[Any]) -> tuple[str, Iterator[bytes]]:
-    """The Content-Type and the chunks of a streamed result.
-
-    Each item is sent as it is produced: bytes as they are, str as UTF-8, anything else as
-    JSON. A first item that is a dict with `statusCode` is the HTTP prelude of a function URL
-    (status, headers, cookies), sent as Lambda's HTTP integration response.
-    """
-    first = next(result, None)
-
-    def encode(item: Any) -> bytes:
-        if isinstance(item, bytes):
-            return item
-        if isinstance(item, str):
-            return item.encode()
-        return json.dumps(item, default=_json_default).encode()
-
-    def chunks() -> Iterator[bytes]:
-        if first is not None:
-            if prelude:
-                yield json.dumps(first, default=_json_default).encode() + b"\0" * 8
-            else:
-                yield encode(first)
-        for item in result:
-            yield encode(item)
-
-    prelude = isinstance(first, dict) and "statusCode" in first
-    return (HTTP_INTEGRATION if prelude else "application/octet-stream"), chunks()
 
 
 class _RequestIdFilter(logging.Filter):
@@ -301,7 +266,7 @@ def serve(client: RuntimeClient, handler: Handler) -> None:
                 raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
             returned = handler(event, context)
             if is_stream(returned):
-                content_type, chunks = stream_parts(returned)
+                content_type, chunks = stream_parts(returned, _json_default)
             else:
                 result, content_type = encode_result(returned)
         except Exception as exc:
