@@ -35,6 +35,7 @@ from kubelambda.serving.urls import PATH_PREFIX, UrlDomain
 log = logging.getLogger(__name__)
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+STREAM_ROUTE = "/2021-11-15/functions/{name}/response-streaming-invocations"
 INVOKER: web.AppKey[Invoker] = web.AppKey("invoker", Invoker)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The async queue's intake: stores an Event invocation durably and returns its request id (the
@@ -79,9 +80,7 @@ class GatewayApi:
         app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
-        from kubelambda.gateway import streaming  # it builds on this module's helpers
-
-        app.router.add_post(streaming.ROUTE, lambda request: streaming.invoke_stream(self, request))
+        app.router.add_post(STREAM_ROUTE, self.invoke_stream)
         app.router.add_get("/2015-03-31/functions/", self.list_functions)
         app.router.add_get("/2015-03-31/functions", self.list_functions)
         app.router.add_get(fn, self.get_function)
@@ -146,6 +145,11 @@ class GatewayApi:
         if tail is not None:
             headers["X-Amz-Log-Result"] = tail
         return web.Response(status=200, body=body, headers=headers)
+
+    async def invoke_stream(self, request: web.Request) -> web.StreamResponse:
+        from kubelambda.gateway import streaming  # it builds on this module's helpers
+
+        return await streaming.invoke_stream(self, request)
 
     # Control (read-only).
 

@@ -14,11 +14,18 @@ import json
 from aiohttp import web
 
 from kubelambda.gateway import eventstream
-from kubelambda.gateway.api import GatewayApi, check_json, invoke_request, log_result, read_payload
+from kubelambda.gateway.api import (
+    STREAM_ROUTE,
+    GatewayApi,
+    check_json,
+    invoke_request,
+    log_result,
+    read_payload,
+)
 from kubelambda.runtime.limits import SYNC_PAYLOAD_LIMIT
 from kubelambda.serving.errors import LambdaError, bad_parameter
 
-ROUTE = "/2021-11-15/functions/{name}/response-streaming-invocations"
+ROUTE = STREAM_ROUTE
 INVOCATION_TYPES = ("RequestResponse", "DryRun")
 
 

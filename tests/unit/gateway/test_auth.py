@@ -181,3 +181,20 @@ def test_malformed_timestamps_are_invalid_signatures() -> None:
         assert refused.value.code == "InvalidSignatureException", stamp
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
     sigv4.check_time(stamp, now)
+
+
+def test_every_lambda_api_route_is_guarded_and_nothing_else() -> None:
+    """A route the guard's table misses would be served without auth: the table must list
+    exactly the Lambda API routes the gateway serves."""
+    from typing import Any, cast
+
+    from kubelambda.gateway.api import GatewayApi
+    from kubelambda.gateway.auth.guard import ROUTES
+    from kubelambda.gateway.invoker import Invoker
+    from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
+
+    pool = EnvironmentPool(cast(Any, None), PoolSettings())  # routes only: never started
+    app = GatewayApi(Invoker(pool)).app()
+    served = {r.canonical for r in app.router.resources()}
+    open_routes = {"/healthz", "/readyz", "/metrics", "/urls/{tail}"}  # URLs: their own check
+    assert served - open_routes == set(ROUTES)
