@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kubelambda.gateway.flags import add_serving_flags
+from kubelambda.gateway.flags import add_auth_flags, add_serving_flags, add_url_flags
 
 DESCRIPTION = """\
 Serve every Function, Version and Alias manifest in DIR (searched recursively) through
@@ -34,6 +34,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--namespace", default="default", help="namespace for unqualified names (default)"
     )
     add_serving_flags(parser)
+    add_url_flags(parser)
+    add_auth_flags(parser)
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
@@ -89,11 +91,14 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from kubernetes import config as kubernetes_config
+
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.secrets import SecretsFileError
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.asyncq.queue import QueueError
-    from kubelambda.gateway.flags import pool_limits
+    from kubelambda.gateway.auth.keys import KeysError
+    from kubelambda.gateway.flags import pool_limits, url_domain
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop, stop_requested
 
@@ -109,6 +114,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         limits = pool_limits(args)
+    except ValueError as exc:
+        print(f"kubelambda dev: {exc}", file=sys.stderr)
+        return 2
+    from kubelambda.gateway.auth.guard import parse_modes
+
+    try:
+        modes = parse_modes(args.auth)
     except ValueError as exc:
         print(f"kubelambda dev: {exc}", file=sys.stderr)
         return 2
@@ -132,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
         event_age_cap=args.max_event_age,
         nats_url=args.nats_url,
         secrets=args.secrets,
+        url_domain=url_domain(args),
+        url_port_served=args.url_port is None,
+        auth=modes,
+        keys=args.keys,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)
@@ -140,6 +156,15 @@ def run(args: argparse.Namespace) -> int:
     async def serve() -> int:
         try:
             server = DevServer(settings, say=lambda line: print(line, flush=True))
+        except KeysError as exc:
+            print(f"kubelambda dev: {exc}", file=sys.stderr)
+            return 2
+        except kubernetes_config.ConfigException as exc:
+            print(
+                f"kubelambda dev: --auth kubernetes needs a cluster (KUBECONFIG): {exc}",
+                file=sys.stderr,
+            )
+            return 2
         except ValueError as exc:  # an unusable --queue URL
             print(f"kubelambda dev: --queue: {exc}", file=sys.stderr)
             return 2

@@ -26,12 +26,15 @@ from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
+from kubelambda.gateway.auth.setup import build_guard
 from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
+from kubelambda.kube.client import KubeApi
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
 from kubelambda.sources.invoke import GatewayInvoker
 from kubelambda.sources.metrics import SourceMetrics
@@ -58,6 +61,10 @@ class DevSettings:
     event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
     secrets: Path | None = None  # --secrets FILE: values of environment.secretKeyRefs
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
+    url_port_served: bool = True  # function URLs carry the port served
+    auth: frozenset[str] = frozenset()  # --auth modes; empty: none
+    keys: Path | None = None  # --keys FILE (sigv4)
 
     @property
     def state(self) -> Path:
@@ -171,9 +178,17 @@ class FolderSource:
 
 class DevServer:
     def __init__(self, settings: DevSettings, say: Say = print) -> None:
-        """Raises ValueError for an unusable --queue URL."""
+        """Raises ValueError for an unusable --queue URL, KeysError for unusable --keys."""
         self.settings = settings
         self.say = say
+        guard = build_guard(
+            settings.auth,
+            region=settings.region,
+            default_namespace=settings.namespace,
+            cluster=False,
+            api=KubeApi.from_environment,
+            keys_file=settings.keys,
+        )
         settings.state.mkdir(parents=True, exist_ok=True)
         self.source = FolderSource(settings, say)
         self.logbook = LogBook()
@@ -188,6 +203,8 @@ class DevServer:
                 limits=settings.limits,
                 pool=settings.pool,
                 asynq=settings.async_settings(),
+                url_domain=settings.url_domain,
+                url_port_served=settings.url_port_served,
             ),
             provider=LocalEnvironments(processes),
             source=self.source,
@@ -197,6 +214,7 @@ class DevServer:
                 secrets=self.source.secret if settings.secrets is not None else None,
             ),
             logbook=self.logbook,
+            guard=guard,
         )
         self.pollers: PollerSet | None = None  # started once the port is known
 
@@ -262,9 +280,16 @@ class DevServer:
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+            config = entry.latest.spec.function_url
+            if config is not None:
+                url = self.gateway.urls.domain.url(namespace, name)
+                path = f"{self.url}/urls/{namespace}/{name}/"
+                self.say(f"  {'':<24} url ({config.auth_type}): {url} (or {path})")
         self.say(f"async queue: {self.asynq.queue.describe()}")
         if self.source.mappings:
             self.say(f"event sources: polling {len(self.source.mappings)} mapping(s)")
+        auth = ",".join(sorted(self.settings.auth)) or "none (anyone who reaches the port)"
+        self.say(f"invoke auth: {auth}")
         self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
 
     async def reload(self) -> bool:

@@ -17,7 +17,9 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
+from kubelambda.gateway.auth.guard import Guard, may_read
 from kubelambda.gateway.invoker import Invoker
+from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.runtime.errors import response_too_large_body
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
 from kubelambda.runtime.spec import InvokeRequest
@@ -28,10 +30,12 @@ from kubelambda.serving.errors import (
     too_large,
 )
 from kubelambda.serving.names import FunctionRef, parse_function_name
+from kubelambda.serving.urls import PATH_PREFIX, UrlDomain
 
 log = logging.getLogger(__name__)
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+STREAM_ROUTE = "/2021-11-15/functions/{name}/response-streaming-invocations"
 INVOKER: web.AppKey[Invoker] = web.AppKey("invoker", Invoker)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The async queue's intake: stores an Event invocation durably and returns its request id (the
@@ -56,17 +60,27 @@ class GatewayApi:
         default_namespace: str = "default",
         ready: Callable[[], bool] = lambda: True,
         submit: AsyncSubmit | None = None,
+        urls: UrlFront | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self.invoker = invoker
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
+        self.urls = urls or UrlFront(invoker, UrlDomain())
+        self.guard = guard  # None: --auth none
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2)
+        middlewares: list[Any] = [self.urls.by_host, lambda_errors]
+        if self.guard is not None:
+            middlewares.append(self.guard.middleware)
+        app = web.Application(middlewares=middlewares, client_max_size=SYNC_PAYLOAD_LIMIT * 2)
         app[INVOKER] = self.invoker
+        app.router.add_route("*", PATH_PREFIX + "{tail:.*}", self.urls.by_path)
+        app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
+        app.router.add_post(STREAM_ROUTE, self.invoke_stream)
         app.router.add_get("/2015-03-31/functions/", self.list_functions)
         app.router.add_get("/2015-03-31/functions", self.list_functions)
         app.router.add_get(fn, self.get_function)
@@ -81,7 +95,7 @@ class GatewayApi:
         app.router.add_get("/readyz", self.readyz)
         return app
 
-    def _ref(self, request: web.Request) -> FunctionRef:
+    def function_ref(self, request: web.Request) -> FunctionRef:
         return parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
@@ -95,14 +109,10 @@ class GatewayApi:
                 f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
                 f"satisfy constraint: Member must satisfy enum value set: {list(INVOCATION_TYPES)}"
             )
-        ref = self._ref(request)
-        length = request.content_length
-        if length is not None and length > SYNC_PAYLOAD_LIMIT:
-            raise too_large(length, SYNC_PAYLOAD_LIMIT)
-        payload = await request.read()
-        limit = ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
-        if len(payload) > limit:
-            raise too_large(len(payload), limit)
+        ref = self.function_ref(request)
+        payload = await read_payload(
+            request, ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
+        )
         payload = check_json(payload)
         if kind == "Event":
             if self.submit is None:
@@ -118,13 +128,7 @@ class GatewayApi:
         executed = resolved.version.version
         if kind == "DryRun":
             return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-        call = InvokeRequest(
-            payload=payload,
-            client_context=request.headers.get("X-Amz-Client-Context"),
-            trace_id=request.headers.get("X-Amzn-Trace-Id"),
-            log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
-            invoked_function_arn=resolved.invoked_arn,
-        )
+        call = invoke_request(request, payload, resolved.invoked_arn)
         outcome = await self.invoker.invoke(resolved, call)
         result = outcome.result
         headers = {
@@ -138,10 +142,15 @@ class GatewayApi:
         if len(body) > SYNC_PAYLOAD_LIMIT:
             headers["X-Amz-Function-Error"] = "Unhandled"
             body = response_too_large_body(len(body), SYNC_PAYLOAD_LIMIT)
-        if call.log_tail and result.log_tail is not None:
-            tail = result.log_tail.encode()[-LOG_TAIL_BYTES:]
-            headers["X-Amz-Log-Result"] = base64.b64encode(tail).decode()
+        tail = log_result(result.log_tail) if call.log_tail else None
+        if tail is not None:
+            headers["X-Amz-Log-Result"] = tail
         return web.Response(status=200, body=body, headers=headers)
+
+    async def invoke_stream(self, request: web.Request) -> web.StreamResponse:
+        from kubelambda.gateway import streaming  # it builds on this module's helpers
+
+        return await streaming.invoke_stream(self, request)
 
     # Control (read-only).
 
@@ -150,27 +159,34 @@ class GatewayApi:
 
     async def list_functions(self, request: web.Request) -> web.Response:
         namespace = request.query.get("Namespace", self.default_namespace)
-        return self._json(
-            control.list_functions(
-                self.invoker.catalog,
-                namespace,
-                self.invoker.region,
-                request.query.get("Marker"),
-                request.query.get("MaxItems"),
-            )
+        body = control.list_functions(
+            self.invoker.catalog,
+            namespace,
+            self.invoker.region,
+            request.query.get("Marker"),
+            request.query.get("MaxItems"),
         )
+        if not may_read(request):
+            for config in body["Functions"]:
+                config.pop("Environment", None)
+        return self._json(body)
 
     async def get_function(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
-        return self._json(control.get_function(self.invoker.catalog, ref, self.invoker.region))
+        ref = self.function_ref(request)
+        body = control.get_function(self.invoker.catalog, ref, self.invoker.region)
+        if not may_read(request):
+            body["Configuration"].pop("Environment", None)
+        return self._json(body)
 
     async def get_configuration(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         body = control.get_function_configuration(self.invoker.catalog, ref, self.invoker.region)
+        if not may_read(request):
+            body.pop("Environment", None)
         return self._json(body)
 
     async def list_versions(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         q = request.query
         body = control.list_versions(
             self.invoker.catalog, ref, self.invoker.region, q.get("Marker"), q.get("MaxItems")
@@ -178,7 +194,7 @@ class GatewayApi:
         return self._json(body)
 
     async def list_aliases(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         q = request.query
         body = control.list_aliases(
             self.invoker.catalog, ref, self.invoker.region, q.get("Marker"), q.get("MaxItems")
@@ -186,14 +202,21 @@ class GatewayApi:
         return self._json(body)
 
     async def get_alias(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         body = control.get_alias(
             self.invoker.catalog, ref, request.match_info["alias"], self.invoker.region
         )
         return self._json(body)
 
+    async def get_url_config(self, request: web.Request) -> web.Response:
+        ref = self.function_ref(request)
+        body = control.get_function_url_config(
+            self.invoker.catalog, ref, self.invoker.region, self.urls.domain
+        )
+        return self._json(body)
+
     async def get_concurrency(self, request: web.Request) -> web.Response:
-        ref = self._ref(request)
+        ref = self.function_ref(request)
         return self._json(control.get_function_concurrency(self.invoker.catalog, ref))
 
     # Operations.
@@ -217,6 +240,35 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     await web.TCPSite(runner, host, port).start()
     bound: int = runner.addresses[0][1]
     return runner, bound
+
+
+async def read_payload(request: web.Request, limit: int) -> bytes:
+    """The request body, refused with Lambda's 413 past `limit` (before reading it, if it says)."""
+    length = request.content_length
+    if length is not None and length > SYNC_PAYLOAD_LIMIT:
+        raise too_large(length, SYNC_PAYLOAD_LIMIT)
+    payload = await request.read()
+    if len(payload) > limit:
+        raise too_large(len(payload), limit)
+    return payload
+
+
+def invoke_request(request: web.Request, payload: bytes, invoked_arn: str) -> InvokeRequest:
+    """One invocation from the Invoke API's headers (client context, trace, log type)."""
+    return InvokeRequest(
+        payload=payload,
+        client_context=request.headers.get("X-Amz-Client-Context"),
+        trace_id=request.headers.get("X-Amzn-Trace-Id"),
+        log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
+        invoked_function_arn=invoked_arn,
+    )
+
+
+def log_result(tail: str | None) -> str | None:
+    """X-Amz-Log-Result: the last 4 KB of the invocation's log, base64."""
+    if tail is None:
+        return None
+    return base64.b64encode(tail.encode()[-LOG_TAIL_BYTES:]).decode()
 
 
 def check_json(payload: bytes) -> bytes:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubelambda.gateway.flags import add_serving_flags
-
-AUTH_MODES = ("none", "kubernetes", "sigv4")
+from kubelambda.gateway.flags import add_auth_flags, add_serving_flags, add_url_flags
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +34,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a namespace to serve (repeatable; none: all namespaces)",
     )
     add_serving_flags(parser)
+    add_url_flags(parser)
     parser.add_argument(
         "--queue", default=None, help="the async queue's URL (sqlite:// or nats://)"
     )
-    parser.add_argument("--auth", choices=AUTH_MODES, default="none", help="invoke auth (none)")
-    parser.add_argument("--sigv4-secret", default=None, help="Secret with SigV4 keys (sigv4)")
+    add_auth_flags(parser)
+    parser.add_argument(
+        "--sigv4-secret",
+        default=None,
+        metavar="NAME",
+        help="Secret (in $POD_NAMESPACE) whose keys.yaml holds the SigV4 keys (sigv4)",
+    )
     parser.add_argument(
         "--identity", default=None, help="this replica's name in claims (default: $POD_NAME)"
     )
@@ -70,13 +74,14 @@ def run(args: argparse.Namespace) -> int:
         return fail(
             "only --cluster is served here; on a machine without a cluster use `kubelambda dev DIR`"
         )
-    if args.auth != "none":
-        return fail(
-            f"--auth={args.auth} is not built yet (TokenReview/SubjectAccessReview and SigV4 "
-            "are planned); run with --auth=none behind a NetworkPolicy"
-        )
+    from kubelambda.gateway.auth.guard import parse_modes
+
+    try:
+        modes = parse_modes(args.auth)
+    except ValueError as exc:
+        return fail(str(exc))
     from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
-    from kubelambda.gateway.flags import pool_limits
+    from kubelambda.gateway.flags import pool_limits, url_domain
 
     try:
         limits = pool_limits(args)
@@ -98,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         claim_timeout=args.claim_timeout,
         lease=args.claim_lease,
         queue=args.queue,
+        url_domain=url_domain(args),
+        auth=modes,
+        keys=args.keys,
+        sigv4_secret=args.sigv4_secret,
     )
     from kubelambda.loop import run_loop
 
@@ -106,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: object) -> int:
     from kubelambda.gateway.asyncq.queue import QueueError
+    from kubelambda.gateway.auth.keys import KeysError
     from kubelambda.gateway.cluster.server import ClusterSettings, cluster_gateway
     from kubelambda.loop import stop_requested
 
@@ -120,8 +130,17 @@ async def _serve(settings: object) -> int:
             file=sys.stderr,
         )
         return 2
+    except KeysError as exc:
+        print(f"kubelambda gateway: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # an unusable --queue URL
         print(f"kubelambda gateway: --queue: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await gateway.ready_auth()
+    except KeysError as exc:
+        print(f"kubelambda gateway: {exc}", file=sys.stderr)
+        await gateway.stop()
         return 2
     try:
         await gateway.start()

@@ -17,6 +17,7 @@ from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, T
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
 from kubelambda.serving.errors import LambdaError, throttled
 from kubelambda.serving.logbook import LogBook
@@ -140,8 +141,13 @@ class Invoker:
             raise throttled(lease.reason)
         return lease
 
-    async def invoke(self, resolved: Resolved, request: InvokeRequest) -> Outcome:
-        """Admit, run and account one invocation. Raises LambdaError for API-level failures."""
+    async def invoke(
+        self, resolved: Resolved, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> Outcome:
+        """Admit, run and account one invocation. Raises LambdaError for API-level failures.
+
+        With `stream`, a response the function streams reaches it while the function runs.
+        """
         lease = self.admit(resolved)
         labels = self._labels(resolved)
         target = self._target(resolved)
@@ -155,7 +161,7 @@ class Invoker:
                 request = request.model_copy(update={"log_tail": True})
             try:
                 async with asyncio.timeout(resolved.version.spec.timeout + HANG_GRACE):
-                    result = await env.invoke(request)
+                    result = await env.invoke(request, stream)
             except LambdaError:
                 raise
             except Exception as exc:

@@ -24,7 +24,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from kubelambda.runtime.errors import control_error
-from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
+from kubelambda.runtime.limits import MAX_RESPONSE_BYTES, STREAMED_RESPONSE_LIMIT
+from kubelambda.runtime.stream import RESPONSE_MODE, STREAMING, ResponseStream
 
 PREFIX = "/2018-06-01/runtime/"
 INVOCATION = PREFIX + "invocation/"
@@ -48,17 +49,25 @@ class Ending:
     error_type: str | None = None
     size: int = 0
     returncode: int = 0
+    streamed: bool = False  # the body went to the invocation's ResponseStream as it came
 
 
 class PendingInvocation:
     """One invocation on its way to the runtime; `outcome` resolves when it is answered."""
 
-    __slots__ = ("headers", "outcome", "payload", "request_id")
+    __slots__ = ("headers", "outcome", "payload", "request_id", "stream")
 
-    def __init__(self, request_id: str, payload: bytes, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        payload: bytes,
+        headers: dict[str, str],
+        stream: ResponseStream | None = None,
+    ) -> None:
         self.request_id = request_id
         self.payload = payload
         self.headers = headers
+        self.stream = stream
         self.outcome: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
 
 
@@ -74,6 +83,15 @@ def _transition(current: str, target: str) -> web.Response:
         f"State transition from {current} to {target} failed for runtime. "
         "Error: State transition is not allowed",
     )
+
+
+def _content_type(request: BaseRequest) -> str:
+    return request.headers.get("Content-Type", "application/octet-stream")
+
+
+def _stream_broke(exc: BaseException) -> bytes:
+    message = f"The runtime's response stream broke off: {exc!r}"
+    return json.dumps({"errorMessage": message, "errorType": "Runtime.StreamError"}).encode()
 
 
 async def _discard(request: BaseRequest) -> None:
@@ -207,6 +225,8 @@ class RuntimeApi:
             return _transition("RuntimeResponseSentState" if self._answered else "Ready", target)
         if request_id != current.request_id:
             return _json(400, "InvalidRequestID", "Invalid request ID")
+        if verb == "response" and request.headers.get(RESPONSE_MODE, "").lower() == STREAMING:
+            return await self._streamed(request, current)
         length = request.content_length
         if length is not None and length > MAX_RESPONSE_BYTES:
             await _discard(request)
@@ -227,6 +247,50 @@ class RuntimeApi:
                 error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
                 current.outcome.set_result(Ending("error", body, error_type))
         return web.Response(status=202, body=_ACCEPTED, content_type=_JSON)
+
+    async def _streamed(self, request: BaseRequest, current: PendingInvocation) -> web.Response:
+        """A response in streaming mode: each chunk goes on as it arrives.
+
+        The invocation stays current while the body flows, so a timeout still ends it. A body
+        that breaks off is the function's error. (aiohttp's parser drops HTTP trailers, so a
+        runtime's error trailers are not seen here; see docs/architecture.md.)
+        """
+        stream = current.stream
+        limit = STREAMED_RESPONSE_LIMIT if stream is not None else MAX_RESPONSE_BYTES
+        parts: list[bytes] = []
+        size = 0
+        begun = False
+        try:
+            async for chunk in request.content.iter_any():
+                if current.outcome.done() or self._current is not current:
+                    return _transition("RuntimeResponseSentState", "InvocationResponse")
+                size += len(chunk)
+                if size > limit:
+                    await _discard(request)
+                    return self._too_large(current, size)
+                if stream is None:
+                    parts.append(chunk)
+                    continue
+                if not begun:
+                    begun = True
+                    await stream.begin(_content_type(request))
+                await stream.write(chunk)
+        except Exception as exc:  # aiohttp's payload errors: the runtime broke the body off
+            ending = Ending("error", _stream_broke(exc), "Runtime.StreamError", streamed=begun)
+            self._settle(current, ending)
+            return _json(400, "StreamError", "the response stream broke off")
+        if stream is not None and not begun:
+            await stream.begin(_content_type(request))
+        if self._current is not current:
+            return _transition("RuntimeResponseSentState", "InvocationResponse")
+        self._settle(current, Ending("response", b"".join(parts), streamed=stream is not None))
+        return web.Response(status=202, body=_ACCEPTED, content_type=_JSON)
+
+    def _settle(self, current: PendingInvocation, ending: Ending) -> None:
+        self._current = None
+        self._answered = True
+        if not current.outcome.done():
+            current.outcome.set_result(ending)
 
     def _too_large(self, current: PendingInvocation, size: int) -> web.Response:
         self._current = None

@@ -127,6 +127,7 @@ class InvokeResult(_Model):
     init_duration_ms: float | None = None
     log_tail: str | None = None
     executed_version: str
+    streamed: bool = False  # the payload went to the caller's ResponseStream as it came
 
 
 class EnvState(enum.StrEnum):

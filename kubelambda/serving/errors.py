@@ -23,6 +23,16 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ServiceException": (500, "Message"),
 }
 
+# AWS's own auth errors: not in Lambda's model (every AWS service answers them the same way);
+# botocore raises ClientError with these codes from the x-amzn-ErrorType header.
+AUTH_ERRORS: dict[str, tuple[int, str]] = {
+    "MissingAuthenticationTokenException": (403, "message"),
+    "UnrecognizedClientException": (403, "message"),
+    "InvalidSignatureException": (403, "message"),
+    "AccessDeniedException": (403, "Message"),
+}
+_TABLE = {**ERRORS, **AUTH_ERRORS}
+
 # ThrottleReason values from the service model.
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
@@ -42,10 +52,10 @@ class LambdaError(Exception):
 
     @property
     def status(self) -> int:
-        return ERRORS[self.code][0]
+        return _TABLE[self.code][0]
 
     def body(self) -> bytes:
-        _, message_key = ERRORS[self.code]
+        _, message_key = _TABLE[self.code]
         kind = "Service" if self.status >= 500 else "User"
         return json.dumps({"Type": kind, message_key: self.message, **self.extra}).encode()
 

@@ -211,3 +211,18 @@ def test_secret_environment_is_served_and_auto_publish_is_flagged() -> None:
     auto = f.reconcile(function(autoPublishAlias="live"), None, NOW)
     assert auto.state == "Active"
     assert ("Warning", "NotBuilt") in [(e.type, e.reason) for e in auto.events]
+
+
+def test_status_url_is_set_only_while_the_function_has_a_url() -> None:
+    from kubelambda.serving.urls import UrlDomain
+
+    url = UrlDomain("lambda.example.com", "https").url("default", "hello")
+    doc = function()
+    assert f.reconcile(doc, None, NOW, url=url).status["url"] is None
+    doc["spec"]["functionUrl"] = {"authType": "NONE"}
+    status = f.reconcile(doc, None, NOW, url=url).status
+    assert status["url"] == "https://hello.default.lambda.example.com/"
+    assert UrlDomain("lambda.example.com").route_host("hello.default.lambda.example.com") == (
+        "default",
+        "hello",
+    )

@@ -1,0 +1,210 @@
+"""The gateway's auth edge: authenticate every Lambda API call, then authorize it.
+
+Modes (`--auth`): `sigv4` (keys from a file or a Secret), `kubernetes` (a bearer token, checked
+with TokenReview), or both; the Authorization header says which one a request uses. The
+decision comes from an `Authorizer`: the keys' own rules in dev mode, a SubjectAccessReview in
+a cluster (then a SigV4 key's user and groups are what RBAC is asked about). Invocations need
+verb `invoke`; the read calls need `get` or `invoke`, and only `get` shows a function's
+environment variables; ListFunctions needs `list`. Probes, metrics and function URLs with
+authType NONE are open; AWS_IAM URLs call `url_caller`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from kubelambda.gateway.auth import sigv4
+from kubelambda.gateway.auth.errors import access_denied, missing_token, unrecognized_client
+from kubelambda.gateway.auth.keys import Key
+from kubelambda.gateway.auth.model import Identity
+from kubelambda.serving.names import function_arn, parse_function_name
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+MODES = ("sigv4", "kubernetes")
+IDENTITY = "kubelambda.identity"
+MAY_READ = "kubelambda.may_read"  # the caller may see environment variables
+
+_FN = "/2015-03-31/functions/{name}"
+# route -> (RBAC verb, Lambda action)
+ROUTES: dict[str, tuple[str, str]] = {
+    f"{_FN}/invocations": ("invoke", "lambda:InvokeFunction"),
+    "/2021-11-15/functions/{name}/response-streaming-invocations": (
+        "invoke",
+        "lambda:InvokeFunction",
+    ),
+    "/2015-03-31/functions/": ("list", "lambda:ListFunctions"),
+    "/2015-03-31/functions": ("list", "lambda:ListFunctions"),
+    _FN: ("get", "lambda:GetFunction"),
+    f"{_FN}/configuration": ("get", "lambda:GetFunctionConfiguration"),
+    f"{_FN}/versions": ("get", "lambda:ListVersionsByFunction"),
+    f"{_FN}/aliases": ("get", "lambda:ListAliases"),
+    f"{_FN}/aliases/{{alias}}": ("get", "lambda:GetAlias"),
+    "/2019-09-30/functions/{name}/concurrency": ("get", "lambda:GetFunctionConcurrency"),
+    "/2021-10-31/functions/{name}/url": ("get", "lambda:GetFunctionUrlConfig"),
+}
+
+
+def parse_modes(value: str) -> frozenset[str]:
+    """`none`, `sigv4`, `kubernetes` or `sigv4,kubernetes`; ValueError otherwise."""
+    if value == "none":
+        return frozenset()
+    modes = frozenset(part.strip() for part in value.split(","))
+    unknown = modes - set(MODES)
+    if unknown or not modes:
+        raise ValueError(f"--auth {value!r}: use none, sigv4, kubernetes or sigv4,kubernetes")
+    return modes
+
+
+class Authorizer(Protocol):
+    async def allowed(
+        self, identity: Identity, verb: str, namespace: str, function: str | None
+    ) -> bool: ...
+
+
+class KeyFinder(Protocol):
+    async def find(self, access_key: str) -> Key | None: ...
+
+
+class TokenChecker(Protocol):
+    async def identity(self, token: str) -> Identity | None: ...
+
+
+class StaticKeys:
+    """Keys read once (dev mode's --keys FILE)."""
+
+    def __init__(self, keys: dict[str, Key]) -> None:
+        self.keys = keys
+
+    async def find(self, access_key: str) -> Key | None:
+        return self.keys.get(access_key)
+
+
+class KeyRules:
+    """Dev mode's authorizer: each key's `functions` globs and `verbs`."""
+
+    def __init__(self, keys: KeyFinder) -> None:
+        self.keys = keys
+
+    async def allowed(
+        self, identity: Identity, verb: str, namespace: str, function: str | None
+    ) -> bool:
+        key = await self.keys.find(identity.access_key) if identity.access_key else None
+        return key is not None and key.allows(verb, namespace, function)
+
+
+class Guard:
+    def __init__(
+        self,
+        modes: frozenset[str],
+        authorizer: Authorizer,
+        *,
+        keys: KeyFinder | None = None,
+        tokens: TokenChecker | None = None,
+        region: str,
+        default_namespace: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if "sigv4" in modes and keys is None:
+            raise ValueError("sigv4 auth needs keys")
+        if "kubernetes" in modes and tokens is None:
+            raise ValueError("kubernetes auth needs a TokenReview client")
+        self.modes = modes
+        self.authorizer = authorizer
+        self.keys = keys
+        self.tokens = tokens
+        self.region = region
+        self.default_namespace = default_namespace
+        self.clock = clock
+
+    async def authenticate(self, request: web.Request, body: bytes) -> Identity:
+        header = request.headers.get("Authorization", "")
+        if header.startswith(sigv4.ALGORITHM) and self.keys is not None:
+            return await self._sigv4(request, body)
+        if header[:7].lower() == "bearer " and self.tokens is not None:
+            found = await self.tokens.identity(header[7:].strip())
+            if found is None:
+                raise unrecognized_client()
+            return found
+        if header.startswith(sigv4.ALGORITHM) or header[:7].lower() == "bearer ":
+            raise unrecognized_client()  # a scheme this gateway was not told to accept
+        raise missing_token()
+
+    async def _sigv4(self, request: web.Request, body: bytes) -> Identity:
+        assert self.keys is not None
+        claimed = sigv4.parse_authorization(request.headers.get("Authorization"))
+        key = await self.keys.find(claimed.access_key)
+        path, _, query = request.raw_path.partition("?")
+        signed = sigv4.SignedRequest(
+            request.method, path, query, list(request.headers.items()), body
+        )
+        sigv4.verify(
+            signed,
+            lambda kid: key.secret_access_key if key and kid == key.access_key_id else None,
+            now=self.clock(),
+            parsed=claimed,
+        )
+        assert key is not None  # verify refuses an unknown key
+        return Identity(key.user, tuple(key.groups), key.access_key_id)
+
+    async def require(
+        self,
+        identity: Identity,
+        verb: str,
+        action: str,
+        namespace: str,
+        function: str | None,
+        qualifier: str | None = None,
+    ) -> None:
+        if not await self.authorizer.allowed(identity, verb, namespace, function):
+            if function is None:
+                resource = f"arn:aws:lambda:{self.region}:*:function:{namespace}.*"
+            else:
+                resource = function_arn(self.region, namespace, function, qualifier)
+            raise access_denied(identity.arn, action, resource)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = (
+            ROUTES.get(request.match_info.route.resource.canonical)
+            if (request.match_info.route.resource is not None)
+            else None
+        )
+        if route is None:
+            return await handler(request)
+        verb, action = route
+        identity = await self.authenticate(request, await request.read())
+        request[IDENTITY] = identity
+        if "name" not in request.match_info:
+            namespace = request.query.get("Namespace", self.default_namespace)
+            await self.require(identity, verb, action, namespace, None)
+            request[MAY_READ] = await self.authorizer.allowed(identity, "get", namespace, None)
+            return await handler(request)
+        ref = parse_function_name(
+            request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
+        )
+        if verb == "get":
+            may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)
+            request[MAY_READ] = may_read
+            if not may_read:
+                await self.require(
+                    identity, "invoke", action, ref.namespace, ref.name, ref.qualifier
+                )
+        else:
+            await self.require(identity, verb, action, ref.namespace, ref.name, ref.qualifier)
+        return await handler(request)
+
+    async def url_caller(
+        self, request: web.Request, body: bytes, namespace: str, function: str
+    ) -> dict[str, Any]:
+        identity = await self.authenticate(request, body)
+        await self.require(identity, "invoke", "lambda:InvokeFunctionUrl", namespace, function)
+        return identity.iam()
+
+
+def may_read(request: web.Request) -> bool:
+    """Whether this request's caller may see environment variables (True without auth)."""
+    return bool(request.get(MAY_READ, True))
