@@ -3,7 +3,6 @@ tokens from the TokenRequest API, checked with a real TokenReview, and RBAC deci
 real SubjectAccessReview (verb `invoke` on `functions`, the resource name being the function).
 """
 
-# ruff: noqa: I001  (tests.cluster.harness is first-party once the harness is merged)
 from __future__ import annotations
 
 import urllib.request
