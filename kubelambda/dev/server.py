@@ -80,11 +80,13 @@ class DevSettings:
         )
 
 
-def ready_hint(url: str, region: str, names: list[str]) -> str:
-    """A command that works as printed on a fresh machine: no region, no credentials needed."""
+def ready_hint(url: str, region: str, names: list[str], signed: bool = False) -> str:
+    """A command that works as printed on a fresh machine: no region, no credentials needed
+    (`signed`: --auth is on, so the command signs with the caller's configured credentials)."""
     name = names[0] if names else "NAME"
+    sign = "" if signed else " --no-sign-request"
     return (
-        f"aws lambda invoke --endpoint-url {url} --region {region} --no-sign-request "
+        f"aws lambda invoke --endpoint-url {url} --region {region}{sign} "
         f"--function-name {name} out.json && cat out.json"
     )
 
@@ -290,7 +292,8 @@ class DevServer:
             self.say(f"event sources: polling {len(self.source.mappings)} mapping(s)")
         auth = ",".join(sorted(self.settings.auth)) or "none (anyone who reaches the port)"
         self.say(f"invoke auth: {auth}")
-        self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
+        hint = ready_hint(self.url, self.settings.region, shown_names, bool(self.settings.auth))
+        self.say(f"ready: {hint}")
 
     async def reload(self) -> bool:
         return await self.source.reload(self.gateway.apply)

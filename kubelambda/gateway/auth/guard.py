@@ -5,8 +5,8 @@ with TokenReview), or both; the Authorization header says which one a request us
 decision comes from an `Authorizer`: the keys' own rules in dev mode, a SubjectAccessReview in
 a cluster (then a SigV4 key's user and groups are what RBAC is asked about). Invocations need
 verb `invoke`; the read calls need `get` or `invoke`, and only `get` shows a function's
-environment variables; ListFunctions needs `list`. Probes, metrics and function URLs with
-authType NONE are open; AWS_IAM URLs call `url_caller`.
+environment variables; ListFunctions needs `list`; `kubelambda logs` needs `get`. Probes, metrics
+and function URLs with authType NONE are open; AWS_IAM URLs call `url_caller`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,10 @@ ROUTES: dict[str, tuple[str, str]] = {
     f"{_FN}/aliases/{{alias}}": ("get", "lambda:GetAlias"),
     "/2019-09-30/functions/{name}/concurrency": ("get", "lambda:GetFunctionConcurrency"),
     "/2021-10-31/functions/{name}/url": ("get", "lambda:GetFunctionUrlConfig"),
+    # `kubelambda logs`: what a function printed may include its environment, so `get` only.
+    "/kubelambda/v1/functions/{name}/logs": ("get", "kubelambda:GetFunctionLogs"),
 }
+GET_ONLY = frozenset({"/kubelambda/v1/functions/{name}/logs"})  # no `invoke` fallback
 
 
 def parse_modes(value: str) -> frozenset[str]:
@@ -168,11 +171,9 @@ class Guard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        route = (
-            ROUTES.get(request.match_info.route.resource.canonical)
-            if (request.match_info.route.resource is not None)
-            else None
-        )
+        resource = request.match_info.route.resource
+        canonical = resource.canonical if resource is not None else ""
+        route = ROUTES.get(canonical)
         if route is None:
             return await handler(request)
         verb, action = route
@@ -186,7 +187,7 @@ class Guard:
         ref = parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
-        if verb == "get":
+        if verb == "get" and canonical not in GET_ONLY:
             may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)
             request[MAY_READ] = may_read
             if not may_read:

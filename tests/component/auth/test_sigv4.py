@@ -21,7 +21,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.component.auth.conftest import ADMIN, ALICE, client
-from tests.component.gateway.conftest import DevGateway
+from tests.component.gateway.conftest import KUBELAMBDA, DevGateway
 
 
 def code_of(exc: pytest.ExceptionInfo[ClientError]) -> tuple[str, str, int]:
@@ -189,3 +189,32 @@ def test_probes_and_metrics_stay_open(secured: DevGateway) -> None:
     for path in ("/healthz", "/readyz", "/metrics"):
         status, _ = signed_url_request(f"http://127.0.0.1:{port}{path}", None)
         assert status == 200, path
+
+
+def test_kubelambda_logs_signs_and_needs_get(secured: DevGateway) -> None:
+    client(secured, ADMIN).invoke(FunctionName="echo", Payload=b'{"n": 2}')
+
+    def logs(key: tuple[str, str] | None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        if key is not None:
+            env.update(AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1])
+        return subprocess.run(
+            [KUBELAMBDA, "logs", "echo", "--endpoint", secured.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+
+    admin = logs(ADMIN)
+    assert admin.returncode == 0, admin.stderr
+    assert "[$LATEST] START RequestId:" in admin.stdout
+    unsigned = logs(None)
+    assert unsigned.returncode == 1
+    assert "MissingAuthenticationTokenException" in unsigned.stderr
+    # alice may invoke echo but not `get` it: what it printed could show its environment.
+    alice = logs(ALICE)
+    assert alice.returncode == 1
+    assert "AccessDeniedException" in alice.stderr and "kubelambda:GetFunctionLogs" in alice.stderr
