@@ -1,12 +1,15 @@
 """The gateway's HTTP surface: Lambda's Invoke API, the read-only control calls, metrics, probes.
 
 Handlers are thin: parse the request, call the dispatch core (`Invoker`) or `control`, and shape
-the answer exactly as Lambda does. A `LambdaError` raised anywhere becomes Lambda's error
-response through one middleware.
+the answer exactly as Lambda does. Every failure raised anywhere — a `LambdaError`, aiohttp's
+404/405, anything unexpected — becomes Lambda's JSON error response in one middleware
+(`serving.errors.as_lambda_error`); every operation of botocore's Lambda model has a route
+(`operations.py`), and bodies are read by the one bounded reader (`http.read_body`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -18,23 +21,28 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
 from kubelambda.gateway.auth.guard import Guard, may_read
+from kubelambda.gateway.http import BODIES, CLOSE, BodyBudget, body_once, runner_for
 from kubelambda.gateway.invoker import Invoker
+from kubelambda.gateway.operations import add_unserved_routes
 from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.runtime.errors import response_too_large_body
+from kubelambda.runtime.invocation import InvalidClientContext, decode_client_context
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
 from kubelambda.runtime.spec import InvokeRequest
 from kubelambda.serving.errors import (
     LambdaError,
+    as_lambda_error,
     bad_json,
     bad_parameter,
-    too_large,
+    unknown_operation,
 )
-from kubelambda.serving.names import FunctionRef, parse_function_name
+from kubelambda.serving.names import FunctionRef, parse_function_name, validation_error
 from kubelambda.serving.urls import PATH_PREFIX, UrlDomain
 
 log = logging.getLogger(__name__)
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TYPES = ("None", "Tail")
 STREAM_ROUTE = "/2021-11-15/functions/{name}/response-streaming-invocations"
 INVOKER: web.AppKey[Invoker] = web.AppKey("invoker", Invoker)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -45,11 +53,33 @@ AsyncSubmit = Callable[[FunctionRef, bytes], Awaitable[str]]
 
 @web.middleware
 async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place a failure becomes Lambda's answer (no plain text, no bare 500)."""
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except LambdaError as exc:
-        return web.Response(status=exc.status, body=exc.body(), headers=exc.response_headers())
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # a redirect is an answer, not a failure
+        error = _http_error(request, exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = as_lambda_error(exc)
+    answer = web.Response(status=error.status, body=error.body(), headers=error.response_headers())
+    if error.headers.get("Connection") == CLOSE["Connection"]:
+        answer.force_close()
+    # The traceback holds this frame, which holds the error: a cycle that would keep every
+    # frame it passed through (and their buffers) alive until the garbage collector runs.
+    error.__traceback__ = None
+    return answer
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> LambdaError:
+    if exc.status in (404, 405):  # no route: no Lambda operation has this path and method
+        return unknown_operation(request.method, request.path)
+    if exc.status == 413:
+        return LambdaError("RequestTooLargeException", exc.text or exc.reason)
+    return LambdaError("InvalidRequestContentException", exc.reason)
 
 
 class GatewayApi:
@@ -67,15 +97,19 @@ class GatewayApi:
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
+        self.bodies = BodyBudget()
         self.urls = urls or UrlFront(invoker, UrlDomain())
         self.guard = guard  # None: --auth none
 
     def app(self) -> web.Application:
-        middlewares: list[Any] = [self.urls.by_host, lambda_errors]
+        # Outermost first: every failure is Lambda's answer; function URL hosts are served
+        # whatever their path; then the guard (auth before a handler reads any body).
+        middlewares: list[Any] = [lambda_errors, self.urls.by_host]
         if self.guard is not None:
             middlewares.append(self.guard.middleware)
-        app = web.Application(middlewares=middlewares, client_max_size=SYNC_PAYLOAD_LIMIT * 2)
+        app = web.Application(middlewares=middlewares, client_max_size=SYNC_PAYLOAD_LIMIT)
         app[INVOKER] = self.invoker
+        app[BODIES] = self.bodies  # `http.body_once`: the guard and the handlers read through it
         app.router.add_route("*", PATH_PREFIX + "{tail:.*}", self.urls.by_path)
         app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
         fn = "/2015-03-31/functions/{name}"
@@ -93,9 +127,11 @@ class GatewayApi:
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        add_unserved_routes(app.router)  # every other Lambda operation: a clear Lambda error
         return app
 
     def function_ref(self, request: web.Request) -> FunctionRef:
+        # An empty `Qualifier=` is refused, as Lambda refuses it (it never means $LATEST).
         return parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
@@ -103,17 +139,11 @@ class GatewayApi:
     # Invoke.
 
     async def invoke(self, request: web.Request) -> web.StreamResponse:
-        kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-        if kind not in INVOCATION_TYPES:
-            raise bad_parameter(
-                f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
-                f"satisfy constraint: Member must satisfy enum value set: {list(INVOCATION_TYPES)}"
-            )
+        kind = invocation_type(request, INVOCATION_TYPES)
+        log_tail, client_context = invoke_headers(request)
         ref = self.function_ref(request)
-        payload = await read_payload(
-            request, ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
-        )
-        payload = check_json(payload)
+        limit = ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
+        payload = check_json(await body_once(request, limit))
         if kind == "Event":
             if self.submit is None:
                 raise LambdaError(
@@ -128,7 +158,13 @@ class GatewayApi:
         executed = resolved.version.version
         if kind == "DryRun":
             return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-        call = invoke_request(request, payload, resolved.invoked_arn)
+        call = InvokeRequest(
+            payload=payload,
+            client_context=client_context,
+            trace_id=request.headers.get("X-Amzn-Trace-Id"),
+            log_tail=log_tail,
+            invoked_function_arn=resolved.invoked_arn,
+        )
         outcome = await self.invoker.invoke(resolved, call)
         result = outcome.result
         headers = {
@@ -173,7 +209,8 @@ class GatewayApi:
 
     async def get_function(self, request: web.Request) -> web.Response:
         ref = self.function_ref(request)
-        body = control.get_function(self.invoker.catalog, ref, self.invoker.region)
+        reserved = self.invoker.reservation(ref.namespace, ref.name)
+        body = control.get_function(self.invoker.catalog, ref, self.invoker.region, reserved)
         if not may_read(request):
             body["Configuration"].pop("Environment", None)
         return self._json(body)
@@ -217,7 +254,8 @@ class GatewayApi:
 
     async def get_concurrency(self, request: web.Request) -> web.Response:
         ref = self.function_ref(request)
-        return self._json(control.get_function_concurrency(self.invoker.catalog, ref))
+        reserved = self.invoker.reservation(ref.namespace, ref.name)
+        return self._json(control.get_function_concurrency(self.invoker.catalog, ref, reserved))
 
     # Operations.
 
@@ -235,33 +273,37 @@ class GatewayApi:
 
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Starts serving `app`; returns the runner and the port bound (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = runner_for(app)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     bound: int = runner.addresses[0][1]
     return runner, bound
 
 
-async def read_payload(request: web.Request, limit: int) -> bytes:
-    """The request body, refused with Lambda's 413 past `limit` (before reading it, if it says)."""
-    length = request.content_length
-    if length is not None and length > SYNC_PAYLOAD_LIMIT:
-        raise too_large(length, SYNC_PAYLOAD_LIMIT)
-    payload = await request.read()
-    if len(payload) > limit:
-        raise too_large(len(payload), limit)
-    return payload
+def invocation_type(request: web.Request, allowed: tuple[str, ...]) -> str:
+    kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
+    if kind not in allowed:
+        raise bad_parameter(
+            f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
+            f"satisfy constraint: Member must satisfy enum value set: {list(allowed)}"
+        )
+    return kind
 
 
-def invoke_request(request: web.Request, payload: bytes, invoked_arn: str) -> InvokeRequest:
-    """One invocation from the Invoke API's headers (client context, trace, log type)."""
-    return InvokeRequest(
-        payload=payload,
-        client_context=request.headers.get("X-Amz-Client-Context"),
-        trace_id=request.headers.get("X-Amzn-Trace-Id"),
-        log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
-        invoked_function_arn=invoked_arn,
-    )
+def invoke_headers(request: web.Request) -> tuple[bool, str | None]:
+    """X-Amz-Log-Type (whether to return the log tail) and X-Amz-Client-Context (checked,
+    None when it holds nothing), refused before any environment is touched."""
+    log_type = request.headers.get("X-Amz-Log-Type", "None")
+    if log_type not in LOG_TYPES:
+        raise validation_error(
+            log_type, "logType", f"Member must satisfy enum value set: {list(LOG_TYPES)}"
+        )
+    raw = request.headers.get("X-Amz-Client-Context")
+    try:
+        decoded = decode_client_context(raw)
+    except InvalidClientContext as exc:
+        raise as_lambda_error(exc) from None
+    return log_type == "Tail", raw if decoded else None
 
 
 def log_result(tail: str | None) -> str | None:
@@ -271,12 +313,17 @@ def log_result(tail: str | None) -> str | None:
     return base64.b64encode(tail.encode()[-LOG_TAIL_BYTES:]).decode()
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def check_json(payload: bytes) -> bytes:
-    """The payload as the function will see it: empty means `{}`; anything else must be JSON."""
+    """The payload as the function will see it: empty means `{}`; anything else must be strict
+    JSON (NaN and Infinity are not JSON, and Lambda refuses them)."""
     if not payload.strip():
         return b"{}"
     try:
-        json.loads(payload)
+        json.loads(payload, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_json(str(exc)) from None
     return payload

@@ -60,6 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds a claim lives unrenewed; must equal the operator's (60)",
     )
+    parser.add_argument(
+        "--agent-key-file",
+        default=None,
+        help="the key (a mounted Secret) the agents' control-API tokens derive from; must be "
+        "the operator's",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
 
 
@@ -82,10 +88,12 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
     from kubelambda.gateway.flags import pool_limits, url_domain
+    from kubelambda.kube.agentauth import read_key
 
     try:
         limits = pool_limits(args)
-    except ValueError as exc:
+        agent_key = read_key(args.agent_key_file)
+    except (ValueError, OSError) as exc:
         return fail(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -107,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         auth=modes,
         keys=args.keys,
         sigv4_secret=args.sigv4_secret,
+        agent_key=agent_key,
     )
     from kubelambda.loop import run_loop
 

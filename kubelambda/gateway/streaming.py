@@ -18,12 +18,14 @@ from kubelambda.gateway.api import (
     STREAM_ROUTE,
     GatewayApi,
     check_json,
-    invoke_request,
+    invocation_type,
+    invoke_headers,
     log_result,
-    read_payload,
 )
+from kubelambda.gateway.http import body_once
 from kubelambda.runtime.limits import SYNC_PAYLOAD_LIMIT
-from kubelambda.serving.errors import LambdaError, bad_parameter
+from kubelambda.runtime.spec import InvokeRequest
+from kubelambda.serving.errors import as_lambda_error
 
 ROUTE = STREAM_ROUTE
 INVOCATION_TYPES = ("RequestResponse", "DryRun")
@@ -75,28 +77,31 @@ def error_fields(payload: bytes) -> tuple[str, str]:
 
 
 async def invoke_stream(api: GatewayApi, request: web.Request) -> web.StreamResponse:
-    kind = request.headers.get("X-Amz-Invocation-Type", "RequestResponse")
-    if kind not in INVOCATION_TYPES:
-        raise bad_parameter(
-            f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
-            f"satisfy constraint: Member must satisfy enum value set: {list(INVOCATION_TYPES)}"
-        )
+    kind = invocation_type(request, INVOCATION_TYPES)
+    log_tail, client_context = invoke_headers(request)
     ref = api.function_ref(request)
-    payload = check_json(await read_payload(request, SYNC_PAYLOAD_LIMIT))
+    payload = check_json(await body_once(request, SYNC_PAYLOAD_LIMIT))
     resolved = api.invoker.resolve(ref)
     executed = resolved.version.version
     if kind == "DryRun":
         return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-    call = invoke_request(request, payload, resolved.invoked_arn)
+    call = InvokeRequest(
+        payload=payload,
+        client_context=client_context,
+        trace_id=request.headers.get("X-Amzn-Trace-Id"),
+        log_tail=log_tail,
+        invoked_function_arn=resolved.invoked_arn,
+    )
     sink = EventStreamSink(
         request, {"X-Amz-Executed-Version": executed, "x-amzn-RequestId": call.request_id}
     )
     try:
         outcome = await api.invoker.invoke(resolved, call, sink)
-    except LambdaError as exc:
+    except Exception as exc:
         if sink.response is None:
-            raise  # nothing sent yet: an ordinary Lambda error
-        return await sink.complete(exc.code, exc.message)
+            raise  # nothing sent yet: an ordinary Lambda error (the API's middleware)
+        error = as_lambda_error(exc)  # the 200 is out: the error goes in InvokeComplete
+        return await sink.complete(error.code, error.message)
     result = outcome.result
     tail = log_result(result.log_tail) if call.log_tail else None
     if result.function_error:

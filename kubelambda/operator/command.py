@@ -77,6 +77,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--region", default=DEFAULT_REGION, help=f"region in ARNs ({DEFAULT_REGION})"
     )
     add_url_flags(parser)  # status.url: the gateway must be given the same values
+    parser.add_argument(
+        "--agent-key-file",
+        default=None,
+        help="the key (a mounted Secret) each pod's agent token is derived from; must be the "
+        "gateways'",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
 
 
@@ -91,6 +97,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.standalone and not args.peering:
         print("kubelambda operator: give --standalone or --peering=NAME", file=sys.stderr)
+        return 2
+    from kubelambda.kube.agentauth import read_key
+
+    try:
+        agent_key = read_key(args.agent_key_file)
+    except (ValueError, OSError) as exc:
+        print(f"kubelambda operator: {exc}", file=sys.stderr)
         return 2
     try:
         config = OperatorConfig(
@@ -107,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
             function_warm=args.function_warm_pool,
             region=args.region,
             url_domain=url_domain(args),
+            agent_key=agent_key,
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)

@@ -55,6 +55,7 @@ class OperatorConfig:
     function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
     region: str = DEFAULT_REGION
     url_domain: UrlDomain = field(default_factory=UrlDomain)  # how status.url is spelled
+    agent_key: bytes | None = None  # derives each agent's control-API token (agentauth.py)
 
     def __post_init__(self) -> None:
         if not self.agent_image:

@@ -6,7 +6,10 @@ decision comes from an `Authorizer`: the keys' own rules in dev mode, a SubjectA
 a cluster (then a SigV4 key's user and groups are what RBAC is asked about). Invocations need
 verb `invoke`; the read calls need `get` or `invoke`, and only `get` shows a function's
 environment variables; ListFunctions needs `list`; `kubelambda logs` needs `get`. Probes, metrics
-and function URLs with authType NONE are open; AWS_IAM URLs call `url_caller`.
+and function URLs with authType NONE are open; AWS_IAM URLs call `url_caller`; every other
+request (an operation not served here, a path no operation has) must authenticate before it
+gets its Lambda error. A caller is refused on its headers (no credentials, unknown key, skewed
+clock) before any body is read; a SigV4 body is read by the gateway's one bounded reader.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from kubelambda.gateway.auth import sigv4
 from kubelambda.gateway.auth.errors import access_denied, missing_token, unrecognized_client
 from kubelambda.gateway.auth.keys import Key
 from kubelambda.gateway.auth.model import Identity
+from kubelambda.gateway.http import body_once
+from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from kubelambda.serving.names import function_arn, parse_function_name
+from kubelambda.serving.urls import PATH_PREFIX
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MODES = ("sigv4", "kubernetes")
@@ -49,6 +55,9 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/kubelambda/v1/functions/{name}/logs": ("get", "kubelambda:GetFunctionLogs"),
 }
 GET_ONLY = frozenset({"/kubelambda/v1/functions/{name}/logs"})  # no `invoke` fallback
+# Open to anyone: probes and metrics (and function URLs, whose authType decides). Every other
+# request, even to an operation this gateway does not serve, must authenticate first.
+OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def parse_modes(value: str) -> frozenset[str]:
@@ -123,10 +132,12 @@ class Guard:
         self.default_namespace = default_namespace
         self.clock = clock
 
-    async def authenticate(self, request: web.Request, body: bytes) -> Identity:
+    async def authenticate(self, request: web.Request) -> Identity:
+        """Who sent `request`. What the headers alone refuse is refused before the body is
+        read; a SigV4 request's body is then read (bounded, `http.body_once`) to check it."""
         header = request.headers.get("Authorization", "")
         if header.startswith(sigv4.ALGORITHM) and self.keys is not None:
-            return await self._sigv4(request, body)
+            return await self._sigv4(request, header)
         if header[:7].lower() == "bearer " and self.tokens is not None:
             found = await self.tokens.identity(header[7:].strip())
             if found is None:
@@ -136,21 +147,21 @@ class Guard:
             raise unrecognized_client()  # a scheme this gateway was not told to accept
         raise missing_token()
 
-    async def _sigv4(self, request: web.Request, body: bytes) -> Identity:
+    async def _sigv4(self, request: web.Request, header: str) -> Identity:
         assert self.keys is not None
-        claimed = sigv4.parse_authorization(request.headers.get("Authorization"))
+        claimed = sigv4.parse_authorization(header)
         key = await self.keys.find(claimed.access_key)
+        secret = key.secret_access_key if key is not None else None
+        timestamp = sigv4.check_claim(
+            claimed, request.headers.get("X-Amz-Date"), secret, now=self.clock()
+        )
+        assert key is not None and secret is not None  # check_claim refuses an unknown key
+        body = await body_once(request, body_limit(request))
         path, _, query = request.raw_path.partition("?")
         signed = sigv4.SignedRequest(
             request.method, path, query, list(request.headers.items()), body
         )
-        sigv4.verify(
-            signed,
-            lambda kid: key.secret_access_key if key and kid == key.access_key_id else None,
-            now=self.clock(),
-            parsed=claimed,
-        )
-        assert key is not None  # verify refuses an unknown key
+        sigv4.check_signature(signed, claimed, secret, timestamp)
         return Identity(key.user, tuple(key.groups), key.access_key_id)
 
     async def require(
@@ -173,12 +184,14 @@ class Guard:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         resource = request.match_info.route.resource
         canonical = resource.canonical if resource is not None else ""
-        route = ROUTES.get(canonical)
-        if route is None:
-            return await handler(request)
-        verb, action = route
-        identity = await self.authenticate(request, await request.read())
+        if canonical in OPEN or canonical.startswith(PATH_PREFIX):
+            return await handler(request)  # probes, metrics; URLs check their own authType
+        identity = await self.authenticate(request)
         request[IDENTITY] = identity
+        route = ROUTES.get(canonical)
+        if route is None:  # an operation this gateway does not serve, or none at all
+            return await handler(request)  # its own Lambda error, to an authenticated caller
+        verb, action = route
         if "name" not in request.match_info:
             namespace = request.query.get("Namespace", self.default_namespace)
             await self.require(identity, verb, action, namespace, None)
@@ -199,11 +212,18 @@ class Guard:
         return await handler(request)
 
     async def url_caller(
-        self, request: web.Request, body: bytes, namespace: str, function: str
+        self, request: web.Request, namespace: str, function: str
     ) -> dict[str, Any]:
-        identity = await self.authenticate(request, body)
+        identity = await self.authenticate(request)
         await self.require(identity, "invoke", "lambda:InvokeFunctionUrl", namespace, function)
         return identity.iam()
+
+
+def body_limit(request: web.Request) -> int:
+    """The most a request may carry: Lambda's 256 KB for an Event invocation, else 6 MB."""
+    if request.headers.get("X-Amz-Invocation-Type") == "Event":
+        return ASYNC_PAYLOAD_LIMIT
+    return SYNC_PAYLOAD_LIMIT
 
 
 def may_read(request: web.Request) -> bool:

@@ -173,6 +173,45 @@ def check_time(timestamp: str, now: float) -> None:
     )
 
 
+def check_claim(
+    auth: Authorization,
+    timestamp: str | None,
+    secret: str | None,
+    *,
+    service: str = "lambda",
+    now: float | None = None,
+) -> str:
+    """What can be refused before the body is read: an unknown key (`secret` None), the
+    timestamp, the scope and the signed headers. Returns the checked timestamp."""
+    if secret is None:
+        raise unrecognized_client()
+    if timestamp is None:
+        raise invalid_signature("Authorization requires an X-Amz-Date header")
+    check_time(timestamp, time.time() if now is None else now)
+    if auth.service != service or timestamp[:8] != auth.date:
+        raise invalid_signature(f"Credential should be scoped to a valid service: {service}")
+    if "host" not in auth.signed_headers:
+        raise invalid_signature("'Host' must be a signed header")
+    return timestamp
+
+
+def check_signature(
+    request: SignedRequest, auth: Authorization, secret: str, timestamp: str
+) -> None:
+    """The signature over the whole request (after `check_claim`); InvalidSignature otherwise."""
+    declared = _header(request, "x-amz-content-sha256")
+    if declared not in (None, UNSIGNED_PAYLOAD) and (
+        declared != hashlib.sha256(request.body).hexdigest()
+    ):
+        raise invalid_signature("The provided X-Amz-Content-SHA256 does not match the body")
+    canonical = canonical_request(request, auth.signed_headers)
+    to_sign = string_to_sign(timestamp, auth.scope, canonical)
+    key = signing_key(secret, auth.date, auth.region, auth.service)
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, auth.signature):
+        raise invalid_signature()
+
+
 def verify(
     request: SignedRequest,
     secret_of: Callable[[str], str | None],
@@ -188,25 +227,7 @@ def verify(
     """
     auth = parsed or parse_authorization(_header(request, "authorization"))
     secret = secret_of(auth.access_key)
-    if secret is None:
-        raise unrecognized_client()
-    timestamp = _header(request, "x-amz-date")
-    if timestamp is None:
-        raise invalid_signature("Authorization requires an X-Amz-Date header")
-    check_time(timestamp, time.time() if now is None else now)
-    if auth.service != service or timestamp[:8] != auth.date:
-        raise invalid_signature(f"Credential should be scoped to a valid service: {service}")
-    if "host" not in auth.signed_headers:
-        raise invalid_signature("'Host' must be a signed header")
-    declared = _header(request, "x-amz-content-sha256")
-    if declared not in (None, UNSIGNED_PAYLOAD) and (
-        declared != hashlib.sha256(request.body).hexdigest()
-    ):
-        raise invalid_signature("The provided X-Amz-Content-SHA256 does not match the body")
-    canonical = canonical_request(request, auth.signed_headers)
-    to_sign = string_to_sign(timestamp, auth.scope, canonical)
-    key = signing_key(secret, auth.date, auth.region, auth.service)
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, auth.signature):
-        raise invalid_signature()
+    timestamp = check_claim(auth, _header(request, "x-amz-date"), secret, service=service, now=now)
+    assert secret is not None  # check_claim refuses an unknown key
+    check_signature(request, auth, secret, timestamp)
     return auth

@@ -59,6 +59,7 @@ class ClusterSettings:
     auth: frozenset[str] = frozenset()  # --auth modes; empty: none
     keys: Path | None = None  # --keys FILE
     sigv4_secret: str | None = None  # a Secret in this pod's namespace
+    agent_key: bytes | None = None  # the key agents' tokens derive from (kube/agentauth.py)
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
@@ -67,7 +68,10 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     api = api or KubeApi.from_environment()
     view = ClusterView(api, settings.namespaces)
     claim = ClaimSettings(
-        identity=settings.identity, claim_timeout=settings.claim_timeout, lease=settings.lease
+        identity=settings.identity,
+        claim_timeout=settings.claim_timeout,
+        lease=settings.lease,
+        agent_key=settings.agent_key,
     )
     provider = ClusterProvider(api, view, claim)
     code = ConfigMapCode(api)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kubelambda.api.function import Cors, FunctionUrlConfig
+from kubelambda.gateway.http import CLOSE, body_once
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.urls import cors as cors_rules
 from kubelambda.gateway.urls.event import UrlRequest, build_event
@@ -41,11 +42,12 @@ _FRAMING = {"content-length", "transfer-encoding", "connection", "keep-alive"}
 
 
 class UrlGuard(Protocol):
-    """Checks the SigV4 signature of a request to an AWS_IAM URL; returns the caller's
-    `requestContext.authorizer.iam`, or raises LambdaError (403)."""
+    """Checks the SigV4 signature of a request to an AWS_IAM URL (reading its body through
+    `http.body_once`); returns the caller's `requestContext.authorizer.iam`, or raises
+    LambdaError (403)."""
 
     async def url_caller(
-        self, request: web.Request, body: bytes, namespace: str, function: str
+        self, request: web.Request, namespace: str, function: str
     ) -> dict[str, Any]: ...
 
 
@@ -60,6 +62,8 @@ def _status_of(exc: LambdaError) -> web.Response:
         return url_error(429, exc.code, "Rate Exceeded.")
     if exc.code == "RequestTooLargeException":
         return url_error(413, exc.code, "Request must be smaller than 6291456 bytes")
+    if exc.code == "InvalidRequestContentException":  # e.g. a body that stalled
+        return url_error(400, exc.code, exc.message)
     if exc.code == "ResourceNotFoundException":
         return url_error(404, exc.code, exc.message)
     if exc.status == 403:
@@ -101,19 +105,17 @@ class UrlFront:
         lowered = {k.lower(): v for k, v in request.headers.items()}
         if config.cors is not None and cors_rules.is_preflight(request.method, lowered):
             return web.Response(status=200, headers=cors_rules.preflight(config.cors, lowered))
-        length = request.content_length
-        if length is not None and length > SYNC_PAYLOAD_LIMIT:
-            return url_error(413, "RequestTooLargeException", "Request must be smaller than 6 MB")
-        body = await request.read()
-        if len(body) > SYNC_PAYLOAD_LIMIT:
-            return url_error(413, "RequestTooLargeException", "Request must be smaller than 6 MB")
         try:
             iam = None
             if config.auth_type == "AWS_IAM" and self.guard is not None:
-                iam = await self.guard.url_caller(request, body, namespace, function)
+                iam = await self.guard.url_caller(request, namespace, function)
+            body = await body_once(request, SYNC_PAYLOAD_LIMIT)  # what the guard read, if it did
             return await self._invoke(request, config, namespace, function, raw_path, body, iam)
         except LambdaError as exc:
-            return _status_of(exc)
+            answer = _status_of(exc)
+            if exc.headers.get("Connection") == CLOSE["Connection"]:
+                answer.force_close()  # the rest of an oversized or stalled body is never read
+            return answer
 
     async def _invoke(
         self,

@@ -184,17 +184,26 @@ def test_malformed_timestamps_are_invalid_signatures() -> None:
 
 
 def test_every_lambda_api_route_is_guarded_and_nothing_else() -> None:
-    """A route the guard's table misses would be served without auth: the table must list
-    exactly the Lambda API routes the gateway serves."""
+    """A route the guard's table misses would be served without authorization: the table must
+    list exactly the Lambda API routes the gateway serves; only probes, metrics and function
+    URLs are open (the operations it does not serve authenticate, then answer their error)."""
     from typing import Any, cast
 
+    from kubelambda.gateway import operations
     from kubelambda.gateway.api import GatewayApi
-    from kubelambda.gateway.auth.guard import ROUTES
+    from kubelambda.gateway.auth.guard import OPEN, ROUTES
     from kubelambda.gateway.invoker import Invoker
     from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 
     pool = EnvironmentPool(cast(Any, None), PoolSettings())  # routes only: never started
     app = GatewayApi(Invoker(pool)).app()
-    served = {r.canonical for r in app.router.resources()}
-    open_routes = {"/healthz", "/readyz", "/metrics", "/urls/{tail}"}  # URLs: their own check
-    assert served - open_routes == set(ROUTES)
+    handled = {
+        route.resource.canonical
+        for route in app.router.routes()
+        if route.resource is not None and route.handler.__module__ != operations.__name__
+    }
+    urls = {"/urls/{tail}"}  # URLs: their authType decides
+    assert OPEN == {"/healthz", "/readyz", "/metrics"}
+    assert handled - OPEN - urls == set(ROUTES)
+    unserved = {r.canonical for r in app.router.resources()} - handled
+    assert unserved and not unserved & (OPEN | set(ROUTES))
