@@ -191,6 +191,7 @@ class RuntimeApi:
         self._queued: PendingInvocation | None = None
         self._waiter: asyncio.Future[PendingInvocation | None] | None = None
         self._current: PendingInvocation | None = None
+        self._streaming: PendingInvocation | None = None  # its response body is being read
         self._answered = False
 
     def dispatch(self, invocation: PendingInvocation) -> None:
@@ -252,8 +253,12 @@ class RuntimeApi:
         if not self._ready_seen:
             self._ready_seen = True
             self._on_ready()
-        if self._current is not None:
+        current = self._current
+        if current is not None and current is not self._streaming:
             return _transition("Running", "Ready")
+        # A streamed response still open (our bootstrap streams over HTTP, even on the pipe,
+        # and asks for its next event on the pipe: after a stream it broke off, that request
+        # may come before this server has read the break): the /next waits, as for any event.
         invocation = self._queued
         if invocation is not None:
             self._queued = None
@@ -265,6 +270,10 @@ class RuntimeApi:
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         return waiter
+
+    def running(self) -> PendingInvocation | None:
+        """The invocation delivered and not answered yet, if any."""
+        return self._current
 
     @staticmethod
     def next_reply(invocation: PendingInvocation | None) -> Reply:
@@ -305,6 +314,14 @@ class RuntimeApi:
         that breaks off is the function's error. (aiohttp's parser drops HTTP trailers, so a
         runtime's error trailers are not seen here; see docs/architecture.md.)
         """
+        self._streaming = current
+        try:
+            return await self._stream_body(request, current)
+        finally:
+            if self._streaming is current:
+                self._streaming = None
+
+    async def _stream_body(self, request: BaseRequest, current: PendingInvocation) -> Reply:
         stream = current.stream
         limit = STREAMED_RESPONSE_LIMIT if stream is not None else MAX_RESPONSE_BYTES
         parts: list[bytes] = []
@@ -337,8 +354,9 @@ class RuntimeApi:
         return ACCEPTED
 
     def _settle(self, current: PendingInvocation, ending: Ending) -> None:
-        self._current = None
-        self._answered = True
+        if self._current is current:  # not one delivered since (or abandoned)
+            self._current = None
+            self._answered = True
         if not current.outcome.done():
             current.outcome.set_result(ending)
 

@@ -203,7 +203,7 @@ def test_every_lambda_api_route_is_guarded_and_nothing_else() -> None:
         if route.resource is not None and route.handler.__module__ != operations.__name__
     }
     urls = {"/urls/{tail}"}  # URLs: their authType decides
-    assert OPEN == {"/healthz", "/readyz", "/metrics"}
+    assert {"/healthz", "/readyz", "/metrics"} == OPEN
     assert handled - OPEN - urls == set(ROUTES)
     unserved = {r.canonical for r in app.router.resources()} - handled
     assert unserved and not unserved & (OPEN | set(ROUTES))
