@@ -230,6 +230,14 @@ async def body_once(request: web.Request, limit: int) -> bytes:
     return body
 
 
+def refuse_unread(request: web.Request, error: LambdaError) -> LambdaError:
+    """`error`, closing the connection if the request's body was not read: a caller refused on
+    its headers never gets the gateway to read what it sent."""
+    if _BODY not in request and request.can_read_body:
+        return _refuse(error)
+    return error
+
+
 def runner_for(app: web.Application, **kwargs: Any) -> web.AppRunner:
     """The runner every gateway listener uses."""
     return GuardedRunner(app, access_log=None, **kwargs)

@@ -24,8 +24,9 @@ from kubelambda.gateway.auth import sigv4
 from kubelambda.gateway.auth.errors import access_denied, missing_token, unrecognized_client
 from kubelambda.gateway.auth.keys import Key
 from kubelambda.gateway.auth.model import Identity
-from kubelambda.gateway.http import body_once
+from kubelambda.gateway.http import body_once, refuse_unread
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from kubelambda.serving.errors import LambdaError
 from kubelambda.serving.names import function_arn, parse_function_name
 from kubelambda.serving.urls import PATH_PREFIX
 
@@ -186,17 +187,24 @@ class Guard:
         canonical = resource.canonical if resource is not None else ""
         if canonical in OPEN or canonical.startswith(PATH_PREFIX):
             return await handler(request)  # probes, metrics; URLs check their own authType
+        try:
+            await self._admit(request, canonical)
+        except LambdaError as exc:
+            raise refuse_unread(request, exc) from None
+        return await handler(request)
+
+    async def _admit(self, request: web.Request, canonical: str) -> None:
         identity = await self.authenticate(request)
         request[IDENTITY] = identity
         route = ROUTES.get(canonical)
-        if route is None:  # an operation this gateway does not serve, or none at all
-            return await handler(request)  # its own Lambda error, to an authenticated caller
+        if route is None:  # an operation this gateway does not serve, or none at all:
+            return  # its own Lambda error, to an authenticated caller
         verb, action = route
         if "name" not in request.match_info:
             namespace = request.query.get("Namespace", self.default_namespace)
             await self.require(identity, verb, action, namespace, None)
             request[MAY_READ] = await self.authorizer.allowed(identity, "get", namespace, None)
-            return await handler(request)
+            return
         ref = parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
@@ -209,7 +217,6 @@ class Guard:
                 )
         else:
             await self.require(identity, verb, action, ref.namespace, ref.name, ref.qualifier)
-        return await handler(request)
 
     async def url_caller(
         self, request: web.Request, namespace: str, function: str

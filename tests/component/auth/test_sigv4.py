@@ -218,3 +218,45 @@ def test_kubelambda_logs_signs_and_needs_get(secured: DevGateway) -> None:
     alice = logs(ALICE)
     assert alice.returncode == 1
     assert "AccessDeniedException" in alice.stderr and "kubelambda:GetFunctionLogs" in alice.stderr
+
+
+def test_operations_not_served_authenticate_first(secured: DevGateway) -> None:
+    unsigned = client(secured, ADMIN, signature_version=UNSIGNED)
+    with pytest.raises(ClientError) as refused:
+        unsigned.delete_function(FunctionName="echo")
+    assert code_of(refused)[0] == "MissingAuthenticationTokenException"
+    with pytest.raises(ClientError) as unserved:
+        client(secured, ADMIN).delete_function(FunctionName="echo")
+    code, message, status = code_of(unserved)
+    assert (code, status) == ("InvalidParameterValueException", 400)
+    assert "DeleteFunction" in message
+
+
+def _declared_but_unsent(secured: DevGateway, headers: dict[str, str]) -> tuple[int, str]:
+    """POST an Invoke that declares a 1 MB body and sends none of it: a gateway that read the
+    body before auth would wait for it and answer that it stalled."""
+    port = urlsplit(secured.url).port
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.putrequest("POST", "/2015-03-31/functions/echo/invocations")
+        for name, value in {**headers, "Content-Length": str(1 << 20)}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.getheader("x-amzn-ErrorType") or ""
+    finally:
+        connection.close()
+
+
+def test_auth_refuses_on_headers_before_any_body_is_read(secured: DevGateway) -> None:
+    status, error = _declared_but_unsent(secured, {})
+    assert (status, error) == (403, "MissingAuthenticationTokenException")
+    request = AWSRequest(
+        method="POST", url=f"{secured.url}/2015-03-31/functions/echo/invocations", data=b"{}"
+    )
+    SigV4Auth(Credentials("AKIANOSUCHKEY0000000", "x" * 20), "lambda", "us-east-1").add_auth(
+        request
+    )
+    signed = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+    status, error = _declared_but_unsent(secured, signed)
+    assert (status, error) == (403, "UnrecognizedClientException")
