@@ -92,6 +92,7 @@ def remove_dot_segments(path: str) -> str:
     return head + "/".join(kept) + tail
 
 
+@lru_cache(maxsize=256)
 def canonical_query(raw_query: str) -> str:
     if not raw_query:
         return ""
@@ -99,23 +100,35 @@ def canonical_query(raw_query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted((k, v) for k, _, v in pairs))
 
 
+@lru_cache(maxsize=256)
+def canonical_path(raw_path: str) -> str:
+    """A path's canonical form; a gateway sees few distinct paths, so each is worked out once."""
+    return quote(remove_dot_segments(raw_path), safe="/~")
+
+
+@lru_cache(maxsize=64)
+def _signed_names(signed_headers: tuple[str, ...]) -> tuple[tuple[str, ...], str]:
+    wanted = tuple(sorted(set(signed_headers)))
+    return wanted, ";".join(wanted)
+
+
 def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> str:
-    by_name: dict[str, list[str]] = {}
+    """The canonical request; one pass over the headers, only the signed ones normalized."""
+    wanted, names = _signed_names(tuple(signed_headers))
+    by_name: dict[str, list[str]] = {name: [] for name in wanted}
+    declared: str | None = None
     for name, value in request.headers:
-        by_name.setdefault(name.lower(), []).append(" ".join(value.split()))
-    wanted = sorted(set(signed_headers))
-    lines = [f"{name}:{','.join(by_name.get(name, []))}" for name in wanted]
-    declared = by_name.get("x-amz-content-sha256")
-    payload_hash = declared[0] if declared else hashlib.sha256(request.body).hexdigest()
-    return "\n".join(
-        [
-            request.method.upper(),
-            quote(remove_dot_segments(request.raw_path), safe="/~"),
-            canonical_query(request.raw_query),
-            "\n".join(lines) + "\n",
-            ";".join(wanted),
-            payload_hash,
-        ]
+        low = name.lower()
+        values = by_name.get(low)
+        if values is not None:
+            values.append(" ".join(value.split()))
+        if low == "x-amz-content-sha256" and declared is None:
+            declared = value
+    lines = "".join(f"{name}:{','.join(by_name[name])}\n" for name in wanted)
+    payload_hash = declared or hashlib.sha256(request.body).hexdigest()
+    return (
+        f"{request.method.upper()}\n{canonical_path(request.raw_path)}\n"
+        f"{canonical_query(request.raw_query)}\n{lines}\n{names}\n{payload_hash}"
     )
 
 
@@ -140,6 +153,7 @@ def _header(request: SignedRequest, name: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=64)
 def _epoch(timestamp: str) -> float:
     """`YYYYMMDDTHHMMSSZ` as seconds since the epoch (strptime is ten times slower)."""
     if len(timestamp) != 16 or timestamp[8] != "T" or timestamp[15] != "Z":
