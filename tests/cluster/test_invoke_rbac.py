@@ -41,7 +41,8 @@ def start_gateway(stack: LambdaStack, identity: str, *auth: str) -> str:
         f"--default-namespace={stack.ns}",
         f"--namespace={stack.ns}",
         f"--identity={identity}",
-        "--claim-timeout=20",
+        f"--agent-key-file={stack.agent_key_file}",  # the agents' control API needs its token
+        "--claim-timeout=60",  # refills take longer on a loaded machine
         *auth,
     ]
     role = Role(identity, argv, stack.env(), stack.workdir / f"{identity}.log")
@@ -57,7 +58,8 @@ def start_gateway(stack: LambdaStack, identity: str, *auth: str) -> str:
         except OSError:
             return False
 
-    wait_until(ready, timeout=30, interval=0.1, what=f"gateway {identity} to be ready")
+    # As LambdaStack's own: on a loaded 2-core machine the import and first lists take a while.
+    wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
     return url
 
 
