@@ -41,6 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="generic warm environments kept per runtime in use (1)",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint CreateFunction's S3Bucket/S3Key are read from (credentials: "
+        "the AWS_* environment variables)",
+    )
     queue = parser.add_argument_group("asynchronous invocation (InvocationType Event)")
     queue.add_argument(
         "--queue",
@@ -116,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         async_concurrency=args.async_concurrency,
         event_age_cap=args.max_event_age,
         nats_url=args.nats_url,
+        s3_endpoint=args.s3_endpoint,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)

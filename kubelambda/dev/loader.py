@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import sys
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,8 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)  # served, but worth knowing
     mappings: list[EventSourceMapping] = field(default_factory=list)
     files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (ns, function) -> manifest
+    # What the folder defines, with its file (Versions numbered and frozen): the API lists it.
+    found: list[tuple[Path, Resource]] = field(default_factory=list)
 
 
 def local_python_warning(runtime: str | None) -> str | None:
@@ -63,8 +66,9 @@ class DevLoader:
         # ... and the manifest spec it was frozen from, to notice later edits.
         self._requested: dict[tuple[str, str], dict[str, object]] = {}
 
-    def load(self) -> LoadResult:
-        """Reads the folder. Raises ManifestError when any manifest is invalid."""
+    def load(self, extra: Sequence[Resource] = ()) -> LoadResult:
+        """Reads the folder, then adds `extra` (what the control API created: already numbered
+        and frozen). Raises ManifestError when any manifest of the folder is invalid."""
         found = load_manifests(self.folder)
         problems: list[str] = []
         warnings: list[str] = []
@@ -96,12 +100,29 @@ class DevLoader:
                 resources.append(res)
 
         versions = [(p, r) for p, r in found if isinstance(r, Version)]  # file order: stable
+        listed = [(p, r) for p, r in found if not isinstance(r, Version)]
         for path, res in self._number_and_freeze(versions, functions, problems):
             resources.append(res)
             base_dirs[id(res)] = path.parent
+            listed.append((path, res))
+        folder_keys = {(r.kind_name, r.namespace, r.name) for _, r in found}
+        for res in extra:
+            if (res.kind_name, res.namespace, res.name) in folder_keys:
+                problems.append(
+                    f"{res.kind_name} {res.namespace}/{res.name} created through the API is "
+                    "shadowed by a manifest of the same name"
+                )
+            elif isinstance(res, Function) and (res.namespace, res.name) in functions:
+                problems.append(f"API Function {res.name}: a manifest defines it; not served")
+            elif isinstance(res, EventSourceMapping):
+                mappings.append(res)
+            else:
+                resources.append(res)
+                if isinstance(res, Function) and res.spec.code.sha256:
+                    digests[id(res)] = res.spec.code.sha256
         catalog = build_catalog(resources, base_dirs, digests)
         problems += catalog.problems
-        return LoadResult(catalog, problems, warnings, mappings, files)
+        return LoadResult(catalog, problems, warnings, mappings, files, listed)
 
     def _code_digest(self, spec: FunctionSpec, base: Path) -> str | None:
         if spec.code.path is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
+from kubelambda.dev.objects import DevObjects
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
@@ -23,6 +24,10 @@ from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.runtime.provider import ProcessProvider
+from kubelambda.runtime.s3 import S3Endpoint
+from kubelambda.serving.codestore import FolderCodeStore
+from kubelambda.serving.control.base import ControlSettings
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.specs import SpecBuilder
 
 Say = Callable[[str], None]
@@ -44,6 +49,7 @@ class DevSettings:
     async_concurrency: int = 16  # async events in flight
     event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
+    s3_endpoint: str | None = None  # where CreateFunction's S3Bucket/S3Key are read from
 
     @property
     def state(self) -> Path:
@@ -64,18 +70,29 @@ class FolderSource:
 
     synced = True  # everything there is to serve is read before the port opens
 
-    def __init__(self, settings: DevSettings, say: Say) -> None:
+    def __init__(self, settings: DevSettings, say: Say, objects: DevObjects) -> None:
         self.settings = settings
         self.say = say
+        self.objects = objects
         self.loader = DevLoader(settings.folder, settings.state)
         self.loaded: LoadResult | None = None
         self.reloads = 0
+        self._lock = asyncio.Lock()  # one load at a time: file changes and API writes
+
+    def _load(self) -> LoadResult:
+        api_problems: list[str] = []
+        result = self.loader.load(self.objects.resources(api_problems))
+        result.problems += api_problems
+        return result
 
     async def open(self, apply: Apply) -> None:
-        self._apply(self.loader.load(), apply)  # ManifestError: the folder is invalid
+        async with self._lock:
+            self._apply(self._load(), apply)  # ManifestError: the folder is invalid
 
     def _apply(self, result: LoadResult, apply: Apply) -> None:
+        self.objects.set_folder(result.found)
         problems = result.problems + apply(result.catalog)
+        self.objects.observe(result.catalog)
         for mapping in result.mappings:
             problems.append(
                 f"EventSourceMapping {mapping.name}: event-source pollers are not built yet; "
@@ -89,14 +106,15 @@ class FolderSource:
 
     async def reload(self, apply: Apply) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
-        try:
-            result = await asyncio.to_thread(self.loader.load)
-        except ManifestError as exc:
-            self.say("reload refused, still serving the previous manifests:")
-            for line in exc.problems:
-                self.say(f"  ! {line}")
-            return False
-        self._apply(result, apply)
+        async with self._lock:
+            try:
+                result = await asyncio.to_thread(self._load)
+            except ManifestError as exc:
+                self.say("reload refused, still serving the previous manifests:")
+                for line in exc.problems:
+                    self.say(f"  ! {line}")
+                return False
+            self._apply(result, apply)
         self.reloads += 1
         self.say(f"reloaded: {len(result.catalog.functions)} function(s)")
         return True
@@ -125,7 +143,20 @@ class DevServer:
         self.settings = settings
         self.say = say
         settings.state.mkdir(parents=True, exist_ok=True)
-        self.source = FolderSource(settings, say)
+        self.objects = DevObjects(settings.state / "api" / "objects", reload=self.reload_quietly)
+        self.source = FolderSource(settings, say, self.objects)
+        fetch = S3Endpoint(settings.s3_endpoint, settings.region) if settings.s3_endpoint else None
+        self.control = ControlService(
+            self.objects,
+            FolderCodeStore(settings.state / "api" / "code", fetch),
+            ControlSettings(
+                region=settings.region,
+                default_namespace=settings.namespace,
+                concurrency_total=settings.limits.total,
+                unreserved_floor=settings.limits.unreserved_floor,
+                function_url=self.function_url,
+            ),
+        )
         self.gateway = Gateway(
             GatewaySettings(
                 host=settings.host,
@@ -138,6 +169,7 @@ class DevServer:
             provider=LocalEnvironments(ProcessProvider(settings.state / "environments")),
             source=self.source,
             specs=SpecBuilder(region=settings.region),  # no container engine: no Image packages
+            control=self.control,
         )
 
     @property
@@ -182,6 +214,13 @@ class DevServer:
 
     async def reload(self) -> bool:
         return await self.source.reload(self.gateway.apply)
+
+    async def reload_quietly(self) -> None:
+        """After a control API write: serve what the state folder now holds."""
+        await self.source.reload(self.gateway.apply)
+
+    def function_url(self, namespace: str, name: str) -> str:
+        return f"http://{name}.{namespace}.lambda-url.localhost:{self.port}/"
 
     async def stop(self) -> None:
         await self.gateway.stop()
