@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from kubelambda.runtime.s3 import S3Endpoint, S3Error, download, exists, file_sha256, upload
-from kubelambda.serving.control.store import StoredCode, StoreError
+from kubelambda.serving.control.store import Invalid, StoredCode, StoreError
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,19 @@ class S3CodeStore:
 
     async def fetch_s3(self, bucket: str, key: str, version: str | None, into: Path) -> None:
         await _fetch(self.bucket.where, bucket, key, version, into)
+
+
+class NoCodeStore:
+    """A gateway configured without a code store: code uploads are refused, saying why."""
+
+    async def put_file(self, path: Path) -> StoredCode:
+        raise Invalid(
+            "this gateway has no code store: set the chart's codeStore values (an S3-compatible "
+            "bucket) to upload code"
+        )
+
+    async def fetch_s3(self, bucket: str, key: str, version: str | None, into: Path) -> None:
+        await self.put_file(into)
 
 
 async def _fetch(where: S3Endpoint, bucket: str, key: str, version: str | None, into: Path) -> None:

@@ -25,7 +25,11 @@ from kubelambda.gateway.cluster.source import ClusterCatalog
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.objects import KubeObjects
 from kubelambda.kube.view import ClusterView
+from kubelambda.serving.codestore import CodeBucket, NoCodeStore, S3CodeStore
+from kubelambda.serving.control.base import ControlSettings
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.specs import SpecBuilder
 
 
@@ -48,6 +52,7 @@ class ClusterSettings:
     claim_timeout: float = 30.0
     lease: float = 60.0
     queue: str | None = None  # the async queue's URL; None: Event invocations are refused
+    code_store: CodeBucket | None = None  # None: the control API refuses code uploads
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
@@ -59,6 +64,17 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     )
     provider = ClusterProvider(api, view, claim)
     code = ConfigMapCode(api)
+    bucket = settings.code_store
+    control = ControlService(
+        KubeObjects(api),
+        S3CodeStore(bucket) if bucket is not None else NoCodeStore(),
+        ControlSettings(
+            region=settings.region,
+            default_namespace=settings.default_namespace,
+            concurrency_total=settings.limits.total,
+            unreserved_floor=settings.limits.unreserved_floor,
+        ),
+    )
     return Gateway(
         GatewaySettings(
             host=settings.host,
@@ -77,4 +93,5 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         source=ClusterCatalog(api, view, code),
         specs=SpecBuilder(region=settings.region, images=True, resolve=code.resolve),
         background=[provider.renew_forever],
+        control=control,
     )
