@@ -28,7 +28,7 @@ KUBELAMBDA = str(Path(sys.executable).parent / "kubelambda")
 
 
 class DevGateway:
-    def __init__(self, folder: Path, *args: str) -> None:
+    def __init__(self, folder: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.log_path = folder.parent / "dev.log"
         self._log = self.log_path.open("w")
@@ -36,7 +36,7 @@ class DevGateway:
             [KUBELAMBDA, "dev", str(folder), "--port", "0", *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.url = self._wait_ready()
 
