@@ -31,7 +31,8 @@ def code(tag: str) -> bytes:
         archive.writestr(
             "app.py",
             "import os\n\ndef handler(event, context):\n"
-            f"    return {{'code': '{tag}', 'version': os.environ['AWS_LAMBDA_FUNCTION_VERSION']}}\n",
+            f"    version = os.environ['AWS_LAMBDA_FUNCTION_VERSION']\n"
+            f"    return {{'code': '{tag}', 'version': version}}\n",
         )
     return buffer.getvalue()
 
