@@ -1,4 +1,5 @@
-"""Code from ConfigMaps, for the cluster path: fetched once per verified digest, served inline.
+"""Code from ConfigMaps, for the cluster path: fetched once per verified digest, served inline;
+and the keys of S3 code, read from its `credentialsSecret` and handed to the agent.
 
 The operator digests a ConfigMap when it reconciles the Function (status.codeSha256). Here the
 same ConfigMap becomes the `CodeRef` an agent specializes with: one file per key (inline), or
