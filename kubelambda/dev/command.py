@@ -13,6 +13,10 @@ Lambda's Invoke API, with execution environments as local processes. boto3 and t
 work with --endpoint-url. Manifests and code are reloaded when they change; in-flight calls
 finish on the code they started with.
 
+The Lambda control API is served too (CreateFunction, UpdateFunctionCode, PublishVersion,
+CreateAlias, ...): what it creates lives in the state folder (STATE/api/), survives restarts and
+is listed beside DIR's manifests, which stay read-only to it (edit the files instead).
+
 Versions without spec.version are numbered after the highest explicit number of their
 function, in file order. Python functions run on the interpreter kubelambda runs on, importing
 from their code folder and layers first, then from this environment (your venv).
