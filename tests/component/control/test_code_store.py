@@ -16,6 +16,7 @@ from kubelambda.runtime.spec import CodeRef, S3Ref
 from kubelambda.serving.codestore import CodeBucket, S3CodeStore
 from tests.component.control.conftest import dev_gateway
 from tests.component.control.helpers import handler_zip, lambda_client, zipped
+from tests.component.gateway.conftest import DevGateway
 from tests.component.s3server import ACCESS_KEY, SECRET_KEY, S3Server
 
 
@@ -102,3 +103,32 @@ def test_a_code_s3_manifest_runs_in_dev_mode(s3: S3Server, tmp_path: Path) -> No
         assert json.loads(answer["Payload"].read()) == "s3 manifest"
     finally:
         dev.stop()
+
+
+def test_a_30_mb_zip_deploys_through_s3_and_runs(control: DevGateway, s3: S3Server) -> None:
+    import io
+    import os
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr(
+            "app.py", "import os\n\ndef handler(e, c):\n    return os.path.getsize('blob.bin')\n"
+        )
+        archive.writestr("blob.bin", os.urandom(30 * 1024 * 1024))  # incompressible
+    data = buffer.getvalue()
+    client = s3.client()
+    client.create_bucket(Bucket="big-code")
+    client.put_object(Bucket="big-code", Key="big.zip", Body=data)
+    lam = lambda_client(control.url)
+    created = lam.create_function(
+        FunctionName="big",
+        Runtime="python3.12",
+        Role="arn:aws:iam::000000000000:role/r",
+        Handler="app.handler",
+        Code={"S3Bucket": "big-code", "S3Key": "big.zip"},
+        Timeout=30,
+    )
+    assert created["CodeSize"] == len(data) > 30 * 1024 * 1024
+    answer = lam.invoke(FunctionName="big", Payload=b"{}")
+    assert json.loads(answer["Payload"].read()) == 30 * 1024 * 1024

@@ -47,7 +47,11 @@ def test_boto3_pipeline(control: DevGateway, tmp_path: Path) -> None:
     assert seen["deleted_status"] == 404
 
 
-@pytest.mark.timeout(400)  # every `aws` call starts a Python interpreter
+# Every `aws` call starts a Python interpreter: ~25 calls take 1-2 minutes on a loaded 2-core
+# machine, so this runs in `make test-slow`; the boto3 pipeline covers the same steps in
+# `make test`.
+@pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_aws_cli_pipeline(control: DevGateway, tmp_path: Path) -> None:
     out = run(
         ["bash", str(SCRIPTS / "lambda_flow.sh"), control.url, "pipe-cli", str(tmp_path)], tmp_path
