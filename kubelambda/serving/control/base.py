@@ -28,6 +28,7 @@ from kubelambda.serving.control.store import (
     Obj,
     ObjectBackend,
     ObjectStore,
+    Stale,
     StoreError,
 )
 from kubelambda.serving.control.translate import Params, code_members
@@ -113,6 +114,14 @@ class Base:
     async def layer_sizes(self, ctx: Ctx, namespace: str) -> dict[str, int]:
         """Layer version ARN -> its code size (layers.py)."""
         raise NotImplementedError
+
+    async def write(self, ctx: Ctx, kind: str, namespace: str, obj: Obj, read_with: str) -> Obj:
+        """Replaces `obj` with its resourceVersion as the precondition; a stale one is Lambda's
+        412, which tells the client which read to repeat."""
+        try:
+            return await ctx.objects.replace(kind, namespace, obj)
+        except Stale:
+            raise stale(read_with) from None
 
     # Names.
 

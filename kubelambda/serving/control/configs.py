@@ -1,9 +1,8 @@
-"""Aliases, concurrency (reserved and provisioned), event invoke configs, function URLs, tags
-and the account's settings: each a field of a Function, Version or Alias object."""
+"""Reserved concurrency, event invoke configs, function URLs, tags and the account's settings:
+each a field of a Function or Alias object."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from kubelambda.api.common import LATEST
@@ -17,20 +16,14 @@ from kubelambda.serving.control.base import (
     code_size,
     conflict,
     json_tags,
-    labels_for,
-    new_object,
-    object_name,
-    stale,
     stamp,
 )
 from kubelambda.serving.control.shapes import (
-    alias_configuration,
     annotations_of,
     event_invoke_config,
     last_modified,
     tags_of,
     url_configuration,
-    version_number,
 )
 from kubelambda.serving.control.states import lambda_time
 from kubelambda.serving.control.store import (
@@ -38,13 +31,10 @@ from kubelambda.serving.control.store import (
     FUNCTION,
     TAGS,
     VERSION,
-    AlreadyExists,
     Obj,
-    Stale,
 )
 from kubelambda.serving.control.translate import (
     Params,
-    alias_spec,
     async_config,
     qualifier_kind,
     require,
@@ -57,79 +47,6 @@ URL_CREATED = "kubelambda.dev/url-created"
 
 
 class ConfigOps(Base):
-    async def _write(self, ctx: Ctx, kind: str, namespace: str, obj: Obj, read_with: str) -> Obj:
-        try:
-            return await ctx.objects.replace(kind, namespace, obj)
-        except Stale:
-            raise stale(read_with) from None
-
-    # Aliases.
-
-    async def _check_versions(self, ctx: Ctx, ref: FunctionRef, spec: Obj) -> None:
-        weights = (spec.get("routingConfig") or {}).get("additionalVersionWeights") or {}
-        for number in [spec["functionVersion"], *weights]:
-            if number != LATEST:
-                await self.version(ctx, ref, str(number))
-
-    async def create_alias(self, ctx: Ctx, params: Params) -> dict[str, Any]:
-        require(params, "FunctionName", "Name", "FunctionVersion")
-        ref = self.ref(params, qualifier=False)
-        await self.function(ctx, ref)
-        name = str(params["Name"])
-        spec = alias_spec(ref.name, name, params)
-        await self._check_versions(ctx, ref, spec)
-        if any(alias_name(a) == name for a in await self.aliases(ctx, ref.namespace, ref.name)):
-            arn = function_arn(self.region, ref.namespace, ref.name, name)
-            raise conflict(f"Alias already exists: {arn}")
-        obj = stamp(new_object(ALIAS, ref.namespace, object_name(ref.name, name), spec, {}))
-        obj["metadata"]["labels"] = labels_for(ref.name)
-        try:
-            created = await ctx.objects.create(ALIAS, ref.namespace, obj)
-        except AlreadyExists:
-            arn = function_arn(self.region, ref.namespace, ref.name, name)
-            raise conflict(f"Alias already exists: {arn}") from None
-        return alias_configuration(created, self.region)
-
-    async def get_alias(self, ctx: Ctx, params: Params) -> dict[str, Any]:
-        ref = self.ref(params, qualifier=False)
-        await self.function(ctx, ref)
-        return alias_configuration(await self.alias(ctx, ref, str(params["Name"])), self.region)
-
-    async def update_alias(self, ctx: Ctx, params: Params) -> dict[str, Any]:
-        ref = self.ref(params, qualifier=False)
-        await self.function(ctx, ref)
-        current = await self.alias(ctx, ref, str(params["Name"]))
-        if params.get("RevisionId") and params["RevisionId"] != current["metadata"].get(
-            "resourceVersion"
-        ):
-            raise stale("GetAlias")
-        spec = alias_spec(ref.name, alias_name(current), params, copy.deepcopy(current["spec"]))
-        await self._check_versions(ctx, ref, spec)
-        written = await self._write(
-            ctx, ALIAS, ref.namespace, stamp({**current, "spec": spec}), "GetAlias"
-        )
-        return alias_configuration(written, self.region)
-
-    async def delete_alias(self, ctx: Ctx, params: Params) -> None:
-        ref = self.ref(params, qualifier=False)
-        await self.function(ctx, ref)
-        current = await self.alias(ctx, ref, str(params["Name"]))
-        await ctx.objects.delete(ALIAS, ref.namespace, current["metadata"]["name"])
-
-    async def list_aliases(self, ctx: Ctx, params: Params) -> dict[str, Any]:
-        from kubelambda.serving.control.functions import page
-
-        ref = self.ref(params, qualifier=False)
-        await self.function(ctx, ref)
-        found = await self.aliases(ctx, ref.namespace, ref.name)
-        wanted = params.get("FunctionVersion")
-        items = [
-            alias_configuration(a, self.region)
-            for a in found
-            if wanted is None or str(a["spec"]["functionVersion"]) == str(wanted)
-        ]
-        return page(items, params, "Aliases")
-
     # Reserved concurrency.
 
     async def put_function_concurrency(self, ctx: Ctx, params: Params) -> dict[str, Any]:
@@ -152,7 +69,7 @@ class ConfigOps(Base):
                 f"[{self.settings.unreserved_floor}]."
             )
         spec = {**current["spec"], "reservedConcurrency": wanted}
-        await self._write(ctx, FUNCTION, ref.namespace, {**current, "spec": spec}, "GetFunction")
+        await self.write(ctx, FUNCTION, ref.namespace, {**current, "spec": spec}, "GetFunction")
         return {"ReservedConcurrentExecutions": wanted}
 
     async def get_function_concurrency(self, ctx: Ctx, params: Params) -> dict[str, Any]:
@@ -164,86 +81,7 @@ class ConfigOps(Base):
         ref = self.ref(params, qualifier=False)
         current = await self.function(ctx, ref)
         spec = {k: v for k, v in current["spec"].items() if k != "reservedConcurrency"}
-        await self._write(ctx, FUNCTION, ref.namespace, {**current, "spec": spec}, "GetFunction")
-
-    # Provisioned concurrency.
-
-    async def _provisioned_target(self, ctx: Ctx, params: Params) -> tuple[FunctionRef, str, Obj]:
-        require(params, "FunctionName", "Qualifier")
-        ref = self.ref(params)
-        await self.function(ctx, ref)
-        kind = qualifier_kind(ref.qualifier)
-        if kind == "latest":
-            raise bad_parameter(
-                "Provisioned Concurrency Configs cannot be applied to unpublished function "
-                "versions."
-            )
-        qualifier = str(ref.qualifier)
-        if kind == "version":
-            return ref, VERSION, await self.version(ctx, ref, qualifier)
-        return ref, ALIAS, await self.alias(ctx, ref, qualifier)
-
-    def _provisioned_body(self, obj: Obj) -> dict[str, Any]:
-        requested = int(obj["spec"].get("provisionedConcurrency") or 0)
-        ready = int((obj.get("status") or {}).get("provisionedConcurrencyReady") or 0)
-        ready = min(ready, requested)
-        return {
-            "RequestedProvisionedConcurrentExecutions": requested,
-            "AvailableProvisionedConcurrentExecutions": ready,
-            "AllocatedProvisionedConcurrentExecutions": ready,
-            "Status": "READY" if ready >= requested else "IN_PROGRESS",
-            "LastModified": last_modified(obj),
-        }
-
-    async def put_provisioned_concurrency_config(self, ctx: Ctx, params: Params) -> dict[str, Any]:
-        require(params, "ProvisionedConcurrentExecutions")
-        ref, kind, obj = await self._provisioned_target(ctx, params)
-        wanted = int(params["ProvisionedConcurrentExecutions"])
-        if wanted < 1:
-            raise bad_parameter("ProvisionedConcurrentExecutions must be at least 1")
-        reserved = (await self.function(ctx, ref))["spec"].get("reservedConcurrency")
-        if reserved is not None and wanted > int(reserved):
-            raise bad_parameter(
-                f"Requested Provisioned Concurrency ({wanted}) exceeds the function's reserved "
-                f"concurrency ({reserved})"
-            )
-        spec = {**obj["spec"], "provisionedConcurrency": wanted}
-        written = await self._write(
-            ctx, kind, ref.namespace, stamp({**obj, "spec": spec}), "GetAlias"
-        )
-        return self._provisioned_body(written)
-
-    async def get_provisioned_concurrency_config(self, ctx: Ctx, params: Params) -> dict[str, Any]:
-        ref, _, obj = await self._provisioned_target(ctx, params)
-        if not obj["spec"].get("provisionedConcurrency"):
-            raise LambdaError(
-                "ProvisionedConcurrencyConfigNotFoundException",
-                f"No Provisioned Concurrency Config found for this function: "
-                f"{function_arn(self.region, ref.namespace, ref.name, ref.qualifier)}",
-            )
-        return self._provisioned_body(obj)
-
-    async def delete_provisioned_concurrency_config(self, ctx: Ctx, params: Params) -> None:
-        ref, kind, obj = await self._provisioned_target(ctx, params)
-        spec = {**obj["spec"], "provisionedConcurrency": 0}
-        await self._write(ctx, kind, ref.namespace, stamp({**obj, "spec": spec}), "GetAlias")
-
-    async def list_provisioned_concurrency_configs(
-        self, ctx: Ctx, params: Params
-    ) -> dict[str, Any]:
-        from kubelambda.serving.control.functions import page
-
-        ref = self.ref(params, qualifier=False)
-        await self.function(ctx, ref)
-        items = []
-        found = [
-            (version_number(v) or "", v) for v in await self.versions(ctx, ref.namespace, ref.name)
-        ] + [(alias_name(a), a) for a in await self.aliases(ctx, ref.namespace, ref.name)]
-        for qualifier, obj in found:
-            if obj["spec"].get("provisionedConcurrency"):
-                arn = function_arn(self.region, ref.namespace, ref.name, qualifier)
-                items.append({"FunctionArn": arn, **self._provisioned_body(obj)})
-        return page(items, params, "ProvisionedConcurrencyConfigs")
+        await self.write(ctx, FUNCTION, ref.namespace, {**current, "spec": spec}, "GetFunction")
 
     # Event invoke configs ($LATEST: the Function's asyncConfig; an alias: the Alias's).
 
@@ -274,7 +112,7 @@ class ConfigOps(Base):
         ref, kind, obj = await self._async_target(ctx, params)
         base = obj["spec"].get("asyncConfig") if merge else None
         config = async_config(params, self.region, ref.namespace, base)
-        written = await self._write(
+        written = await self.write(
             ctx,
             kind,
             ref.namespace,
@@ -297,7 +135,7 @@ class ConfigOps(Base):
         ref, kind, obj = await self._async_target(ctx, params)
         self._async_body(ref, obj)  # 404 when there is none
         spec = {k: v for k, v in obj["spec"].items() if k != "asyncConfig"}
-        await self._write(ctx, kind, ref.namespace, stamp({**obj, "spec": spec}), "GetFunction")
+        await self.write(ctx, kind, ref.namespace, stamp({**obj, "spec": spec}), "GetFunction")
 
     async def list_function_event_invoke_configs(self, ctx: Ctx, params: Params) -> dict[str, Any]:
         from kubelambda.serving.control.functions import page
@@ -345,7 +183,7 @@ class ConfigOps(Base):
         spec = {**function["spec"], "functionUrl": url_config(params)}
         obj = stamp({**function, "spec": spec}, **{URL_CREATED: lambda_time()})
         return self._url_body(
-            ref, await self._write(ctx, FUNCTION, ref.namespace, obj, "GetFunction")
+            ref, await self.write(ctx, FUNCTION, ref.namespace, obj, "GetFunction")
         )
 
     async def get_function_url_config(self, ctx: Ctx, params: Params) -> dict[str, Any]:
@@ -359,7 +197,7 @@ class ConfigOps(Base):
             **function["spec"],
             "functionUrl": url_config(params, function["spec"]["functionUrl"]),
         }
-        written = await self._write(
+        written = await self.write(
             ctx, FUNCTION, ref.namespace, stamp({**function, "spec": spec}), "GetFunction"
         )
         return self._url_body(ref, written)
@@ -368,7 +206,7 @@ class ConfigOps(Base):
         ref, function = await self._url_target(ctx, params)
         self._url_body(ref, function)
         spec = {k: v for k, v in function["spec"].items() if k != "functionUrl"}
-        await self._write(
+        await self.write(
             ctx, FUNCTION, ref.namespace, stamp({**function, "spec": spec}), "GetFunction"
         )
 
@@ -395,14 +233,14 @@ class ConfigOps(Base):
         if len(tags) > 50:
             raise bad_parameter("A function can have at most 50 tags")
         obj = stamp(function, **{TAGS: json_tags(tags)})
-        await self._write(ctx, FUNCTION, ref.namespace, obj, "GetFunction")
+        await self.write(ctx, FUNCTION, ref.namespace, obj, "GetFunction")
 
     async def untag_resource(self, ctx: Ctx, params: Params) -> None:
         require(params, "TagKeys")
         ref, function = await self._tagged(ctx, params)
         drop = set(params["TagKeys"])
         tags = {k: v for k, v in tags_of(function).items() if k not in drop}
-        await self._write(
+        await self.write(
             ctx, FUNCTION, ref.namespace, stamp(function, **{TAGS: json_tags(tags)}), "GetFunction"
         )
 

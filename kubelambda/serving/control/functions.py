@@ -29,7 +29,6 @@ from kubelambda.serving.control.store import (
     VERSION,
     AlreadyExists,
     Obj,
-    Stale,
 )
 from kubelambda.serving.control.translate import (
     Params,
@@ -110,7 +109,7 @@ class FunctionOps(Base):
         updated = stamp({**current, "spec": spec}, **{CODE_SIZE: str(size)})
         if params.get("DryRun"):
             return await self.config_of(ctx, updated)
-        written = await self._replace(ctx, FUNCTION, ref, updated, "GetFunction")
+        written = await self.write(ctx, FUNCTION, ref.namespace, updated, "GetFunction")
         if params.get("Publish"):
             await self.backend.settled()
             return await self.config_of(ctx, await self._publish(ctx, ref, {}))
@@ -125,8 +124,8 @@ class FunctionOps(Base):
         layers = await self.layer_specs(ctx, ref.namespace, params.get("Layers"))
         spec = function_spec(params, base["code"], layers, self.region, ref.namespace, base)
         extra = {ROLE: str(params["Role"])} if params.get("Role") else {}
-        written = await self._replace(
-            ctx, FUNCTION, ref, stamp({**current, "spec": spec}, **extra), "GetFunction"
+        written = await self.write(
+            ctx, FUNCTION, ref.namespace, stamp({**current, "spec": spec}, **extra), "GetFunction"
         )
         return await self.config_of(ctx, written)
 
@@ -296,11 +295,3 @@ class FunctionOps(Base):
                 "The operation cannot be performed at this time. An update is in progress for "
                 f"resource: {arn}"
             )
-
-    async def _replace(
-        self, ctx: Ctx, kind: str, ref: FunctionRef, obj: Obj, read_with: str
-    ) -> Obj:
-        try:
-            return await ctx.objects.replace(kind, ref.namespace, obj)
-        except Stale:
-            raise stale(read_with) from None

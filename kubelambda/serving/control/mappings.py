@@ -6,9 +6,9 @@ import copy
 import uuid
 from typing import Any
 
-from kubelambda.serving.control.base import Base, Ctx, labels_for, new_object, stale, stamp
+from kubelambda.serving.control.base import Base, Ctx, labels_for, new_object, stamp
 from kubelambda.serving.control.shapes import mapping_configuration
-from kubelambda.serving.control.store import MAPPING, Obj, Stale
+from kubelambda.serving.control.store import MAPPING, Obj
 from kubelambda.serving.control.translate import Params, mapping_spec, require
 from kubelambda.serving.errors import LambdaError
 
@@ -58,12 +58,8 @@ class MappingOps(Base):
                 ctx, self.ref({"FunctionName": params["FunctionName"]}, qualifier=False)
             )
         spec = mapping_spec(params, target, self.region, namespace, copy.deepcopy(current["spec"]))
-        try:
-            written = await ctx.objects.replace(
-                MAPPING, namespace, stamp({**current, "spec": spec})
-            )
-        except Stale:
-            raise stale("GetEventSourceMapping") from None
+        obj = stamp({**current, "spec": spec})
+        written = await self.write(ctx, MAPPING, namespace, obj, "GetEventSourceMapping")
         body = mapping_configuration(written, self.region)
         body["State"] = "Updating"
         return body

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubelambda.serving.control.aliases import AliasOps
 from kubelambda.serving.control.base import Ctx
 from kubelambda.serving.control.configs import ConfigOps
 from kubelambda.serving.control.functions import FunctionOps
@@ -33,7 +34,7 @@ from kubelambda.serving.errors import LambdaError
 READS = ("Get", "List")
 
 
-class ControlService(LayerOps, FunctionOps, ConfigOps, MappingOps):
+class ControlService(LayerOps, FunctionOps, AliasOps, ConfigOps, MappingOps):
     def serves(self, operation: str) -> bool:
         return operation in SERVED and callable(getattr(self, snake(operation), None))
 
