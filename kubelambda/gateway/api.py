@@ -17,6 +17,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
+from kubelambda.gateway.control_api.routes import ControlRoutes
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.runtime.errors import response_too_large_body
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
@@ -56,8 +57,10 @@ class GatewayApi:
         default_namespace: str = "default",
         ready: Callable[[], bool] = lambda: True,
         submit: AsyncSubmit | None = None,
+        control: ControlRoutes | None = None,
     ) -> None:
         self.invoker = invoker
+        self.control = control  # None: only the read-only control calls below
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
@@ -67,6 +70,13 @@ class GatewayApi:
         app[INVOKER] = self.invoker
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/readyz", self.readyz)
+        logs_api.add_routes(app, self.invoker, self.invoker.logbook, self.default_namespace)
+        if self.control is not None:  # the whole control API, reads included
+            self.control.add_to(app)
+            return app
         app.router.add_get("/2015-03-31/functions/", self.list_functions)
         app.router.add_get("/2015-03-31/functions", self.list_functions)
         app.router.add_get(fn, self.get_function)
@@ -75,10 +85,6 @@ class GatewayApi:
         app.router.add_get(f"{fn}/aliases", self.list_aliases)
         app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
         app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
-        logs_api.add_routes(app, self.invoker, self.invoker.logbook, self.default_namespace)
-        app.router.add_get("/metrics", self.metrics)
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
         return app
 
     def _ref(self, request: web.Request) -> FunctionRef:

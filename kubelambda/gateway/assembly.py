@@ -25,11 +25,13 @@ from aiohttp import web
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
+from kubelambda.gateway.control_api.routes import ControlRoutes
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
 from kubelambda.loop import cancel_all
 from kubelambda.serving.catalog import Catalog
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
 
@@ -83,9 +85,12 @@ class Gateway:
         specs: SpecBuilder,
         background: Sequence[Background] = (),
         logbook: LogBook | None = None,
+        control: ControlService | None = None,
     ) -> None:
         """Raises ValueError for an unusable async queue URL. `logbook`: the buffer `kubelambda
-        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own."""
+        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own.
+        `control`: the Lambda control API over the mode's object and code stores (None: the
+        read-only calls only)."""
         self.settings = settings
         self.source = source
         self.pool = EnvironmentPool(provider, settings.pool)
@@ -102,6 +107,7 @@ class Gateway:
             default_namespace=settings.default_namespace,
             ready=self.ready,
             submit=self.asynq.submit if self.asynq else None,
+            control=ControlRoutes(control) if control is not None else None,
         )
         self.port = settings.port
         self.catalogs = 0  # catalogs served so far

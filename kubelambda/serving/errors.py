@@ -21,6 +21,16 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ResourceNotReadyException": (502, "message"),
     "UnsupportedMediaTypeException": (415, "message"),
     "ServiceException": (500, "Message"),
+    "PreconditionFailedException": (412, "message"),
+    "ProvisionedConcurrencyConfigNotFoundException": (404, "message"),
+    "ResourceInUseException": (400, "Message"),
+}
+
+# Answers botocore's model has no shape for. botocore still raises a ClientError with the code;
+# 501 is not among the statuses its retry handlers retry.
+UNMODELED: dict[str, tuple[int, str]] = {
+    "AccessDeniedException": (403, "Message"),  # Kubernetes RBAC refused the caller
+    "NotImplementedException": (501, "message"),  # an operation kubelambda does not serve
 }
 
 # ThrottleReason values from the service model.
@@ -42,10 +52,10 @@ class LambdaError(Exception):
 
     @property
     def status(self) -> int:
-        return ERRORS[self.code][0]
+        return (ERRORS.get(self.code) or UNMODELED[self.code])[0]
 
     def body(self) -> bytes:
-        _, message_key = ERRORS[self.code]
+        _, message_key = ERRORS.get(self.code) or UNMODELED[self.code]
         kind = "Service" if self.status >= 500 else "User"
         return json.dumps({"Type": kind, message_key: self.message, **self.extra}).encode()
 

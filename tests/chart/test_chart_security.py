@@ -85,10 +85,15 @@ def expected_operator_grants(values: Mapping[str, object]) -> set[Grant]:
 def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
     expected: set[Grant] = set()
     for kind in KINDS:
-        expected |= {("kubelambda.dev", kind, v, "") for v in ("get", "list", "watch")}
+        # read for routing; written by the control API (CreateFunction, PublishVersion, ...)
+        verbs = ("get", "list", "watch", "create", "update", "delete")
+        expected |= {("kubelambda.dev", kind, v, "") for v in verbs}
     expected |= {("", "pods", v, "") for v in ("get", "list", "watch", "patch")}
-    expected.add(("", "configmaps", "get", ""))  # function code, handed to the agent
+    # function code, handed to the agent; layer versions the control API records
+    expected |= {("", "configmaps", v, "") for v in ("get", "list", "create", "update")}
     expected.add(("", "secrets", "get", ""))  # secretKeyRefs, handed to the agent only
+    if values.get("codeStoreSecret"):  # the keys agents get for code in the code store
+        expected.add(("", "secrets", "get", str(values["codeStoreSecret"])))
     expected |= {
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")
     }
@@ -97,6 +102,10 @@ def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
         expected |= {
             ("authentication.k8s.io", "tokenreviews", "create", ""),
             ("authorization.k8s.io", "subjectaccessreviews", "create", ""),
+            # the control API acts as the authenticated caller: their RBAC decides
+            ("", "users", "impersonate", ""),
+            ("", "groups", "impersonate", ""),
+            ("", "serviceaccounts", "impersonate", ""),
         }
     if values["auth"] == "sigv4":
         expected.add(("", "secrets", "get", str(values["sigv4Secret"])))
@@ -105,7 +114,13 @@ def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
 
 SCENARIO_FACTS: dict[str, dict[str, object]] = {
     "defaults": {"peering": False, "namespaced": True, "auth": "none", "sigv4Secret": ""},
-    "all-features": {"peering": True, "namespaced": False, "auth": "kubernetes", "sigv4Secret": ""},
+    "all-features": {
+        "peering": True,
+        "namespaced": False,
+        "auth": "kubernetes",
+        "sigv4Secret": "",
+        "codeStoreSecret": "code-store-keys",
+    },
     "namespaced-sigv4": {
         "peering": True,
         "namespaced": True,

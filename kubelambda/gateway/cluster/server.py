@@ -28,8 +28,12 @@ from kubelambda.gateway.cluster.source import ClusterCatalog
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.objects import KubeObjects
 from kubelambda.kube.secrets import ClusterSecrets
 from kubelambda.kube.view import ClusterView
+from kubelambda.serving.codestore import CodeBucket, NoCodeStore, S3CodeStore
+from kubelambda.serving.control.base import ControlSettings
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.specs import SpecBuilder
 
 
@@ -52,6 +56,7 @@ class ClusterSettings:
     claim_timeout: float = 30.0
     lease: float = 60.0
     queue: str | None = None  # the async queue's URL; None: Event invocations are refused
+    code_store: CodeBucket | None = None  # None: the control API refuses code uploads
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
@@ -65,6 +70,17 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     code = ConfigMapCode(api)
     secrets = ClusterSecrets(api)
     source = ClusterCatalog(api, view, code, secrets)
+    bucket = settings.code_store
+    control = ControlService(
+        KubeObjects(api),
+        S3CodeStore(bucket) if bucket is not None else NoCodeStore(),
+        ControlSettings(
+            region=settings.region,
+            default_namespace=settings.default_namespace,
+            concurrency_total=settings.limits.total,
+            unreserved_floor=settings.limits.unreserved_floor,
+        ),
+    )
     return Gateway(
         GatewaySettings(
             host=settings.host,
@@ -86,4 +102,5 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
             region=settings.region, images=True, resolve=code.resolve, secrets=secrets.lookup
         ),
         background=[provider.renew_forever, source.refresh_secrets_forever],
+        control=control,
     )
