@@ -73,9 +73,10 @@ def run(args: argparse.Namespace) -> int:
 def read_folder(folder: Path) -> list[tuple[Path, dict[str, Any]]]:
     """Every kubelambda manifest in the folder, as written; raises ManifestError with every
     problem at once, before anything is shipped."""
-    from kubelambda.api.resources import is_kubelambda_manifest, iter_documents, load_manifests
+    from kubelambda.api.manifests import read_paths
+    from kubelambda.api.resources import is_kubelambda_manifest, iter_documents
 
-    load_manifests(folder)
+    read_paths([folder]).raise_problems()
     docs: list[tuple[Path, dict[str, Any]]] = []
     for path in sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml")):
         if ".kubelambda" in path.parts:
