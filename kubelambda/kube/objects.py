@@ -5,17 +5,25 @@ Kubernetes' own optimistic-concurrency check), or a delete of Function, Version,
 EventSourceMapping objects, so `kubectl get fn` and the API always agree. With a caller named
 by authentication, requests carry Impersonate-User/-Group and RBAC decides who may deploy.
 LayerVersion records are ConfigMaps labelled `kubelambda.dev/layer-version`, whose one key
-holds the record's spec. The mapping between store calls and API requests is pure
-(`path_of`, `to_configmap`, `from_configmap`, `store_error`) and tested directly.
+holds the record's spec. Reads answer Lambda's state as this gateway can honour it (`as_served`):
+Active only once the gateway's own catalog serves that configuration, so a client that waits
+for Active can invoke. The mapping between store calls and API requests is pure (`path_of`,
+`to_configmap`, `from_configmap`, `store_error`, `as_served`) and tested directly.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections.abc import Callable
+
+from pydantic import ValidationError
 
 from kubelambda.api.common import API_VERSION, GROUP, VERSION
+from kubelambda.api.function import FunctionSpec
 from kubelambda.api.resources import KINDS
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
+from kubelambda.serving.catalog import Catalog
 from kubelambda.serving.control.store import (
     LAYER,
     AlreadyExists,
@@ -28,6 +36,8 @@ from kubelambda.serving.control.store import (
     StoreError,
 )
 
+# The catalog the gateway serves now; None: do not overlay (a client outside the gateway).
+Served = Callable[[], "Catalog | None"]
 LAYER_LABEL = "kubelambda.dev/layer-version"
 LAYER_KEY = "layer-version.json"
 
@@ -72,6 +82,44 @@ def from_configmap(doc: JsonDict) -> Obj:
     }
 
 
+def as_served(obj: Obj, catalog: Catalog | None) -> Obj:
+    """The object's status as this gateway can honour it: the operator may have marked a
+    Function or Version Active before the gateway's watch delivered it, and Lambda's Active means
+    invokable. A Function the catalog lacks is Pending; one whose served spec is older is
+    updating (InProgress); a Version the catalog lacks is Pending."""
+    kind = obj.get("kind")
+    if catalog is None or kind not in ("Function", "Version"):
+        return obj
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or "default"
+    status = obj.get("status") or {}
+    if kind == "Version":
+        entry = catalog.functions.get((namespace, str(obj["spec"].get("functionName"))))
+        number = obj["spec"].get("version") or status.get("version")
+        if status.get("state") == "Active" and (entry is None or str(number) not in entry.versions):
+            out = copy.deepcopy(obj)
+            out["status"] = {**status, "state": "Pending"}
+            return out
+        return obj
+    entry = catalog.functions.get((namespace, str(meta.get("name"))))
+    if status.get("state") != "Active":
+        return obj
+    if entry is None:
+        out = copy.deepcopy(obj)
+        out["status"] = {**status, "state": "Pending", "observedGeneration": None}
+        return out
+    try:
+        wanted = FunctionSpec.model_validate(obj.get("spec") or {}).to_manifest()
+    except ValidationError:
+        return obj
+    if wanted != entry.latest.spec.to_manifest():
+        out = copy.deepcopy(obj)
+        generation = int(meta.get("generation") or 1)
+        out["status"] = {**status, "observedGeneration": generation - 1}
+        return out
+    return obj
+
+
 def store_error(exc: ApiError, kind: str, name: str, creating: bool = False) -> StoreError:
     message = exc.body.get("message") if isinstance(exc.body, dict) else str(exc.body)
     if exc.status == 409:
@@ -90,8 +138,9 @@ def store_error(exc: ApiError, kind: str, name: str, creating: bool = False) -> 
 class KubeObjectStore:
     """`ObjectStore` over one API client (already impersonating, when a caller is named)."""
 
-    def __init__(self, api: KubeApi) -> None:
+    def __init__(self, api: KubeApi, served: Served = lambda: None) -> None:
         self.api = api
+        self.served = served
 
     async def list(self, kind: str, namespace: str) -> list[Obj]:
         try:
@@ -101,9 +150,10 @@ class KubeObjectStore:
             found = await self.api.list(path_of(kind, namespace))
         except ApiError as exc:
             raise store_error(exc, kind, "*") from exc
+        catalog = self.served()
         items: list[Obj] = []
         for doc in found.get("items") or []:
-            items.append({"apiVersion": API_VERSION, "kind": kind, **doc})
+            items.append(as_served({"apiVersion": API_VERSION, "kind": kind, **doc}, catalog))
         return items
 
     async def get(self, kind: str, namespace: str, name: str) -> Obj | None:
@@ -113,7 +163,7 @@ class KubeObjectStore:
             if exc.status == 404:
                 return None
             raise store_error(exc, kind, name) from exc
-        return from_configmap(doc) if kind == LAYER else doc
+        return from_configmap(doc) if kind == LAYER else as_served(doc, self.served())
 
     async def create(self, kind: str, namespace: str, obj: Obj) -> Obj:
         body = to_configmap(obj) if kind == LAYER else obj
@@ -145,14 +195,14 @@ class KubeObjectStore:
 class KubeObjects:
     """The cluster's `ObjectBackend`: the gateway's client, or the caller through impersonation."""
 
-    def __init__(self, api: KubeApi, impersonate: bool = True) -> None:
+    def __init__(self, api: KubeApi, served: Served = lambda: None) -> None:
         self.api = api
-        self.impersonate = impersonate
+        self.served = served  # the gateway's catalog: Active means invokable here
 
     def acting_as(self, caller: Caller | None) -> KubeObjectStore:
-        if caller is None or not self.impersonate:
-            return KubeObjectStore(self.api)
-        return KubeObjectStore(self.api.impersonating(caller.user, caller.groups))
+        if caller is None:
+            return KubeObjectStore(self.api, self.served)
+        return KubeObjectStore(self.api.impersonating(caller.user, caller.groups), self.served)
 
     async def settled(self) -> None:
         """The operator reports progress through status; nothing to wait for here."""

@@ -325,12 +325,13 @@ class LambdaStack:
         client = self.lambda_client()
 
         def known() -> bool:
+            # The control API answers Active only once this gateway's catalog serves it.
             kw = {"Qualifier": qualifier} if qualifier else {}
             try:
-                client.get_function_configuration(FunctionName=name, **kw)
+                config = client.get_function_configuration(FunctionName=name, **kw)
             except client.exceptions.ResourceNotFoundException:
                 return False
-            return True
+            return bool(config["State"] == "Active")
 
         wait_until(known, timeout=timeout, interval=0.1, what=f"the gateway to serve {name}")
 

@@ -71,8 +71,9 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     secrets = ClusterSecrets(api)
     source = ClusterCatalog(api, view, code, secrets)
     bucket = settings.code_store
+    served: list[Gateway] = []  # the gateway, once built: its catalog is what Active means
     control = ControlService(
-        KubeObjects(api),
+        KubeObjects(api, lambda: served[0].invoker.catalog if served else None),
         S3CodeStore(bucket) if bucket is not None else NoCodeStore(),
         ControlSettings(
             region=settings.region,
@@ -81,7 +82,7 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
             unreserved_floor=settings.limits.unreserved_floor,
         ),
     )
-    return Gateway(
+    gateway = Gateway(
         GatewaySettings(
             host=settings.host,
             port=settings.port,
@@ -104,3 +105,5 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         background=[provider.renew_forever, source.refresh_secrets_forever],
         control=control,
     )
+    served.append(gateway)
+    return gateway

@@ -6,6 +6,7 @@ import pytest
 
 from kubelambda.kube.client import ApiError
 from kubelambda.kube.objects import from_configmap, path_of, store_error, to_configmap
+from kubelambda.serving.catalog import Catalog
 from kubelambda.serving.control.store import (
     AlreadyExists,
     Denied,
@@ -58,3 +59,69 @@ def test_api_errors_become_store_errors(
 ) -> None:
     error = store_error(ApiError(status, {"message": "m"}, "PUT x"), "Function", "f", creating)
     assert type(error) is kind
+
+
+def _catalog(spec: dict[str, object], versions: tuple[str, ...] = ()) -> Catalog:
+    from kubelambda.api.resources import parse_resource
+    from kubelambda.serving.catalog import build_catalog
+
+    docs = [
+        {
+            "apiVersion": "kubelambda.dev/v1alpha1",
+            "kind": "Function",
+            "metadata": {"name": "hello", "namespace": "team"},
+            "spec": spec,
+        }
+    ] + [
+        {
+            "apiVersion": "kubelambda.dev/v1alpha1",
+            "kind": "Version",
+            "metadata": {"name": f"hello-{n}", "namespace": "team"},
+            "spec": {"functionName": "hello", "version": int(n), "function": spec},
+        }
+        for n in versions
+    ]
+    return build_catalog([parse_resource(d) for d in docs])
+
+
+SPEC = {"runtime": "python3.12", "handler": "app.handler", "code": {"inline": {"app.py": "x"}}}
+ACTIVE = {"state": "Active", "observedGeneration": 2}
+
+
+def _function(spec: dict[str, object]) -> dict[str, object]:
+    return {
+        "kind": "Function",
+        "metadata": {"name": "hello", "namespace": "team", "generation": 2},
+        "spec": spec,
+        "status": ACTIVE,
+    }
+
+
+def test_active_means_this_gateway_serves_it() -> None:
+    from kubelambda.kube.objects import as_served
+    from kubelambda.serving.control.states import function_state, version_state
+
+    served = _catalog(SPEC, versions=("1",))
+    assert function_state(as_served(_function(SPEC), served))["LastUpdateStatus"] == "Successful"
+    newer = {**SPEC, "timeout": 9}
+    assert function_state(as_served(_function(newer), served))["LastUpdateStatus"] == "InProgress"
+    assert (
+        function_state(as_served(_function(SPEC), _catalog({**SPEC, "handler": "b.c"}) and None))[
+            "State"
+        ]
+        == "Active"
+    )
+    unknown = {
+        **_function(SPEC),
+        "metadata": {"name": "other", "namespace": "team", "generation": 1},
+    }
+    assert function_state(as_served(unknown, served))["State"] == "Pending"
+    version = {
+        "kind": "Version",
+        "metadata": {"name": "hello-2", "namespace": "team"},
+        "spec": {"functionName": "hello", "version": 2, "function": SPEC},
+        "status": {"state": "Active", "version": 2},
+    }
+    assert version_state(as_served(version, served))["State"] == "Pending"
+    version_one = {**version, "spec": {**version["spec"], "version": 1}}
+    assert version_state(as_served(version_one, served))["State"] == "Active"
