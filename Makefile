@@ -10,7 +10,7 @@ PYTEST_FLAGS ?=
 SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven node:nodejs
 export SYSTEM_PACKAGES
 
-.PHONY: help venv dev test test-slow lint format typecheck pytest crds bench system-deps tools brokers kind-e2e cluster-up cluster-down clean
+.PHONY: help venv dev test test-slow fuzz lint format typecheck pytest crds bench bench-peer system-deps tools brokers kind-e2e cluster-up cluster-down clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -57,6 +57,10 @@ test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if
 test-slow: $(STAMP) system-deps tools brokers  ## the slow suites, kept out of make test
 	$(BIN)/pytest -m slow $(PYTEST_FLAGS)
 
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(STAMP)  ## the model-driven fuzz suite, longer than in make test (FUZZ_EXAMPLES=20000)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -s tests/component/gateway/test_fuzz.py
+
 crds: $(STAMP)  ## regenerate crds/ from the models in kubelambda/api (and the chart's copy)
 	$(BIN)/kubelambda crds --output crds/ --docs docs/resources.md
 	cp crds/*.yaml charts/kubelambda/crds/
@@ -70,6 +74,10 @@ cluster-up: $(STAMP) tools  ## the test cluster in the background (kubeconfig: .
 
 cluster-down:  ## stop what cluster-up started; fails if a process or port is left behind
 	scripts/cluster-down.sh
+
+bench-peer: $(STAMP)  ## kubelambda dev side by side with serverless-offline (npm) and a bare floor
+	scripts/peer-tools.sh
+	$(BIN)/python -m bench.peer
 
 kind-e2e: $(STAMP)  ## the cluster scenarios on a real kind cluster (needs docker and kind)
 	scripts/kind-e2e.sh

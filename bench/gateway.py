@@ -7,7 +7,11 @@ calls on one keep-alive connection:
 - **agent**: `Environment.invoke` called in-process (what the gateway itself does in dev mode);
 - **gateway**: boto3's wire format through `kubelambda dev` (a separate process), end to end.
 
-Run: `.venv/bin/python -m bench.gateway [--calls N]`.
+Then cold starts through `kubelambda dev` with its default warm pool: bursts of 5 never-called
+functions back to back (p50 / p90 of each position), and the first call the moment `ready:`
+is printed.
+
+Run: `.venv/bin/python -m bench.gateway [--calls N] [--bursts N]`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,14 @@ from pathlib import Path
 import aiohttp
 
 from bench.agent import bare_loopback
+from bench.common import (
+    cold_burst,
+    first_call_after_ready,
+    kubelambda_folder,
+    new_names,
+    percentile,
+    start_kubelambda,
+)
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest
 
@@ -151,10 +163,45 @@ async def throughput(url: str, concurrency: int, seconds: float) -> float:
         return done / (time.perf_counter() - start)
 
 
+def cold_starts(bursts: int, pause: float, starts: int) -> None:
+    """Back-to-back new functions and the first call after `ready:`, through kubelambda dev."""
+    names = new_names("new", 5 * bursts)
+    folder = kubelambda_folder(Path(tempfile.mkdtemp(prefix="bench-cold-")) / "fns", names)
+    system = start_kubelambda(folder)
+    runs: list[list[float]] = []
+    try:
+        for burst in range(bursts):
+            time.sleep(pause)  # the pool tops up between bursts, as between a developer's tries
+            runs.append(cold_burst(system, names[5 * burst : 5 * burst + 5]))
+    finally:
+        system.stop()
+    print(f"cold starts through kubelambda dev, {bursts} bursts of 5 new functions back to back:")
+    for position in range(5):
+        samples = [run[position] for run in runs]
+        print(
+            f"  new function {position + 1} of 5: p50 {percentile(samples, 0.5) * 1000:6.2f} ms"
+            f"   p90 {percentile(samples, 0.9) * 1000:6.2f} ms"
+        )
+    first = []
+    for _ in range(starts):
+        system = start_kubelambda(folder)
+        try:
+            first.append(first_call_after_ready(system))
+        finally:
+            system.stop()
+    print(
+        f"first call right after `ready:` ({starts} starts): "
+        f"p50 {percentile(first, 0.5) * 1000:.2f} ms, max {max(first) * 1000:.2f} ms"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--bursts", type=int, default=10, help="bursts of 5 new functions")
+    parser.add_argument("--pause", type=float, default=2.0, help="seconds before each burst")
+    parser.add_argument("--starts", type=int, default=5, help="starts for the first call")
     args = parser.parse_args(argv or [])
     bare = summary(asyncio.run(bare_loopback(args.calls)))
     agent = summary(asyncio.run(agent_direct(args.calls)))
@@ -178,6 +225,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"throughput, wrk with 8 connections, warm: {wrk_rate:,.0f} invokes/s")
     else:
         print("throughput with wrk: skipped, wrk is not installed (make bench installs it)")
+    cold_starts(args.bursts, args.pause, args.starts)
 
 
 if __name__ == "__main__":

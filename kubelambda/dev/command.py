@@ -7,6 +7,10 @@ from pathlib import Path
 
 from kubelambda.gateway.flags import add_serving_flags
 
+# Enough for five new functions called back to back to each find a warm environment; a warm
+# Python shim is about 10 MB of memory.
+WARM_PER_RUNTIME = 5
+
 DESCRIPTION = """\
 Serve every Function, Version and Alias manifest in DIR (searched recursively) through
 Lambda's Invoke API, with execution environments as local processes. boto3 and the AWS CLI
@@ -41,8 +45,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
-        default=1,
-        help="generic warm environments kept per runtime in use (1)",
+        default=WARM_PER_RUNTIME,
+        help="generic warm environments kept per runtime in use, started before `ready:` and "
+        f"topped up as they are used ({WARM_PER_RUNTIME})",
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
     parser.add_argument(
@@ -113,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
         level=logging.WARNING, stream=sys.stdout, format="kubelambda dev: %(levelname)s %(message)s"
     )
     logging.getLogger("kubelambda").setLevel(logging.INFO)
+    # A broker that is down is reported by its poller (status line and restart warning); the
+    # AMQP client's own per-attempt transport errors would only repeat it.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)

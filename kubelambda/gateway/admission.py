@@ -119,6 +119,10 @@ class ConcurrencyLedger:
         self.problems = problems
         return problems
 
+    def reservation(self, function: str) -> int | None:
+        """The reservation in force for `function`: None if it has none or it did not fit."""
+        return self._reserved.get(function)
+
     def acquire(self, function: str, qualifier: str | None = None) -> Lease | Throttle:
         if qualifier is not None:
             key = (function, qualifier)

@@ -1,12 +1,15 @@
 """The gateway's HTTP surface: Lambda's Invoke API, the read-only control calls, metrics, probes.
 
 Handlers are thin: parse the request, call the dispatch core (`Invoker`) or `control`, and shape
-the answer exactly as Lambda does. A `LambdaError` raised anywhere becomes Lambda's error
-response through one middleware.
+the answer exactly as Lambda does. Every failure raised anywhere — a `LambdaError`, aiohttp's
+404/405, anything unexpected — becomes Lambda's JSON error response in one middleware
+(`serving.errors.as_lambda_error`); every operation of botocore's Lambda model has a route
+(`operations.py`), and bodies are read by the one bounded reader (`http.read_body`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -18,21 +21,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
 from kubelambda.gateway.control_api.routes import ControlRoutes
+from kubelambda.gateway.http import CLOSE, BodyBudget, read_body, runner_for
 from kubelambda.gateway.invoker import Invoker
+from kubelambda.gateway.operations import add_unserved_routes
 from kubelambda.runtime.errors import response_too_large_body
+from kubelambda.runtime.invocation import InvalidClientContext, decode_client_context
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
 from kubelambda.runtime.spec import InvokeRequest
 from kubelambda.serving.errors import (
     LambdaError,
+    as_lambda_error,
     bad_json,
     bad_parameter,
-    too_large,
+    unknown_operation,
 )
-from kubelambda.serving.names import FunctionRef, parse_function_name
+from kubelambda.serving.names import FunctionRef, parse_function_name, validation_error
 
 log = logging.getLogger(__name__)
 
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
+LOG_TYPES = ("None", "Tail")
 INVOKER: web.AppKey[Invoker] = web.AppKey("invoker", Invoker)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # The async queue's intake: stores an Event invocation durably and returns its request id (the
@@ -42,11 +50,33 @@ AsyncSubmit = Callable[[FunctionRef, bytes], Awaitable[str]]
 
 @web.middleware
 async def lambda_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The one place a failure becomes Lambda's answer (no plain text, no bare 500)."""
     try:
         response: web.StreamResponse = await handler(request)
         return response
-    except LambdaError as exc:
-        return web.Response(status=exc.status, body=exc.body(), headers=exc.response_headers())
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise  # a redirect is an answer, not a failure
+        error = _http_error(request, exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        error = as_lambda_error(exc)
+    answer = web.Response(status=error.status, body=error.body(), headers=error.response_headers())
+    if error.headers.get("Connection") == CLOSE["Connection"]:
+        answer.force_close()
+    # The traceback holds this frame, which holds the error: a cycle that would keep every
+    # frame it passed through (and their buffers) alive until the garbage collector runs.
+    error.__traceback__ = None
+    return answer
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> LambdaError:
+    if exc.status in (404, 405):  # no route: no Lambda operation has this path and method
+        return unknown_operation(request.method, request.path)
+    if exc.status == 413:
+        return LambdaError("RequestTooLargeException", exc.text or exc.reason)
+    return LambdaError("InvalidRequestContentException", exc.reason)
 
 
 class GatewayApi:
@@ -64,9 +94,10 @@ class GatewayApi:
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
+        self.bodies = BodyBudget()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT * 2)
+        app = web.Application(middlewares=[lambda_errors], client_max_size=SYNC_PAYLOAD_LIMIT)
         app[INVOKER] = self.invoker
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
@@ -74,20 +105,22 @@ class GatewayApi:
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
         logs_api.add_routes(app, self.invoker, self.invoker.logbook, self.default_namespace)
-        if self.control is not None:  # the whole control API, reads included
-            self.control.add_to(app)
-            return app
-        app.router.add_get("/2015-03-31/functions/", self.list_functions)
-        app.router.add_get("/2015-03-31/functions", self.list_functions)
-        app.router.add_get(fn, self.get_function)
-        app.router.add_get(f"{fn}/configuration", self.get_configuration)
-        app.router.add_get(f"{fn}/versions", self.list_versions)
-        app.router.add_get(f"{fn}/aliases", self.list_aliases)
-        app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
-        app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
+        if self.control is not None:  # the control API's operations, reads included
+            self.control.add_to(app, self.bodies)
+        else:
+            app.router.add_get("/2015-03-31/functions/", self.list_functions)
+            app.router.add_get("/2015-03-31/functions", self.list_functions)
+            app.router.add_get(fn, self.get_function)
+            app.router.add_get(f"{fn}/configuration", self.get_configuration)
+            app.router.add_get(f"{fn}/versions", self.list_versions)
+            app.router.add_get(f"{fn}/aliases", self.list_aliases)
+            app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
+            app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
+        add_unserved_routes(app.router)  # every other Lambda operation: a clear Lambda error
         return app
 
     def _ref(self, request: web.Request) -> FunctionRef:
+        # An empty `Qualifier=` is refused, as Lambda refuses it (it never means $LATEST).
         return parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
@@ -101,15 +134,18 @@ class GatewayApi:
                 f"1 validation error detected: Value '{kind}' at 'invocationType' failed to "
                 f"satisfy constraint: Member must satisfy enum value set: {list(INVOCATION_TYPES)}"
             )
+        log_type = request.headers.get("X-Amz-Log-Type", "None")
+        if log_type not in LOG_TYPES:
+            raise validation_error(
+                log_type, "logType", f"Member must satisfy enum value set: {list(LOG_TYPES)}"
+            )
         ref = self._ref(request)
-        length = request.content_length
-        if length is not None and length > SYNC_PAYLOAD_LIMIT:
-            raise too_large(length, SYNC_PAYLOAD_LIMIT)
-        payload = await request.read()
+        try:
+            client_context = decode_client_context(request.headers.get("X-Amz-Client-Context"))
+        except InvalidClientContext as exc:  # refused before any environment is touched
+            raise as_lambda_error(exc) from None
         limit = ASYNC_PAYLOAD_LIMIT if kind == "Event" else SYNC_PAYLOAD_LIMIT
-        if len(payload) > limit:
-            raise too_large(len(payload), limit)
-        payload = check_json(payload)
+        payload = check_json(await read_body(request, limit, budget=self.bodies))
         if kind == "Event":
             if self.submit is None:
                 raise LambdaError(
@@ -126,9 +162,9 @@ class GatewayApi:
             return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
         call = InvokeRequest(
             payload=payload,
-            client_context=request.headers.get("X-Amz-Client-Context"),
+            client_context=request.headers.get("X-Amz-Client-Context") if client_context else None,
             trace_id=request.headers.get("X-Amzn-Trace-Id"),
-            log_tail=request.headers.get("X-Amz-Log-Type") == "Tail",
+            log_tail=log_type == "Tail",
             invoked_function_arn=resolved.invoked_arn,
         )
         outcome = await self.invoker.invoke(resolved, call)
@@ -168,7 +204,10 @@ class GatewayApi:
 
     async def get_function(self, request: web.Request) -> web.Response:
         ref = self._ref(request)
-        return self._json(control.get_function(self.invoker.catalog, ref, self.invoker.region))
+        reserved = self.invoker.reservation(ref.namespace, ref.name)
+        return self._json(
+            control.get_function(self.invoker.catalog, ref, self.invoker.region, reserved)
+        )
 
     async def get_configuration(self, request: web.Request) -> web.Response:
         ref = self._ref(request)
@@ -200,7 +239,8 @@ class GatewayApi:
 
     async def get_concurrency(self, request: web.Request) -> web.Response:
         ref = self._ref(request)
-        return self._json(control.get_function_concurrency(self.invoker.catalog, ref))
+        reserved = self.invoker.reservation(ref.namespace, ref.name)
+        return self._json(control.get_function_concurrency(self.invoker.catalog, ref, reserved))
 
     # Operations.
 
@@ -218,19 +258,24 @@ class GatewayApi:
 
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Starts serving `app`; returns the runner and the port bound (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None)
+    runner = runner_for(app)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     bound: int = runner.addresses[0][1]
     return runner, bound
 
 
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def check_json(payload: bytes) -> bytes:
-    """The payload as the function will see it: empty means `{}`; anything else must be JSON."""
+    """The payload as the function will see it: empty means `{}`; anything else must be strict
+    JSON (NaN and Infinity are not JSON, and Lambda refuses them)."""
     if not payload.strip():
         return b"{}"
     try:
-        json.loads(payload)
+        json.loads(payload, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_json(str(exc)) from None
     return payload

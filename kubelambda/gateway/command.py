@@ -60,6 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=60.0,
         help="seconds a claim lives unrenewed; must equal the operator's (60)",
     )
+    parser.add_argument(
+        "--agent-key-file",
+        default=None,
+        help="the key (a mounted Secret) the agents' control-API tokens derive from; must be "
+        "the operator's",
+    )
     store = parser.add_argument_group(
         "code store (an S3-compatible bucket the control API uploads zips to; keys from "
         "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
@@ -111,10 +117,12 @@ def run(args: argparse.Namespace) -> int:
         )
     from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
     from kubelambda.gateway.flags import pool_limits
+    from kubelambda.kube.agentauth import read_key
 
     try:
         limits = pool_limits(args)
-    except ValueError as exc:
+        agent_key = read_key(args.agent_key_file)
+    except (ValueError, OSError) as exc:
         return fail(str(exc))
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -133,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         lease=args.claim_lease,
         queue=args.queue,
         code_store=code_bucket(args),
+        agent_key=agent_key,
     )
     from kubelambda.loop import run_loop
 

@@ -76,7 +76,10 @@ def get_function_configuration(catalog: Catalog, ref: FunctionRef, region: str) 
     return configuration(_version_of(entry, ref, region), region)
 
 
-def get_function(catalog: Catalog, ref: FunctionRef, region: str) -> dict[str, Any]:
+def get_function(
+    catalog: Catalog, ref: FunctionRef, region: str, reserved: int | None
+) -> dict[str, Any]:
+    """`reserved`: the reservation admission has in force (not what the manifest asks for)."""
     entry = catalog.entry(ref.namespace, ref.name)
     version = _version_of(entry, ref, region)
     body: dict[str, Any] = {
@@ -84,8 +87,8 @@ def get_function(catalog: Catalog, ref: FunctionRef, region: str) -> dict[str, A
         "Code": {"RepositoryType": "S3", "Location": ""},
         "Tags": {},
     }
-    if entry.reserved is not None:
-        body["Concurrency"] = {"ReservedConcurrentExecutions": entry.reserved}
+    if reserved is not None:
+        body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
     return body
 
 
@@ -148,6 +151,10 @@ def get_alias(catalog: Catalog, ref: FunctionRef, name: str, region: str) -> dic
     return alias_body(entry, alias, region)
 
 
-def get_function_concurrency(catalog: Catalog, ref: FunctionRef) -> dict[str, Any]:
-    entry = catalog.entry(ref.namespace, ref.name)
-    return {} if entry.reserved is None else {"ReservedConcurrentExecutions": entry.reserved}
+def get_function_concurrency(
+    catalog: Catalog, ref: FunctionRef, reserved: int | None
+) -> dict[str, Any]:
+    """What admission has in force: a reservation that does not fit is reported as none, as
+    Lambda would have refused it (the gateway's log and status name it)."""
+    catalog.entry(ref.namespace, ref.name)  # 404 for an unknown function
+    return {} if reserved is None else {"ReservedConcurrentExecutions": reserved}

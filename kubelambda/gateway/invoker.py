@@ -13,12 +13,15 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from prometheus_client import Counter, Gauge, Histogram
+
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
+from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
-from kubelambda.serving.errors import LambdaError, throttled
+from kubelambda.serving.errors import LambdaError, as_lambda_error, throttled
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.names import FunctionRef
 from kubelambda.serving.specs import SpecBuilder
@@ -29,6 +32,14 @@ log = logging.getLogger(__name__)
 # How long past a function's own timeout the gateway waits for an environment that stopped
 # answering, before it gives up on it.
 HANG_GRACE = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Series:
+    concurrent: Gauge
+    invocations: Counter
+    errors: Counter
+    duration: dict[str, Histogram]
 
 
 @dataclass
@@ -56,11 +67,15 @@ class Invoker:
         self.specs = specs or SpecBuilder()
         self.draw = draw
         self.catalog = Catalog()
+        self.catalog.region = self.specs.region  # 404s before the first catalog name it too
         self.ledgers: dict[str, ConcurrencyLedger] = {}
         # `kubelambda logs` reads this; dev mode's environments write every line into it.
         self.logbook = logbook or LogBook()
         # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
         self.tail_to_logbook = tail_to_logbook
+        # Each label set's metric children, looked up once (prometheus' labels() locks and
+        # validates on every call; this is the warm hot path).
+        self._series: dict[tuple[str, ...], _Series] = {}
 
     @property
     def region(self) -> str:
@@ -96,6 +111,14 @@ class Invoker:
                     provisioned[(entry.name, number)] = count
                     self._add_target(targets, catalog, entry.versions.get(number), count)
             problems += [f"{namespace}/{p}" for p in ledger.configure(reserved, provisioned)]
+            for entry in catalog.in_namespace(namespace):
+                for version in (entry.latest, *entry.versions.values()):
+                    problem = catalog.targets[version.revision].problem
+                    if problem is not None:
+                        problems.append(
+                            f"{namespace}/{entry.name}:{version.version}: not served: "
+                            f"{problem.message}"
+                        )
             ledgers[namespace] = ledger
         self.catalog = catalog
         self.ledgers = ledgers
@@ -125,6 +148,12 @@ class Invoker:
         total = count + (existing.count if existing else 0)
         targets[version.revision] = ProvisionedTarget(total, target)
 
+    def reservation(self, namespace: str, function: str) -> int | None:
+        """The reservation admission has in force for a function (None: none, or it did not
+        fit and the function runs unreserved)."""
+        ledger = self.ledgers.get(namespace)
+        return ledger.reservation(function) if ledger is not None else None
+
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         """The spec this gateway specializes `version` with (the operator provisions the same)."""
         return self.specs.spec(version, init_type)
@@ -145,7 +174,8 @@ class Invoker:
         lease = self.admit(resolved)
         labels = self._labels(resolved)
         target = self._target(resolved)
-        concurrent = self.metrics.concurrent.labels(*labels)
+        series = self._series.get(labels) or self._new_series(labels)
+        concurrent = series.concurrent
         concurrent.inc()
         try:
             if target.problem is not None:
@@ -158,6 +188,9 @@ class Invoker:
                     result = await env.invoke(request)
             except LambdaError:
                 raise
+            except InvalidClientContext as exc:
+                # The caller's mistake, found by the agent: the environment is unharmed.
+                raise as_lambda_error(exc) from exc
             except Exception as exc:
                 log.warning("environment failed during %s: %r", request.request_id, exc)
                 await env.stop()
@@ -170,7 +203,7 @@ class Invoker:
         finally:
             concurrent.dec()
             self.ledgers[resolved.entry.namespace].release(lease)
-        self._account(labels, result, start)
+        self._account(series, labels, result, start)
         if self.tail_to_logbook and result.log_tail:
             self.logbook.add_tail(
                 resolved.entry.namespace,
@@ -186,11 +219,27 @@ class Invoker:
             raise LambdaError("ServiceException", "resolved from a catalog no gateway serves")
         return resolved.target
 
-    def _account(self, labels: tuple[str, ...], result: InvokeResult, start: StartKind) -> None:
-        self.metrics.invocations.labels(*labels).inc()
+    def _new_series(self, labels: tuple[str, ...]) -> _Series:
+        m = self.metrics
+        series = _Series(
+            m.concurrent.labels(*labels),
+            m.invocations.labels(*labels),
+            m.errors.labels(*labels),
+            {},  # per start kind, made on first use (no empty series in /metrics)
+        )
+        self._series[labels] = series
+        return series
+
+    def _account(
+        self, series: _Series, labels: tuple[str, ...], result: InvokeResult, start: StartKind
+    ) -> None:
+        series.invocations.inc()
         if result.function_error:
-            self.metrics.errors.labels(*labels).inc()
-        self.metrics.duration.labels(*labels, start).observe(result.duration_ms / 1000)
+            series.errors.inc()
+        duration = series.duration.get(start)
+        if duration is None:
+            duration = series.duration[start] = self.metrics.duration.labels(*labels, start)
+        duration.observe(result.duration_ms / 1000)
         if result.init_duration_ms is not None:
             self.metrics.init_duration.labels(*labels, start).observe(
                 result.init_duration_ms / 1000

@@ -4,7 +4,8 @@ In order of preference (the dispatch rule of the design):
 
 1. an idle environment already specialized for this exact configuration (a warm start);
 2. a generic warm environment of the runtime, specialized now (a cold start without a process
-   start: the cheap one);
+   start: the cheap one); a configurable minimum of them per runtime in use is started ahead
+   of demand (in parallel) and topped up, one at a time, as soon as one is taken;
 3. a new environment from the provider, within a bounded wait (a full cold start).
 
 Idle environments are reaped after a keep-alive and recycled after a maximum age; environments
@@ -24,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubelambda.gateway.provider import EnvironmentHandle, EnvironmentProvider
-from kubelambda.serving.errors import LambdaError
+from kubelambda.runtime.code import CodeError
+from kubelambda.serving.errors import LambdaError, as_lambda_error
 from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,12 @@ StartKind = Literal["cold", "warm", "provisioned"]
 
 @dataclass(frozen=True)
 class PoolSettings:
+    # The generic warm minimum per runtime in use: filled at start (in parallel) and topped up
+    # as soon as one is taken, so back-to-back new functions all start warm.
     generic_per_runtime: int = 1
+    # Top-ups started at once per runtime: one at a time, so that starting interpreters do not
+    # take the CPU from the specializations of a burst of new functions.
+    topup_parallel: int = 1
     keepalive: float = 300.0  # idle seconds before an environment is stopped
     max_age: float = 7200.0  # environments are recycled after this, when idle
     start_timeout: float = 30.0  # the bounded wait for a new environment
@@ -86,7 +93,9 @@ class EnvironmentPool:
         self._provisioned: dict[str, ProvisionedTarget] = {}
         self._starts = asyncio.Semaphore(self.settings.max_parallel_starts)
         self._tasks: set[asyncio.Task[None]] = set()
-        self._refilling: set[str] = set()
+        self._starting: dict[str, int] = {}  # generic environments being started, per runtime
+        self._filled: set[str] = set()  # runtimes whose minimum was reached once
+        self._pulse = asyncio.Event()  # set (and replaced) whenever the generic pool changes
         self._closed = False
 
     # The hot path.
@@ -117,6 +126,8 @@ class EnvironmentPool:
             self._busy.discard(env)
             self._discard(env)
             log.warning("%s: the execution environment could not start: %s", named(target), exc)
+            if isinstance(exc, CodeError):  # the function's code was refused: say why
+                raise as_lambda_error(exc) from exc
             raise LambdaError(
                 "ServiceException", f"The execution environment could not start: {exc}"
             ) from exc
@@ -165,26 +176,50 @@ class EnvironmentPool:
             self._schedule_refill(runtime)
 
     def _schedule_refill(self, runtime: str) -> None:
-        if runtime in self._runtimes and runtime not in self._refilling and not self._closed:
-            self._refilling.add(runtime)
-            self._spawn(self._refill(runtime))
+        """Start, in parallel, as many generic environments as `runtime` lacks."""
+        if runtime not in self._runtimes or self._closed:
+            return
+        starting = self._starting.get(runtime, 0)
+        missing = self.settings.generic_per_runtime - len(self._generic.get(runtime, []))
+        if runtime in self._filled:  # a top-up, not the first fill
+            missing = min(missing, self.settings.topup_parallel)
+        for _ in range(missing - starting):
+            self._starting[runtime] = self._starting.get(runtime, 0) + 1
+            self._spawn(self._add_generic(runtime))
 
-    async def _refill(self, runtime: str) -> None:
+    async def _add_generic(self, runtime: str) -> None:
         try:
-            while (
-                not self._closed
-                and runtime in self._runtimes
-                and len(self._generic.get(runtime, [])) < self.settings.generic_per_runtime
-            ):
-                env = await self._start(runtime)
-                if self._closed:
-                    await self.provider.stop_environment(env)
-                    return
-                self._generic.setdefault(runtime, []).append(env)
-        except Exception as exc:
+            env = await self._start(runtime)
+            if self._closed:
+                await self.provider.stop_environment(env)
+                return
+            self._generic.setdefault(runtime, []).append(env)
+        except Exception as exc:  # not retried in a loop: the next use of the runtime retries
             log.warning("refilling the %s warm pool failed: %s", runtime, exc)
+            return
         finally:
-            self._refilling.discard(runtime)
+            self._starting[runtime] -= 1
+            self._changed()
+        if len(self._generic[runtime]) >= self.settings.generic_per_runtime:
+            self._filled.add(runtime)
+        self._schedule_refill(runtime)  # the next top-up, if more were taken meanwhile
+
+    def _changed(self) -> None:
+        pulse, self._pulse = self._pulse, asyncio.Event()
+        pulse.set()
+
+    def warm(self) -> bool:
+        """Whether every runtime in use has its generic minimum (or has stopped trying)."""
+        minimum = self.settings.generic_per_runtime
+        return all(
+            len(self._generic.get(runtime, [])) >= minimum or not self._starting.get(runtime)
+            for runtime in self._runtimes
+        )
+
+    async def wait_warm(self) -> None:
+        """Until `warm()`: dev mode says `ready:` only then, so no first call starts cold."""
+        while not self.warm() and not self._closed:
+            await self._pulse.wait()
 
     # Provisioned concurrency and configuration changes.
 
@@ -262,6 +297,7 @@ class EnvironmentPool:
 
     async def close(self) -> None:
         self._closed = True
+        self._changed()
         for task in list(self._tasks):
             task.cancel()
         for task in list(self._tasks):

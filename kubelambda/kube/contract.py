@@ -30,6 +30,7 @@ PREFIX = "kubelambda.dev"
 PART_OF = "app.kubernetes.io/part-of"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 POOL = f"{PREFIX}/pool"
+AGENT_NONCE = f"{PREFIX}/agent-nonce"  # its agent's token is derived from it (agentauth.py)
 RUNTIME = f"{PREFIX}/runtime"
 FUNCTION = f"{PREFIX}/function"
 VERSION = f"{PREFIX}/version"
@@ -100,6 +101,7 @@ class PodInfo:
     resource_version: str = ""
     memory: int = 0
     ephemeral: int = 0
+    agent_nonce: str = ""
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any]) -> PodInfo:
@@ -129,6 +131,7 @@ class PodInfo:
             resource_version=meta.get("resourceVersion", ""),
             memory=int(notes.get(MEMORY, "0") or 0),
             ephemeral=int(notes.get(EPHEMERAL, "0") or 0),
+            agent_nonce=notes.get(AGENT_NONCE, ""),
         )
 
     @property

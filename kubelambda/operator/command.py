@@ -75,6 +75,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region", default=DEFAULT_REGION, help=f"region in ARNs ({DEFAULT_REGION})"
     )
+    parser.add_argument(
+        "--agent-key-file",
+        default=None,
+        help="the key (a mounted Secret) each pod's agent token is derived from; must be the "
+        "gateways'",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
 
 
@@ -90,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.standalone and not args.peering:
         print("kubelambda operator: give --standalone or --peering=NAME", file=sys.stderr)
         return 2
+    from kubelambda.kube.agentauth import read_key
+
+    try:
+        agent_key = read_key(args.agent_key_file)
+    except (ValueError, OSError) as exc:
+        print(f"kubelambda operator: {exc}", file=sys.stderr)
+        return 2
     try:
         config = OperatorConfig(
             agent_image=args.agent_image,
@@ -104,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
             generic_ephemeral=args.generic_ephemeral_storage,
             function_warm=args.function_warm_pool,
             region=args.region,
+            agent_key=agent_key,
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)

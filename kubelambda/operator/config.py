@@ -53,6 +53,7 @@ class OperatorConfig:
     generic_ephemeral: int = 512  # MB of /tmp of each generic warm pod
     function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
     region: str = DEFAULT_REGION
+    agent_key: bytes | None = None  # derives each agent's control-API token (agentauth.py)
 
     def __post_init__(self) -> None:
         if not self.agent_image:

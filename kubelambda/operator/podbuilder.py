@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubelambda.kube import contract as c
+from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
+from kubelambda.runtime.agent_app import TOKEN_ENV
 from kubelambda.runtime.container import HANDSHAKE_DIR, SHIM
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
@@ -51,6 +54,8 @@ class PodRequest:
     spec_json: str | None = None  # provisioned: the EnvironmentSpec to specialize with at start
     owner: dict[str, Any] | None = None  # an ownerReference (the Function), for GC
     extra_labels: dict[str, str] = field(default_factory=dict)
+    # The pod's agent token derives from it; random, so it takes no part in comparisons.
+    nonce: str = field(default_factory=lambda: secrets.token_hex(16), compare=False)
 
 
 def cpu_millis(memory_mb: int) -> int:
@@ -194,6 +199,11 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             {"name": "HOME", "value": "/tmp"},
             {"name": "TMPDIR", "value": "/tmp"},
             {"name": "PYTHONUNBUFFERED", "value": "1"},
+            *(
+                [{"name": TOKEN_ENV, "value": agent_token(config.agent_key, request.nonce)}]
+                if config.agent_key
+                else []
+            ),
         ],
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "control"},
@@ -261,6 +271,8 @@ def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     shape = request.shape
     image = runtime_image(config, shape)
     annotations = {c.MEMORY: str(shape.memory), c.EPHEMERAL: str(shape.ephemeral_storage)}
+    if config.agent_key:
+        annotations[c.AGENT_NONCE] = request.nonce
     if request.spec_json is not None:
         annotations[c.SPEC] = request.spec_json
     if image is not None:

@@ -8,13 +8,21 @@
     GET  /readyz                     200 when the environment can take work (warm or ready)
 
 Errors are JSON {"errorType", "errorMessage"}: 409 EnvironmentBusy (never queued) or
-EnvironmentStateError, 400 InvalidSpec / CodeError / InvalidRequestContentException.
+EnvironmentStateError, 400 InvalidSpec / CodeError / InvalidRequestContentException, 401
+Unauthorized.
+
+Authentication: given a token (the pod's `KUBELAMBDA_AGENT_TOKEN`, which the operator derives
+from a key only it and the gateways hold; see `kube/agentauth.py`), every /kubelambda/v1 call
+must carry `Authorization: Bearer TOKEN`, compared in constant time. The probes stay open for
+the kubelet. Whoever can reach an agent without it cannot specialize or invoke it.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +36,8 @@ from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
 
 ENVIRONMENT: web.AppKey[Environment] = web.AppKey("environment", Environment)
+TOKEN_ENV = "KUBELAMBDA_AGENT_TOKEN"  # the agent's token, set in its pod by the operator
+CONTROL = "/kubelambda/v1/"
 _SERVING = (EnvState.WARM, EnvState.READY, EnvState.BUSY, EnvState.INITIALIZING)
 
 
@@ -111,8 +121,28 @@ async def _readyz(request: web.Request) -> web.Response:
     return web.Response(status=200 if ready else 503, text=body, content_type="application/json")
 
 
-def make_app(env: Environment) -> web.Application:
-    app = web.Application(client_max_size=8 * 1024 * 1024)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+
+def bearer_auth(token: str) -> Middleware:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(CONTROL):
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return _error(401, "Unauthorized", "the agent's control API needs its token")
+        return await handler(request)
+
+    return check
+
+
+def make_app(env: Environment, token: str | None = None) -> web.Application:
+    """`token`: required of every control call (None: none, for tests and local use)."""
+    middlewares: list[Any] = [bearer_auth(token)] if token else []
+    app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
     app[ENVIRONMENT] = env
     app.router.add_post("/kubelambda/v1/specialize", _specialize)
     app.router.add_post("/kubelambda/v1/invoke", _invoke)

@@ -1,7 +1,8 @@
 """kubelambda's Python runtime: `python -m kubelambda.runtime.bootstrap`.
 
-It speaks the Lambda Runtime API at AWS_LAMBDA_RUNTIME_API over one keep-alive connection
-(`runtime_client`), imports `_HANDLER` (init) and calls it with Lambda's context object for
+It speaks the Lambda Runtime API at AWS_LAMBDA_RUNTIME_API over one keep-alive connection, or,
+released by the warm shim with the pipe channel, as frames on the shim's socketpair (both in
+`runtime_client`); it imports `_HANDLER` (init) and calls it with Lambda's context object for
 each event. Errors use Lambda's JSON (errorMessage, errorType, requestId, stackTrace) and
 Lambda's init error types. Standard library only, so it starts fast; the warm shim imports it
 ahead of time.
@@ -20,7 +21,7 @@ from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-from kubelambda.runtime.runtime_client import RuntimeClient
+from kubelambda.runtime.runtime_client import PipeClient, RuntimeClient
 
 Handler = Callable[[Any, "LambdaContext"], Any]
 
@@ -245,12 +246,13 @@ def _parse_json_header(value: str | None) -> dict[str, Any] | None:
     return parsed
 
 
-def serve(client: RuntimeClient, handler: Handler) -> None:
-    """The invoke loop: next event, call the handler, post its result or error."""
+def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
+    """The invoke loop: next event, call the handler, post its result or error (and ask for
+    the next event with it)."""
     environ = os.environ
     stdout, stderr = sys.stdout, sys.stderr
+    body, headers = client.next()
     while True:
-        body, headers = client.next()
         request_id = headers.get("lambda-runtime-aws-request-id", "")
         _REQUEST.request_id = request_id
         trace_id = headers.get("lambda-runtime-trace-id")
@@ -277,7 +279,7 @@ def serve(client: RuntimeClient, handler: Handler) -> None:
             log_error(error)
             stdout.flush()
             stderr.flush()
-            client.post(
+            body, headers = client.respond_then_next(
                 f"/invocation/{request_id}/error",
                 json.dumps(error).encode(),
                 {
@@ -289,10 +291,12 @@ def serve(client: RuntimeClient, handler: Handler) -> None:
         # The agent cuts the log at the response: what the handler printed must be out first.
         stdout.flush()
         stderr.flush()
-        client.post(f"/invocation/{request_id}/response", result, {"Content-Type": content_type})
+        body, headers = client.respond_then_next(
+            f"/invocation/{request_id}/response", result, {"Content-Type": content_type}
+        )
 
 
-def post_init_error(client: RuntimeClient, error: dict[str, Any]) -> None:
+def post_init_error(client: RuntimeClient | PipeClient, error: dict[str, Any]) -> None:
     log_error(error)
     sys.stdout.flush()
     client.post(
@@ -311,12 +315,18 @@ def report_init_error(error_type: str, message: str) -> None:
     post_init_error(client, make_error(message, error_type, [], ""))
 
 
-def main() -> None:
+def main(channel_fd: int | None = None) -> None:
+    """Serve until the agent goes away; `channel_fd`: the warm shim's socketpair (the pipe
+    channel), else HTTP at AWS_LAMBDA_RUNTIME_API."""
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     task_root = os.environ.get("LAMBDA_TASK_ROOT")
     if task_root and task_root not in sys.path:
         sys.path.insert(0, task_root)
-    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    client: RuntimeClient | PipeClient
+    if channel_fd is not None:
+        client = PipeClient(channel_fd)
+    else:
+        client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     setup_logging()
     try:
         handler = load_handler(os.environ.get("_HANDLER", ""))

@@ -61,11 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import asyncio
     from pathlib import Path
 
+    from kubelambda.loop import run_loop  # uvloop, as every role: it is the warm hot path
+
     spec_json = Path(args.spec).read_bytes() if args.spec else None
-    return asyncio.run(_serve(args, spec_json))
+    return run_loop(_serve(args, spec_json))
 
 
 async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
@@ -88,15 +89,27 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
     if args.runtime_container:
         layers = Path(args.layers_dir) if args.layers_dir else work_dir / "layers"
         shared = SharedDirs(Path(args.runtime_container), Path(args.task_root), layers)
+    from kubelambda.runtime.cgroup import CgroupTree
+
+    # The runtime as our child: its own cgroup where the pod lets us (its memorySize, not the
+    # generic pod's, is then the cap; otherwise the shim's address-space cap is).
+    cgroups = CgroupTree.create() if shared is None else None
     env = Environment(
         args.runtime,
         work_dir=work_dir,
         port=args.runtime_api_port,
         stop_grace=args.stop_grace,
         shared=shared,
+        cgroups=cgroups,
     )
     stopping = stop_requested()
-    runner = web.AppRunner(make_app(env), access_log=None)
+    import os
+
+    from kubelambda.runtime.agent_app import TOKEN_ENV
+
+    token = os.environ.pop(TOKEN_ENV, "") or None  # popped: the runtime never inherits it
+    auth = "token required" if token else f"UNAUTHENTICATED: {TOKEN_ENV} is not set"
+    runner = web.AppRunner(make_app(env, token), access_log=None)
     try:
         await env.start()
         if spec_json is not None:
@@ -106,7 +119,7 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
         await site.start()
         print(
             f"kubelambda agent: {args.runtime} environment, control API on "
-            f"{args.host}:{args.port}, Runtime API on {env.address}",
+            f"{args.host}:{args.port} ({auth}), Runtime API on {env.address}",
             file=sys.stderr,
             flush=True,
         )
@@ -114,6 +127,8 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
     finally:
         await runner.cleanup()
         await env.stop()
+        if cgroups is not None:
+            cgroups.close()
         if owns_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
     return 0

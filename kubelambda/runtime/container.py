@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from kubelambda.runtime.limits import address_space
 from kubelambda.runtime.process import parse_vm_hwm
 from kubelambda.runtime.release import Release
 
@@ -81,6 +82,11 @@ class ContainerRuntime:
     def alive(self) -> bool:
         return not self.exited.done()
 
+    def oom_killed(self) -> bool:
+        """The runtime container's cap is its address space (`ulimit -v`): a failed allocation,
+        reported by the runtime itself, not a kill the agent could see."""
+        return False
+
     def max_rss_kb(self) -> int:
         if self.pid is None or not self.alive:
             return 0
@@ -94,7 +100,7 @@ class ContainerRuntime:
         return await self._link.wait_warm()
 
     async def release(self, message: Release) -> None:
-        self._link.release(self, message)
+        self._link.release(self, message)  # a runtime container speaks HTTP: no channel
 
     def flush_partial(self) -> None:
         self._link.flush_output()
@@ -163,7 +169,11 @@ class ContainerLink:
 
     def release(self, runtime: ContainerRuntime, message: Release) -> None:
         staged = self.directory / "release.env.new"
-        staged.write_text(env_file(message["env"]))
+        text = env_file(message["env"])
+        memory = message.get("memory_mb")
+        if memory:  # the sourcing shell caps what it execs: the function's own memorySize
+            text += f"ulimit -v {address_space(memory) // 1024} 2>/dev/null\n"
+        staged.write_text(text)
         staged.replace(self.directory / "release.env")  # whole, never half-written
         if self._dead:
             runtime.finish(-signal.SIGKILL)

@@ -8,7 +8,9 @@ Usable in-process (dev mode) and behind the agent's control API (cluster mode). 
 this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
 runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
 Each init phase is an `init.InitPhase`; the state (`EnvState`) is the one record of whether an
-invocation is running.
+invocation is running. Our Python bootstrap, released by the shim, reaches the Runtime API over
+the shim's socketpair (`channel.py`, `channel="pipe"`, the default); every other runtime, and a
+runtime container, uses HTTP at `address`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubelambda.runtime import errors, report
+from kubelambda.runtime.cgroup import CgroupTree
+from kubelambda.runtime.channel import PipeChannel, attach
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.container import ContainerLink
 from kubelambda.runtime.errors import (
@@ -33,16 +37,13 @@ from kubelambda.runtime.init import InitPhase
 from kubelambda.runtime.invocation import decode_client_context, next_headers
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
-from kubelambda.runtime.release import Release
+from kubelambda.runtime.release import Channel, Release
+from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
 LogSink = Callable[[str], None]
 START_TIMEOUT = 30.0  # seconds for a shim to come up warm
-
-
-def stdout_sink(line: str) -> None:
-    sys.stdout.write(line + "\n")
 
 
 class Environment:
@@ -61,13 +62,20 @@ class Environment:
         stop_grace: float = 2.0,
         python: str = sys.executable,
         shared: SharedDirs | None = None,
+        cgroups: CgroupTree | None = None,
+        channel: Channel = "pipe",
     ) -> None:
         self.runtime = runtime
+        # Our Python bootstrap's carrier for the Runtime API (`channel.py`); every other
+        # runtime, and a runtime container, speaks HTTP to `address` regardless.
+        self.channel: Channel = channel
+        self._pipe: PipeChannel | None = None
         self.work_dir = Path(work_dir)
         self._sink = log_sink
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
         self._stop_grace = stop_grace
         self._python = python
+        self._cgroups = cgroups  # set: each runtime process gets its own cgroup under it
         # Set: the runtime runs in its own container, released through a shim (container.py).
         self._shared = shared
         self._link: ContainerLink | None = None
@@ -149,6 +157,7 @@ class Environment:
                 runtime_api=self._api.address,
                 python=self._python,
                 shared=self._shared,
+                channel=self.channel,
             )
         except BaseException:
             self._state = EnvState.WARM if self.alive else EnvState.FAILED
@@ -160,7 +169,7 @@ class Environment:
             self._proc.kill()
             self._init.fail(InitFailure("spawn", detail=prepared.launch.detail))
             return
-        await self._proc.release(prepared.message)
+        await self._hand_over(self._proc, prepared.message)
 
     async def invoke(self, request: InvokeRequest) -> InvokeResult:
         """Run one invocation; raises EnvironmentBusy at once if another one is running."""
@@ -195,6 +204,7 @@ class Environment:
         proc = self._proc
         if proc is not None:
             await proc.terminate(self._stop_grace)
+        self._detach()
         if self._link is not None:
             self._link.close()
         await self._api.close()
@@ -237,7 +247,7 @@ class Environment:
         if proc is not None and proc.alive:
             proc.flush_partial()  # what the handler printed belongs before END
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
-        kind = outcome.kind
+        kind = errors.ending_kind(outcome, proc is not None and proc.oom_killed())
         if kind == "response":
             return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
         if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
@@ -247,6 +257,9 @@ class Environment:
             return self._finish(
                 spec, rid, body, duration_ms, init_ms, "error", "Function.ResponseSizeTooLarge"
             )
+        if kind == "oom":  # Lambda kills it: the next invoke gets a fresh runtime
+            self._kill()
+            self._max_rss_kb = max(self._max_rss_kb, spec.memory_size * 1024)
         self._api.abandon()
         if kind == "timeout":
             self._emit(errors.timeout_message(rid, spec.timeout, time.time()))
@@ -255,10 +268,8 @@ class Environment:
                 spec, rid, body, duration_ms, init_ms, "timeout", "Sandbox.Timedout"
             )
         else:
-            body = errors.exit_error_body(rid, outcome.returncode)
-            result = self._finish(
-                spec, rid, body, duration_ms, init_ms, "error", "Runtime.ExitError"
-            )
+            body, error_type = errors.ended_body(kind, rid, outcome.returncode)
+            result = self._finish(spec, rid, body, duration_ms, init_ms, "error", error_type)
         self._reinit()  # the runtime was killed or died: the next invoke gets a fresh one
         return result
 
@@ -274,25 +285,12 @@ class Environment:
         function_error: bool = False,
     ) -> InvokeResult:
         """Write END and REPORT and build the result (Unhandled when anything failed)."""
-        billed = report.billed_duration_ms(duration_ms)
-        used = report.memory_mb(self._max_rss_kb)
-        self._platform(report.end_line(rid, spec.log_format))
-        line = report.Report(
-            rid, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
-        )
-        self._platform(report.report_line(line, spec.log_format))
+        rss = self._max_rss_kb
+        end = report.Closing.of(spec, rid, duration_ms, init_ms, rss, status, error_type)
+        self._platform(end.end_line)
+        self._platform(end.report_line)
         tail, self._tail = self._tail, None
-        return InvokeResult(
-            request_id=rid,
-            payload=payload,
-            function_error="Unhandled" if error_type or function_error else None,
-            duration_ms=duration_ms,
-            billed_duration_ms=billed,
-            max_memory_used_mb=used,
-            init_duration_ms=init_ms,
-            log_tail=tail.text() if tail is not None else None,
-            executed_version=spec.function_version,
-        )
+        return end.result(payload, function_error, tail.text() if tail is not None else None)
 
     def _on_timeout(self, invocation: PendingInvocation) -> None:
         if invocation.outcome.done():
@@ -313,12 +311,15 @@ class Environment:
         if self._link is not None:
             proc = self._link.spawn()
         else:
-            proc = RuntimeProcess(cwd=self.work_dir, on_output=self._emit, python=self._python)
+            proc = RuntimeProcess(
+                cwd=self.work_dir, on_output=self._emit, python=self._python, cgroups=self._cgroups
+            )
         self._proc = proc
         proc.exited.add_done_callback(lambda _: self._on_exit(proc))
         return proc
 
     def _begin_init(self, *, ahead: bool = False) -> None:
+        self._detach()  # the previous generation's channel, if any
         self._api.reset()
         self._init.begin(self._spec.log_format if self._spec else "Text", ahead=ahead)
 
@@ -353,7 +354,23 @@ class Environment:
         except OSError as exc:
             self._init.fail(InitFailure("spawn", detail=f"cannot start the runtime: {exc}"))
             return
-        self._reinit_task = asyncio.get_running_loop().create_task(proc.release(release))
+        self._reinit_task = asyncio.get_running_loop().create_task(self._hand_over(proc, release))
+
+    async def _hand_over(self, proc: RuntimeHandle, message: Release) -> None:
+        """Release `proc`; with the pipe channel, serve the Runtime API on its socketpair."""
+        sock = await proc.release(message)
+        if sock is None:
+            return
+        if proc is not self._proc or self._state == EnvState.STOPPED:
+            sock.close()  # replaced or stopped meanwhile
+            return
+        self._detach()
+        self._pipe = await attach(self._api, sock)
+
+    def _detach(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+            self._pipe = None
 
     def _on_exit(self, proc: RuntimeHandle) -> None:
         code = proc.exited.result()

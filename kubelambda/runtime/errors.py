@@ -10,7 +10,7 @@ import json
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
 
@@ -80,6 +80,40 @@ def exit_error_body(request_id: str, returncode: int) -> bytes:
     return _body(
         "Runtime.ExitError",
         f"RequestId: {request_id} Error: Runtime exited with error: {exit_reason(returncode)}",
+    )
+
+
+class _Ended(Protocol):
+    @property
+    def kind(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def error_type(self) -> str | None: ...
+
+
+def ending_kind(outcome: _Ended, oom_killed: bool) -> str:
+    """How an invocation ended, with "oom" for going over memorySize: the kernel killed the
+    runtime for its cgroup's memory.max, or (under the address-space cap) an allocation failed."""
+    if outcome.kind == "exit" and oom_killed:
+        return "oom"
+    if outcome.kind == "error" and error_type_of(outcome.body, outcome.error_type) == "MemoryError":
+        return "oom"
+    return outcome.kind
+
+
+def ended_body(kind: str, request_id: str, returncode: int) -> tuple[bytes, str]:
+    """The body and error type of an invocation whose runtime was ended (not a timeout)."""
+    if kind == "oom":
+        return out_of_memory_body(request_id), "Runtime.OutOfMemory"
+    return exit_error_body(request_id, returncode), "Runtime.ExitError"
+
+
+def out_of_memory_body(request_id: str) -> bytes:
+    """Lambda's answer when the runtime went over memorySize and was killed for it."""
+    return _body(
+        "Runtime.OutOfMemory",
+        f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
     )
 
 

@@ -6,6 +6,7 @@ import base64
 import binascii
 import json
 
+from kubelambda.runtime.limits import CLIENT_CONTEXT_LIMIT
 from kubelambda.runtime.spec import InvokeRequest
 
 
@@ -17,6 +18,11 @@ def decode_client_context(value: str | None) -> str | None:
     """The JSON text of a base64 client context, re-encoded as compact ASCII for a header."""
     if not value:
         return None
+    if len(value) > CLIENT_CONTEXT_LIMIT:
+        raise InvalidClientContext(
+            f"Client context must be at most {CLIENT_CONTEXT_LIMIT} bytes of base64-encoded "
+            f"data (got {len(value)} bytes)."
+        )
     try:
         parsed = json.loads(base64.b64decode(value, validate=True))
     except (binascii.Error, ValueError) as exc:

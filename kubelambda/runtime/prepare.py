@@ -20,7 +20,7 @@ from kubelambda.runtime.envvars import (
     log_stream_name,
     python_paths,
 )
-from kubelambda.runtime.release import Release
+from kubelambda.runtime.release import Channel, Release
 from kubelambda.runtime.spec import EnvironmentSpec
 from kubelambda.runtime.toolchains import find_node
 
@@ -64,8 +64,11 @@ async def prepare(
     runtime_api: str,
     python: str = sys.executable,
     shared: SharedDirs | None = None,
+    channel: Channel = "http",
 ) -> Prepared:
-    """Fetch code and layers, make this environment's /opt and /tmp, and decide the release."""
+    """Fetch code and layers, make this environment's /opt and /tmp, and decide the release.
+
+    `channel` is how our Python bootstrap, when it is the entry point, reaches the Runtime API."""
     if shared is not None:
         return await _prepare_shared(spec, cache=cache, runtime_api=runtime_api, shared=shared)
     task_root = await cache.resolve(spec.code)
@@ -102,8 +105,11 @@ async def prepare(
         "argv": launch.argv,
         "sys_path": list(dict.fromkeys(sys_path)),
         "fsize": spec.ephemeral_storage * MIB,
+        "memory_mb": spec.memory_size,
         "detail": launch.detail,
     }
+    if launch.mode == "python":
+        message["channel"] = channel
     return Prepared(launch=launch, message=message, layout=layout)
 
 
@@ -133,5 +139,10 @@ async def _prepare_shared(
         if name not in spec.environment:
             env.pop(name, None)
     launch = Launch("exec")  # the entry point is the runtime container's, not ours
-    message: Release = {"env": env, "cwd": str(shared.task_root), "mode": "exec"}
+    message: Release = {
+        "env": env,
+        "cwd": str(shared.task_root),
+        "mode": "exec",
+        "memory_mb": spec.memory_size,
+    }
     return Prepared(launch=launch, message=message, layout=layout)

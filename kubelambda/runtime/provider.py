@@ -1,10 +1,11 @@
 """ProcessProvider: execution environments as local processes (dev mode and the tests).
 
 Each environment's agent runs in this process, its Runtime API on 127.0.0.1 and a free port, its
-runtime as a child process in its own process group. Nothing leaks: stop_environment() and
-stop_all() end every group gracefully, and if this process dies instead, the kernel kills each
-runtime (PR_SET_PDEATHSIG) and each runtime's guardian kills what the runtime started (it sees its
-lifeline pipe close).
+runtime as a child process in its own process group and, where cgroup v2 is writable, its own
+cgroup (`cgroup.py`: setsid cannot leave it; memory capped at memorySize). Nothing leaks:
+stop_environment() and stop_all() end every group gracefully, and if this process dies instead,
+the kernel kills each runtime (PR_SET_PDEATHSIG) and each runtime's guardian kills what the
+runtime started, cgroup and all (it sees its lifeline pipe close).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.code import CodeCache
-from kubelambda.runtime.environment import Environment, LogSink, stdout_sink
+from kubelambda.runtime.environment import Environment, LogSink
+from kubelambda.runtime.release import Channel
+from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
 
 # Told which environment wrote a line (dev mode prefixes and buffers lines per function).
@@ -37,6 +41,7 @@ class ProcessProvider:
         init_timeout: float = 10.0,
         stop_grace: float = 2.0,
         python: str = sys.executable,
+        channel: Channel = "pipe",
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
@@ -47,8 +52,11 @@ class ProcessProvider:
         self._init_timeout = init_timeout
         self._stop_grace = stop_grace
         self._python = python
+        self._channel = channel
         self._environments: list[Environment] = []
         self._counter = 0
+        # Each runtime in its own cgroup where the machine allows (containment, memory caps).
+        self.cgroups = CgroupTree.create()
 
     @property
     def environments(self) -> list[Environment]:
@@ -75,6 +83,8 @@ class ProcessProvider:
             init_timeout=self._init_timeout,
             stop_grace=self._stop_grace,
             python=self._python,
+            cgroups=self.cgroups,
+            channel=self._channel,
         )
         if labelled is not None:
             holder.append(env)
@@ -121,5 +131,7 @@ class ProcessProvider:
         await asyncio.gather(*(env.stop() for env in environments), return_exceptions=True)
         for env in environments:
             shutil.rmtree(env.work_dir, ignore_errors=True)
+        if self.cgroups is not None:
+            self.cgroups.close()
         if self._owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)

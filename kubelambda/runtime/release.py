@@ -12,6 +12,9 @@ from typing import Literal, Required, TypedDict
 # Node.js bootstrap (`nodejs/bootstrap.mjs`); exec: exec `argv` (a bootstrap executable, an
 # image's command, a wrapper); missing: no entry point (an init error, Runtime.InvalidEntrypoint).
 LaunchMode = Literal["python", "node", "exec", "missing"]
+# How our Python bootstrap reaches the Runtime API: frames on the release socketpair (the fast
+# path, `channel.py`) or HTTP at AWS_LAMBDA_RUNTIME_API, as every other runtime does.
+Channel = Literal["pipe", "http"]
 
 
 class Release(TypedDict, total=False):
@@ -21,4 +24,7 @@ class Release(TypedDict, total=False):
     argv: list[str]  # node, exec: the entry point and its arguments
     sys_path: list[str]  # python: prepended to sys.path (task root, layers, PYTHONPATH)
     fsize: int  # the largest file it may write (ephemeral storage), bytes
+    memory_mb: int  # the function's memorySize: the runtime's cap (a cgroup, else the next)
+    address_space: int  # set where no cgroup caps memory: the shim's RLIMIT_AS, bytes
     detail: str  # missing: why there is no entry point
+    channel: Channel  # python: the Runtime API's carrier (default http)

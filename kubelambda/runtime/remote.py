@@ -25,8 +25,15 @@ class AgentError(RuntimeError):
 class RemoteEnvironment:
     """A client for one agent at `base_url` (e.g. http://10.1.2.3:8080)."""
 
-    def __init__(self, base_url: str, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = session
         self._owns_session = session is None
         self._state = EnvState.STARTING
@@ -55,7 +62,9 @@ class RemoteEnvironment:
 
     async def refresh(self) -> dict[str, Any]:
         """The agent's state document; also updates `state` and `alive`."""
-        async with self._client().get(f"{self.base_url}/kubelambda/v1/state") as response:
+        async with self._client().get(
+            f"{self.base_url}/kubelambda/v1/state", headers=self._auth
+        ) as response:
             document: dict[str, Any] = await response.json()
         self._seen(document)
         return document
@@ -65,7 +74,7 @@ class RemoteEnvironment:
         async with self._client().post(
             f"{self.base_url}/kubelambda/v1/specialize",
             data=body,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **self._auth},
         ) as response:
             document = await response.json()
             if response.status != 200:
@@ -77,7 +86,7 @@ class RemoteEnvironment:
         async with self._client().post(
             f"{self.base_url}/kubelambda/v1/invoke",
             data=request.payload,
-            headers=wire.request_headers(request),
+            headers={**wire.request_headers(request), **self._auth},
         ) as response:
             payload = await response.read()
             if response.status != 200:
@@ -93,7 +102,9 @@ class RemoteEnvironment:
     async def stop(self) -> None:
         """Stop the agent's runtime gracefully, then close this client."""
         try:
-            async with self._client().post(f"{self.base_url}/kubelambda/v1/stop") as response:
+            async with self._client().post(
+                f"{self.base_url}/kubelambda/v1/stop", headers=self._auth
+            ) as response:
                 self._seen(await response.json())
         except aiohttp.ClientError:
             self._state = EnvState.STOPPED

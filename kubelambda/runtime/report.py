@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass
 
 from kubelambda.runtime.errors import Status, lambda_timestamp
 from kubelambda.runtime.limits import LOG_TAIL_BYTES
+from kubelambda.runtime.spec import EnvironmentSpec, InvokeResult
 
 
 def billed_duration_ms(duration_ms: float) -> int:
@@ -153,3 +155,64 @@ class LogTail:
 
     def text(self) -> str:
         return tail_text("".join(f"{line}\n" for line in self._lines))
+
+
+def stdout_sink(line: str) -> None:
+    """Where an environment's lines go when no one else collects them."""
+    sys.stdout.write(line + "\n")
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """The END and REPORT lines of one invocation, and the figures its result carries."""
+
+    spec: EnvironmentSpec
+    request_id: str
+    duration_ms: float
+    billed_ms: int
+    used_mb: int
+    init_ms: float | None
+    error_type: str | None
+    end_line: str
+    report_line: str
+
+    @classmethod
+    def of(
+        cls,
+        spec: EnvironmentSpec,
+        request_id: str,
+        duration_ms: float,
+        init_ms: float | None,
+        max_rss_kb: int,
+        status: Status | None,
+        error_type: str | None,
+    ) -> Closing:
+        billed = billed_duration_ms(duration_ms)
+        used = memory_mb(max_rss_kb)
+        line = Report(
+            request_id, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
+        )
+        return cls(
+            spec,
+            request_id,
+            duration_ms,
+            billed,
+            used,
+            init_ms,
+            error_type,
+            end_line(request_id, spec.log_format),
+            report_line(line, spec.log_format),
+        )
+
+    def result(self, payload: bytes, function_error: bool, tail: str | None) -> InvokeResult:
+        return InvokeResult(
+            request_id=self.request_id,
+            payload=payload,
+            function_error="Unhandled" if self.error_type or function_error else None,
+            duration_ms=self.duration_ms,
+            billed_duration_ms=self.billed_ms,
+            max_memory_used_mb=self.used_mb,
+            init_duration_ms=self.init_ms,
+            log_tail=tail,
+            executed_version=self.spec.function_version,
+        )

@@ -1,28 +1,36 @@
-"""A lean HTTP/1.1 client for the Runtime API, used by our Python bootstrap (stdlib `socket` only).
+"""Our Python bootstrap's Runtime API clients (stdlib only): lean HTTP/1.1, and the pipe.
 
-One persistent connection, each request written with a single send, responses parsed by hand
-(Content-Length, chunked, or read-to-close). `http.client` works too, but its email-based header
-parsing and per-header validation were about two thirds of the runtime's CPU per warm invoke
-(see bench/README.md); this is the warm-invoke hot path.
+`RuntimeClient` speaks HTTP to AWS_LAMBDA_RUNTIME_API over one persistent connection, each
+request written with a single send, responses parsed by hand (Content-Length, chunked, or
+read-to-close). `http.client` works too, but its email-based header parsing and per-header
+validation were about two thirds of the runtime's CPU per warm invoke (see bench/README.md).
+
+`PipeClient` carries the very same requests and answers (method, path, headers, body; status,
+headers, body) as frames on the socketpair the agent released the shim through, so a warm
+invoke costs the agent no HTTP parsing at all (`channel.py` is the agent's end). A frame is
+`FRAME` (the meta's and the body's lengths), the meta as JSON, then the body.
 """
 
 from __future__ import annotations
 
+import json
 import socket
+import struct
 
 API = "/2018-06-01/runtime"
 _SEPARATE_BODY = 1 << 16  # larger bodies are sent after the head instead of copied into it
 
 
-class RuntimeClient:
-    """The Runtime API at `address` ("host:port")."""
+FRAME = struct.Struct("!II")
 
-    def __init__(self, address: str) -> None:
-        host, _, port = address.rpartition(":")
-        self._address = (host.strip("[]") or "127.0.0.1", int(port))
-        self._host = address
-        self._sock: socket.socket | None = None
-        self._buffer = bytearray()
+
+class _Calls:
+    """The two calls the bootstrap makes, on top of `request`."""
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        raise NotImplementedError
 
     def next(self) -> tuple[bytes, dict[str, str]]:
         """The next event and its headers (names lower-cased); blocks until there is one."""
@@ -33,6 +41,83 @@ class RuntimeClient:
 
     def post(self, path: str, body: bytes, headers: dict[str, str]) -> int:
         return self.request("POST", API + path, body, headers)[0]
+
+    def respond_then_next(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        """Post a response or error, then wait for the next event."""
+        self.post(path, body, headers)
+        return self.next()
+
+
+class PipeClient(_Calls):
+    """The Runtime API as frames on an inherited, connected Unix socket (file descriptor `fd`)."""
+
+    def __init__(self, fd: int) -> None:
+        self._sock = socket.socket(fileno=fd)
+        self._sock.setblocking(True)
+        self._buffer = bytearray()
+
+    def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        self._send(_frame(method, path, body, headers))
+        return self._answer()
+
+    def respond_then_next(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[bytes, dict[str, str]]:
+        """Both requests in one write; the agent answers both in one (with the next event)."""
+        head, body = _frame("POST", API + path, body, headers)
+        ask = _frame("GET", API + "/invocation/next", b"", None)
+        self._send((head, body + ask[0]))
+        self._answer()  # the 202 (or refusal) of the response; Lambda's runtime ignores it too
+        status, answer_headers, event = self._answer()
+        if status != 200:
+            raise RuntimeError(f"Runtime API /next answered {status}: {event!r}")
+        return event, answer_headers
+
+    def _send(self, frame: tuple[bytes, bytes]) -> None:
+        head, body = frame
+        if len(body) > _SEPARATE_BODY:
+            self._sock.sendall(head)
+            self._sock.sendall(body)
+        else:
+            self._sock.sendall(head + body)
+
+    def _answer(self) -> tuple[int, dict[str, str], bytes]:
+        meta_len, body_len = FRAME.unpack(self._take(FRAME.size))
+        status, answer_headers = json.loads(self._take(meta_len))
+        return status, answer_headers, self._take(body_len)
+
+    def _take(self, size: int) -> bytes:
+        buffer = self._buffer
+        while len(buffer) < size:
+            chunk = self._sock.recv(max(1 << 16, size - len(buffer)))
+            if not chunk:
+                raise ConnectionError("the agent closed the Runtime API channel")
+            buffer += chunk
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+
+def _frame(
+    method: str, path: str, body: bytes, headers: dict[str, str] | None
+) -> tuple[bytes, bytes]:
+    meta = json.dumps([method, path, headers or {}]).encode()
+    return FRAME.pack(len(meta), len(body)) + meta, body
+
+
+class RuntimeClient(_Calls):
+    """The Runtime API at `address` ("host:port")."""
+
+    def __init__(self, address: str) -> None:
+        host, _, port = address.rpartition(":")
+        self._address = (host.strip("[]") or "127.0.0.1", int(port))
+        self._host = address
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None

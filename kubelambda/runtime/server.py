@@ -62,18 +62,59 @@ class PendingInvocation:
         self.outcome: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
 
 
-def _json(status: int, error_type: str, message: str) -> web.Response:
-    body = json.dumps(control_error(error_type, message)).encode()
-    return web.Response(status=status, body=body, content_type=_JSON)
+@dataclass(slots=True)
+class Reply:
+    """One answer of the Runtime API, whatever carries it (HTTP here, a pipe in `channel.py`).
+
+    `headers` set: the answer to /next (the event and its Lambda-Runtime-* headers); unset: a
+    JSON status or error body."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] | None = None
 
 
-def _transition(current: str, target: str) -> web.Response:
+def _json(status: int, error_type: str, message: str) -> Reply:
+    return Reply(status, json.dumps(control_error(error_type, message)).encode())
+
+
+def _transition(current: str, target: str) -> Reply:
     return _json(
         403,
         "InvalidStateTransition",
         f"State transition from {current} to {target} failed for runtime. "
         "Error: State transition is not allowed",
     )
+
+
+ACCEPTED = Reply(202, _ACCEPTED)
+RESET = _json(500, "InternalServerError", "Internal Server Error")
+Route = Literal["next", "response", "error", "init_error", "unknown"]
+
+
+def route(method: str, path: str) -> tuple[Route, str]:
+    """Which Runtime API call `method path` is, and the request id it names (if any)."""
+    if path == NEXT and method == "GET":
+        return "next", ""
+    if path.startswith(INVOCATION) and method == "POST":
+        request_id, _, verb = path[len(INVOCATION) :].partition("/")
+        if verb == "response":
+            return "response", request_id
+        if verb == "error":
+            return "error", request_id
+    if path == INIT_ERROR and method == "POST":
+        return "init_error", ""
+    return "unknown", ""
+
+
+def not_found(method: str, path: str) -> Reply:
+    return _json(404, "NotFound", f"{method} {path} is not a Runtime API route")
+
+
+def _http(reply: Reply) -> web.Response:
+    if reply.headers is not None:
+        return web.Response(body=reply.body, headers=reply.headers)
+    return web.Response(status=reply.status, body=reply.body, content_type=_JSON)
 
 
 async def _discard(request: BaseRequest) -> None:
@@ -169,18 +210,27 @@ class RuntimeApi:
         )
 
     async def _handle(self, request: BaseRequest) -> web.StreamResponse:
-        path = request.raw_path
-        if path == NEXT and request.method == "GET":
-            return await self._next()
-        if path.startswith(INVOCATION) and request.method == "POST":
-            request_id, _, verb = path[len(INVOCATION) :].partition("/")
-            if verb in ("response", "error"):
-                return await self._answer(request, request_id, verb)
-        if path == INIT_ERROR and request.method == "POST":
-            return await self._init_error(request)
-        return _json(404, "NotFound", f"{request.method} {path} is not a Runtime API route")
+        method, path = request.method, request.raw_path
+        kind, request_id = route(method, path)
+        if kind == "next":
+            taken = self.take_next()
+            if isinstance(taken, asyncio.Future):
+                taken = self.next_reply(await taken)
+            return _http(taken)
+        if kind == "response" or kind == "error":
+            return _http(await self._answer(request, request_id, kind))
+        if kind == "init_error":
+            if self._ready_seen:
+                return _http(self.init_error(b"", None))
+            body = await request.read()
+            error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
+            return _http(self.init_error(body, error_type))
+        return _http(not_found(method, path))
 
-    async def _next(self) -> web.StreamResponse:
+    # -- the transport-neutral core: HTTP above and the pipe channel both call these --------
+    def take_next(self) -> Reply | asyncio.Future[PendingInvocation | None]:
+        """The runtime asks for its next event: an answer now, or a future that the next
+        `dispatch` (or a `reset`, with None) resolves; turn it into a Reply with next_reply."""
         if not self._ready_seen:
             self._ready_seen = True
             self._on_ready()
@@ -190,33 +240,36 @@ class RuntimeApi:
         if invocation is not None:
             self._queued = None
             self._deliver(invocation)
-        else:
-            if self._waiter is not None and not self._waiter.done():
-                return _transition("Ready", "Ready")
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            invocation = await waiter
-            if invocation is None:  # the agent reset this runtime generation
-                return _json(500, "InternalServerError", "Internal Server Error")
-        return web.Response(body=invocation.payload, headers=invocation.headers)
+            return self.next_reply(invocation)
+        if self._waiter is not None and not self._waiter.done():
+            return _transition("Ready", "Ready")
+        waiter: asyncio.Future[PendingInvocation | None]
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        return waiter
 
-    async def _answer(self, request: BaseRequest, request_id: str, verb: str) -> web.Response:
-        target = "InvocationResponse" if verb == "response" else "InvocationErrorResponse"
+    @staticmethod
+    def next_reply(invocation: PendingInvocation | None) -> Reply:
+        if invocation is None:  # the agent reset this runtime generation
+            return RESET
+        return Reply(200, invocation.payload, invocation.headers)
+
+    def answering(self, request_id: str, verb: str) -> PendingInvocation | Reply:
+        """The invocation a response or error for `request_id` answers, or the refusal."""
         current = self._current
         if current is None:
+            target = "InvocationResponse" if verb == "response" else "InvocationErrorResponse"
             return _transition("RuntimeResponseSentState" if self._answered else "Ready", target)
         if request_id != current.request_id:
             return _json(400, "InvalidRequestID", "Invalid request ID")
-        length = request.content_length
-        if length is not None and length > MAX_RESPONSE_BYTES:
-            await _discard(request)
-            return self._too_large(current, length)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            await _discard(request)
-            return self._too_large(current, MAX_RESPONSE_BYTES + 1)
+        return current
+
+    def answer(
+        self, current: PendingInvocation, verb: str, body: bytes, error_type: str | None
+    ) -> Reply:
+        """Record the runtime's response or error (its body read whole) for `current`."""
         if self._current is not current:  # abandoned (timed out) while the body arrived
+            target = "InvocationResponse" if verb == "response" else "InvocationErrorResponse"
             return _transition("RuntimeResponseSentState", target)
         self._current = None
         self._answered = True
@@ -224,11 +277,10 @@ class RuntimeApi:
             if verb == "response":
                 current.outcome.set_result(Ending("response", body))
             else:
-                error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
                 current.outcome.set_result(Ending("error", body, error_type))
-        return web.Response(status=202, body=_ACCEPTED, content_type=_JSON)
+        return ACCEPTED
 
-    def _too_large(self, current: PendingInvocation, size: int) -> web.Response:
+    def too_large(self, current: PendingInvocation, size: int) -> Reply:
         self._current = None
         self._answered = True
         if not current.outcome.done():
@@ -239,9 +291,24 @@ class RuntimeApi:
             f"Exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
         )
 
-    async def _init_error(self, request: BaseRequest) -> web.Response:
+    def init_error(self, body: bytes, error_type: str | None) -> Reply:
         if self._ready_seen:
             return _transition("Ready", "InitError")
-        body = await request.read()
-        self._on_init_error(body, request.headers.get("Lambda-Runtime-Function-Error-Type"))
-        return web.Response(status=202, body=_ACCEPTED, content_type=_JSON)
+        self._on_init_error(body, error_type)
+        return ACCEPTED
+
+    async def _answer(self, request: BaseRequest, request_id: str, verb: str) -> Reply:
+        current = self.answering(request_id, verb)
+        if isinstance(current, Reply):
+            return current
+        length = request.content_length
+        if length is not None and length > MAX_RESPONSE_BYTES:
+            await _discard(request)
+            return self.too_large(current, length)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            await _discard(request)
+            return self.too_large(current, MAX_RESPONSE_BYTES + 1)
+        error_type = request.headers.get("Lambda-Runtime-Function-Error-Type")
+        return self.answer(current, verb, body, error_type)

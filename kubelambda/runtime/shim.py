@@ -1,17 +1,21 @@
 """The warm shim: a generic runtime process that waits, code-less, until the agent releases it.
 
-Started by the agent as `python -P -m kubelambda.runtime.shim PARENT_PID CONTROL_FD`, with
-stdin as a lifeline pipe whose write end only the agent holds. It
+Started by the agent as `python -P -m kubelambda.runtime.shim PARENT_PID CONTROL_FD [CGROUP]`,
+with stdin as a lifeline pipe whose write end only the agent holds. It
 
+0. moves itself into the environment's cgroup, when the agent made one (`cgroup.py`), before
+   anything else runs, so that everything the function starts is in it;
 1. asks the kernel to SIGKILL it when the agent dies (PR_SET_PDEATHSIG);
 2. forks a tiny guardian that blocks on the lifeline and, at EOF (the agent is gone, however it
-   died), kills the whole process group, so a runtime's own children cannot leak either;
+   died), kills the whole cgroup (or else the process group), so a runtime's own children —
+   even one that left the group with setsid — cannot leak either;
 3. imports the Python bootstrap ahead of time, tells the agent it is warm (b"W" on CONTROL_FD)
    and waits for one JSON release line: the function's environment, working folder, sys.path
    and entry point;
 4. then, for Python, imports the handler and serves in this very process (no exec: the fast
-   path), or execs the real entry point (awslambdaric, a custom runtime's `bootstrap`, an image
-   command).
+   path), speaking the Runtime API as frames on CONTROL_FD when the release says
+   `channel: pipe` (`channel.py`); or execs the real entry point (awslambdaric, a custom
+   runtime's `bootstrap`, an image command), which uses HTTP.
 """
 
 from __future__ import annotations
@@ -37,7 +41,13 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _fork_guardian(control_fd: int) -> None:
+def _join_cgroup(cgroup: str) -> None:
+    if cgroup:
+        with open(os.path.join(cgroup, "cgroup.procs"), "w") as procs:
+            procs.write("0")  # "0": the writing process itself
+
+
+def _fork_guardian(control_fd: int, cgroup: str) -> None:
     if os.fork() != 0:
         return
     # The guardian: holds nothing but the lifeline (fd 0) and waits for the agent to go away.
@@ -48,6 +58,9 @@ def _fork_guardian(control_fd: int) -> None:
         os.close(control_fd)
         while os.read(0, 4096):
             pass
+        if cgroup:
+            with contextlib.suppress(OSError), open(os.path.join(cgroup, "cgroup.kill"), "w") as f:
+                f.write("1")
         os.killpg(os.getpgrp(), signal.SIGKILL)
     finally:
         os._exit(0)
@@ -67,7 +80,6 @@ def _read_release(control_fd: int) -> Release:
         chunks.append(chunk)
         if chunk.endswith(b"\n"):
             break
-    os.close(control_fd)
     release: Release = json.loads(b"".join(chunks))
     return release
 
@@ -86,6 +98,12 @@ def _apply(release: Release) -> dict[str, str]:
 
         # /tmp's size cannot be capped without privileges; a single file's size can.
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    space = release.get("address_space")
+    if isinstance(space, int) and space > 0:
+        import resource
+
+        # No cgroup caps this environment: an allocation past memorySize fails instead.
+        resource.setrlimit(resource.RLIMIT_AS, (space, space))
     return env
 
 
@@ -105,8 +123,10 @@ def _exec(argv: list[str], env: dict[str, str]) -> None:
 
 def main() -> None:
     parent, control_fd = int(sys.argv[1]), int(sys.argv[2])
+    cgroup = sys.argv[3] if len(sys.argv) > 3 else ""
+    _join_cgroup(cgroup)
     _die_with_parent(parent)
-    _fork_guardian(control_fd)
+    _fork_guardian(control_fd, cgroup)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # the runtime must not hold the lifeline's reading end as stdin
     os.close(devnull)
@@ -120,12 +140,20 @@ def main() -> None:
     env = _apply(release)
     argv = release.get("argv")
     if release["mode"] in ("exec", "node") and argv:
+        os.close(control_fd)
         _exec(argv, env)
         return
     extra = release.get("sys_path", [])
     sys.path[:0] = [p for p in extra if p not in sys.path]
     sys.argv = [bootstrap.__file__]
-    bootstrap.main()
+    if release.get("channel") == "pipe":
+        # The socketpair stays open as the Runtime API's carrier; the handler's own children
+        # must not inherit it (pass_fds made it inheritable).
+        os.set_inheritable(control_fd, False)
+        bootstrap.main(channel_fd=control_fd)
+    else:
+        os.close(control_fd)
+        bootstrap.main()
 
 
 if __name__ == "__main__":

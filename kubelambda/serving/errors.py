@@ -2,12 +2,20 @@
 
 The table mirrors botocore's Lambda service model (a unit test checks every entry against it),
 so boto3 and the AWS CLI raise the same exception classes they raise against AWS.
+`as_lambda_error` is the one place that turns any failure into one of them: the gateway's
+middleware and the dispatch core both call it, so nothing reaches a client as a bare 500.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
+
+from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.invocation import InvalidClientContext
+
+log = logging.getLogger(__name__)
 
 # error code -> (HTTP status, the body member that holds the message: botocore spells it
 # "Message" for some shapes and "message" for others)
@@ -26,11 +34,9 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ResourceInUseException": (400, "Message"),
 }
 
-# Answers botocore's model has no shape for. botocore still raises a ClientError with the code;
-# 501 is not among the statuses its retry handlers retry.
+# Answers botocore's model has no shape for. botocore still raises a ClientError with the code.
 UNMODELED: dict[str, tuple[int, str]] = {
     "AccessDeniedException": (403, "Message"),  # Kubernetes RBAC refused the caller
-    "NotImplementedException": (501, "message"),  # an operation kubelambda does not serve
 }
 
 # ThrottleReason values from the service model.
@@ -77,10 +83,10 @@ def throttled(reason: str) -> LambdaError:
     )
 
 
-def too_large(size: int, limit: int) -> LambdaError:
+def too_large(size: int, limit: int, operation: str = "InvokeFunction") -> LambdaError:
     return LambdaError(
         "RequestTooLargeException",
-        f"Request must be smaller than {limit} bytes for the InvokeFunction operation "
+        f"Request must be smaller than {limit} bytes for the {operation} operation "
         f"(got {size} bytes)",
     )
 
@@ -94,3 +100,34 @@ def bad_json(detail: str) -> LambdaError:
 
 def bad_parameter(message: str) -> LambdaError:
     return LambdaError("InvalidParameterValueException", message)
+
+
+def unknown_operation(method: str, path: str) -> LambdaError:
+    """A request that matches no operation of the Lambda API (unknown path or method)."""
+    return LambdaError(
+        "ResourceNotFoundException",
+        f"No Lambda API operation matches {method} {path}",
+    )
+
+
+def unserved_operation(operation: str, method: str, path: str) -> LambdaError:
+    """An operation of botocore's Lambda model that this gateway does not serve."""
+    return LambdaError(
+        "InvalidParameterValueException",
+        f"The {operation} operation ({method} {path}) is not served by kubelambda; "
+        "docs/compatibility.md lists the operations that are",
+        extra={"Operation": operation},
+    )
+
+
+def as_lambda_error(exc: BaseException) -> LambdaError:
+    """The Lambda error a failure is answered with: the caller's fault as a 4xx naming what was
+    wrong, anything unexpected as ServiceException (logged with its traceback)."""
+    if isinstance(exc, LambdaError):
+        return exc
+    if isinstance(exc, InvalidClientContext):
+        return LambdaError("InvalidRequestContentException", str(exc))
+    if isinstance(exc, CodeError):
+        return LambdaError("InvalidParameterValueException", f"The function's code: {exc}")
+    log.error("unexpected failure answered as ServiceException", exc_info=exc)
+    return LambdaError("ServiceException", f"The gateway failed to serve the request: {exc!r}")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 LINES_PER_FUNCTION = 2000
+# ...and at most this many characters of them: a runtime's lines may be 256 KiB long each.
+CHARS_PER_FUNCTION = 2 * 1024 * 1024
 FOLLOWER_BACKLOG = 1000  # a follower that falls this far behind loses its oldest lines
 
 Key = tuple[str, str]  # (namespace, function)
@@ -30,11 +32,16 @@ class LogEntry:
 
 class LogBook:
     def __init__(
-        self, per_function: int = LINES_PER_FUNCTION, clock: Callable[[], float] = time.time
+        self,
+        per_function: int = LINES_PER_FUNCTION,
+        clock: Callable[[], float] = time.time,
+        chars_per_function: int = CHARS_PER_FUNCTION,
     ) -> None:
         self._per_function = per_function
+        self._chars_per_function = chars_per_function
         self._clock = clock
         self._lines: dict[Key, deque[LogEntry]] = {}
+        self._chars: dict[Key, int] = {}
         self._followers: dict[Key, set[asyncio.Queue[LogEntry]]] = {}
 
     def add(self, namespace: str, function: str, version: str, line: str) -> None:
@@ -42,8 +49,14 @@ class LogBook:
         key = (namespace, function)
         lines = self._lines.get(key)
         if lines is None:
-            lines = self._lines[key] = deque(maxlen=self._per_function)
+            lines = self._lines[key] = deque()
         lines.append(entry)
+        held = self._chars.get(key, 0) + len(line)
+        while len(lines) > 1 and (
+            len(lines) > self._per_function or held > self._chars_per_function
+        ):
+            held -= len(lines.popleft().line)
+        self._chars[key] = held
         for queue in self._followers.get(key, ()):
             if queue.full():
                 queue.get_nowait()

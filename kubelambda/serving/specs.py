@@ -18,6 +18,7 @@ from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.function import Code, Layer
+from kubelambda.runtime.code import CodeError, vet_code
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, S3Ref
 from kubelambda.serving.catalog import FunctionVersion
 from kubelambda.serving.errors import LambdaError
@@ -164,6 +165,12 @@ class SpecBuilder:
         try:
             on_demand = self.spec(version)
             provisioned = self.spec(version, "provisioned-concurrency")
+            # Unsafe code is refused now, when the configuration is loaded, not at an invoke.
+            for ref in (on_demand.code, *on_demand.layers):
+                vet_code(ref)
+        except CodeError as exc:
+            problem = LambdaError("InvalidParameterValueException", f"{version.function}: {exc}")
+            return Target(version.revision, runtime, shape, problem=problem)
         except LambdaError as exc:
             return Target(version.revision, runtime, shape, problem=exc)
         return Target(version.revision, runtime, shape, on_demand, provisioned)

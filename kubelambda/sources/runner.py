@@ -107,10 +107,12 @@ class PollerSet:
         self.pollers: dict[str, _Running] = {}
         self.statuses: dict[str, PollerStatus] = {}
         self._applying = asyncio.Lock()  # a reload may arrive while an apply stops pollers
+        self._closed = False
 
     async def apply(self, configs: list[PollerConfig]) -> None:
         async with self._applying:
-            await self._apply(configs)
+            if not self._closed:  # a reload that lost the race with close() starts nothing
+                await self._apply(configs)
 
     async def _apply(self, configs: list[PollerConfig]) -> None:
         wanted = {c.key: c for c in configs}
@@ -217,5 +219,7 @@ class PollerSet:
             await running.task
 
     async def close(self) -> None:
-        for key in list(self.pollers):
-            await self._stop(key)
+        async with self._applying:
+            self._closed = True
+            for key in list(self.pollers):
+                await self._stop(key)

@@ -209,6 +209,24 @@ def stream_arn(kind: str, region: str, name: str) -> str:
     return f"arn:kubelambda:{kind}:{region}:{ACCOUNT}:stream/{name}"
 
 
+End = tuple[str, float]  # a record's id and its arrival (epoch seconds)
+
+
+def stream_batch_info(
+    kind: str, region: str, stream: str, first: End, last: End, size: int
+) -> dict[str, Any]:
+    """The onFailure record's batch info for a Redis or NATS stream: (id, arrival) of the ends."""
+    return {
+        "stream": stream,
+        "startSequenceNumber": first[0],
+        "endSequenceNumber": last[0],
+        "approximateArrivalOfFirstRecord": first[1],
+        "approximateArrivalOfLastRecord": last[1],
+        "batchSize": size,
+        "streamArn": stream_arn(kind, region, stream),
+    }
+
+
 def _kinesis_like(
     kind: str,
     region: str,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -111,9 +112,19 @@ class LambdaStack:
         env["PYTHONUNBUFFERED"] = "1"
         return env
 
+    @property
+    def agent_key_file(self) -> Path:
+        """The key the agents' tokens derive from, shared by the operator and the gateways, as
+        the chart's agentKey Secret is (so every scenario drives authenticated agents)."""
+        path = self.workdir / "agent-key"
+        if not path.exists():
+            path.write_text(secrets.token_hex(24))
+        return path
+
     def start_operator(self) -> None:
         argv = [
             "operator",
+            f"--agent-key-file={self.agent_key_file}",
             f"--namespace={self.ns}",
             "--standalone",
             f"--agent-image={AGENT_IMAGE}",
@@ -141,9 +152,10 @@ class LambdaStack:
             "--unreserved-floor=10",
             "--idle-keepalive=300",
             "--auth=none",
+            f"--agent-key-file={self.agent_key_file}",
             f"--identity={identity}",
             f"--claim-lease={self.lease:g}",
-            "--claim-timeout=20",
+            "--claim-timeout=60",  # refills take longer on a loaded machine; 429s are not the test
             f"--queue=sqlite:///{self.workdir / identity}-events.sqlite3",
         ]
         role = Role(identity, argv, self.env(), self.workdir / f"{identity}.log")
@@ -159,7 +171,8 @@ class LambdaStack:
             except OSError:
                 return False
 
-        wait_until(ready, timeout=30, interval=0.1, what=f"gateway {identity} to be ready")
+        # A generous bound: on a loaded 2-core machine the import and first lists take a while.
+        wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
         return url
 
     def stop(self) -> None:
@@ -265,9 +278,18 @@ class LambdaStack:
                 os.killpg(container.proc.pid, signal.SIGKILL)
 
     def agent_state(self, name: str) -> dict[str, Any]:
-        """The agent's state document, read from its control API on the pod IP."""
-        ip = self.core.read_namespaced_pod(name, self.ns).status.pod_ip
-        with urllib.request.urlopen(f"http://{ip}:8080/kubelambda/v1/state", timeout=5) as r:
+        """The agent's state document, read from its control API on the pod IP with the token a
+        gateway derives for that pod (without it the agent answers 401)."""
+        from kubelambda.kube.agentauth import NONCE, agent_token
+
+        pod = self.core.read_namespaced_pod(name, self.ns)
+        key = self.agent_key_file.read_bytes().strip()
+        token = agent_token(key, pod.metadata.annotations[NONCE])
+        request = urllib.request.Request(
+            f"http://{pod.status.pod_ip}:8080/kubelambda/v1/state",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
             result: dict[str, Any] = json.load(r)
         return result
 

@@ -92,6 +92,10 @@ def release(cluster: Cluster) -> Iterator[Release]:
         f"runtimes.python3\\.12={json.dumps(values['runtimes']['python3.12'])}",
         "--set",
         "queue.sqlite.persistence.enabled=false",
+        # The poller Deployment's failover on this control plane is not proved yet (issue 17);
+        # this test is about the operator and the gateway.
+        "--set",
+        "poller.enabled=false",
     )
     assert result.returncode == 0, result.stderr + result.stdout
     try:

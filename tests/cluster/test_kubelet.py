@@ -120,7 +120,9 @@ def test_env_sources_and_shared_empty_dir(
         "writer",
         "import json, os\n"
         "names = 'PLAIN NAME NS LABEL IP GREETING TOKEN EXPANDED MEM DIR'.split()\n"
-        "json.dump({k: os.environ.get(k) for k in names}, open('/shared/env.json', 'w'))",
+        # written whole, then renamed: the reader must never see a half-written file
+        "json.dump({k: os.environ.get(k) for k in names}, open('/shared/env.tmp', 'w'))\n"
+        "os.rename('/shared/env.tmp', '/shared/env.json')",
         env=[
             {"name": "PLAIN", "value": "v"},
             {"name": "NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},

@@ -370,6 +370,29 @@ def test_a_function_no_generic_pod_fits_runs_in_its_own_pool(stack: LambdaStack)
     stack.wait_pods(dedicated + ",kubelambda.dev/state=warm", 1)  # refilled
 
 
+HOG = "{'pid': os.getpid(), 'n': len(bytearray(event['mb'] * 1024 * 1024))}"
+
+
+def test_a_128_mb_function_on_a_bigger_generic_pod_is_capped_at_128_mb(stack: LambdaStack) -> None:
+    """Issue 12, defect 5: the cap is the function's memorySize, not the generic pod's limit; over
+    it is Lambda's Runtime.OutOfMemory and the next call runs on a fresh runtime."""
+    stack.function("hog", handler_code(HOG), memorySize=128)
+    stack.wait_state("functions", "hog", "Active")
+    stack.wait_servable("hog")
+    first = stack.invoke("hog", {"mb": 16})
+    assert first["body"]["n"] == 16 * 1024 * 1024, first
+    (claimed,) = stack.live_pods("kubelambda.dev/function=hog,kubelambda.dev/state=claimed")
+    runtime = next(c for c in claimed.spec.containers if c.name == "runtime")
+    assert runtime.resources.limits["memory"] != "128Mi"  # a generic pod, bigger than 128 MB
+    over = stack.invoke("hog", {"mb": 1024})
+    assert over["FunctionError"] == "Unhandled", over
+    assert over["body"]["errorType"] == "Runtime.OutOfMemory"
+    assert over["body"]["errorMessage"].endswith("Runtime exited with error: signal: killed")
+    after = stack.invoke("hog", {"mb": 16})
+    assert after["body"]["n"] == 16 * 1024 * 1024
+    assert after["body"]["pid"] != first["body"]["pid"]  # a fresh runtime
+
+
 @pytest.mark.parametrize("version", ["1.30.0", kubernetes_validate.latest_version()])
 def test_every_pod_the_operator_wrote_passes_strict_schema_validation(
     stack: LambdaStack, version: str

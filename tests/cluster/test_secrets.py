@@ -1,4 +1,4 @@
-"""environment.secretKeyRefs in cluster mode, on the emulated apiserver with the real operator and
+"""environment.secretKeyRefs in cluster mode, on the real control plane with the real operator and
 gateway: the gateway reads the Kubernetes Secret and the function gets the value, which appears
 in no log line, no status, no pod (spec, annotations, container env) and no API response."""
 
@@ -8,24 +8,28 @@ import hashlib
 import json
 import urllib.request
 from collections.abc import Iterator
+from typing import Any
 
 import kubernetes
 import pytest
 
-from tests.cluster.lambda_stack import NS, LambdaStack, handler_code, running_stack
+from tests.cluster.harness.cluster import Cluster
+from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 
 VALUE = "cluster-tok-41d7a2-never-printed"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaStack]:
-    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+def stack(
+    cluster: Cluster, lambda_crds: list[Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LambdaStack]:
+    with running_stack(cluster, tmp_path_factory.mktemp("stack")) as running:
         yield running
 
 
 def test_a_function_reads_a_kubernetes_secret_and_nothing_shows_it(stack: LambdaStack) -> None:
     stack.core.create_namespaced_secret(
-        NS,
+        stack.ns,
         kubernetes.client.V1Secret(
             metadata=kubernetes.client.V1ObjectMeta(name="api"), string_data={"token": VALUE}
         ),
@@ -61,10 +65,10 @@ def test_a_function_reads_a_kubernetes_secret_and_nothing_shows_it(stack: Lambda
     with urllib.request.urlopen(url, timeout=10) as logs:
         answers.append(logs.read().decode())
     assert "START RequestId" in answers[-1]
-    pods = stack.core.list_namespaced_pod(NS)
+    pods = stack.core.list_namespaced_pod(stack.ns)
     pod_text = json.dumps(stack.client.sanitize_for_serialization(pods))  # type: ignore[union-attr]
     container_logs = [
-        stack.kubelet.log(NS, p.metadata.name, c.name)  # type: ignore[union-attr]
+        stack.kubelet.log(stack.ns, p.metadata.name, c.name)  # type: ignore[union-attr]
         for p in pods.items
         for c in p.spec.containers
     ]

@@ -33,3 +33,12 @@ def test_no_markdown_file_is_over_100_kb() -> None:
     sizes = {p.relative_to(REPO).as_posix(): p.stat().st_size for p in committed_markdown()}
     too_big = {name: size for name, size in sizes.items() if size > LIMIT}
     assert not too_big, f"Markdown files over {LIMIT} bytes: {too_big}"
+
+
+def test_compatibility_says_plainly_that_dev_mode_does_not_isolate_functions() -> None:
+    """Issue 12, defect 10: a function can race another's Runtime API in dev mode; the docs
+    must say so (a secret in AWS_LAMBDA_RUNTIME_API breaks the unmodified awslambdaric)."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "compatibility.md").read_text()
+    assert "**Dev mode does not isolate functions from each other.**" in text

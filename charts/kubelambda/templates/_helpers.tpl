@@ -84,8 +84,11 @@ default
 {{- define "kubelambda.policyNamespaces" -}}
 {{- if .Values.functionNamespaces -}}
 {{- toYaml .Values.functionNamespaces -}}
-{{- else -}}
+{{- else if .Values.networkPolicy.functionNamespaces -}}
 {{- toYaml .Values.networkPolicy.functionNamespaces -}}
+{{- else -}}
+{{- /* All namespaces and none named: at least the namespace unqualified names go to. */ -}}
+{{- toYaml (list (include "kubelambda.defaultNamespace" .)) -}}
 {{- end -}}
 {{- end -}}
 
@@ -149,6 +152,11 @@ seccompProfile:
 {{- if and .Values.gateway.httpRoute.enabled (not .Values.gateway.httpRoute.parentRefs) -}}
 {{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The Secret holding the agents' key. */}}
+{{- define "kubelambda.agentKeySecret" -}}
+{{- .Values.agentKey.existingSecret | default (printf "%s-agent-key" (include "kubelambda.fullname" .)) -}}
 {{- end -}}
 
 {{- define "kubelambda.pollerName" -}}

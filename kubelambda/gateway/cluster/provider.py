@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from kubelambda.kube import claims
+from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
 from kubelambda.kube.contract import PodInfo, spec_revision
 from kubelambda.kube.view import ClusterView
@@ -45,6 +46,7 @@ class ClaimSettings:
     lease: float = 60.0  # the operator reaps claims not renewed for this long
     specialize_timeout: float = 60.0  # the agent's fetch of code and release of the shim
     agent_port: int = 8080
+    agent_key: bytes | None = None  # derives each pod's agent token (kube/agentauth.py)
 
 
 class PodSlot:
@@ -172,7 +174,9 @@ class ClusterProvider:
                 won = await self._try_claim(pod, spec, revision)
                 if won is not None:
                     url = f"http://{won.ip}:{self.settings.agent_port}"
-                    return won, RemoteEnvironment(url, session=self._client())
+                    key = self.settings.agent_key
+                    token = agent_token(key, won.agent_nonce) if key and won.agent_nonce else None
+                    return won, RemoteEnvironment(url, session=self._client(), token=token)
             left = deadline - time.monotonic()
             if left <= 0:
                 kind = "provisioned" if want.revision else "warm"

@@ -57,6 +57,7 @@ class ClusterSettings:
     lease: float = 60.0
     queue: str | None = None  # the async queue's URL; None: Event invocations are refused
     code_store: CodeBucket | None = None  # None: the control API refuses code uploads
+    agent_key: bytes | None = None  # the key agents' tokens derive from (kube/agentauth.py)
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
@@ -64,7 +65,10 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     api = api or KubeApi.from_environment()
     view = ClusterView(api, settings.namespaces)
     claim = ClaimSettings(
-        identity=settings.identity, claim_timeout=settings.claim_timeout, lease=settings.lease
+        identity=settings.identity,
+        claim_timeout=settings.claim_timeout,
+        lease=settings.lease,
+        agent_key=settings.agent_key,
     )
     provider = ClusterProvider(api, view, claim)
     code = ConfigMapCode(api)

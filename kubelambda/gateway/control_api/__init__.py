@@ -1,2 +1,2 @@
-"""The Lambda control API's HTTP routes: every operation of botocore's Lambda model, served by
-`kubelambda.serving.control` or answered as not served."""
+"""The Lambda control API's HTTP routes: the operations of botocore's Lambda model that
+`kubelambda.serving.control` serves (the others are answered by `gateway/operations.py`)."""

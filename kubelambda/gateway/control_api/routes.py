@@ -1,10 +1,12 @@
-"""Routes for every operation of botocore's Lambda model except the data plane's Invoke.
+"""Routes for the operations of botocore's Lambda model the control service serves.
 
 The paths, methods, status codes and where each request member travels (path, query string,
 header or JSON body) are read from botocore's service model, the same model boto3 and the AWS
 CLI serialize with, so the two cannot disagree. A served operation (`SERVED`) goes to the
-control service; any other answers a JSON `NotImplementedException` that names it, never a
-plain-text 404. Handlers stay thin: parse members, call, serialize.
+control service; the rest are left to `gateway/operations.py`, which answers each with a JSON
+error naming it (so does a route here when the operation it resolves to is not served: one path
+and method can carry two operations told apart by the query). Bodies are read by the gateway's
+one bounded reader (`http.read_body`). Handlers stay thin: parse members, call, serialize.
 
 The caller: authentication (when enabled) stores a `Caller` under `CALLER` in the request; the
 cluster store then acts as that caller, so Kubernetes RBAC decides who may deploy.
@@ -21,10 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
+from kubelambda.gateway.http import BodyBudget, read_body
 from kubelambda.serving.control.operations import DATA_PLANE
 from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.control.store import Caller
-from kubelambda.serving.errors import LambdaError
+from kubelambda.serving.errors import LambdaError, unserved_operation
 
 CALLER = "kubelambda.caller"  # request key under which auth leaves the caller's identity
 UPLOADS = ("CreateFunction", "UpdateFunctionCode", "PublishLayerVersion")
@@ -77,18 +80,10 @@ def _scalar(shape: Any, raw: str) -> Any:
     return raw
 
 
-async def _body(request: web.Request, limit: int, operation: str) -> dict[str, Any]:
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(1 << 20):
-        size += len(chunk)
-        if size > limit:
-            raise LambdaError(
-                "RequestTooLargeException",
-                f"Request must be smaller than {limit} bytes for the {operation} operation",
-            )
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+async def _body(
+    request: web.Request, limit: int, operation: str, budget: BodyBudget | None
+) -> dict[str, Any]:
+    raw = await read_body(request, limit, budget=budget, operation=operation)
     if not raw.strip():
         return {}
     try:
@@ -102,7 +97,7 @@ async def _body(request: web.Request, limit: int, operation: str) -> dict[str, A
     return found
 
 
-async def parse(request: web.Request, op: Any) -> dict[str, Any]:
+async def parse(request: web.Request, op: Any, budget: BodyBudget | None = None) -> dict[str, Any]:
     """The operation's input members, from wherever the model says they travel."""
     shape = op.input_shape
     params: dict[str, Any] = {}
@@ -113,7 +108,7 @@ async def parse(request: web.Request, op: Any) -> dict[str, Any]:
     ) and request.method in ("POST", "PUT")
     if has_body:
         limit = UPLOAD_LIMIT if op.name in UPLOADS else BODY_LIMIT
-        params.update(await _body(request, limit, op.name))
+        params.update(await _body(request, limit, op.name, budget))
     for name, member in shape.members.items():
         location = member.serialization.get("location")
         where = member.serialization.get("name", name)
@@ -135,25 +130,22 @@ class ControlRoutes:
     def __init__(self, service: ControlService) -> None:
         self.service = service
 
-    def add_to(self, app: web.Application) -> None:
+    def add_to(self, app: web.Application, budget: BodyBudget | None = None) -> None:
+        """Route every path and method that carries a served operation."""
         for (method, path), ops in route_table().items():
-            handler = self._handler(ops)
+            if not any(self.service.serves(op.name) for op, _ in ops):
+                continue  # gateway/operations.py answers it
+            handler = self._handler(ops, budget)
             app.router.add_route(method, path, handler)
             if not path.endswith("/") and not path.endswith("}"):
                 app.router.add_route(method, path + "/", handler)
 
-    def _handler(self, ops: list[tuple[Any, dict[str, str]]]) -> Handler:
+    def _handler(self, ops: list[tuple[Any, dict[str, str]]], budget: BodyBudget | None) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             op = _choose(ops, request)
             if not self.service.serves(op.name):
-                raise LambdaError(
-                    "NotImplementedException",
-                    f"kubelambda does not serve the Lambda operation {op.name} "
-                    f"({op.http['method']} {op.http['requestUri']}); the served ones are "
-                    "listed in docs/compatibility.md",
-                    extra={"Operation": op.name},
-                )
-            params = await parse(request, op)
+                raise unserved_operation(op.name, request.method, request.path)
+            params = await parse(request, op, budget)
             caller = request.get(CALLER)
             result = await self.service.call(
                 op.name, params, caller if isinstance(caller, Caller) else None

@@ -44,8 +44,9 @@ class ControlService(LayerOps, FunctionOps, AliasOps, ConfigOps, MappingOps):
         """Serves one operation; raises LambdaError."""
         if not self.serves(operation):
             raise LambdaError(
-                "NotImplementedException",
-                f"kubelambda does not serve the Lambda operation {operation}",
+                "InvalidParameterValueException",
+                f"The {operation} operation is not served by kubelambda",
+                extra={"Operation": operation},
             )
         method = getattr(self, snake(operation))
         ctx = Ctx(self.backend.acting_as(caller), caller)

@@ -17,7 +17,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import FetchTimeoutError
 
 from kubelambda.sources.engine import Context, Item, run_partition
-from kubelambda.sources.shapes import nats_record, records_event, stream_arn
+from kubelambda.sources.shapes import nats_record, records_event, stream_batch_info
 
 ACK_WAIT = 10.0  # unacknowledged messages of a dead poller come back after this
 NAK_DELAY = 1.0
@@ -38,15 +38,10 @@ class NatsReader:
             await item.handle.ack()
 
     def batch_info(self, partition: str, items: list[Item]) -> tuple[str, dict[str, Any]]:
-        return "NatsBatchInfo", {
-            "stream": self.stream,
-            "startSequenceNumber": items[0].ident,
-            "endSequenceNumber": items[-1].ident,
-            "approximateArrivalOfFirstRecord": items[0].arrived,
-            "approximateArrivalOfLastRecord": items[-1].arrived,
-            "batchSize": len(items),
-            "streamArn": stream_arn("nats", self.ctx.region, self.stream),
-        }
+        first, last = items[0], items[-1]
+        ends = (first.ident, first.arrived), (last.ident, last.arrived)
+        info = stream_batch_info("nats", self.ctx.region, self.stream, *ends, len(items))
+        return "NatsBatchInfo", info
 
     def items(self, messages: list[Any]) -> list[Item]:
         out = []
@@ -88,10 +83,20 @@ def deliver_policy(ctx: Context) -> dict[str, Any]:
     return {"deliver_policy": DeliverPolicy.NEW}
 
 
+async def _quiet(_exc: Exception) -> None:
+    return None
+
+
 async def run(ctx: Context) -> None:
     source = ctx.config.spec.source.nats
     assert source is not None
-    options: dict[str, Any] = {"allow_reconnect": True, "max_reconnect_attempts": -1}
+    options: dict[str, Any] = {
+        "allow_reconnect": True,
+        "max_reconnect_attempts": -1,
+        # The poller reports a broker it cannot reach (status and one warning per restart);
+        # nats-py's default callback would log a traceback for every attempt.
+        "error_cb": _quiet,
+    }
     for key in ("user", "password", "token"):
         if ctx.credentials.get(key):
             options[key] = ctx.credentials[key]

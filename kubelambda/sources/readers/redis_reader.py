@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from kubelambda.sources.engine import Context, Item, run_partition
-from kubelambda.sources.shapes import records_event, redis_record, stream_arn
+from kubelambda.sources.shapes import records_event, redis_record, stream_batch_info
 
 CLAIM_IDLE_MS = 30_000
 BLOCK_MS = 1000
@@ -35,15 +35,10 @@ class RedisReader:
         await self.client.xack(self.stream, self.group, *[i.ident for i in items])
 
     def batch_info(self, partition: str, items: list[Item]) -> tuple[str, dict[str, Any]]:
-        return "RedisBatchInfo", {
-            "stream": self.stream,
-            "startSequenceNumber": items[0].ident,
-            "endSequenceNumber": items[-1].ident,
-            "approximateArrivalOfFirstRecord": items[0].arrived,
-            "approximateArrivalOfLastRecord": items[-1].arrived,
-            "batchSize": len(items),
-            "streamArn": stream_arn("redis", self.ctx.region, self.stream),
-        }
+        first, last = items[0], items[-1]
+        ends = (first.ident, first.arrived), (last.ident, last.arrived)
+        info = stream_batch_info("redis", self.ctx.region, self.stream, *ends, len(items))
+        return "RedisBatchInfo", info
 
     def items(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: int) -> list[Item]:
         out = []

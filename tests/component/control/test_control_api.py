@@ -343,4 +343,4 @@ def test_an_operation_we_do_not_serve_names_itself(client: Any) -> None:
     with pytest.raises(ClientError) as caught:
         client.get_policy(FunctionName="shape")
     status, code, message = error_of(caught.value)
-    assert (status, code) == (501, "NotImplementedException") and "GetPolicy" in message
+    assert (status, code) == (400, "InvalidParameterValueException") and "GetPolicy" in message

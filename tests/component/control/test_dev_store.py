@@ -101,6 +101,6 @@ def test_every_operation_we_do_not_serve_answers_json_naming_it(control: DevGate
             urllib.request.urlopen(request, timeout=30)
         answer: Any = caught.value
         body = json.loads(answer.read())
-        assert answer.code == 501, name
-        assert answer.headers["x-amzn-ErrorType"] == "NotImplementedException", name
+        assert answer.code == 400, name
+        assert answer.headers["x-amzn-ErrorType"] == "InvalidParameterValueException", name
         assert body["Operation"] == name and name in body["message"]

@@ -151,3 +151,39 @@ async def test_kubelambda_agent_command(tmp_path: Path) -> None:
         agent.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(agent.wait(), 10) == 0
     await wait_until(lambda: gone(runtime_pid))
+
+
+async def test_the_control_api_needs_the_agents_token(tmp_path: Path) -> None:
+    """Issue 12, defect 3: specialize with inline code, then invoke, from anyone who can reach
+    the agent, ran arbitrary code; with a token, only its holder can."""
+    env = Environment("python3.12", work_dir=tmp_path / "env", log_sink=lambda line: None)
+    runner = web.AppRunner(make_app(env, token="s3cret-token"), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}"
+    await env.start()
+    body = make_spec(CODE).model_dump_json(by_alias=True)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+                for path in ("specialize", "invoke", "stop", "state"):
+                    async with session.post(
+                        f"{url}/kubelambda/v1/{path}", data=body, headers=headers
+                    ) as answer:
+                        assert answer.status == 401, (path, headers)
+                        assert (await answer.json())["errorType"] == "Unauthorized"
+            async with session.get(f"{url}/readyz") as ready:  # the kubelet's probes stay open
+                assert ready.status == 200
+        assert env.spec is None and env.state == EnvState.WARM  # nothing was specialized
+        remote = RemoteEnvironment(url, token="s3cret-token")
+        try:
+            await remote.specialize(make_spec(CODE))
+            result = await remote.invoke(make_request(b'{"x": 1}'))
+            assert json.loads(result.payload)["got"] == {"x": 1}
+        finally:
+            await remote.close()
+    finally:
+        await runner.cleanup()
+        await env.stop()

@@ -217,7 +217,7 @@ async def test_response_over_6mb_is_refused(provider: ProcessProvider) -> None:
     error = json.loads(result.payload)
     assert result.function_error == "Unhandled"
     assert error["errorType"] == "Function.ResponseSizeTooLarge"
-    assert "6291556 bytes" in error["errorMessage"]
+    assert "6291456 bytes" in error["errorMessage"]
     ok = await env.invoke(make_request(_req(action="big", size=5 * 1024 * 1024)))
     assert ok.function_error is None and len(ok.payload) == 5 * 1024 * 1024 + 2
 

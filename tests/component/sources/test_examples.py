@@ -1,10 +1,10 @@
 """Every example in examples/event-sources/ runs in `kubelambda dev` with its broker up.
 
-One `kubelambda dev` serves a copy of examples/ (the functions and all six mappings), with the
-brokers' loopback addresses swapped for the session's own brokers. Per broker the test creates
-what the example's comment says must exist (queue, topic, stream), sends records, and checks
-that the gateway's metrics count them delivered to the function and that the broker holds
-nothing unacknowledged afterwards. examples/event-sources/README.md marks what these prove.
+Per example, `kubelambda dev` serves the example functions and that one mapping, its loopback
+address swapped for the session's own broker. The test creates what the example's comment says
+must exist (queue, topic, stream), sends records, and checks that the gateway's metrics count
+them delivered to the function and that the broker holds nothing unacknowledged afterwards.
+examples/event-sources/README.md marks what these prove.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import re
 import shutil
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ from tests.component.sources.kinds import KINDS, rabbit_count
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 MAPPINGS = EXAMPLES / "event-sources"
 N = 30  # records per example
+# A test may start its broker for the session (Kafka's JVM) and a `kubelambda dev`.
+pytestmark = pytest.mark.timeout(300)
 
 
 def metric(dev: DevGateway, name: str, mapping: str) -> float:
@@ -36,78 +38,92 @@ def metric(dev: DevGateway, name: str, mapping: str) -> float:
     return sum(float(value) for labels, value in found if f'mapping="{mapping}"' in labels)
 
 
-class Examples:
-    def __init__(self, dev: DevGateway, servers: dict[str, Any]) -> None:
-        self.dev = dev
-        self.servers = servers
+class Example:
+    """`kubelambda dev` serving the example functions and one example mapping."""
 
-    def enabled(self, mapping: str) -> None:
+    def __init__(self, dev: DevGateway, server: Any, mapping: str) -> None:
+        self.dev = dev
+        self.server = server
+        self.mapping = mapping
         self.dev.wait_for_log(rf"event source default/{mapping}: Enabled", timeout=60)
 
-    def delivered(self, mapping: str, count: int) -> None:
+    def metric(self, name: str) -> float:
+        return metric(self.dev, name, self.mapping)
+
+    def delivered(self, count: int) -> None:
         wait_until(
-            lambda: metric(self.dev, "records_delivered", mapping) >= count,
+            lambda: self.metric("records_delivered") >= count,
             60,
-            f"{count} records of {mapping} delivered",
+            f"{count} records of {self.mapping} delivered",
         )
-        self.dev.wait_for_log(rf"{mapping}: Enabled \(OK\)")
+        self.dev.wait_for_log(rf"{self.mapping}: Enabled \(OK\)")
 
 
-def _rewrite(text: str, old: str, new: str) -> str:
-    assert old in text, f"the example no longer names {old}"
-    return text.replace(old, new)
+# example file -> (its broker, the loopback address it names, the mapping's name)
+EXAMPLE_BROKERS = {
+    "sqs.yaml": ("sqs", "http://127.0.0.1:9324", "greeter-orders-sqs"),
+    "kafka.yaml": ("kafka", "127.0.0.1:9092", "greeter-clicks-kafka"),
+    "rabbitmq.yaml": ("rabbitmq", "amqp://guest:guest@127.0.0.1:5672", "greeter-jobs-rabbitmq"),
+    "redis.yaml": ("redis", "redis://127.0.0.1:6379/0", "greeter-events-redis"),
+    "nats.yaml": ("nats", "nats://127.0.0.1:4222", "greeter-audit-nats"),
+    "schedule.yaml": (None, None, "hello-morning"),
+}
 
 
-@pytest.fixture(scope="module")
-def examples(
-    brokers: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Examples]:
-    servers = {name: broker(brokers, name, tmp_path_factory) for name in KINDS}
-    out = tmp_path_factory.mktemp("examples") / "examples"
-    out.mkdir()
-    for name in ("greeter", "hello"):
-        shutil.copy(EXAMPLES / f"{name}.yaml", out)
-        shutil.copytree(EXAMPLES / name, out / name)
-    sqs, kafka, rabbit = servers["sqs"], servers["kafka"], servers["rabbitmq"]
-    # The Redis example's stream lives in database 1 here: test_dev_mode uses database 0.
-    redis_url = servers["redis"].url.rsplit("/", 1)[0] + "/1"
-    swaps = {
-        "sqs.yaml": [("http://127.0.0.1:9324", sqs.url)],
-        "kafka.yaml": [("127.0.0.1:9092", kafka.bootstrap)],
-        "rabbitmq.yaml": [("amqp://guest:guest@127.0.0.1:5672", rabbit.url.rstrip("/"))],
-        "redis.yaml": [("redis://127.0.0.1:6379/0", redis_url)],
-        "nats.yaml": [("nats://127.0.0.1:4222", servers["nats"].url)],
-        "schedule.yaml": [],
-    }
-    assert sorted(p.name for p in MAPPINGS.glob("*.yaml")) == sorted(swaps), "a new example?"
-    for name, pairs in swaps.items():
-        text = (MAPPINGS / name).read_text()
-        for old, new in pairs:
-            text = _rewrite(text, old, new)
-        (out / name).write_text(text)
-    # What the examples' comments ask for, made before the pollers start.
-    KINDS["sqs"].create(sqs, "orders")
-    KINDS["kafka"].create(kafka, "clicks")
-    KINDS["rabbitmq"].create(rabbit, "jobs")
-    KINDS["nats"].create(servers["nats"], "audit")  # stream AUDIT on audit.>
-    with pytest.MonkeyPatch.context() as env:
-        # boto3 needs credentials even for ElasticMQ; dev mode takes them from the environment.
-        env.setenv("AWS_ACCESS_KEY_ID", "test")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "test")
-        dev = DevGateway(out)
-    try:
-        yield Examples(dev, servers)
-    finally:
+def address(kind: str, server: Any) -> str:
+    return {
+        "sqs": lambda: server.url,
+        "kafka": lambda: server.bootstrap,
+        "rabbitmq": lambda: server.url.rstrip("/"),
+        "redis": lambda: server.url,
+        "nats": lambda: server.url,
+    }[kind]()
+
+
+def test_every_example_is_covered() -> None:
+    assert sorted(p.name for p in MAPPINGS.glob("*.yaml")) == sorted(EXAMPLE_BROKERS)
+
+
+@pytest.fixture
+def serve(
+    brokers: dict[str, Any], tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., Example]]:
+    """Starts the example's broker (once per session) and a `kubelambda dev` for it."""
+    started: list[DevGateway] = []
+
+    def start(example: str, prepare: Callable[[Any], None] = lambda _server: None) -> Example:
+        kind, old, mapping = EXAMPLE_BROKERS[example]
+        server = broker(brokers, kind, tmp_path_factory) if kind else None
+        out = tmp_path / "examples"
+        out.mkdir()
+        for name in ("greeter", "hello"):
+            shutil.copy(EXAMPLES / f"{name}.yaml", out)
+            shutil.copytree(EXAMPLES / name, out / name)
+        text = (MAPPINGS / example).read_text()
+        if kind is not None and old is not None:
+            assert old in text, f"{example} no longer names {old}"
+            text = text.replace(old, address(kind, server))
+        (out / example).write_text(text)
+        prepare(server)  # what the example's comment says must exist
+        with pytest.MonkeyPatch.context() as env:
+            # boto3 wants credentials even for ElasticMQ; dev mode takes them from the env.
+            env.setenv("AWS_ACCESS_KEY_ID", "test")
+            env.setenv("AWS_SECRET_ACCESS_KEY", "test")
+            dev = DevGateway(out)
+        started.append(dev)
+        return Example(dev, server, mapping)
+
+    yield start
+    for dev in started:
         dev.stop()
 
 
-def test_sqs_example(examples: Examples) -> None:
-    server = examples.servers["sqs"]
-    examples.enabled("greeter-orders-sqs")
-    KINDS["sqs"].produce(server, "orders", [{"name": f"sqs{n}", "n": n} for n in range(N)])
-    examples.delivered("greeter-orders-sqs", N)
-    client = server.client()
-    url = f"{server.url}/000000000000/orders"
+def test_sqs_example(serve: Callable[..., Example]) -> None:
+    ex = serve("sqs.yaml", lambda server: KINDS["sqs"].create(server, "orders"))
+    KINDS["sqs"].produce(ex.server, "orders", [{"name": f"sqs{n}", "n": n} for n in range(N)])
+    ex.delivered(N)
+    client = ex.server.client()
+    url = f"{ex.server.url}/000000000000/orders"
 
     def drained() -> bool:
         names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
@@ -117,16 +133,15 @@ def test_sqs_example(examples: Examples) -> None:
     wait_until(drained, 20, "every message deleted from orders")
 
 
-def test_kafka_example(examples: Examples) -> None:
-    server = examples.servers["kafka"]
-    examples.enabled("greeter-clicks-kafka")
-    KINDS["kafka"].produce(server, "clicks", [{"name": f"k{n}", "n": n} for n in range(N)])
-    examples.delivered("greeter-clicks-kafka", N)
+def test_kafka_example(serve: Callable[..., Example]) -> None:
+    ex = serve("kafka.yaml", lambda server: KINDS["kafka"].create(server, "clicks"))
+    KINDS["kafka"].produce(ex.server, "clicks", [{"name": f"k{n}", "n": n} for n in range(N)])
+    ex.delivered(N)
 
     async def committed() -> int:
         from aiokafka.admin import AIOKafkaAdminClient
 
-        admin = AIOKafkaAdminClient(bootstrap_servers=server.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=ex.server.bootstrap)
         await admin.start()
         try:
             offsets = await admin.list_consumer_group_offsets("greeter")
@@ -137,46 +152,50 @@ def test_kafka_example(examples: Examples) -> None:
     wait_until(lambda: asyncio.run(committed()) == N, 20, "group greeter's offsets committed")
 
 
-def test_rabbitmq_example_filters_out_what_is_not_an_order(examples: Examples) -> None:
-    server = examples.servers["rabbitmq"]
-    mapping = "greeter-jobs-rabbitmq"
-    examples.enabled(mapping)
+def test_rabbitmq_example_filters_out_what_is_not_an_order(serve: Callable[..., Example]) -> None:
+    ex = serve("rabbitmq.yaml", lambda server: KINDS["rabbitmq"].create(server, "jobs"))
     orders = [{"type": "order", "n": n} for n in range(N)]
     others = [{"type": "refund", "n": N + n} for n in range(10)]
-    KINDS["rabbitmq"].produce(server, "jobs", orders + others)
-    examples.delivered(mapping, N)
-    wait_until(lambda: metric(examples.dev, "records_filtered", mapping) >= 10, 20, "filtered")
-    assert metric(examples.dev, "records_delivered", mapping) == N  # no refund reached it
-    wait_until(lambda: rabbit_count(server, "jobs") == 0, 20, "every message acknowledged")
+    KINDS["rabbitmq"].produce(ex.server, "jobs", orders + others)
+    ex.delivered(N)
+    wait_until(lambda: ex.metric("records_filtered") >= 10, 20, "10 refunds filtered out")
+    assert ex.metric("records_delivered") == N  # no refund reached the function
+    wait_until(lambda: rabbit_count(ex.server, "jobs") == 0, 20, "every message acknowledged")
 
 
-def test_redis_example(examples: Examples) -> None:
-    mapping = "greeter-events-redis"
-    examples.enabled(mapping)
-    client = examples.servers["redis"].client()
-    client.select(1)
+def test_redis_example_polls_and_stops_when_disabled_on_reload(
+    serve: Callable[..., Example],
+) -> None:
+    ex = serve("redis.yaml")
+    client = ex.server.client()
     try:
         # LATEST: the group starts at the end, so only records sent after it exists count.
         wait_until(lambda: client.exists("events"), 20, "the consumer group to be created")
         for n in range(N):
             client.xadd("events", {"data": json.dumps({"name": f"r{n}"})})
-        examples.delivered(mapping, N)
+        ex.delivered(N)
         wait_until(lambda: client.xpending("events", "greeter")["pending"] == 0, 20, "XACKs")
+        path = ex.dev.folder / "redis.yaml"
+        path.write_text(
+            path.read_text().replace(
+                "bisectBatchOnFunctionError: true",
+                "bisectBatchOnFunctionError: true\n  enabled: false",
+            )
+        )
+        ex.dev.wait_for_log(r"greeter-events-redis: Disabled")
     finally:
         client.close()
 
 
-def test_nats_example(examples: Examples) -> None:
-    server = examples.servers["nats"]
-    mapping = "greeter-audit-nats"
-    examples.enabled(mapping)
-    KINDS["nats"].produce(server, "audit", [{"name": f"n{n}", "n": n} for n in range(N)])
-    examples.delivered(mapping, N)
+def test_nats_example(serve: Callable[..., Example]) -> None:
+    ex = serve("nats.yaml", lambda server: KINDS["nats"].create(server, "audit"))  # AUDIT, audit.>
+    KINDS["nats"].produce(ex.server, "audit", [{"name": f"n{n}", "n": n} for n in range(N)])
+    ex.delivered(N)
 
     async def unacked() -> int:
         import nats
 
-        nc = await nats.connect(server.url)
+        nc = await nats.connect(ex.server.url)
         try:
             info = await nc.jetstream().consumer_info("AUDIT", "greeter")
         finally:
@@ -186,7 +205,7 @@ def test_nats_example(examples: Examples) -> None:
     wait_until(lambda: asyncio.run(unacked()) == 0, 20, "every message acknowledged")
 
 
-def test_schedule_example_is_scheduled(examples: Examples) -> None:
+def test_schedule_example_is_scheduled(serve: Callable[..., Example]) -> None:
     """Its cron fires at 08:00 on weekdays; firing itself is tested on an injected clock."""
-    examples.enabled("hello-morning")
-    assert "hello-morning: PROBLEM" not in examples.dev.log()
+    ex = serve("schedule.yaml")
+    assert "hello-morning: PROBLEM" not in ex.dev.log()

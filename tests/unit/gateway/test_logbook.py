@@ -128,3 +128,18 @@ async def test_a_cluster_gateway_buffers_each_invocations_tail() -> None:
     assert env.requests[1].log_tail is False
     assert len(invoker.logbook.lines("default", "f")) == 2
     await pool.close()
+
+
+def test_the_buffer_is_bounded_in_characters_too() -> None:
+    """Issue 12, defect 4: a runtime's output is cut into 256 KiB lines; 2,000 of them would be
+    half a gigabyte per function."""
+    from kubelambda.serving.logbook import LogBook
+
+    book = LogBook(chars_per_function=1000)
+    for index in range(50):
+        book.add("default", "spew", "$LATEST", str(index % 10) * 100)
+    kept = book.lines("default", "spew")
+    assert sum(len(e.line) for e in kept) <= 1000 and len(kept) == 10
+    assert kept[-1].line == "9" * 100  # the newest stay
+    book.add("default", "spew", "$LATEST", "x" * 5000)  # one line over the budget is kept alone
+    assert [len(e.line) for e in book.lines("default", "spew")] == [5000]

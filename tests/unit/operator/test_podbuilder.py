@@ -287,3 +287,50 @@ def test_an_image_function_runs_its_own_image_as_image_config_says() -> None:
     # Its own /var/task and /opt hold its code: no volume covers them.
     paths = {m["mountPath"] for m in runtime["volumeMounts"]}
     assert paths == {"/kubelambda", "/tmp"}
+
+
+def test_a_function_pods_memory_limit_is_its_memory_size() -> None:
+    """Issue 12, defect 5: the limit is the function's own memorySize (128 MB here), not the
+    generic pool's; a generic pod specialized for it is capped at specialization."""
+    import dataclasses
+
+    from kubelambda.kube import contract as contract
+
+    one = dataclasses.replace(CONFIG, runtime_images={})
+    for config, runtime_container in ((CONFIG, True), (one, False)):
+        request = PodRequest("function", "default", PodShape("python3.12", 128, 512), "small")
+        pod = build_pod(config, request)
+        by_name = {c["name"]: c for c in pod["spec"]["containers"]}
+        if runtime_container:
+            assert by_name["runtime"]["resources"]["limits"]["memory"] == "128Mi"
+        else:  # the agent runs the runtime as its child: 128 MB plus its own share
+            assert by_name["agent"]["resources"]["limits"]["memory"] == "192Mi"
+        assert pod["metadata"]["annotations"][contract.MEMORY] == "128"
+    generic = build_pod(CONFIG, REQUESTS["generic"])
+    limits = {c["name"]: c["resources"]["limits"]["memory"] for c in generic["spec"]["containers"]}
+    assert limits["runtime"] == f"{CONFIG.generic_memory}Mi"
+
+
+def test_every_pod_gets_its_own_agent_token_from_the_shared_key() -> None:
+    """Issue 12, defect 3: the agent's control API needs a token only the key's holders derive."""
+    import dataclasses
+
+    from kubelambda.kube.agentauth import agent_token
+    from kubelambda.kube.contract import AGENT_NONCE, PodInfo
+    from kubelambda.runtime.agent_app import TOKEN_ENV
+
+    keyed = dataclasses.replace(CONFIG, agent_key=b"k" * 32)
+    pods = [build_pod(keyed, REQUESTS["generic"]) for _ in range(2)]
+    pods.append(build_pod(keyed, PodRequest("generic", "default", REQUESTS["generic"].shape)))
+    tokens = set()
+    for pod in pods:
+        nonce = pod["metadata"]["annotations"][AGENT_NONCE]
+        agent = next(c for c in pod["spec"]["containers"] if c["name"] == "agent")
+        token = next(e["value"] for e in agent["env"] if e["name"] == TOKEN_ENV)
+        assert token == agent_token(b"k" * 32, nonce)  # what a gateway derives from the pod
+        assert PodInfo.from_pod(pod).agent_nonce == nonce
+        assert token != agent_token(b"x" * 32, nonce)
+        tokens.add(token)
+    assert len(tokens) == 2  # one request, one nonce; another request, another token
+    unkeyed = build_pod(CONFIG, REQUESTS["generic"])
+    assert AGENT_NONCE not in unkeyed["metadata"]["annotations"]

@@ -125,3 +125,33 @@ def test_local_folder_digest_is_memoized_but_sees_edits(tmp_path: Path) -> None:
         assert (first / "app.py").read_text() == "z"
 
     asyncio.run(scenario())
+
+
+async def test_specialization_caps_the_runtime_at_the_functions_memory_size(tmp_path: Path) -> None:
+    """Issue 12, defect 5: whatever the environment (a 512 MB generic pod, a dev process), the
+    release carries the function's own memorySize, and the runtime container's shim is told to
+    cap its address space at it (the process shim gets a cgroup or RLIMIT_AS from it)."""
+    from kubelambda.runtime.container import ContainerLink
+    from kubelambda.runtime.limits import address_space
+    from kubelambda.runtime.prepare import SharedDirs, prepare
+
+    spec = EnvironmentSpec(
+        function_name="small",
+        function_arn="arn:aws:lambda:us-east-1:000000000000:function:default.small",
+        runtime="python3.12",
+        handler="app.handler",
+        memory_size=128,
+        code=CodeRef(inline={"app.py": "def handler(e, c):\n    return 1\n"}),
+    )
+    cache = CodeCache(tmp_path / "cache")
+    local = await prepare(spec, cache=cache, work_dir=tmp_path / "w", runtime_api="127.0.0.1:1")
+    assert local.message["memory_mb"] == 128
+    shared = SharedDirs(tmp_path / "hs", tmp_path / "task", tmp_path / "layers")
+    pod = await prepare(spec, cache=cache, work_dir=tmp_path / "w2", runtime_api="x", shared=shared)
+    assert pod.message["memory_mb"] == 128
+    (tmp_path / "hs").mkdir()
+    link = ContainerLink(tmp_path / "hs", on_output=lambda line: None)
+    link._dead = True  # no shim on the other end: only what it would source is checked
+    link.release(link.spawn(), pod.message)
+    written = (tmp_path / "hs" / "release.env").read_text()
+    assert f"ulimit -v {address_space(128) // 1024}" in written

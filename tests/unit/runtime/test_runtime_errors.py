@@ -35,7 +35,7 @@ def test_response_too_large() -> None:
     assert body["errorType"] == "Function.ResponseSizeTooLarge"
     assert body["errorMessage"] == (
         "Response payload size (7000000 bytes) exceeded maximum allowed payload size "
-        "(6291556 bytes)."
+        "(6291456 bytes)."
     )
 
 

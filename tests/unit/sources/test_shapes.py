@@ -142,3 +142,14 @@ def test_stream_failure_record_has_lambdas_keys() -> None:
     }
     assert record["version"] == "1.0" and record["KafkaBatchInfo"] == {"batchSize": 1}
     assert record["timestamp"] == "1970-01-01T00:00:00.000Z"
+
+
+def test_stream_batch_info_names_both_ends_of_the_batch() -> None:
+    from kubelambda.sources.shapes import stream_batch_info
+
+    info = stream_batch_info("redis", "eu-west-1", "orders", ("1-0", 10.0), ("5-0", 12.5), 3)
+    assert info["startSequenceNumber"] == "1-0" and info["endSequenceNumber"] == "5-0"
+    assert info["approximateArrivalOfFirstRecord"] == 10.0
+    assert info["approximateArrivalOfLastRecord"] == 12.5
+    assert info["batchSize"] == 3 and info["stream"] == "orders"
+    assert info["streamArn"].startswith("arn:kubelambda:redis:eu-west-1:")
