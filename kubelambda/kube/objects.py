@@ -13,12 +13,14 @@ for Active can invoke. The mapping between store calls and API requests is pure 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from kubelambda.api.alias import AliasSpec
 from kubelambda.api.common import API_VERSION, GROUP, VERSION
 from kubelambda.api.function import FunctionSpec
 from kubelambda.api.resources import KINDS
@@ -40,6 +42,10 @@ from kubelambda.serving.control.store import (
 Served = Callable[[], "Catalog | None"]
 LAYER_LABEL = "kubelambda.dev/layer-version"
 LAYER_KEY = "layer-version.json"
+ALIAS_SETTLE = 15.0  # seconds a CreateAlias/UpdateAlias waits for the gateway's watch
+# (namespace, function, alias) -> (function version, additional version weights)
+AliasKey = tuple[str, str, str]
+AliasRouting = tuple[str, dict[str, float]]
 
 
 def path_of(kind: str, namespace: str, name: str | None = None) -> str:
@@ -120,6 +126,24 @@ def as_served(obj: Obj, catalog: Catalog | None) -> Obj:
     return obj
 
 
+def alias_route(obj: Obj) -> tuple[AliasKey, AliasRouting] | None:
+    """What an Alias object asks the gateway to route; None when its spec does not validate."""
+    meta = obj.get("metadata") or {}
+    try:
+        spec = AliasSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return None
+    key = (str(meta.get("namespace") or "default"), spec.function_name, spec.name or meta["name"])
+    return key, (spec.function_version, spec.weights())
+
+
+def routes_as_written(catalog: Catalog, key: AliasKey, routing: AliasRouting) -> bool:
+    """The catalog routes the alias as written."""
+    entry = catalog.functions.get((key[0], key[1]))
+    route = entry.aliases.get(key[2]) if entry is not None else None
+    return route is not None and (route.function_version, route.weights) == routing
+
+
 def store_error(exc: ApiError, kind: str, name: str, creating: bool = False) -> StoreError:
     message = exc.body.get("message") if isinstance(exc.body, dict) else str(exc.body)
     if exc.status == 409:
@@ -138,9 +162,19 @@ def store_error(exc: ApiError, kind: str, name: str, creating: bool = False) -> 
 class KubeObjectStore:
     """`ObjectStore` over one API client (already impersonating, when a caller is named)."""
 
-    def __init__(self, api: KubeApi, served: Served = lambda: None) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        served: Served = lambda: None,
+        written: dict[AliasKey, AliasRouting] | None = None,
+    ) -> None:
         self.api = api
         self.served = served
+        self.written = written if written is not None else {}  # aliases to see served
+
+    def _wrote(self, kind: str, doc: Obj) -> None:
+        if kind == "Alias" and (found := alias_route(doc)) is not None:
+            self.written[found[0]] = found[1]
 
     async def list(self, kind: str, namespace: str) -> list[Obj]:
         try:
@@ -172,7 +206,10 @@ class KubeObjectStore:
             doc = await self.api.create(path_of(kind, namespace), body)
         except ApiError as exc:
             raise store_error(exc, kind, name, creating=True) from exc
-        return from_configmap(doc) if kind == LAYER else doc
+        if kind == LAYER:
+            return from_configmap(doc)
+        self._wrote(kind, doc)
+        return doc
 
     async def replace(self, kind: str, namespace: str, obj: Obj) -> Obj:
         name = obj["metadata"]["name"]
@@ -183,7 +220,10 @@ class KubeObjectStore:
             doc = await self.api.replace(path_of(kind, namespace, name), body)
         except ApiError as exc:
             raise store_error(exc, kind, name) from exc
-        return from_configmap(doc) if kind == LAYER else doc
+        if kind == LAYER:
+            return from_configmap(doc)
+        self._wrote(kind, doc)
+        return doc
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         try:
@@ -195,14 +235,35 @@ class KubeObjectStore:
 class KubeObjects:
     """The cluster's `ObjectBackend`: the gateway's client, or the caller through impersonation."""
 
-    def __init__(self, api: KubeApi, served: Served = lambda: None) -> None:
+    def __init__(
+        self, api: KubeApi, served: Served = lambda: None, *, alias_settle: float = ALIAS_SETTLE
+    ) -> None:
         self.api = api
         self.served = served  # the gateway's catalog: Active means invokable here
+        self.alias_settle = alias_settle
+        self.written: dict[AliasKey, AliasRouting] = {}  # aliases written, not yet seen served
 
     def acting_as(self, caller: Caller | None) -> KubeObjectStore:
-        if caller is None:
-            return KubeObjectStore(self.api, self.served)
-        return KubeObjectStore(self.api.impersonating(caller.user, caller.groups), self.served)
+        api = self.api if caller is None else self.api.impersonating(caller.user, caller.groups)
+        return KubeObjectStore(api, self.served, self.written)
 
     async def settled(self) -> None:
-        """The operator reports progress through status; nothing to wait for here."""
+        """Functions and Versions report progress through status (the waiters poll it); an
+        alias written by this gateway is waited for until its catalog routes it, within
+        `alias_settle` seconds (after that the write stands and the watch catches up)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.alias_settle
+        while self.written:
+            catalog = self.served()
+            if catalog is None:
+                self.written.clear()  # no catalog here (a deploy client): nothing to wait for
+                return
+            for key, routing in list(self.written.items()):
+                if routes_as_written(catalog, key, routing):
+                    self.written.pop(key, None)
+            if not self.written:
+                return
+            if loop.time() > deadline:
+                self.written.clear()
+                return
+            await asyncio.sleep(0.05)  # the catalog is in memory; the watch updates it

@@ -125,3 +125,74 @@ def test_active_means_this_gateway_serves_it() -> None:
     assert version_state(as_served(version, served))["State"] == "Pending"
     version_one = {**version, "spec": {**version["spec"], "version": 1}}
     assert version_state(as_served(version_one, served))["State"] == "Active"
+
+
+def _alias(version: str, weights: dict[str, float] | None = None) -> dict[str, object]:
+    spec: dict[str, object] = {"functionName": "hello", "name": "live", "functionVersion": version}
+    if weights:
+        spec["routingConfig"] = {"additionalVersionWeights": weights}
+    return {"kind": "Alias", "metadata": {"name": "hello-live", "namespace": "team"}, "spec": spec}
+
+
+def _with_alias(alias: dict[str, object]) -> Catalog:
+    from kubelambda.api.resources import parse_resource
+    from kubelambda.serving.catalog import build_catalog
+
+    docs = [
+        {"kind": "Function", "metadata": {"name": "hello", "namespace": "team"}, "spec": SPEC},
+        *(
+            {
+                "kind": "Version",
+                "metadata": {"name": f"hello-{n}", "namespace": "team"},
+                "spec": {"functionName": "hello", "version": n, "function": SPEC},
+            }
+            for n in (1, 2)
+        ),
+        alias,
+    ]
+    return build_catalog(
+        [parse_resource({"apiVersion": "kubelambda.dev/v1alpha1", **d}) for d in docs]
+    )
+
+
+def test_an_alias_is_served_as_written_only_with_its_version_and_weights() -> None:
+    from kubelambda.kube.objects import alias_route, routes_as_written
+
+    written = alias_route(_alias("1", {"2": 0.1}))
+    assert written == (("team", "hello", "live"), ("1", {"2": 0.1}))
+    key, routing = written
+    assert routes_as_written(_with_alias(_alias("1", {"2": 0.1})), key, routing)
+    assert not routes_as_written(_with_alias(_alias("1")), key, routing)  # weights not yet
+    assert not routes_as_written(_with_alias(_alias("2", {"1": 0.1})), key, routing)
+    assert not routes_as_written(_catalog(SPEC, versions=("1", "2")), key, routing)  # no alias
+    assert alias_route({"kind": "Alias", "metadata": {"name": "x"}, "spec": {}}) is None
+
+
+async def test_settled_waits_for_the_catalog_to_route_a_written_alias() -> None:
+    import asyncio
+
+    from kubelambda.kube.objects import KubeObjects
+
+    catalogs = [_catalog(SPEC, versions=("1", "2"))]
+    backend = KubeObjects(None, lambda: catalogs[-1], alias_settle=30)  # type: ignore[arg-type]
+    store = backend.acting_as(None)
+    store._wrote("Alias", _alias("1", {"2": 0.1}))
+    waiting = asyncio.create_task(backend.settled())
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # the catalog does not route it yet
+    catalogs.append(_with_alias(_alias("1", {"2": 0.1})))  # the watch delivered it
+    await asyncio.wait_for(waiting, timeout=5)
+    assert backend.written == {}
+
+
+async def test_settled_gives_up_after_its_bound_and_without_a_catalog() -> None:
+    from kubelambda.kube.objects import KubeObjects
+
+    stale = KubeObjects(None, lambda: _catalog(SPEC), alias_settle=0.1)  # type: ignore[arg-type]
+    stale.acting_as(None)._wrote("Alias", _alias("1"))
+    await stale.settled()  # returns: the write stands, the watch catches up later
+    assert stale.written == {}
+    outside = KubeObjects(None)  # type: ignore[arg-type]
+    outside.acting_as(None)._wrote("Alias", _alias("1"))
+    await outside.settled()
+    assert outside.written == {}
