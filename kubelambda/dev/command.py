@@ -17,6 +17,10 @@ Lambda's Invoke API, with execution environments as local processes. boto3 and t
 work with --endpoint-url. Manifests and code are reloaded when they change; in-flight calls
 finish on the code they started with.
 
+The Lambda control API is served too (CreateFunction, UpdateFunctionCode, PublishVersion,
+CreateAlias, ...): what it creates lives in the state folder (STATE/api/), survives restarts and
+is listed beside DIR's manifests, which stay read-only to it (edit the files instead).
+
 Versions without spec.version are numbered after the highest explicit number of their
 function, in file order. Python functions run on the interpreter kubelambda runs on, importing
 from their code folder and layers first, then from this environment (your venv).
@@ -54,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="values for environment.secretKeyRefs: Kubernetes Secret manifests or "
         "{secret: {key: value}} in YAML, or a dotenv file (KEY=value, matched by key)",
+    )
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint CreateFunction's S3Bucket/S3Key are read from (credentials: "
+        "the AWS_* environment variables)",
     )
     queue = parser.add_argument_group("asynchronous invocation (InvocationType Event)")
     queue.add_argument(
@@ -156,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         url_port_served=args.url_port is None,
         auth=modes,
         keys=args.keys,
+        s3_endpoint=args.s3_endpoint,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)

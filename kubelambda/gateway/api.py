@@ -4,7 +4,7 @@ Handlers are thin: parse the request, call the dispatch core (`Invoker`) or `con
 the answer exactly as Lambda does. Every failure raised anywhere — a `LambdaError`, aiohttp's
 404/405, anything unexpected — becomes Lambda's JSON error response in one middleware
 (`serving.errors.as_lambda_error`); every operation of botocore's Lambda model has a route
-(`operations.py`), and bodies are read by the one bounded reader (`http.read_body`).
+(`operations.py`), and bodies are read by the one bounded reader (`http.body_once`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
-from kubelambda.gateway.auth.guard import Guard, may_read
+from kubelambda.gateway.auth.guard import GUARD, Guard, may_read
+from kubelambda.gateway.control_api.routes import ControlRoutes
 from kubelambda.gateway.http import BODIES, CLOSE, BodyBudget, body_once, runner_for
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.operations import add_unserved_routes
@@ -92,8 +93,10 @@ class GatewayApi:
         submit: AsyncSubmit | None = None,
         urls: UrlFront | None = None,
         guard: Guard | None = None,
+        control: ControlRoutes | None = None,
     ) -> None:
         self.invoker = invoker
+        self.control = control  # None: only the read-only control calls below
         self.default_namespace = default_namespace
         self.ready = ready
         self.submit = submit  # None: the gateway runs without an async queue
@@ -109,21 +112,26 @@ class GatewayApi:
             middlewares.append(self.guard.middleware)
         app = web.Application(middlewares=middlewares, client_max_size=SYNC_PAYLOAD_LIMIT)
         app[INVOKER] = self.invoker
+        if self.guard is not None:
+            app[GUARD] = self.guard  # the control API's routes ask it in dev mode
         app[BODIES] = self.bodies  # `http.body_once`: the guard and the handlers read through it
         app.router.add_route("*", PATH_PREFIX + "{tail:.*}", self.urls.by_path)
-        app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
         fn = "/2015-03-31/functions/{name}"
         app.router.add_post(f"{fn}/invocations", self.invoke)
         app.router.add_post(STREAM_ROUTE, self.invoke_stream)
-        app.router.add_get("/2015-03-31/functions/", self.list_functions)
-        app.router.add_get("/2015-03-31/functions", self.list_functions)
-        app.router.add_get(fn, self.get_function)
-        app.router.add_get(f"{fn}/configuration", self.get_configuration)
-        app.router.add_get(f"{fn}/versions", self.list_versions)
-        app.router.add_get(f"{fn}/aliases", self.list_aliases)
-        app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
-        app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
         logs_api.add_routes(app, self.invoker, self.invoker.logbook, self.default_namespace)
+        if self.control is not None:  # the control API's operations, reads included
+            self.control.add_to(app)
+        else:
+            app.router.add_get("/2021-10-31/functions/{name}/url", self.get_url_config)
+            app.router.add_get("/2015-03-31/functions/", self.list_functions)
+            app.router.add_get("/2015-03-31/functions", self.list_functions)
+            app.router.add_get(fn, self.get_function)
+            app.router.add_get(f"{fn}/configuration", self.get_configuration)
+            app.router.add_get(f"{fn}/versions", self.list_versions)
+            app.router.add_get(f"{fn}/aliases", self.list_aliases)
+            app.router.add_get(f"{fn}/aliases/{{alias}}", self.get_alias)
+            app.router.add_get("/2019-09-30/functions/{name}/concurrency", self.get_concurrency)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)

@@ -26,12 +26,14 @@ from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
 from kubelambda.gateway.auth.guard import Guard
+from kubelambda.gateway.control_api.routes import ControlRoutes
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
 from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.loop import cancel_all
 from kubelambda.serving.catalog import Catalog
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
 from kubelambda.serving.urls import UrlDomain
@@ -89,9 +91,12 @@ class Gateway:
         background: Sequence[Background] = (),
         logbook: LogBook | None = None,
         guard: Guard | None = None,
+        control: ControlService | None = None,
     ) -> None:
         """Raises ValueError for an unusable async queue URL. `logbook`: the buffer `kubelambda
-        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own."""
+        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own.
+        `control`: the Lambda control API over the mode's object and code stores (None: the
+        read-only calls only)."""
         self.settings = settings
         self.source = source
         self.pool = EnvironmentPool(provider, settings.pool)
@@ -112,6 +117,7 @@ class Gateway:
             submit=self.asynq.submit if self.asynq else None,
             urls=self.urls,
             guard=guard,
+            control=ControlRoutes(control) if control is not None else None,
         )
         self.port = settings.port
         self.catalogs = 0  # catalogs served so far

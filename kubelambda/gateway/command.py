@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from kubelambda.gateway.flags import add_auth_flags, add_serving_flags, add_url_flags
+
+if TYPE_CHECKING:
+    from kubelambda.serving.codestore import CodeBucket
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +70,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the key (a mounted Secret) the agents' control-API tokens derive from; must be "
         "the operator's",
     )
+    store = parser.add_argument_group(
+        "code store (an S3-compatible bucket the control API uploads zips to; keys from "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    )
+    store.add_argument("--code-store-bucket", default=None, help="bucket (unset: no uploads)")
+    store.add_argument("--code-store-endpoint", default=None, help="endpoint URL (AWS S3: unset)")
+    store.add_argument("--code-store-region", default="us-east-1", help="region (us-east-1)")
+    store.add_argument(
+        "--code-store-secret",
+        default=None,
+        help="the Secret, in each function namespace, agents read the store's keys from",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+
+
+def code_bucket(args: argparse.Namespace) -> CodeBucket | None:
+    """The code store the flags name (a CodeBucket), or None."""
+    import os
+
+    from kubelambda.runtime.s3 import S3Endpoint
+    from kubelambda.serving.codestore import CodeBucket
+
+    if not args.code_store_bucket:
+        return None
+    where = S3Endpoint(
+        args.code_store_endpoint,
+        args.code_store_region,
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
+    return CodeBucket(args.code_store_bucket, where, args.code_store_secret)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
         auth=modes,
         keys=args.keys,
         sigv4_secret=args.sigv4_secret,
+        code_store=code_bucket(args),
         agent_key=agent_key,
     )
     from kubelambda.loop import run_loop

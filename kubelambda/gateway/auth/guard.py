@@ -5,7 +5,10 @@ with TokenReview), or both; the Authorization header says which one a request us
 decision comes from an `Authorizer`: the keys' own rules in dev mode, a SubjectAccessReview in
 a cluster (then a SigV4 key's user and groups are what RBAC is asked about). Invocations need
 verb `invoke`; the read calls need `get` or `invoke`, and only `get` shows a function's
-environment variables; ListFunctions needs `list`; `kubelambda logs` needs `get`. Probes, metrics
+environment variables; ListFunctions needs `list`; `kubelambda logs` needs `get`. The control API's
+other operations (deploys) carry the caller as a `Caller` (`CALLER`): in a cluster the object
+store impersonates it, so RBAC decides; in dev mode `control_api/routes.py` asks the key rules
+(verbs `create`, `update`, `delete` by HTTP method). Probes, metrics
 and function URLs with authType NONE are open; AWS_IAM URLs call `url_caller`; every other
 request (an operation not served here, a path no operation has) must authenticate before it
 gets its Lambda error. A caller is refused on its headers (no credentials, unknown key, skewed
@@ -14,6 +17,7 @@ clock) before any body is read; a SigV4 body is read by the gateway's one bounde
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -26,6 +30,7 @@ from kubelambda.gateway.auth.keys import Key
 from kubelambda.gateway.auth.model import Identity
 from kubelambda.gateway.http import body_once, refuse_unread
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
+from kubelambda.serving.control.store import Caller
 from kubelambda.serving.errors import LambdaError
 from kubelambda.serving.names import function_arn, parse_function_name
 from kubelambda.serving.urls import PATH_PREFIX
@@ -33,6 +38,7 @@ from kubelambda.serving.urls import PATH_PREFIX
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MODES = ("sigv4", "kubernetes")
 IDENTITY = "kubelambda.identity"
+CALLER = "kubelambda.caller"  # the `Caller` the control API's object store acts as
 MAY_READ = "kubelambda.may_read"  # the caller may see environment variables
 
 _FN = "/2015-03-31/functions/{name}"
@@ -56,6 +62,15 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/kubelambda/v1/functions/{name}/logs": ("get", "kubelambda:GetFunctionLogs"),
 }
 GET_ONLY = frozenset({"/kubelambda/v1/functions/{name}/logs"})  # no `invoke` fallback
+
+
+def _shape(path: str) -> str:
+    """A route's path with its parameters unnamed: the control API names them as botocore's
+    model does (`{FunctionName}`), the invoke routes `{name}`."""
+    return re.sub(r"\{[^}]*\}", "{}", path)
+
+
+_SHAPED = {_shape(path): (path, rule) for path, rule in ROUTES.items()}
 # Open to anyone: probes and metrics (and function URLs, whose authType decides). Every other
 # request, even to an operation this gateway does not serve, must authenticate first.
 OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -120,7 +135,10 @@ class Guard:
         region: str,
         default_namespace: str,
         clock: Callable[[], float] = time.time,
+        store_authorizes: bool = False,
     ) -> None:
+        """`store_authorizes`: the control API's object store acts as the caller (a cluster's
+        impersonation), so RBAC decides its operations; else `require_operation` does."""
         if "sigv4" in modes and keys is None:
             raise ValueError("sigv4 auth needs keys")
         if "kubernetes" in modes and tokens is None:
@@ -132,6 +150,7 @@ class Guard:
         self.region = region
         self.default_namespace = default_namespace
         self.clock = clock
+        self.store_authorizes = store_authorizes
 
     async def authenticate(self, request: web.Request) -> Identity:
         """Who sent `request`. What the headers alone refuse is refused before the body is
@@ -196,18 +215,21 @@ class Guard:
     async def _admit(self, request: web.Request, canonical: str) -> None:
         identity = await self.authenticate(request)
         request[IDENTITY] = identity
-        route = ROUTES.get(canonical)
-        if route is None:  # an operation this gateway does not serve, or none at all:
-            return  # its own Lambda error, to an authenticated caller
-        verb, action = route
-        if "name" not in request.match_info:
+        found = _SHAPED.get(_shape(canonical))
+        verb = found[1][0] if found is not None else ""
+        if found is None or request.method != ("POST" if verb == "invoke" else "GET"):
+            # A control API operation (its store or routes authorize it), one this gateway
+            # does not serve, or none at all: its own answer, to an authenticated caller.
+            request[CALLER] = Caller(identity.user, identity.groups)
+            return
+        canonical, (verb, action) = found
+        name = request.match_info.get("name") or request.match_info.get("FunctionName")
+        if name is None:
             namespace = request.query.get("Namespace", self.default_namespace)
             await self.require(identity, verb, action, namespace, None)
             request[MAY_READ] = await self.authorizer.allowed(identity, "get", namespace, None)
             return
-        ref = parse_function_name(
-            request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
-        )
+        ref = parse_function_name(name, request.query.get("Qualifier"), self.default_namespace)
         if verb == "get" and canonical not in GET_ONLY:
             may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)
             request[MAY_READ] = may_read
@@ -218,12 +240,34 @@ class Guard:
         else:
             await self.require(identity, verb, action, ref.namespace, ref.name, ref.qualifier)
 
+    async def require_operation(
+        self, identity: Identity, operation: str, method: str, function: str | None
+    ) -> None:
+        """Authorize a control API operation with the verb its HTTP method implies."""
+        ref = parse_function_name(function, None, self.default_namespace) if function else None
+        verb = operation_verb(method, operation, ref is not None)
+        namespace = ref.namespace if ref is not None else self.default_namespace
+        name = ref.name if ref is not None else None
+        await self.require(identity, verb, f"lambda:{operation}", namespace, name)
+
     async def url_caller(
         self, request: web.Request, namespace: str, function: str
     ) -> dict[str, Any]:
         identity = await self.authenticate(request)
         await self.require(identity, "invoke", "lambda:InvokeFunctionUrl", namespace, function)
         return identity.iam()
+
+
+GUARD: web.AppKey[Guard] = web.AppKey("guard", Guard)
+WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}
+
+
+def operation_verb(method: str, operation: str, one_function: bool) -> str:
+    """The Kubernetes verb a control API operation needs: reads `get` (`list` when it names no
+    function), writes by method (POST `create`, PUT/PATCH `update`, DELETE `delete`)."""
+    if method in WRITE_VERBS:
+        return WRITE_VERBS[method]
+    return "get" if one_function or not operation.startswith("List") else "list"
 
 
 def body_limit(request: web.Request) -> int:

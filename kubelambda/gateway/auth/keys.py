@@ -6,7 +6,8 @@
         user: alice                 # the caller's name: in AccessDeniedException, and the
         groups: [team-a]            #   user and groups a SubjectAccessReview asks about
         functions: ["default/*"]    # dev mode only: NAMESPACE/NAME globs it may use (default *)
-        verbs: [invoke, get, list]  # dev mode only (default: all three)
+        verbs: [invoke, get, list]  # dev mode only (default: all six; the control API's
+                                    #   deploys need create, update or delete)
 
 In a cluster, RBAC decides (the key's user and groups go to a SubjectAccessReview), and
 `functions`/`verbs` are ignored.
@@ -21,8 +22,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
 
-Verb = Literal["invoke", "get", "list"]
-ALL_VERBS: tuple[Verb, ...] = ("invoke", "get", "list")
+Verb = Literal["invoke", "get", "list", "create", "update", "delete"]
+ALL_VERBS: tuple[Verb, ...] = ("invoke", "get", "list", "create", "update", "delete")
 
 
 class KeysError(ValueError):

@@ -55,6 +55,7 @@ def build_guard(
     return Guard(
         modes,
         authorizer,
+        store_authorizes=cluster,
         keys=keys,
         tokens=tokens,
         region=region,

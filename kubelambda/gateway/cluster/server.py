@@ -30,8 +30,12 @@ from kubelambda.gateway.cluster.source import ClusterCatalog
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.objects import KubeObjects
 from kubelambda.kube.secrets import ClusterSecrets
 from kubelambda.kube.view import ClusterView
+from kubelambda.serving.codestore import CodeBucket, NoCodeStore, S3CodeStore
+from kubelambda.serving.control.base import ControlSettings
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.specs import SpecBuilder
 from kubelambda.serving.urls import UrlDomain
 
@@ -59,6 +63,7 @@ class ClusterSettings:
     auth: frozenset[str] = frozenset()  # --auth modes; empty: none
     keys: Path | None = None  # --keys FILE
     sigv4_secret: str | None = None  # a Secret in this pod's namespace
+    code_store: CodeBucket | None = None  # None: the control API refuses code uploads
     agent_key: bytes | None = None  # the key agents' tokens derive from (kube/agentauth.py)
 
 
@@ -87,7 +92,20 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         keys_file=settings.keys,
         secret=(own_namespace, settings.sigv4_secret) if settings.sigv4_secret else None,
     )
-    return Gateway(
+    bucket = settings.code_store
+    served: list[Gateway] = []  # the gateway, once built: its catalog is what Active means
+    control = ControlService(
+        KubeObjects(api, lambda: served[0].invoker.catalog if served else None),
+        S3CodeStore(bucket) if bucket is not None else NoCodeStore(),
+        ControlSettings(
+            region=settings.region,
+            default_namespace=settings.default_namespace,
+            concurrency_total=settings.limits.total,
+            unreserved_floor=settings.limits.unreserved_floor,
+            function_url=settings.url_domain.url,
+        ),
+    )
+    gateway = Gateway(
         GatewaySettings(
             host=settings.host,
             port=settings.port,
@@ -110,4 +128,7 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         ),
         background=[provider.renew_forever, source.refresh_secrets_forever],
         guard=guard,
+        control=control,
     )
+    served.append(gateway)
+    return gateway

@@ -223,13 +223,45 @@ def test_kubelambda_logs_signs_and_needs_get(secured: DevGateway) -> None:
 def test_operations_not_served_authenticate_first(secured: DevGateway) -> None:
     unsigned = client(secured, ADMIN, signature_version=UNSIGNED)
     with pytest.raises(ClientError) as refused:
-        unsigned.delete_function(FunctionName="echo")
+        unsigned.get_policy(FunctionName="echo")
     assert code_of(refused)[0] == "MissingAuthenticationTokenException"
     with pytest.raises(ClientError) as unserved:
-        client(secured, ADMIN).delete_function(FunctionName="echo")
+        client(secured, ADMIN).get_policy(FunctionName="echo")
     code, message, status = code_of(unserved)
     assert (code, status) == ("InvalidParameterValueException", 400)
-    assert "DeleteFunction" in message
+    assert "GetPolicy" in message
+
+
+def test_deploys_need_the_key_rules_write_verbs(secured: DevGateway, tmp_path: Path) -> None:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return event\n")
+    create = {
+        "Runtime": "python3.11",
+        "Role": "arn:aws:iam::000000000000:role/none",
+        "Handler": "app.handler",
+        "Code": {"ZipFile": buffer.getvalue()},
+    }
+    unsigned = client(secured, ADMIN, signature_version=UNSIGNED)
+    with pytest.raises(ClientError) as refused:
+        unsigned.create_function(FunctionName="deployed", **create)
+    assert code_of(refused)[0] == "MissingAuthenticationTokenException"
+    # alice's key grants `invoke` only: a deploy names her, the action and the function.
+    with pytest.raises(ClientError) as denied:
+        client(secured, ALICE).create_function(FunctionName="deployed", **create)
+    code, message, status = code_of(denied)
+    assert (code, status) == ("AccessDeniedException", 403)
+    assert "alice" in message and "lambda:CreateFunction" in message and "deployed" in message
+    admin = client(secured, ADMIN)  # no `verbs` in the file: every verb
+    created = admin.create_function(FunctionName="deployed", **create)
+    assert created["FunctionName"] == "deployed"
+    with pytest.raises(ClientError) as undeletable:
+        client(secured, ALICE).delete_function(FunctionName="deployed")
+    assert code_of(undeletable)[0] == "AccessDeniedException"
+    admin.delete_function(FunctionName="deployed")
 
 
 def _declared_but_unsent(secured: DevGateway, headers: dict[str, str]) -> tuple[int, str]:

@@ -39,7 +39,7 @@ class DevGateway:
             [KUBELAMBDA, "dev", str(folder), "--port", "0", *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.url = self._wait_ready()
 

@@ -334,11 +334,14 @@ def test_unknown_routes_methods_and_malformed_http_are_lambda_json(gw: DevGatewa
 @pytest.mark.parametrize(
     ("operation", "kwargs"),
     [
-        ("create_function", {"FunctionName": "x", "Role": "r", "Code": {"ZipFile": b"z"}}),
-        ("tag_resource", {"Resource": "arn:aws:lambda:eu-west-1:0:function:x", "Tags": {}}),
+        (
+            "add_permission",
+            {"FunctionName": "warm", "StatementId": "s", "Action": "a", "Principal": "p"},
+        ),
         ("get_policy", {"FunctionName": "warm"}),
-        ("delete_function", {"FunctionName": "warm"}),
-        ("list_layers", {}),
+        ("get_function_code_signing_config", {"FunctionName": "warm"}),
+        ("put_function_recursion_config", {"FunctionName": "warm", "RecursiveLoop": "Allow"}),
+        ("list_code_signing_configs", {}),
     ],
 )
 def test_unserved_operations_name_themselves(

@@ -207,3 +207,29 @@ def test_every_lambda_api_route_is_guarded_and_nothing_else() -> None:
     assert handled - OPEN - urls == set(ROUTES)
     unserved = {r.canonical for r in app.router.resources()} - handled
     assert unserved and not unserved & (OPEN | set(ROUTES))
+
+
+def test_control_operations_need_the_verb_of_their_method() -> None:
+    from kubelambda.gateway.auth.guard import operation_verb
+
+    assert operation_verb("POST", "CreateFunction", False) == "create"
+    assert operation_verb("PUT", "UpdateFunctionCode", True) == "update"
+    assert operation_verb("DELETE", "DeleteAlias", True) == "delete"
+    assert operation_verb("GET", "GetAlias", True) == "get"
+    assert operation_verb("GET", "ListLayers", False) == "list"
+    assert operation_verb("GET", "GetAccountSettings", False) == "get"
+
+
+def test_callers_who_may_not_read_get_no_environment() -> None:
+    from kubelambda.gateway.control_api.routes import without_environment
+
+    env = {"Variables": {"TOKEN": "x"}}
+    got = without_environment("GetFunction", {"Configuration": {"Environment": env, "A": 1}})
+    assert got == {"Configuration": {"A": 1}}
+    listed = without_environment("ListFunctions", {"Functions": [{"Environment": env}, {}]})
+    assert listed == {"Functions": [{}, {}]}
+    assert without_environment("GetFunctionConfiguration", {"Environment": env}) == {}
+    assert without_environment("ListVersionsByFunction", {"Versions": [{"Environment": env}]}) == {
+        "Versions": [{}]
+    }
+    assert without_environment("GetAlias", {"Name": "live"}) == {"Name": "live"}
