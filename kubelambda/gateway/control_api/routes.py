@@ -150,15 +150,12 @@ class ControlRoutes:
             params = await parse(request, op)
             guard = request.config_dict.get(GUARD)
             identity = request.get(IDENTITY)
-            if guard is not None and isinstance(identity, Identity) and not guard.store_authorizes:
+            caller = request.get(CALLER)  # set by the guard for what it did not authorize itself
+            if guard is not None and caller is not None and not guard.store_authorizes:
+                assert isinstance(identity, Identity)
                 function = params.get("FunctionName")
-                await guard.require_operation(
-                    identity,
-                    op.name,
-                    request.method,
-                    function if isinstance(function, str) else None,
-                )
-            caller = request.get(CALLER)
+                name = function if isinstance(function, str) else None
+                await guard.require_operation(identity, op.name, request.method, name)
             result = await self.service.call(
                 op.name, params, caller if isinstance(caller, Caller) else None
             )
