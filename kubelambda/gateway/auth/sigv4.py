@@ -221,7 +221,7 @@ def check_signature(
     canonical = canonical_request(request, auth.signed_headers)
     to_sign = string_to_sign(timestamp, auth.scope, canonical)
     key = signing_key(secret, auth.date, auth.region, auth.service)
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, to_sign.encode(), "sha256").hex()  # the one-shot C path
     if not hmac.compare_digest(expected, auth.signature):
         raise invalid_signature()
 
