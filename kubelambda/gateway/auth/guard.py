@@ -34,6 +34,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 MODES = ("sigv4", "kubernetes")
 IDENTITY = "kubelambda.identity"
 MAY_READ = "kubelambda.may_read"  # the caller may see environment variables
+FUNCTION_REF = "kubelambda.function_ref"  # the function a request names, parsed once
 
 _FN = "/2015-03-31/functions/{name}"
 # route -> (RBAC verb, Lambda action)
@@ -208,6 +209,7 @@ class Guard:
         ref = parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
+        request[FUNCTION_REF] = ref  # the handler's own (same name, qualifier and namespace)
         if verb == "get" and canonical not in GET_ONLY:
             may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)
             request[MAY_READ] = may_read
