@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kubelambda.gateway import control, logs_api
-from kubelambda.gateway.auth.guard import GUARD, Guard, may_read
+from kubelambda.gateway.auth.guard import FUNCTION_REF, GUARD, Guard, may_read
 from kubelambda.gateway.control_api.routes import ControlRoutes
 from kubelambda.gateway.http import BODIES, CLOSE, BodyBudget, body_once, runner_for
 from kubelambda.gateway.invoker import Invoker
@@ -139,6 +139,14 @@ class GatewayApi:
         return app
 
     def function_ref(self, request: web.Request) -> FunctionRef:
+        parsed: FunctionRef | None = request.get(FUNCTION_REF)  # the guard's, with auth on
+        guard = self.guard
+        if (
+            parsed is not None
+            and guard is not None
+            and guard.default_namespace == self.default_namespace
+        ):
+            return parsed
         # An empty `Qualifier=` is refused, as Lambda refuses it (it never means $LATEST).
         return parse_function_name(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace

@@ -40,6 +40,7 @@ MODES = ("sigv4", "kubernetes")
 IDENTITY = "kubelambda.identity"
 CALLER = "kubelambda.caller"  # the `Caller` the control API's object store acts as
 MAY_READ = "kubelambda.may_read"  # the caller may see environment variables
+FUNCTION_REF = "kubelambda.function_ref"  # the function a request names, parsed once
 
 _FN = "/2015-03-31/functions/{name}"
 # route -> (RBAC verb, Lambda action)
@@ -230,6 +231,7 @@ class Guard:
             request[MAY_READ] = await self.authorizer.allowed(identity, "get", namespace, None)
             return
         ref = parse_function_name(name, request.query.get("Qualifier"), self.default_namespace)
+        request[FUNCTION_REF] = ref  # the handler's own (same name, qualifier and namespace)
         if verb == "get" and canonical not in GET_ONLY:
             may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)
             request[MAY_READ] = may_read

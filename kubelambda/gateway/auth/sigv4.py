@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
@@ -35,7 +35,7 @@ class SignedRequest:
     method: str
     raw_path: str  # as sent, still percent-encoded, without the query
     raw_query: str
-    headers: Sequence[tuple[str, str]]  # every header as received, repeated names kept
+    headers: Iterable[tuple[str, str]]  # every header as received (re-iterable), names repeated
     body: bytes
 
 
@@ -114,6 +114,11 @@ def _signed_names(signed_headers: tuple[str, ...]) -> tuple[tuple[str, ...], str
 
 def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> str:
     """The canonical request; one pass over the headers, only the signed ones normalized."""
+    return _canonical(request, signed_headers)[0]
+
+
+def _canonical(request: SignedRequest, signed_headers: Sequence[str]) -> tuple[str, str | None]:
+    """The canonical request and the X-Amz-Content-SHA256 the request declares (if any)."""
     wanted, names = _signed_names(tuple(signed_headers))
     by_name: dict[str, list[str]] = {name: [] for name in wanted}
     declared: str | None = None
@@ -126,10 +131,11 @@ def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> 
             declared = value
     lines = "".join(f"{name}:{','.join(by_name[name])}\n" for name in wanted)
     payload_hash = declared or hashlib.sha256(request.body).hexdigest()
-    return (
+    canonical = (
         f"{request.method.upper()}\n{canonical_path(request.raw_path)}\n"
         f"{canonical_query(request.raw_query)}\n{lines}\n{names}\n{payload_hash}"
     )
+    return canonical, declared
 
 
 def string_to_sign(timestamp: str, scope: str, canonical: str) -> str:
@@ -213,15 +219,14 @@ def check_signature(
     request: SignedRequest, auth: Authorization, secret: str, timestamp: str
 ) -> None:
     """The signature over the whole request (after `check_claim`); InvalidSignature otherwise."""
-    declared = _header(request, "x-amz-content-sha256")
+    canonical, declared = _canonical(request, auth.signed_headers)
     if declared not in (None, UNSIGNED_PAYLOAD) and (
         declared != hashlib.sha256(request.body).hexdigest()
     ):
         raise invalid_signature("The provided X-Amz-Content-SHA256 does not match the body")
-    canonical = canonical_request(request, auth.signed_headers)
     to_sign = string_to_sign(timestamp, auth.scope, canonical)
     key = signing_key(secret, auth.date, auth.region, auth.service)
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, to_sign.encode(), "sha256").hex()  # the one-shot C path
     if not hmac.compare_digest(expected, auth.signature):
         raise invalid_signature()
 

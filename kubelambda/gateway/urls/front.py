@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from kubelambda.api.function import Cors, FunctionUrlConfig
-from kubelambda.gateway.http import CLOSE, body_once
+from kubelambda.gateway.http import CLOSE, body_once, refuse_unread
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.urls import cors as cors_rules
 from kubelambda.gateway.urls.event import UrlRequest, build_event
@@ -84,7 +84,8 @@ class UrlFront:
         if routed is None:
             return await handler(request)
         namespace, function = routed
-        return await self.serve(request, namespace, function, request.raw_path.split("?", 1)[0])
+        path = request.raw_path.split("?", 1)[0]
+        return await self.serve(request, namespace, function, path, by_host=True)
 
     async def by_path(self, request: web.Request) -> web.StreamResponse:
         routed = route_path(request.raw_path.split("?", 1)[0])
@@ -97,7 +98,13 @@ class UrlFront:
         return entry.latest.spec.function_url if entry is not None else None
 
     async def serve(
-        self, request: web.Request, namespace: str, function: str, raw_path: str
+        self,
+        request: web.Request,
+        namespace: str,
+        function: str,
+        raw_path: str,
+        *,
+        by_host: bool = False,
     ) -> web.StreamResponse:
         config = self.config(namespace, function)
         if config is None:
@@ -110,11 +117,16 @@ class UrlFront:
             if config.auth_type == "AWS_IAM" and self.guard is not None:
                 iam = await self.guard.url_caller(request, namespace, function)
             body = await body_once(request, SYNC_PAYLOAD_LIMIT)  # what the guard read, if it did
-            return await self._invoke(request, config, namespace, function, raw_path, body, iam)
+            # The path form is served on the gateway's own host: name the URL's host instead.
+            host = (request.host or "").rsplit(":", 1)[0] if by_host else ""
+            domain = host or f"{function}.{namespace}.{self.domain.domain}"
+            return await self._invoke(
+                request, config, namespace, function, raw_path, body, iam, domain
+            )
         except LambdaError as exc:
             answer = _status_of(exc)
-            if exc.headers.get("Connection") == CLOSE["Connection"]:
-                answer.force_close()  # the rest of an oversized or stalled body is never read
+            if refuse_unread(request, exc).headers.get("Connection") == CLOSE["Connection"]:
+                answer.force_close()  # a body refused (or never read) is never read on
             return answer
 
     async def _invoke(
@@ -126,10 +138,10 @@ class UrlFront:
         raw_path: str,
         body: bytes,
         iam: dict[str, Any] | None,
+        domain_name: str,
     ) -> web.StreamResponse:
         resolved = self.invoker.resolve(FunctionRef(namespace, function, config.qualifier))
         call = InvokeRequest(payload=b"", invoked_function_arn=resolved.invoked_arn)
-        host = (request.host or "").rsplit(":", 1)[0]
         event = build_event(
             UrlRequest(
                 method=request.method,
@@ -138,7 +150,7 @@ class UrlFront:
                 headers=request.headers.items(),
                 body=body,
                 source_ip=request.remote or "",
-                domain_name=host or f"{function}.{namespace}.{self.domain.domain}",
+                domain_name=domain_name,
                 request_id=call.request_id,
                 protocol=f"HTTP/{request.version.major}.{request.version.minor}",
                 iam=iam,

@@ -164,6 +164,9 @@ def test_payload_format_2_0_field_for_field(gateway: DevGateway) -> None:
     assert context["domainPrefix"] == "raw"
     assert isinstance(context["timeEpoch"], int) and context["time"].endswith("+0000")
     assert context["requestId"] and "authorizer" not in context
+    _, _, by_path = call(gateway, "GET", "/urls/default/raw/x")
+    assert json.loads(by_path)["requestContext"]["domainName"] == by_host("raw")
+    assert json.loads(by_path)["rawPath"] == "/x"
 
 
 def test_errors_502_429_413_and_unknown_urls(gateway: DevGateway) -> None:
