@@ -84,6 +84,9 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
             default_namespace=settings.default_namespace,
             concurrency_total=settings.limits.total,
             unreserved_floor=settings.limits.unreserved_floor,
+            refused_reservation=lambda ns, name: (
+                served[0].invoker.refused_reservation(ns, name) if served else None
+            ),
         ),
     )
     gateway = Gateway(
