@@ -222,6 +222,7 @@ class DevServer:
                 concurrency_total=settings.limits.total,
                 unreserved_floor=settings.limits.unreserved_floor,
                 function_url=self.function_url,
+                refused_reservation=self.refused_reservation,
             ),
         )
         self.logbook = LogBook()
@@ -341,6 +342,9 @@ class DevServer:
     async def reload_quietly(self) -> None:
         """After a control API write: serve what the state folder now holds."""
         await self.source.reload(self.gateway.apply)
+
+    def refused_reservation(self, namespace: str, name: str) -> int | None:
+        return self.gateway.invoker.refused_reservation(namespace, name)
 
     def function_url(self, namespace: str, name: str) -> str:
         """A function's URL as the gateway routes it (the --url-domain, the port served)."""

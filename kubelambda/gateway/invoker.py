@@ -155,6 +155,11 @@ class Invoker:
         ledger = self.ledgers.get(namespace)
         return ledger.reservation(function) if ledger is not None else None
 
+    def refused_reservation(self, namespace: str, function: str) -> int | None:
+        """The reservation a function asks for that admission refused (it did not fit)."""
+        ledger = self.ledgers.get(namespace)
+        return ledger.refused.get(function) if ledger is not None else None
+
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         """The spec this gateway specializes `version` with (the operator provisions the same)."""
         return self.specs.spec(version, init_type)

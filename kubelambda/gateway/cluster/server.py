@@ -103,6 +103,9 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
             concurrency_total=settings.limits.total,
             unreserved_floor=settings.limits.unreserved_floor,
             function_url=settings.url_domain.url,
+            refused_reservation=lambda ns, name: (
+                served[0].invoker.refused_reservation(ns, name) if served else None
+            ),
         ),
     )
     gateway = Gateway(

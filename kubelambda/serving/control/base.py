@@ -51,6 +51,15 @@ class ControlSettings:
     function_url: Callable[[str, str], str] = lambda ns, name: (
         f"http://{name}.{ns}.lambda-url.localhost/"
     )
+    # (namespace, function) -> the reservation admission refused (it did not fit), if any: reads
+    # report what is in force, as Lambda would have refused it
+    refused_reservation: Callable[[str, str], int | None] = lambda ns, name: None
+
+    def in_force(self, namespace: str, name: str, reserved: int | None) -> int | None:
+        """The reservation a Function's spec asks for, as admission has it in force."""
+        if reserved is not None and self.refused_reservation(namespace, name) == reserved:
+            return None
+        return reserved
 
 
 @dataclass

@@ -74,7 +74,8 @@ class ConfigOps(Base):
 
     async def get_function_concurrency(self, ctx: Ctx, params: Params) -> dict[str, Any]:
         ref = self.ref(params, qualifier=False)
-        reserved = (await self.function(ctx, ref))["spec"].get("reservedConcurrency")
+        asked = (await self.function(ctx, ref))["spec"].get("reservedConcurrency")
+        reserved = self.settings.in_force(ref.namespace, ref.name, asked)
         return {} if reserved is None else {"ReservedConcurrentExecutions": reserved}
 
     async def delete_function_concurrency(self, ctx: Ctx, params: Params) -> None:

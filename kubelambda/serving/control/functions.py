@@ -242,7 +242,8 @@ class FunctionOps(Base):
             "Code": location,
             "Tags": tags_of(function),
         }
-        reserved = function["spec"].get("reservedConcurrency")
+        asked = function["spec"].get("reservedConcurrency")
+        reserved = self.settings.in_force(ref.namespace, ref.name, asked)
         if reserved is not None:
             body["Concurrency"] = {"ReservedConcurrentExecutions": reserved}
         return body
