@@ -115,7 +115,7 @@ async def parse(request: web.Request, op: Any) -> dict[str, Any]:
         location = member.serialization.get("location")
         where = member.serialization.get("name", name)
         if location == "uri" and where in request.match_info:
-            params[name] = request.match_info[where]
+            params[name] = _scalar(member, request.match_info[where])  # e.g. a VersionNumber
         elif location == "querystring":
             if member.type_name == "list":
                 values = request.query.getall(where, [])

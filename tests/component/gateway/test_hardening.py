@@ -356,6 +356,12 @@ def test_unserved_operations_name_themselves(
     assert name in error["Error"]["Message"]
 
 
+def test_a_path_number_that_is_no_number_is_a_400(gw: DevGateway) -> None:
+    # Found by the fuzz suite: DeleteLayerVersion's VersionNumber travels in the path.
+    reply = raw(gw, "DELETE", "/2018-10-31/layers/x/versions/x")
+    assert_lambda_error(reply, 400, "InvalidParameterValueException")
+
+
 def test_parameters_are_validated_as_lambda_does(gw: DevGateway) -> None:
     for path in (INVOKE.format("a" * 141), INVOKE.format("warm") + "?Qualifier=a.b"):
         assert_lambda_error(raw(gw, "POST", path), 400, "InvalidParameterValueException")
