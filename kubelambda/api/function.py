@@ -251,6 +251,15 @@ class FunctionUrlConfig(ApiModel):
     auth_type: Literal["NONE", "AWS_IAM"] = "AWS_IAM"
     invoke_mode: Literal["BUFFERED", "RESPONSE_STREAM"] = "BUFFERED"
     cors: Cors | None = None
+    qualifier: AliasName | None = Field(
+        default=None,
+        description="An alias the URL invokes (default: the unqualified function, $LATEST).",
+    )
+
+    @field_validator("qualifier")
+    @classmethod
+    def _alias_not_digits(cls, value: str | None) -> str | None:
+        return check_alias_name(value)
 
 
 class ImageConfig(ApiModel):

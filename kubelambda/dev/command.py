@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from kubelambda.gateway.flags import add_serving_flags
+from kubelambda.gateway.flags import add_auth_flags, add_serving_flags, add_url_flags
 
 # Enough for five new functions called back to back to each find a warm environment; a warm
 # Python shim is about 10 MB of memory.
@@ -16,6 +16,10 @@ Serve every Function, Version and Alias manifest in DIR (searched recursively) t
 Lambda's Invoke API, with execution environments as local processes. boto3 and the AWS CLI
 work with --endpoint-url. Manifests and code are reloaded when they change; in-flight calls
 finish on the code they started with.
+
+The Lambda control API is served too (CreateFunction, UpdateFunctionCode, PublishVersion,
+CreateAlias, ...): what it creates lives in the state folder (STATE/api/), survives restarts and
+is listed beside DIR's manifests, which stay read-only to it (edit the files instead).
 
 Versions without spec.version are numbered after the highest explicit number of their
 function, in file order. Python functions run on the interpreter kubelambda runs on, importing
@@ -38,6 +42,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--namespace", default="default", help="namespace for unqualified names (default)"
     )
     add_serving_flags(parser)
+    add_url_flags(parser)
+    add_auth_flags(parser)
     parser.add_argument(
         "--warm-per-runtime",
         type=int,
@@ -52,6 +58,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="values for environment.secretKeyRefs: Kubernetes Secret manifests or "
         "{secret: {key: value}} in YAML, or a dotenv file (KEY=value, matched by key)",
+    )
+    parser.add_argument(
+        "--s3-endpoint",
+        metavar="URL",
+        help="S3-compatible endpoint CreateFunction's S3Bucket/S3Key are read from (credentials: "
+        "the AWS_* environment variables)",
     )
     queue = parser.add_argument_group("asynchronous invocation (InvocationType Event)")
     queue.add_argument(
@@ -94,11 +106,14 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
+    from kubernetes import config as kubernetes_config
+
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.secrets import SecretsFileError
     from kubelambda.dev.server import DevServer, DevSettings
     from kubelambda.gateway.asyncq.queue import QueueError
-    from kubelambda.gateway.flags import pool_limits
+    from kubelambda.gateway.auth.keys import KeysError
+    from kubelambda.gateway.flags import pool_limits, url_domain
     from kubelambda.gateway.pool import PoolSettings
     from kubelambda.loop import run_loop, stop_requested
 
@@ -117,6 +132,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         limits = pool_limits(args)
+    except ValueError as exc:
+        print(f"kubelambda dev: {exc}", file=sys.stderr)
+        return 2
+    from kubelambda.gateway.auth.guard import parse_modes
+
+    try:
+        modes = parse_modes(args.auth)
     except ValueError as exc:
         print(f"kubelambda dev: {exc}", file=sys.stderr)
         return 2
@@ -140,6 +162,11 @@ def run(args: argparse.Namespace) -> int:
         event_age_cap=args.max_event_age,
         nats_url=args.nats_url,
         secrets=args.secrets,
+        url_domain=url_domain(args),
+        url_port_served=args.url_port is None,
+        auth=modes,
+        keys=args.keys,
+        s3_endpoint=args.s3_endpoint,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)
@@ -148,6 +175,15 @@ def run(args: argparse.Namespace) -> int:
     async def serve() -> int:
         try:
             server = DevServer(settings, say=lambda line: print(line, flush=True))
+        except KeysError as exc:
+            print(f"kubelambda dev: {exc}", file=sys.stderr)
+            return 2
+        except kubernetes_config.ConfigException as exc:
+            print(
+                f"kubelambda dev: --auth kubernetes needs a cluster (KUBECONFIG): {exc}",
+                file=sys.stderr,
+            )
+            return 2
         except ValueError as exc:  # an unusable --queue URL
             print(f"kubelambda dev: --queue: {exc}", file=sys.stderr)
             return 2

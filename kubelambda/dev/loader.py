@@ -14,6 +14,9 @@ What the operator does in a cluster happens here at load time:
   Version never changes once published, across restarts too: a later edit of the Function or
   its code changes `$LATEST` only, and a changed Version manifest is reported and ignored, as
   the apiserver's CEL rules would refuse it.
+- **Control API objects.** What CreateFunction, PublishVersion, ... stored (`dev.objects`,
+  already numbered and frozen) is added after the folder; a folder manifest of the same name
+  shadows it, and the problem is reported.
 - **`$LATEST`** is recomputed on every load, with a digest of its code folder, so a code edit
   makes a new revision: new invocations get fresh environments; in-flight ones finish on the old.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +50,8 @@ class LoadResult:
     warnings: list[str] = field(default_factory=list)  # served, but worth knowing
     mappings: list[EventSourceMapping] = field(default_factory=list)
     files: dict[tuple[str, str], Path] = field(default_factory=dict)  # (ns, function) -> manifest
+    # What the folder defines, with its file (Versions numbered and frozen): the API lists it.
+    found: list[tuple[Path, Resource]] = field(default_factory=list)
 
 
 @dataclass
@@ -89,8 +95,9 @@ class DevLoader:
         staging.replace(target)  # atomic: a crash leaves the old record or the new one
 
     # -- loading ---------------------------------------------------------------------------
-    def load(self) -> LoadResult:
-        """Reads the folder. Raises ManifestError when any manifest is invalid."""
+    def load(self, extra: Sequence[Resource] = ()) -> LoadResult:
+        """Reads the folder, then adds `extra` (what the control API created: already numbered
+        and frozen). Raises ManifestError when any manifest of the folder is invalid."""
         reading = read_paths([self.folder])
         reading.raise_problems()
         documents = reading.documents
@@ -112,6 +119,8 @@ class DevLoader:
         files: dict[tuple[str, str], Path] = {}
         resources: list[Resource] = []
         mappings: list[EventSourceMapping] = []
+        # Listed by the API, read-only: every folder object, Versions as numbered and frozen.
+        listed = [(d.path, d.resource) for d in documents if not isinstance(d.resource, Version)]
         for doc in documents:
             res = doc.resource
             if id(doc) in refused:
@@ -142,11 +151,27 @@ class DevLoader:
                 if frozen is not None:
                     resources.append(frozen)
                     base_dirs[id(frozen)] = doc.path.parent
+                    listed.append((doc.path, frozen))
             else:
                 resources.append(res)
+        folder_keys = {(r.kind_name, r.namespace, r.name) for r in (d.resource for d in documents)}
+        for res in extra:
+            if (res.kind_name, res.namespace, res.name) in folder_keys:
+                problems.append(
+                    f"{res.kind_name} {res.namespace}/{res.name} created through the API is "
+                    "shadowed by a manifest of the same name"
+                )
+            elif isinstance(res, Function) and (res.namespace, res.name) in functions:
+                problems.append(f"API Function {res.name}: a manifest defines it; not served")
+            elif isinstance(res, EventSourceMapping):
+                mappings.append(res)
+            else:
+                resources.append(res)
+                if isinstance(res, Function) and res.spec.code.sha256:
+                    digests[id(res)] = res.spec.code.sha256
         catalog = build_catalog(resources, base_dirs, digests)
         problems += catalog.problems
-        return LoadResult(catalog, problems, warnings, mappings, files)
+        return LoadResult(catalog, problems, warnings, mappings, files, listed)
 
     def _secret_problems(self, function: Function) -> list[str]:
         refs = function.spec.environment.secret_key_refs if function.spec.environment else {}

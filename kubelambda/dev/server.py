@@ -21,17 +21,25 @@ from pathlib import Path
 from kubelambda.api.common import DEFAULT_REGION, LATEST
 from kubelambda.api.resources import ManifestError
 from kubelambda.dev.loader import DevLoader, LoadResult
+from kubelambda.dev.objects import DevObjects
 from kubelambda.dev.secrets import SecretsFile, SecretsFileError, load_secrets_file
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Apply, Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.backends import default_url
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
+from kubelambda.gateway.auth.setup import build_guard
 from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
+from kubelambda.kube.client import KubeApi
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.provider import ProcessProvider
+from kubelambda.runtime.s3 import S3Endpoint
+from kubelambda.serving.codestore import FolderCodeStore
+from kubelambda.serving.control.base import ControlSettings
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
 from kubelambda.sources.invoke import GatewayInvoker
 from kubelambda.sources.metrics import SourceMetrics
@@ -58,6 +66,11 @@ class DevSettings:
     event_age_cap: float | None = None  # caps maximumEventAgeInSeconds (testing)
     nats_url: str = "nats://127.0.0.1:4222"  # NATS destinations, when the queue is not NATS
     secrets: Path | None = None  # --secrets FILE: values of environment.secretKeyRefs
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
+    url_port_served: bool = True  # function URLs carry the port served
+    auth: frozenset[str] = frozenset()  # --auth modes; empty: none
+    keys: Path | None = None  # --keys FILE (sigv4)
+    s3_endpoint: str | None = None  # where CreateFunction's S3Bucket/S3Key are read from
 
     @property
     def state(self) -> Path:
@@ -73,11 +86,13 @@ class DevSettings:
         )
 
 
-def ready_hint(url: str, region: str, names: list[str]) -> str:
-    """A command that works as printed on a fresh machine: no region, no credentials needed."""
+def ready_hint(url: str, region: str, names: list[str], signed: bool = False) -> str:
+    """A command that works as printed on a fresh machine: no region, no credentials needed
+    (`signed`: --auth is on, so the command signs with the caller's configured credentials)."""
     name = names[0] if names else "NAME"
+    sign = "" if signed else " --no-sign-request"
     return (
-        f"aws lambda invoke --endpoint-url {url} --region {region} --no-sign-request "
+        f"aws lambda invoke --endpoint-url {url} --region {region}{sign} "
         f"--function-name {name} out.json && cat out.json"
     )
 
@@ -87,15 +102,17 @@ class FolderSource:
 
     synced = True  # everything there is to serve is read before the port opens
 
-    def __init__(self, settings: DevSettings, say: Say) -> None:
+    def __init__(self, settings: DevSettings, say: Say, objects: DevObjects) -> None:
         self.settings = settings
         self.say = say
+        self.objects = objects
         self.loader = DevLoader(settings.folder, settings.state)
         self.loaded: LoadResult | None = None
-        self.mappings: list[PollerConfig] = []  # the folder's pollable mappings
+        self.mappings: list[PollerConfig] = []  # pollable mappings (folder and control API)
         self.on_mappings: Mappings | None = None  # told after every reload
         self.reloads = 0
         self._told: set[str] = set()  # notes said once, not on every reload
+        self._lock = asyncio.Lock()  # one load at a time: file changes and API writes
 
     def secret(self, namespace: str, name: str, key: str) -> str | None:
         """The `SecretLookup` of dev mode's spec builder: the --secrets file as last read."""
@@ -108,12 +125,21 @@ class FolderSource:
             found: SecretsFile = load_secrets_file(self.settings.secrets, self.settings.namespace)
             self.loader.secrets = found
 
+    def _load(self) -> LoadResult:
+        api_problems: list[str] = []
+        result = self.loader.load(self.objects.resources(api_problems))
+        result.problems += api_problems
+        return result
+
     async def open(self, apply: Apply) -> None:
-        self._read_secrets()  # SecretsFileError: the --secrets file cannot be used
-        self._apply(self.loader.load(), apply)  # ManifestError: the folder is invalid
+        async with self._lock:
+            self._read_secrets()  # SecretsFileError: the --secrets file cannot be used
+            self._apply(self._load(), apply)  # ManifestError: the folder is invalid
 
     def _apply(self, result: LoadResult, apply: Apply) -> None:
+        self.objects.set_folder(result.found)
         problems = result.problems + apply(result.catalog)
+        self.objects.observe(result.catalog)
         self.mappings = []
         for mapping in result.mappings:
             try:
@@ -133,18 +159,19 @@ class FolderSource:
 
     async def reload(self, apply: Apply) -> bool:
         """Re-reads the folder; on invalid manifests keeps serving what it served."""
-        previous = self.loader.secrets
-        try:
-            self._read_secrets()
-            result = await asyncio.to_thread(self.loader.load)
-        except (ManifestError, SecretsFileError) as exc:
-            self.loader.secrets = previous  # what is still served was checked against these
-            self.say("reload refused, still serving the previous manifests:")
-            lines = exc.problems if isinstance(exc, ManifestError) else [str(exc)]
-            for line in lines:
-                self.say(f"  ! {line}")
-            return False
-        self._apply(result, apply)
+        async with self._lock:
+            previous = self.loader.secrets
+            try:
+                self._read_secrets()
+                result = await asyncio.to_thread(self._load)
+            except (ManifestError, SecretsFileError) as exc:
+                self.loader.secrets = previous  # what is still served was checked against these
+                self.say("reload refused, still serving the previous manifests:")
+                lines = exc.problems if isinstance(exc, ManifestError) else [str(exc)]
+                for line in lines:
+                    self.say(f"  ! {line}")
+                return False
+            self._apply(result, apply)
         if self.on_mappings is not None:
             await self.on_mappings(self.mappings)
         self.reloads += 1
@@ -171,11 +198,33 @@ class FolderSource:
 
 class DevServer:
     def __init__(self, settings: DevSettings, say: Say = print) -> None:
-        """Raises ValueError for an unusable --queue URL."""
+        """Raises ValueError for an unusable --queue URL, KeysError for unusable --keys."""
         self.settings = settings
         self.say = say
+        guard = build_guard(
+            settings.auth,
+            region=settings.region,
+            default_namespace=settings.namespace,
+            cluster=False,
+            api=KubeApi.from_environment,
+            keys_file=settings.keys,
+        )
         settings.state.mkdir(parents=True, exist_ok=True)
-        self.source = FolderSource(settings, say)
+        self.objects = DevObjects(settings.state / "api" / "objects", reload=self.reload_quietly)
+        self.source = FolderSource(settings, say, self.objects)
+        fetch = S3Endpoint(settings.s3_endpoint, settings.region) if settings.s3_endpoint else None
+        self.control = ControlService(
+            self.objects,
+            FolderCodeStore(settings.state / "api" / "code", fetch),
+            ControlSettings(
+                region=settings.region,
+                default_namespace=settings.namespace,
+                concurrency_total=settings.limits.total,
+                unreserved_floor=settings.limits.unreserved_floor,
+                function_url=self.function_url,
+                refused_reservation=self.refused_reservation,
+            ),
+        )
         self.logbook = LogBook()
         processes = ProcessProvider(
             settings.state / "environments", environment_sink=self._function_line
@@ -188,6 +237,8 @@ class DevServer:
                 limits=settings.limits,
                 pool=settings.pool,
                 asynq=settings.async_settings(),
+                url_domain=settings.url_domain,
+                url_port_served=settings.url_port_served,
             ),
             provider=LocalEnvironments(processes),
             source=self.source,
@@ -197,6 +248,8 @@ class DevServer:
                 secrets=self.source.secret if settings.secrets is not None else None,
             ),
             logbook=self.logbook,
+            guard=guard,
+            control=self.control,
         )
         self.pollers: PollerSet | None = None  # started once the port is known
 
@@ -270,13 +323,32 @@ class DevServer:
             qualifiers += [f"{a} ({entry.aliases[a].describe()})" for a in sorted(entry.aliases)]
             self.say(f"  {shown:<24} {invoke}")
             self.say(f"  {'':<24} qualifiers: {', '.join(qualifiers)}")
+            config = entry.latest.spec.function_url
+            if config is not None:
+                url = self.gateway.urls.domain.url(namespace, name)
+                path = f"{self.url}/urls/{namespace}/{name}/"
+                self.say(f"  {'':<24} url ({config.auth_type}): {url} (or {path})")
         self.say(f"async queue: {self.asynq.queue.describe()}")
         if self.source.mappings:
             self.say(f"event sources: polling {len(self.source.mappings)} mapping(s)")
-        self.say(f"ready: {ready_hint(self.url, self.settings.region, shown_names)}")
+        auth = ",".join(sorted(self.settings.auth)) or "none (anyone who reaches the port)"
+        self.say(f"invoke auth: {auth}")
+        hint = ready_hint(self.url, self.settings.region, shown_names, bool(self.settings.auth))
+        self.say(f"ready: {hint}")
 
     async def reload(self) -> bool:
         return await self.source.reload(self.gateway.apply)
+
+    async def reload_quietly(self) -> None:
+        """After a control API write: serve what the state folder now holds."""
+        await self.source.reload(self.gateway.apply)
+
+    def refused_reservation(self, namespace: str, name: str) -> int | None:
+        return self.gateway.invoker.refused_reservation(namespace, name)
+
+    def function_url(self, namespace: str, name: str) -> str:
+        """A function's URL as the gateway routes it (the --url-domain, the port served)."""
+        return self.gateway.urls.domain.url(namespace, name)
 
     async def stop(self) -> None:
         if self.pollers is not None:  # first, so no batch starts while the gateway drains

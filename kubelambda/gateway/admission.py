@@ -59,6 +59,7 @@ class ConcurrencyLedger:
         self._standard_cap: dict[str, int] = {}  # reserved functions: reserved - provisioned
         self._unreserved_cap = self.limits.total
         self.problems: list[str] = []
+        self.refused: dict[str, int] = {}  # reservations asked for that did not fit
         self._in_flight: Counter[str] = Counter()  # per function, every kind
         self._standard: Counter[str] = Counter()  # per reserved function, standard leases
         self._provisioned_busy: Counter[tuple[str, str]] = Counter()
@@ -80,6 +81,7 @@ class ConcurrencyLedger:
         problems: list[str] = []
         room = self.limits.total - self.limits.unreserved_floor
         honoured: dict[str, int] = {}
+        refused: dict[str, int] = {}
         for function in sorted(reserved):
             want = reserved[function]
             if want > room:
@@ -87,6 +89,7 @@ class ConcurrencyLedger:
                     f"{function}: reservedConcurrency {want} does not fit; only {room} can be "
                     f"reserved while keeping {self.limits.unreserved_floor} unreserved"
                 )
+                refused[function] = want
                 continue
             honoured[function] = want
             room -= want
@@ -113,6 +116,7 @@ class ConcurrencyLedger:
             prov_per_function[function] += amount
         unreserved_prov = sum(v for f, v in prov_per_function.items() if f not in honoured)
         self._reserved = honoured
+        self.refused = refused
         self._provisioned = {k: v for k, v in provisioned.items() if v > 0}
         self._standard_cap = {f: r - prov_per_function[f] for f, r in honoured.items()}
         self._unreserved_cap = max(self.limits.total - sum(honoured.values()) - unreserved_prov, 0)

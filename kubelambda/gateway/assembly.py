@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -25,13 +25,18 @@ from aiohttp import web
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
+from kubelambda.gateway.auth.guard import Guard
+from kubelambda.gateway.control_api.routes import ControlRoutes
 from kubelambda.gateway.invoker import Invoker
 from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
 from kubelambda.gateway.provider import EnvironmentProvider
+from kubelambda.gateway.urls.front import UrlFront
 from kubelambda.loop import cancel_all
 from kubelambda.serving.catalog import Catalog
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 
 # Serve a catalog; returns the admission problems it has (reservations that do not fit).
 Apply = Callable[[Catalog], list[str]]
@@ -71,6 +76,8 @@ class GatewaySettings:
     # Keep each invocation's log tail in the log buffer (cluster mode: the agents' lines reach
     # the gateway only that way; dev mode writes every line into the buffer itself).
     tail_logs: bool = False
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
+    url_port_served: bool = False  # URLs carry the port served (dev mode: it may be chosen)
 
 
 class Gateway:
@@ -83,9 +90,13 @@ class Gateway:
         specs: SpecBuilder,
         background: Sequence[Background] = (),
         logbook: LogBook | None = None,
+        guard: Guard | None = None,
+        control: ControlService | None = None,
     ) -> None:
         """Raises ValueError for an unusable async queue URL. `logbook`: the buffer `kubelambda
-        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own."""
+        logs` reads, when the mode feeds it itself (dev mode); else the gateway has its own.
+        `control`: the Lambda control API over the mode's object and code stores (None: the
+        read-only calls only)."""
         self.settings = settings
         self.source = source
         self.pool = EnvironmentPool(provider, settings.pool)
@@ -97,11 +108,16 @@ class Gateway:
             tail_to_logbook=settings.tail_logs,
         )
         self.asynq = AsyncService(self.invoker, settings.asynq) if settings.asynq else None
+        self.guard = guard
+        self.urls = UrlFront(self.invoker, settings.url_domain, guard)
         self.api = GatewayApi(
             self.invoker,
             default_namespace=settings.default_namespace,
             ready=self.ready,
             submit=self.asynq.submit if self.asynq else None,
+            urls=self.urls,
+            guard=guard,
+            control=ControlRoutes(control) if control is not None else None,
         )
         self.port = settings.port
         self.catalogs = 0  # catalogs served so far
@@ -124,6 +140,15 @@ class Gateway:
         self._served.set()
         return problems
 
+    async def ready_auth(self) -> None:
+        """Read the SigV4 keys a Secret holds now, so a missing Secret fails the start.
+
+        Raises KeysError."""
+        keys = self.guard.keys if self.guard is not None else None
+        load = getattr(keys, "load", None)
+        if load is not None:
+            await load()
+
     async def start(self) -> None:
         """Starts serving. Raises what the source's `open` raises, QueueError when the async
         queue won't open, OSError when the port cannot be bound.
@@ -144,6 +169,8 @@ class Gateway:
         self._runner, self.port = await serve(
             self.api.app(), self.settings.host, self.settings.port
         )
+        if self.settings.url_port_served:
+            self.urls.domain = replace(self.urls.domain, port=self.port)
 
     async def stop(self) -> None:
         """The shutdown order of the module docstring; safe after a failed start."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from kubelambda.gateway.flags import add_serving_flags
+from kubelambda.gateway.flags import add_auth_flags, add_serving_flags, add_url_flags
 
-AUTH_MODES = ("none", "kubernetes", "sigv4")
+if TYPE_CHECKING:
+    from kubelambda.serving.codestore import CodeBucket
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -36,11 +38,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="a namespace to serve (repeatable; none: all namespaces)",
     )
     add_serving_flags(parser)
+    add_url_flags(parser)
     parser.add_argument(
         "--queue", default=None, help="the async queue's URL (sqlite:// or nats://)"
     )
-    parser.add_argument("--auth", choices=AUTH_MODES, default="none", help="invoke auth (none)")
-    parser.add_argument("--sigv4-secret", default=None, help="Secret with SigV4 keys (sigv4)")
+    add_auth_flags(parser)
+    parser.add_argument(
+        "--sigv4-secret",
+        default=None,
+        metavar="NAME",
+        help="Secret (in $POD_NAMESPACE) whose keys.yaml holds the SigV4 keys (sigv4)",
+    )
     parser.add_argument(
         "--identity", default=None, help="this replica's name in claims (default: $POD_NAME)"
     )
@@ -62,7 +70,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the key (a mounted Secret) the agents' control-API tokens derive from; must be "
         "the operator's",
     )
+    store = parser.add_argument_group(
+        "code store (an S3-compatible bucket the control API uploads zips to; keys from "
+        "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
+    )
+    store.add_argument("--code-store-bucket", default=None, help="bucket (unset: no uploads)")
+    store.add_argument("--code-store-endpoint", default=None, help="endpoint URL (AWS S3: unset)")
+    store.add_argument("--code-store-region", default="us-east-1", help="region (us-east-1)")
+    store.add_argument(
+        "--code-store-secret",
+        default=None,
+        help="the Secret, in each function namespace, agents read the store's keys from",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
+
+
+def code_bucket(args: argparse.Namespace) -> CodeBucket | None:
+    """The code store the flags name (a CodeBucket), or None."""
+    import os
+
+    from kubelambda.runtime.s3 import S3Endpoint
+    from kubelambda.serving.codestore import CodeBucket
+
+    if not args.code_store_bucket:
+        return None
+    where = S3Endpoint(
+        args.code_store_endpoint,
+        args.code_store_region,
+        os.environ.get("AWS_ACCESS_KEY_ID"),
+        os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
+    return CodeBucket(args.code_store_bucket, where, args.code_store_secret)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,13 +114,14 @@ def run(args: argparse.Namespace) -> int:
         return fail(
             "only --cluster is served here; on a machine without a cluster use `kubelambda dev DIR`"
         )
-    if args.auth != "none":
-        return fail(
-            f"--auth={args.auth} is not built yet (TokenReview/SubjectAccessReview and SigV4 "
-            "are planned); run with --auth=none behind a NetworkPolicy"
-        )
+    from kubelambda.gateway.auth.guard import parse_modes
+
+    try:
+        modes = parse_modes(args.auth)
+    except ValueError as exc:
+        return fail(str(exc))
     from kubelambda.gateway.cluster.server import ClusterSettings, default_identity
-    from kubelambda.gateway.flags import pool_limits
+    from kubelambda.gateway.flags import pool_limits, url_domain
     from kubelambda.kube.agentauth import read_key
 
     try:
@@ -106,6 +145,11 @@ def run(args: argparse.Namespace) -> int:
         claim_timeout=args.claim_timeout,
         lease=args.claim_lease,
         queue=args.queue,
+        url_domain=url_domain(args),
+        auth=modes,
+        keys=args.keys,
+        sigv4_secret=args.sigv4_secret,
+        code_store=code_bucket(args),
         agent_key=agent_key,
     )
     from kubelambda.loop import run_loop
@@ -115,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _serve(settings: object) -> int:
     from kubelambda.gateway.asyncq.queue import QueueError
+    from kubelambda.gateway.auth.keys import KeysError
     from kubelambda.gateway.cluster.server import ClusterSettings, cluster_gateway
     from kubelambda.loop import stop_requested
 
@@ -129,8 +174,17 @@ async def _serve(settings: object) -> int:
             file=sys.stderr,
         )
         return 2
+    except KeysError as exc:
+        print(f"kubelambda gateway: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:  # an unusable --queue URL
         print(f"kubelambda gateway: --queue: {exc}", file=sys.stderr)
+        return 2
+    try:
+        await gateway.ready_auth()
+    except KeysError as exc:
+        print(f"kubelambda gateway: {exc}", file=sys.stderr)
+        await gateway.stop()
         return 2
     try:
         await gateway.start()

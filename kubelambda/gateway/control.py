@@ -1,18 +1,21 @@
 """The read-only control calls tooling needs, shaped as botocore's Lambda model expects.
 
 GetFunction, GetFunctionConfiguration, ListFunctions, ListVersionsByFunction, ListAliases,
-GetAlias and GetFunctionConcurrency. Mutating calls are not offered: resources are changed with
-manifests (`kubectl apply`, or files in dev mode).
+GetAlias, GetFunctionConcurrency and GetFunctionUrlConfig. Mutating calls are not offered:
+resources are changed with manifests (`kubectl apply`, or files in dev mode).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from kubelambda.api.common import LATEST
+from kubelambda.api.function import FunctionUrlConfig
 from kubelambda.serving.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
 from kubelambda.serving.errors import LambdaError
 from kubelambda.serving.names import ACCOUNT, FunctionRef, function_arn
+from kubelambda.serving.urls import UrlDomain
 
 PAGE = 50
 
@@ -149,6 +152,54 @@ def get_alias(catalog: Catalog, ref: FunctionRef, name: str, region: str) -> dic
             f"Alias not found: {function_arn(region, ref.namespace, ref.name, name)}",
         )
     return alias_body(entry, alias, region)
+
+
+def url_config_body(
+    entry: FunctionEntry,
+    config: FunctionUrlConfig,
+    region: str,
+    domain: UrlDomain,
+    served_at: float,
+) -> dict[str, Any]:
+    arn = function_arn(region, entry.namespace, entry.name, config.qualifier)
+    # Lambda's time format; the catalog's time stands for both (no creation time is kept).
+    modified = time.strftime("%Y-%m-%dT%H:%M:%S.000+0000", time.gmtime(served_at))
+    body: dict[str, Any] = {
+        "FunctionUrl": domain.url(entry.namespace, entry.name),
+        "FunctionArn": arn,
+        "AuthType": config.auth_type,
+        "InvokeMode": config.invoke_mode,
+        "CreationTime": modified,
+        "LastModifiedTime": modified,
+    }
+    if config.cors is not None:
+        cors = config.cors
+        shaped: dict[str, Any] = {
+            "AllowHeaders": cors.allow_headers,
+            "AllowMethods": cors.allow_methods,
+            "AllowOrigins": cors.allow_origins,
+            "ExposeHeaders": cors.expose_headers,
+        }
+        if cors.allow_credentials is not None:
+            shaped["AllowCredentials"] = cors.allow_credentials
+        if cors.max_age is not None:
+            shaped["MaxAge"] = cors.max_age
+        body["Cors"] = shaped
+    return body
+
+
+def get_function_url_config(
+    catalog: Catalog, ref: FunctionRef, region: str, domain: UrlDomain
+) -> dict[str, Any]:
+    entry = catalog.entry(ref.namespace, ref.name)
+    config = entry.latest.spec.function_url
+    if config is None or (config.qualifier or None) != (ref.qualifier or None):
+        raise LambdaError(
+            "ResourceNotFoundException",
+            "The resource you requested does not exist. (no function URL for "
+            f"{function_arn(region, ref.namespace, ref.name, ref.qualifier)})",
+        )
+    return url_config_body(entry, config, region, domain, catalog.served_at)
 
 
 def get_function_concurrency(

@@ -6,9 +6,13 @@ Declared once so the two modes cannot drift apart in names, defaults or help.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
+from kubelambda.serving.urls import add_url_flags, url_domain
+
+__all__ = ["add_auth_flags", "add_serving_flags", "add_url_flags", "pool_limits", "url_domain"]
 
 DEFAULT_MAX_AGE = 7200.0
 
@@ -37,6 +41,24 @@ def add_serving_flags(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_MAX_AGE,
         help=f"seconds before an environment is recycled ({DEFAULT_MAX_AGE:g})",
+    )
+
+
+def add_auth_flags(parser: argparse.ArgumentParser) -> None:
+    auth = parser.add_argument_group("invoke auth")
+    auth.add_argument(
+        "--auth",
+        default="none",
+        metavar="MODE",
+        help="none, sigv4, kubernetes or sigv4,kubernetes (none): SigV4 keys, and/or a bearer "
+        "token checked with TokenReview; in a cluster or with kubernetes, RBAC decides "
+        "(verb invoke/get/list on functions)",
+    )
+    auth.add_argument(
+        "--keys",
+        type=Path,
+        metavar="FILE",
+        help="SigV4 keys, YAML: keys: [{accessKeyId, secretAccessKey, user, groups}]",
     )
 
 

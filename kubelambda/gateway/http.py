@@ -8,7 +8,8 @@
   the rest of an oversized upload is never read. The bodies being read at once share one
   `BodyBudget` (a chunked body counts as the whole limit), so forty concurrent 11 MiB uploads
   cost the gateway the budget, not forty buffers; the others wait, unread, within their
-  timeout.
+  timeout. `body_once` reads through it once per request, so the auth guard (which needs the
+  body for SigV4) and the handler after it share one bounded read.
 - Malformed HTTP (a bad request line, a header too long) is answered as Lambda's JSON error
   with `x-amzn-ErrorType`, not aiohttp's plain text.
 
@@ -155,12 +156,13 @@ async def read_body(
     budget: BodyBudget | None = None,
     idle_timeout: float = BODY_IDLE_TIMEOUT,
     total_timeout: float = BODY_TIMEOUT,
+    operation: str = "InvokeFunction",
 ) -> bytes:
     """The whole body of `request`, at most `limit` bytes; LambdaError otherwise (413 as Lambda
-    words it, or 400 when the body stalls)."""
+    words it for `operation`, or 400 when the body stalls)."""
     declared = request.content_length
     if declared is not None and declared > limit:
-        raise _refuse(too_large(declared, limit))
+        raise _refuse(too_large(declared, limit, operation))
     if declared == 0:
         return b""
     share = declared if declared is not None else limit
@@ -173,7 +175,7 @@ async def read_body(
     except TimeoutError:
         raise _refuse(_late(idle_timeout, total_timeout)) from None
     try:
-        return await _read(request, limit, deadline, idle_timeout, total_timeout)
+        return await _read(request, limit, deadline, idle_timeout, total_timeout, operation)
     finally:
         if budget is not None:
             await budget.release(share)
@@ -188,7 +190,12 @@ def _late(idle_timeout: float, total_timeout: float) -> LambdaError:
 
 
 async def _read(
-    request: web.Request, limit: int, deadline: float, idle_timeout: float, total_timeout: float
+    request: web.Request,
+    limit: int,
+    deadline: float,
+    idle_timeout: float,
+    total_timeout: float,
+    operation: str,
 ) -> bytes:
     loop = asyncio.get_running_loop()
     buffer = bytearray()
@@ -206,11 +213,37 @@ async def _read(
             if len(buffer) > limit:
                 size = len(buffer)
                 buffer.clear()  # the error's traceback keeps this frame: not its buffer too
-                raise _refuse(too_large(size, limit))
+                raise _refuse(too_large(size, limit, operation))
     except TimeoutError:
         buffer.clear()
         raise _refuse(_late(idle_timeout, total_timeout)) from None
     return bytes(buffer)
+
+
+BODIES: web.AppKey[BodyBudget] = web.AppKey("bodies", BodyBudget)
+_BODY = "kubelambda.body"  # a request's body once read (the guard reads it to check SigV4)
+
+
+async def body_once(request: web.Request, limit: int, operation: str = "InvokeFunction") -> bytes:
+    """`read_body` under the application's `BODIES` budget, read at most once per request: the
+    guard and the handler share what the first of them read (each with its own limit)."""
+    body: bytes | None = request.get(_BODY)
+    if body is None:
+        body = await read_body(
+            request, limit, budget=request.config_dict.get(BODIES), operation=operation
+        )
+        request[_BODY] = body
+    elif len(body) > limit:
+        raise _refuse(too_large(len(body), limit, operation))
+    return body
+
+
+def refuse_unread(request: web.Request, error: LambdaError) -> LambdaError:
+    """`error`, closing the connection if the request's body was not read: a caller refused on
+    its headers never gets the gateway to read what it sent."""
+    if _BODY not in request and request.can_read_body:
+        return _refuse(error)
+    return error
 
 
 def runner_for(app: web.Application, **kwargs: Any) -> web.AppRunner:

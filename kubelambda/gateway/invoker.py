@@ -20,6 +20,7 @@ from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
 from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
 from kubelambda.serving.errors import LambdaError, as_lambda_error, throttled
 from kubelambda.serving.logbook import LogBook
@@ -154,6 +155,11 @@ class Invoker:
         ledger = self.ledgers.get(namespace)
         return ledger.reservation(function) if ledger is not None else None
 
+    def refused_reservation(self, namespace: str, function: str) -> int | None:
+        """The reservation a function asks for that admission refused (it did not fit)."""
+        ledger = self.ledgers.get(namespace)
+        return ledger.refused.get(function) if ledger is not None else None
+
     def spec_for(self, version: FunctionVersion, init_type: InitType) -> EnvironmentSpec:
         """The spec this gateway specializes `version` with (the operator provisions the same)."""
         return self.specs.spec(version, init_type)
@@ -169,8 +175,13 @@ class Invoker:
             raise throttled(lease.reason)
         return lease
 
-    async def invoke(self, resolved: Resolved, request: InvokeRequest) -> Outcome:
-        """Admit, run and account one invocation. Raises LambdaError for API-level failures."""
+    async def invoke(
+        self, resolved: Resolved, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> Outcome:
+        """Admit, run and account one invocation. Raises LambdaError for API-level failures.
+
+        With `stream`, a response the function streams reaches it while the function runs.
+        """
         lease = self.admit(resolved)
         labels = self._labels(resolved)
         target = self._target(resolved)
@@ -185,7 +196,7 @@ class Invoker:
                 request = request.model_copy(update={"log_tail": True})
             try:
                 async with asyncio.timeout(resolved.version.spec.timeout + HANG_GRACE):
-                    result = await env.invoke(request)
+                    result = await env.invoke(request, stream)
             except LambdaError:
                 raise
             except InvalidClientContext as exc:

@@ -1,5 +1,7 @@
 """`kubelambda logs FUNCTION [--follow] [--since 10m]`: a function's lines from a dev or cluster
-gateway, each prefixed with the version that wrote it."""
+gateway, each prefixed with the version that wrote it. When AWS credentials are configured (the
+usual environment variables or profile), the request is SigV4-signed as the AWS CLI would sign it,
+so a gateway with `--auth sigv4` serves it."""
 
 from __future__ import annotations
 
@@ -46,8 +48,9 @@ def run(args: argparse.Namespace) -> int:
     url = f"{args.endpoint.rstrip('/')}/kubelambda/v1/functions/{name}/logs"
     if query:
         url += "?" + urllib.parse.urlencode(query)
+    request = urllib.request.Request(url, headers=_signed_headers(url))
     try:
-        with urllib.request.urlopen(url, timeout=None if args.follow else 30) as response:
+        with urllib.request.urlopen(request, timeout=None if args.follow else 30) as response:
             for raw in response:
                 if not raw.strip():
                     continue  # a heartbeat
@@ -67,3 +70,19 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     return 0
+
+
+def _signed_headers(url: str) -> dict[str, str]:
+    """SigV4 headers for a GET of `url` from botocore's credential chain (none without any)."""
+    import botocore.session
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    session = botocore.session.get_session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        return {}
+    region = session.get_config_variable("region") or "us-east-1"
+    request = AWSRequest(method="GET", url=url)
+    SigV4Auth(credentials, "lambda", region).add_auth(request)
+    return dict(request.headers.items())

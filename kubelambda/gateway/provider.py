@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from kubelambda.runtime.spec import InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 from kubelambda.serving.target import InitType, Target
 
 
@@ -21,7 +22,9 @@ class EnvironmentHandle(Protocol):
     @property
     def alive(self) -> bool: ...
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult: ...
+    async def invoke(
+        self, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> InvokeResult: ...
 
     async def stop(self) -> None: ...
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 JsonDict = dict[str, Any]
 MERGE = "application/merge-patch+json"
@@ -53,6 +54,21 @@ class KubeApi:
         self._ssl = ssl_context
         self._configuration = configuration  # a kubernetes Configuration, for token refresh
         self._session: aiohttp.ClientSession | None = None
+        self._impersonate: dict[str, str | list[str]] = {}
+        self._owner = True  # whether close() closes the session
+
+    def impersonating(self, user: str, groups: tuple[str, ...] = ()) -> KubeApi:
+        """The same connection, acting as `user` (Impersonate-User/-Group): the API server's
+        RBAC then decides for that user. Needs the `impersonate` verb for the client itself."""
+        other = KubeApi(
+            self.host, token=self._token, ssl_context=self._ssl, configuration=self._configuration
+        )
+        other._session = self._client()
+        other._owner = False
+        other._impersonate = {"Impersonate-User": user}
+        if groups:
+            other._impersonate["Impersonate-Group"] = list(groups)
+        return other
 
     @classmethod
     def from_environment(cls) -> KubeApi:
@@ -93,9 +109,9 @@ class KubeApi:
         return self._session
 
     async def close(self) -> None:
-        if self._session is not None:
+        if self._session is not None and self._owner:
             await self._session.close()
-            self._session = None
+        self._session = None
 
     async def request(
         self,
@@ -107,7 +123,10 @@ class KubeApi:
         content_type: str = "application/json",
         seconds: float = 30.0,
     ) -> JsonDict:
-        headers = {**self._auth(), "Accept": "application/json"}
+        headers = CIMultiDict({**self._auth(), "Accept": "application/json"})
+        for name, value in self._impersonate.items():
+            for one in [value] if isinstance(value, str) else value:
+                headers.add(name, one)  # one Impersonate-Group header per group
         data = None
         if body is not None:
             headers["Content-Type"] = content_type
@@ -131,6 +150,10 @@ class KubeApi:
 
     async def get(self, path: str) -> JsonDict:
         return await self.request("GET", path)
+
+    async def replace(self, path: str, body: JsonDict) -> JsonDict:
+        """PUT: `metadata.resourceVersion` in the body is the precondition (409 when stale)."""
+        return await self.request("PUT", path, body=body)
 
     async def list(self, path: str, label_selector: str | None = None) -> JsonDict:
         params = {"labelSelector": label_selector} if label_selector else None

@@ -18,7 +18,7 @@ from kubelambda.api.function import Code, FunctionSpec
 from kubelambda.runtime.code import tree_digest
 
 # Code sources the cluster path can serve today (see operator/README.md).
-SERVED_SOURCES = ("inline", "url", "configMap")
+SERVED_SOURCES = ("inline", "url", "configMap", "s3")
 
 
 @dataclass(frozen=True)
@@ -61,15 +61,24 @@ def code_facts(code: Code, configmap: dict[str, Any] | None = None) -> CodeFacts
     """The digest and size of a function's code, as the agent will verify them.
 
     inline and a ConfigMap without `key`: the tree digest of the files; a ConfigMap `key`: the
-    sha256 of that zip; a URL: the pinned sha256 (the agent checks it when it downloads).
+    sha256 of that zip; a URL or an S3 object: the pinned sha256 (the agent checks it when it
+    downloads).
     """
     kind = code.source_kind()
     where = f"spec.code.{kind}"
     if kind not in SERVED_SOURCES:
         hint = "`kubelambda deploy` packages a folder" if kind == "path" else "not built yet"
         raise CodeProblem(
-            f"{where}: not served in cluster mode ({hint}); use inline, url or configMap"
+            f"{where}: not served in cluster mode ({hint}); use inline, url, configMap or s3"
         )
+    if code.s3 is not None:
+        # The bytes stay in the bucket: the agent checks them against sha256 as it downloads.
+        if code.sha256 is None:
+            raise CodeProblem(
+                "spec.code.sha256: required with s3, so the download can be verified "
+                "(`kubelambda deploy` and the control API set it)"
+            )
+        return CodeFacts(code.sha256, None)
     if code.inline is not None:
         files = {name: text.encode() for name, text in code.inline.items()}
         facts = CodeFacts(tree_digest(files.items()), sum(len(b) for b in files.values()))

@@ -1,4 +1,5 @@
-"""Code from ConfigMaps, for the cluster path: fetched once per verified digest, served inline.
+"""Code from ConfigMaps, for the cluster path: fetched once per verified digest, served inline;
+and the keys of S3 code, read from its `credentialsSecret` and handed to the agent.
 
 The operator digests a ConfigMap when it reconciles the Function (status.codeSha256). Here the
 same ConfigMap becomes the `CodeRef` an agent specializes with: one file per key (inline), or
@@ -16,7 +17,7 @@ from collections.abc import Iterable
 from kubelambda.api.function import Code, ConfigMapSource, Layer
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
 from kubelambda.kube.codefacts import CodeProblem, code_facts, configmap_files
-from kubelambda.runtime.spec import CodeRef
+from kubelambda.runtime.spec import CodeRef, S3Ref
 from kubelambda.serving.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,57 @@ def configmap_code_ref(source: ConfigMapSource, configmap: JsonDict, pinned: str
     return CodeRef(inline={k: v.decode() for k, v in files.items()}, sha256=pinned)
 
 
+# Keys a credentials Secret may hold, in the order they are tried.
+ACCESS_KEYS = ("AWS_ACCESS_KEY_ID", "accessKeyId", "accesskey")
+SECRET_KEYS = ("AWS_SECRET_ACCESS_KEY", "secretAccessKey", "secretkey")
+TOKEN_KEYS = ("AWS_SESSION_TOKEN", "sessionToken")
+
+
+def _secret_value(secret: JsonDict, names: tuple[str, ...]) -> str | None:
+    data = secret.get("data") or {}
+    for name in names:
+        if name in data:
+            return base64.b64decode(data[name]).decode()
+    return None
+
+
+def s3_code_ref(source: Code | Layer, secret: JsonDict, pinned: str | None) -> CodeRef:
+    """The CodeRef of an S3 source whose keys are in a Secret; raises CodeProblem."""
+    assert source.s3 is not None
+    access = _secret_value(secret, ACCESS_KEYS)
+    key = _secret_value(secret, SECRET_KEYS)
+    if not access or not key:
+        raise CodeProblem(
+            f"Secret {source.s3.credentials_secret} needs AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY"
+        )
+    if pinned is None:
+        raise CodeProblem("code.s3 needs sha256, so the download can be verified")
+    s3 = source.s3
+    where = S3Ref(
+        bucket=s3.bucket,
+        key=s3.key,
+        endpoint=s3.endpoint,
+        region=s3.region,
+        version_id=s3.version_id,
+        access_key_id=access,
+        secret_access_key=key,
+        session_token=_secret_value(secret, TOKEN_KEYS),
+    )
+    return CodeRef(s3=where, sha256=pinned)
+
+
+def wanted_secrets(catalog: Catalog) -> set[tuple[str, str]]:
+    """(namespace, Secret) of every S3 source with a credentialsSecret."""
+    found: set[tuple[str, str]] = set()
+    for entry in catalog.functions.values():
+        for version in (entry.latest, *entry.versions.values()):
+            for source in (version.spec.code, *version.spec.layers):
+                if source.s3 is not None and source.s3.credentials_secret:
+                    found.add((version.namespace, source.s3.credentials_secret))
+    return found
+
+
 def wanted_configmaps(catalog: Catalog) -> set[Wanted]:
     """Every ConfigMap the catalog's code and layers come from."""
     found: set[Wanted] = set()
@@ -54,11 +106,13 @@ def wanted_configmaps(catalog: Catalog) -> set[Wanted]:
 
 
 class ConfigMapCode:
-    """A cache of the ConfigMaps code comes from, keyed by (namespace, name)."""
+    """A cache of the ConfigMaps code comes from, keyed by (namespace, name), and of the
+    Secrets that hold the keys of S3 code (read again on every refresh: keys rotate)."""
 
     def __init__(self, api: KubeApi) -> None:
         self.api = api
         self.docs: dict[tuple[str, str], JsonDict] = {}
+        self.secrets: dict[tuple[str, str], JsonDict] = {}
         self.fetches = 0
 
     def _fresh(self, namespace: str, name: str, key: str | None, digest: str | None) -> bool:
@@ -84,9 +138,25 @@ class ConfigMapCode:
                 self.fetches += 1
             except ApiError as exc:
                 log.warning("code ConfigMap %s/%s: %s", namespace, name, exc)
+        for namespace, name in sorted(wanted_secrets(catalog)):
+            path = f"{collection('', 'v1', 'secrets', namespace)}/{name}"
+            try:
+                self.secrets[(namespace, name)] = await self.api.get(path)
+            except ApiError as exc:
+                log.warning("code credentials Secret %s/%s: %s", namespace, name, exc)
 
     def resolve(self, namespace: str, source: Code | Layer, digest: str | None) -> CodeRef | None:
-        """A `CodeResolver` for `environment_spec`: None for sources that are not ConfigMaps."""
+        """A `CodeResolver` for `environment_spec`: ConfigMap sources, and S3 sources with a
+        credentials Secret; None for any other."""
+        if source.s3 is not None and source.s3.credentials_secret:
+            secret = self.secrets.get((namespace, source.s3.credentials_secret))
+            if secret is None:
+                return None  # the spec builder then says the source cannot be served
+            try:
+                return s3_code_ref(source, secret, source.sha256 or digest)
+            except CodeProblem as exc:
+                log.warning("code s3 %s: %s", source.s3.bucket, exc)
+                return None
         if source.config_map is None:
             return None
         doc = self.docs.get((namespace, source.config_map.name))

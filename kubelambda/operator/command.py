@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from kubelambda.api.common import DEFAULT_REGION
+from kubelambda.serving.urls import add_url_flags, url_domain
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +76,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--region", default=DEFAULT_REGION, help=f"region in ARNs ({DEFAULT_REGION})"
     )
+    add_url_flags(parser)  # status.url: the gateway must be given the same values
     parser.add_argument(
         "--agent-key-file",
         default=None,
@@ -117,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
             generic_ephemeral=args.generic_ephemeral_storage,
             function_warm=args.function_warm_pool,
             region=args.region,
+            url_domain=url_domain(args),
             agent_key=agent_key,
         )
     except ConfigError as exc:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from kubelambda.api.common import DEFAULT_REGION, RUNTIMES
 from kubelambda.serving.shape import PodShape
+from kubelambda.serving.urls import UrlDomain
 
 
 class ConfigError(ValueError):
@@ -53,6 +54,7 @@ class OperatorConfig:
     generic_ephemeral: int = 512  # MB of /tmp of each generic warm pod
     function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
     region: str = DEFAULT_REGION
+    url_domain: UrlDomain = field(default_factory=UrlDomain)  # how status.url is spelled
     agent_key: bytes | None = None  # derives each agent's control-API token (agentauth.py)
 
     def __post_init__(self) -> None:

@@ -51,8 +51,11 @@ def in_progress(doc: dict[str, Any], now: float) -> dict[str, Any]:
     }
 
 
-def reconcile(doc: dict[str, Any], configmap: dict[str, Any] | None, now: float) -> FunctionOutcome:
-    """The final status for the Function's current generation."""
+def reconcile(
+    doc: dict[str, Any], configmap: dict[str, Any] | None, now: float, url: str | None = None
+) -> FunctionOutcome:
+    """The final status for the Function's current generation; `url` is where its function
+    URL is served (status.url is set only while spec.functionUrl is)."""
     previous = doc.get("status") or {}
     generation = doc.get("metadata", {}).get("generation")
     resource, problems = validate(doc)
@@ -94,6 +97,7 @@ def reconcile(doc: dict[str, Any], configmap: dict[str, Any] | None, now: float)
         "lastUpdateStatusReason": None,
         "codeSha256": facts.sha256,
         "codeSize": facts.size,
+        "url": url if resource is not None and resource.spec.function_url else None,
         "observedGeneration": generation,
         "conditions": condition(
             conditions, "Ready", True, "Active", "The function is ready", generation, now

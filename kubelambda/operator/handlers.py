@@ -102,7 +102,7 @@ async def cleanup(memo: Any, **_: Any) -> None:
 
 
 async def function_changed(body: Any, memo: Any, **_: Any) -> None:
-    api = _runtime(memo)[1]
+    runtime, api = _runtime(memo)
     doc = plain(body)
     if not functions.needs_update(doc):
         return
@@ -113,7 +113,9 @@ async def function_changed(body: Any, memo: Any, **_: Any) -> None:
     if isinstance(source.get("configMap"), dict):
         name = str(source["configMap"].get("name", ""))
         configmap = await _get(api, "configmaps", doc["metadata"]["namespace"], name)
-    outcome = functions.reconcile(doc, configmap, time.time())
+    meta = doc["metadata"]
+    url = runtime.config.url_domain.url(meta["namespace"], meta["name"])
+    outcome = functions.reconcile(doc, configmap, time.time(), url=url)
     await _write_status(api, "functions", doc, outcome.status)
     _post(body, outcome.events)
 

@@ -2,6 +2,7 @@
 
     POST /kubelambda/v1/specialize   JSON EnvironmentSpec (camelCase) -> 200 {state…}
     POST /kubelambda/v1/invoke       body = payload; metadata in headers (see `wire`) -> 200
+                                     (with X-Kubelambda-Stream: a chunked body of frames)
     POST /kubelambda/v1/stop         graceful stop of the runtime -> 200
     GET  /kubelambda/v1/state        the environment's state document
     GET  /healthz                    200 while the agent runs
@@ -84,17 +85,45 @@ async def _specialize(request: web.Request) -> web.Response:
     return web.json_response(state_document(env))
 
 
-async def _invoke(request: web.Request) -> web.Response:
+class _FrameStream:
+    """Sends a streamed response to the gateway as frames (`wire.FRAME_*`) while it comes."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.request = request
+        self.response: web.StreamResponse | None = None
+
+    async def open(self) -> web.StreamResponse:
+        if self.response is None:
+            self.response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            self.response.enable_chunked_encoding()
+            await self.response.prepare(self.request)
+        return self.response
+
+    async def begin(self, content_type: str) -> None:
+        await (await self.open()).write(wire.frame(wire.FRAME_BEGIN, content_type.encode()))
+
+    async def write(self, chunk: bytes) -> None:
+        await (await self.open()).write(wire.frame(wire.FRAME_CHUNK, chunk))
+
+
+async def _invoke(request: web.Request) -> web.StreamResponse:
     env = request.app[ENVIRONMENT]
     invoke_request = wire.request_from(request.headers, await request.read())
+    stream = _FrameStream(request) if request.headers.get(wire.STREAM) else None
     try:
-        result = await env.invoke(invoke_request)
+        result = await env.invoke(invoke_request, stream)
     except EnvironmentBusy as exc:
         return _error(409, "EnvironmentBusy", str(exc))
     except EnvironmentStateError as exc:
         return _error(409, "EnvironmentStateError", str(exc))
     except InvalidClientContext as exc:
         return _error(400, "InvalidRequestContentException", str(exc))
+    if stream is not None:
+        response = await stream.open()
+        state = wire.frame(wire.FRAME_STATE, env.state.value.encode())
+        await response.write(wire.result_frame(result) + state)
+        await response.write_eof()
+        return response
     headers = wire.result_headers(result)
     headers[wire.STATE] = env.state.value
     return web.Response(body=result.payload, headers=headers, content_type="application/json")

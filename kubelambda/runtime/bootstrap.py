@@ -16,11 +16,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
+from kubelambda.runtime.handler_stream import is_stream, stream_parts
 from kubelambda.runtime.runtime_client import PipeClient, RuntimeClient
 
 Handler = Callable[[Any, "LambdaContext"], Any]
@@ -185,6 +186,9 @@ def encode_result(result: Any) -> tuple[bytes, str]:
         raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from None
 
 
+_RESPONSE_MODE = "Lambda-Runtime-Function-Response-Mode"
+
+
 class _RequestIdFilter(logging.Filter):
     request_id = ""
 
@@ -251,6 +255,7 @@ def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
     the next event with it)."""
     environ = os.environ
     stdout, stderr = sys.stdout, sys.stderr
+    streamer: RuntimeClient | None = None  # HTTP, for streamed responses
     body, headers = client.next()
     while True:
         request_id = headers.get("lambda-runtime-aws-request-id", "")
@@ -273,7 +278,11 @@ def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
                 event = json.loads(body) if body else {}
             except ValueError as exc:
                 raise Fault("Runtime.UnmarshalError", f"Unable to unmarshal input: {exc}") from None
-            result, content_type = encode_result(handler(event, context))
+            returned = handler(event, context)
+            if is_stream(returned):
+                content_type, chunks = stream_parts(returned, _json_default)
+            else:
+                result, content_type = encode_result(returned)
         except Exception as exc:
             error = error_json(exc, request_id)
             log_error(error)
@@ -288,12 +297,43 @@ def serve(client: RuntimeClient | PipeClient, handler: Handler) -> None:
                 },
             )
             continue
+        if is_stream(returned):
+            # The pipe carries whole messages only: a stream goes over HTTP (the same Runtime
+            # API core answers both), then the next event is asked for on `client` again.
+            if streamer is None:
+                streamer = (
+                    client
+                    if isinstance(client, RuntimeClient)
+                    else RuntimeClient(environ["AWS_LAMBDA_RUNTIME_API"])
+                )
+            streamer.post_stream(
+                f"/invocation/{request_id}/response",
+                _flushed(chunks, request_id, stdout, stderr),
+                {"Content-Type": content_type, _RESPONSE_MODE: "streaming"},
+            )
+            body, headers = client.next()
+            continue
         # The agent cuts the log at the response: what the handler printed must be out first.
         stdout.flush()
         stderr.flush()
         body, headers = client.respond_then_next(
             f"/invocation/{request_id}/response", result, {"Content-Type": content_type}
         )
+
+
+def _flushed(chunks: Iterator[bytes], request_id: str, *outputs: Any) -> Iterator[bytes]:
+    """The chunks, with what the handler printed flushed before each one goes out; a failure
+    is logged (Lambda's error JSON) before the stream is broken off."""
+    try:
+        for chunk in chunks:
+            for output in outputs:
+                output.flush()
+            yield chunk
+    except Exception as exc:
+        log_error(error_json(exc, request_id))
+        for output in outputs:
+            output.flush()
+        raise
 
 
 def post_init_error(client: RuntimeClient | PipeClient, error: dict[str, Any]) -> None:

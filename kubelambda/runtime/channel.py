@@ -6,6 +6,8 @@ the answer as one frame. The calls go to the same `server.RuntimeApi` core as HT
 status codes and bodies are the same; only the carrier is cheaper: no HTTP parsing, no TCP, one
 `send` and one `recv` per message. awslambdaric, custom `bootstrap` runtimes and images keep
 the HTTP Runtime API. A body over Lambda's 6 MiB is read to its end and dropped, never kept.
+A streamed response goes over HTTP (frames are whole messages); the /next that follows it on
+the pipe waits until the HTTP side has settled that invocation.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import cast
 
 from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
 from kubelambda.runtime.runtime_client import FRAME
-from kubelambda.runtime.server import PendingInvocation, Reply, RuntimeApi, not_found, route
+from kubelambda.runtime.server import NEXT, PendingInvocation, Reply, RuntimeApi, not_found, route
 
 _JSON_HEADERS = {"content-type": "application/json"}
 
@@ -98,6 +100,14 @@ class PipeChannel(asyncio.Protocol):
         kind, request_id = route(method, path)
         api = self._api
         if kind == "next":
+            running = api.running()
+            if running is not None:
+                # Our bootstrap streams over HTTP: a /next here while its invocation is still
+                # running means that stream ended (or broke off) and the HTTP side has not
+                # read all of it yet. The event comes once it has settled.
+                self._polling = True
+                running.outcome.add_done_callback(lambda _: self._next_after_stream())
+                return
             taken = api.take_next()
             if isinstance(taken, asyncio.Future):
                 self._polling = True
@@ -116,6 +126,12 @@ class PipeChannel(asyncio.Protocol):
             self._send(api.init_error(body, error_type))
         else:
             self._send(not_found(method, path))
+
+    def _next_after_stream(self) -> None:
+        self._polling = False
+        self._request(["GET", NEXT, {}], b"")
+        if not self._polling:
+            self._flush()
 
     def _answer_next(self, waiter: asyncio.Future[PendingInvocation | None]) -> None:
         self._polling = False

@@ -41,6 +41,7 @@ from kubelambda.runtime.release import Channel, Release
 from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 
 LogSink = Callable[[str], None]
 START_TIMEOUT = 30.0  # seconds for a shim to come up warm
@@ -171,8 +172,14 @@ class Environment:
             return
         await self._hand_over(self._proc, prepared.message)
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult:
-        """Run one invocation; raises EnvironmentBusy at once if another one is running."""
+    async def invoke(
+        self, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> InvokeResult:
+        """Run one invocation; raises EnvironmentBusy at once if another one is running.
+
+        With `stream`, a response the runtime streams goes there as it comes (the result's
+        payload is then empty and `streamed` is set); a buffered one stays in the result.
+        """
         if self._state == EnvState.BUSY:
             raise EnvironmentBusy("the environment is serving another invocation")
         if self._spec is None or self._state in (EnvState.STOPPED, EnvState.FAILED):
@@ -180,7 +187,7 @@ class Environment:
         client_context = decode_client_context(request.client_context)
         self._state = EnvState.BUSY
         try:
-            return await self._invoke(self._spec, request, client_context)
+            return await self._invoke(self._spec, request, client_context, stream)
         finally:
             self.invocations += 1
             self.last_used_at = time.monotonic()
@@ -211,7 +218,11 @@ class Environment:
 
     # -- invocation -------------------------------------------------------------------------
     async def _invoke(
-        self, spec: EnvironmentSpec, request: InvokeRequest, client_context: str | None
+        self,
+        spec: EnvironmentSpec,
+        request: InvokeRequest,
+        client_context: str | None,
+        stream: ResponseStream | None,
     ) -> InvokeResult:
         init = self._init.future
         assert init is not None, "a specialized environment always has an init"
@@ -230,7 +241,7 @@ class Environment:
         epoch = time.time()
         deadline_ms = int((epoch + spec.timeout) * 1000)
         invocation = PendingInvocation(
-            rid, request.payload, next_headers(request, deadline_ms, client_context)
+            rid, request.payload, next_headers(request, deadline_ms, client_context), stream
         )
         loop = asyncio.get_running_loop()
         self._inflight = invocation
@@ -249,9 +260,13 @@ class Environment:
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
         kind = errors.ending_kind(outcome, proc is not None and proc.oom_killed())
         if kind == "response":
-            return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
+            result = self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
+            result.streamed = outcome.streamed
+            return result
         if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
-            return self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None, True)
+            result = self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None, True)
+            result.streamed = outcome.streamed
+            return result
         if kind == "too_large":
             body = errors.response_too_large_body(outcome.size)
             return self._finish(

@@ -8,6 +8,8 @@ ASYNC_PAYLOAD_LIMIT = 256 * 1024  # an Event invocation's request
 # so every message that names the limit names the same number.
 MAX_RESPONSE_BYTES = SYNC_PAYLOAD_LIMIT
 LOG_TAIL_BYTES = 4096  # the end of the log an invoke with LogType Tail returns
+# A streamed response may be larger than a buffered one (Lambda: 20 MB by default).
+STREAMED_RESPONSE_LIMIT = 20 * 1024 * 1024
 CLIENT_CONTEXT_LIMIT = 3583  # X-Amz-Client-Context: base64 of a JSON object, at most this long
 # Where no cgroup caps an environment's memory, the runtime's address space is capped instead:
 # its memorySize plus what an interpreter maps without using (code, thread stacks, arenas).

@@ -2,9 +2,9 @@
 
 The process leads its own process group (so a runtime's own children are signalled with it) and,
 where the machine allows, its own cgroup (`cgroup.py`), which also holds what escapes the group
-with setsid and caps memory at the function's memorySize (else the shim sets RLIMIT_AS). It is
-SIGKILLed by the kernel if the agent dies (the shim sets PR_SET_PDEATHSIG) and is watched through
-a pidfd, so an exit is seen at once without a thread or a polling loop.
+with setsid and caps memory at the function's memorySize (else the shim sets RLIMIT_AS, except
+for Node.js). It is SIGKILLed by the kernel if the agent dies (the shim sets PR_SET_PDEATHSIG)
+and is watched through a pidfd, so an exit is seen at once without a thread or a polling loop.
 Its output is read in bounded slices and cut into lines of at most `MAX_LINE` bytes (Lambda cuts
 long log events too), so a runtime that writes megabytes without a newline costs linear time
 and bounded memory, and cannot hold the event loop from other environments.
@@ -179,7 +179,10 @@ class RuntimeProcess:
             cgroup = self._cgroup
             if cgroup is not None and cgroup.limit_memory(memory):
                 self._ooms = cgroup.oom_kills()
-            else:  # no memory controller here: the shim caps the address space instead
+            elif message.get("mode") != "node":
+                # No memory controller here: the shim caps the address space instead. Not for
+                # Node.js: V8 reserves far more address space than it uses (its code range
+                # alone), so any cap near memorySize kills node before it starts (SIGTRAP).
                 message = {**message, "address_space": address_space(memory)}
         keep = message.get("channel") == "pipe" and message["mode"] == "python"
         try:

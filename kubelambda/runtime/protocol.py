@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 
 
 @runtime_checkable
@@ -32,6 +33,8 @@ class ExecutionEnvironment(Protocol):
 
     async def specialize(self, spec: EnvironmentSpec) -> None: ...
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult: ...
+    async def invoke(
+        self, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> InvokeResult: ...
 
     async def stop(self) -> None: ...

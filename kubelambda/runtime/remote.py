@@ -6,6 +6,7 @@ the agent's as last seen in a reply, and `refresh()` asks for it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ from kubelambda.runtime.code import CodeError
 from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError
 from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 
 
 class AgentError(RuntimeError):
@@ -82,22 +84,53 @@ class RemoteEnvironment:
         self._spec = spec
         self._seen(document)
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+    async def invoke(
+        self, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> InvokeResult:
+        headers = {**wire.request_headers(request), **self._auth}
+        if stream is not None:
+            headers[wire.STREAM] = "1"
         async with self._client().post(
-            f"{self.base_url}/kubelambda/v1/invoke",
-            data=request.payload,
-            headers={**wire.request_headers(request), **self._auth},
+            f"{self.base_url}/kubelambda/v1/invoke", data=request.payload, headers=headers
         ) as response:
-            payload = await response.read()
             if response.status != 200:
                 raise _error(response.status, await response.json(content_type=None))
-            headers = response.headers
+            if stream is not None:
+                return await self._frames(response, stream)
+            payload = await response.read()
+            answer = response.headers
         self.invocations += 1
         self.last_used_at = time.monotonic()
-        state = headers.get(wire.STATE)
+        state = answer.get(wire.STATE)
         if state:
             self._state = EnvState(state)
-        return wire.result_from(headers, payload)
+        return wire.result_from(answer, payload)
+
+    async def _frames(
+        self, response: aiohttp.ClientResponse, stream: ResponseStream
+    ) -> InvokeResult:
+        """Read a streamed answer's frames, passing the body on as it comes."""
+        result: InvokeResult | None = None
+        while True:
+            try:
+                head = await response.content.readexactly(5)
+            except asyncio.IncompleteReadError as exc:
+                if exc.partial or result is None:
+                    raise AgentError("the agent's stream ended before its result") from None
+                break
+            data = await response.content.readexactly(int.from_bytes(head[1:], "big"))
+            kind = head[:1]
+            if kind == wire.FRAME_BEGIN:
+                await stream.begin(data.decode())
+            elif kind == wire.FRAME_CHUNK:
+                await stream.write(data)
+            elif kind == wire.FRAME_RESULT:
+                result = wire.result_from_frame(data)
+            elif kind == wire.FRAME_STATE:
+                self._state = EnvState(data.decode())
+        self.invocations += 1
+        self.last_used_at = time.monotonic()
+        return result
 
     async def stop(self) -> None:
         """Stop the agent's runtime gracefully, then close this client."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from collections.abc import Iterator
 
 API = "/2018-06-01/runtime"
 _SEPARATE_BODY = 1 << 16  # larger bodies are sent after the head instead of copied into it
@@ -118,6 +119,30 @@ class RuntimeClient(_Calls):
         self._host = address
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
+
+    def post_stream(
+        self, path: str, chunks: Iterator[bytes], headers: dict[str, str]
+    ) -> BaseException | None:
+        """POST `chunks` with chunked transfer, each sent as soon as it is produced.
+
+        An exception from `chunks` breaks the body off (the connection is closed before the
+        last chunk), which the agent reports as the invocation's error; it is returned. (Lambda
+        also defines error trailers, but the agent's HTTP parser cannot read trailers.)
+        """
+        sock = self._sock or self._connect()
+        lines = [f"POST {API}{path} HTTP/1.1", f"Host: {self._host}", "Transfer-Encoding: chunked"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        try:
+            for chunk in chunks:
+                if chunk:
+                    sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except Exception as exc:
+            self._close()
+            return exc
+        sock.sendall(b"0\r\n\r\n")
+        self._response()
+        return None
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None

@@ -24,7 +24,8 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 from kubelambda.runtime.errors import control_error
-from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
+from kubelambda.runtime.limits import MAX_RESPONSE_BYTES, STREAMED_RESPONSE_LIMIT
+from kubelambda.runtime.stream import RESPONSE_MODE, STREAMING, ResponseStream
 
 PREFIX = "/2018-06-01/runtime/"
 INVOCATION = PREFIX + "invocation/"
@@ -48,17 +49,25 @@ class Ending:
     error_type: str | None = None
     size: int = 0
     returncode: int = 0
+    streamed: bool = False  # the body went to the invocation's ResponseStream as it came
 
 
 class PendingInvocation:
     """One invocation on its way to the runtime; `outcome` resolves when it is answered."""
 
-    __slots__ = ("headers", "outcome", "payload", "request_id")
+    __slots__ = ("headers", "outcome", "payload", "request_id", "stream")
 
-    def __init__(self, request_id: str, payload: bytes, headers: dict[str, str]) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        payload: bytes,
+        headers: dict[str, str],
+        stream: ResponseStream | None = None,
+    ) -> None:
         self.request_id = request_id
         self.payload = payload
         self.headers = headers
+        self.stream = stream
         self.outcome: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
 
 
@@ -85,6 +94,15 @@ def _transition(current: str, target: str) -> Reply:
         f"State transition from {current} to {target} failed for runtime. "
         "Error: State transition is not allowed",
     )
+
+
+def _content_type(request: BaseRequest) -> str:
+    return request.headers.get("Content-Type", "application/octet-stream")
+
+
+def _stream_broke(exc: BaseException) -> bytes:
+    message = f"The runtime's response stream broke off: {exc!r}"
+    return json.dumps({"errorMessage": message, "errorType": "Runtime.StreamError"}).encode()
 
 
 ACCEPTED = Reply(202, _ACCEPTED)
@@ -173,6 +191,7 @@ class RuntimeApi:
         self._queued: PendingInvocation | None = None
         self._waiter: asyncio.Future[PendingInvocation | None] | None = None
         self._current: PendingInvocation | None = None
+        self._streaming: PendingInvocation | None = None  # its response body is being read
         self._answered = False
 
     def dispatch(self, invocation: PendingInvocation) -> None:
@@ -234,8 +253,12 @@ class RuntimeApi:
         if not self._ready_seen:
             self._ready_seen = True
             self._on_ready()
-        if self._current is not None:
+        current = self._current
+        if current is not None and current is not self._streaming:
             return _transition("Running", "Ready")
+        # A streamed response still open (our bootstrap streams over HTTP, even on the pipe,
+        # and asks for its next event on the pipe: after a stream it broke off, that request
+        # may come before this server has read the break): the /next waits, as for any event.
         invocation = self._queued
         if invocation is not None:
             self._queued = None
@@ -247,6 +270,10 @@ class RuntimeApi:
         waiter = asyncio.get_running_loop().create_future()
         self._waiter = waiter
         return waiter
+
+    def running(self) -> PendingInvocation | None:
+        """The invocation delivered and not answered yet, if any."""
+        return self._current
 
     @staticmethod
     def next_reply(invocation: PendingInvocation | None) -> Reply:
@@ -280,6 +307,59 @@ class RuntimeApi:
                 current.outcome.set_result(Ending("error", body, error_type))
         return ACCEPTED
 
+    async def _streamed(self, request: BaseRequest, current: PendingInvocation) -> Reply:
+        """A response in streaming mode: each chunk goes on as it arrives.
+
+        The invocation stays current while the body flows, so a timeout still ends it. A body
+        that breaks off is the function's error. (aiohttp's parser drops HTTP trailers, so a
+        runtime's error trailers are not seen here; see docs/architecture.md.)
+        """
+        self._streaming = current
+        try:
+            return await self._stream_body(request, current)
+        finally:
+            if self._streaming is current:
+                self._streaming = None
+
+    async def _stream_body(self, request: BaseRequest, current: PendingInvocation) -> Reply:
+        stream = current.stream
+        limit = STREAMED_RESPONSE_LIMIT if stream is not None else MAX_RESPONSE_BYTES
+        parts: list[bytes] = []
+        size = 0
+        begun = False
+        try:
+            async for chunk in request.content.iter_any():
+                if current.outcome.done() or self._current is not current:
+                    return _transition("RuntimeResponseSentState", "InvocationResponse")
+                size += len(chunk)
+                if size > limit:
+                    await _discard(request)
+                    return self.too_large(current, size)
+                if stream is None:
+                    parts.append(chunk)
+                    continue
+                if not begun:
+                    begun = True
+                    await stream.begin(_content_type(request))
+                await stream.write(chunk)
+        except Exception as exc:  # aiohttp's payload errors: the runtime broke the body off
+            ending = Ending("error", _stream_broke(exc), "Runtime.StreamError", streamed=begun)
+            self._settle(current, ending)
+            return _json(400, "StreamError", "the response stream broke off")
+        if stream is not None and not begun:
+            await stream.begin(_content_type(request))
+        if self._current is not current:
+            return _transition("RuntimeResponseSentState", "InvocationResponse")
+        self._settle(current, Ending("response", b"".join(parts), streamed=stream is not None))
+        return ACCEPTED
+
+    def _settle(self, current: PendingInvocation, ending: Ending) -> None:
+        if self._current is current:  # not one delivered since (or abandoned)
+            self._current = None
+            self._answered = True
+        if not current.outcome.done():
+            current.outcome.set_result(ending)
+
     def too_large(self, current: PendingInvocation, size: int) -> Reply:
         self._current = None
         self._answered = True
@@ -301,6 +381,8 @@ class RuntimeApi:
         current = self.answering(request_id, verb)
         if isinstance(current, Reply):
             return current
+        if verb == "response" and request.headers.get(RESPONSE_MODE, "").lower() == STREAMING:
+            return await self._streamed(request, current)
         length = request.content_length
         if length is not None and length > MAX_RESPONSE_BYTES:
             await _discard(request)

@@ -22,6 +22,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
 
+class S3Ref(_Model):
+    """An object of an S3-compatible endpoint; no keys: the agent's default credentials."""
+
+    bucket: str
+    key: str
+    endpoint: str | None = None
+    region: str | None = None
+    version_id: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    session_token: str | None = None
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" + (f" at {self.endpoint}" if self.endpoint else "")
+
+
 class CodeRef(_Model):
     """Where code (or a layer) comes from: exactly one source, optionally pinned by sha256 (hex).
 
@@ -34,20 +50,23 @@ class CodeRef(_Model):
     url: str | None = None
     zip_base64: str | None = None
     image: str | None = None  # a container image (cluster mode: the runtime container runs it)
+    s3: S3Ref | None = None  # a zip in an S3-compatible bucket (the code store)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
     @model_validator(mode="after")
     def _one_source(self) -> CodeRef:
         chosen = [
             name
-            for name in ("inline", "path", "url", "zip_base64", "image")
+            for name in ("inline", "path", "url", "zip_base64", "image", "s3")
             if getattr(self, name) is not None
         ]
         if len(chosen) != 1:
             got = ", ".join(chosen) or "none"
             raise ValueError(
-                f"exactly one of inline, path, url, zipBase64, image must be set (got {got})"
+                f"exactly one of inline, path, url, zipBase64, image, s3 must be set (got {got})"
             )
+        if self.s3 is not None and self.sha256 is None:
+            raise ValueError("sha256 is required with s3, so the download can be verified")
         if self.url is not None:
             if not self.url.startswith(("http://", "https://")):
                 raise ValueError(f"code url {self.url!r} must be http(s)")
@@ -65,6 +84,8 @@ class CodeRef(_Model):
             return f"url {self.url}"
         if self.image is not None:
             return f"image {self.image}"
+        if self.s3 is not None:
+            return self.s3.describe()
         return "zipBase64 code"
 
 
@@ -127,6 +148,7 @@ class InvokeResult(_Model):
     init_duration_ms: float | None = None
     log_tail: str | None = None
     executed_version: str
+    streamed: bool = False  # the payload went to the caller's ResponseStream as it came
 
 
 class EnvState(enum.StrEnum):

@@ -4,10 +4,18 @@ travels in headers (Lambda's own names where Lambda has one)."""
 from __future__ import annotations
 
 import base64
+import json
 import uuid
 from collections.abc import Mapping
 
 from kubelambda.runtime.spec import InvokeRequest, InvokeResult
+
+# A streamed invocation over the control API: the request asks with STREAM; the answer is a
+# chunked body of frames, each one kind byte and a 4-byte big-endian length: BEGIN (the
+# runtime's Content-Type), CHUNK (body bytes, in order), RESULT (the result headers as JSON
+# then, after a NUL, the buffered payload), then STATE (the environment's state after it).
+STREAM = "X-Kubelambda-Stream"
+FRAME_BEGIN, FRAME_CHUNK, FRAME_RESULT, FRAME_STATE = b"B", b"C", b"R", b"S"
 
 REQUEST_ID = "Lambda-Runtime-Aws-Request-Id"
 CLIENT_CONTEXT = "X-Amz-Client-Context"
@@ -23,6 +31,7 @@ BILLED = "X-Kubelambda-Billed-Duration-Ms"
 MEMORY_USED = "X-Kubelambda-Max-Memory-Used-Mb"
 INIT_DURATION = "X-Kubelambda-Init-Duration-Ms"
 STATE = "X-Kubelambda-State"
+STREAMED = "X-Kubelambda-Streamed"
 
 
 def request_headers(request: InvokeRequest) -> dict[str, str]:
@@ -65,6 +74,23 @@ def result_headers(result: InvokeResult) -> dict[str, str]:
     if result.log_tail is not None:
         headers[LOG_RESULT] = base64.b64encode(result.log_tail.encode()).decode()
     return headers
+
+
+def frame(kind: bytes, data: bytes) -> bytes:
+    return kind + len(data).to_bytes(4, "big") + data
+
+
+def result_frame(result: InvokeResult) -> bytes:
+    head = json.dumps(result_headers(result) | {STREAMED: "1" if result.streamed else ""})
+    return frame(FRAME_RESULT, head.encode() + b"\0" + result.payload)
+
+
+def result_from_frame(data: bytes) -> InvokeResult:
+    head, _, payload = data.partition(b"\0")
+    headers: dict[str, str] = json.loads(head)
+    result = result_from(headers, payload)
+    result.streamed = bool(headers.get(STREAMED))
+    return result
 
 
 def result_from(headers: Mapping[str, str], payload: bytes) -> InvokeResult:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -112,6 +113,7 @@ class Catalog:
         self.problems = problems or []
         self.region = DEFAULT_REGION
         self.targets: dict[str, Target] = {}  # revision -> Target, once served
+        self.served_at = time.time()
 
     def configurations(self) -> Iterator[FunctionVersion]:
         """Every servable configuration: each function's $LATEST and its published versions."""
@@ -133,6 +135,7 @@ class Catalog:
         """
         known = known or {}
         self.region = region
+        self.served_at = time.time()
         self.targets = {}
         for version in self.configurations():
             kept = known.get(version.revision)

@@ -29,7 +29,20 @@ ERRORS: dict[str, tuple[int, str]] = {
     "ResourceNotReadyException": (502, "message"),
     "UnsupportedMediaTypeException": (415, "message"),
     "ServiceException": (500, "Message"),
+    "PreconditionFailedException": (412, "message"),
+    "ProvisionedConcurrencyConfigNotFoundException": (404, "message"),
+    "ResourceInUseException": (400, "Message"),
 }
+
+# AWS's own auth errors: not in Lambda's model (every AWS service answers them the same way);
+# botocore raises ClientError with these codes from the x-amzn-ErrorType header.
+AUTH_ERRORS: dict[str, tuple[int, str]] = {
+    "MissingAuthenticationTokenException": (403, "message"),
+    "UnrecognizedClientException": (403, "message"),
+    "InvalidSignatureException": (403, "message"),
+    "AccessDeniedException": (403, "Message"),  # also: Kubernetes RBAC refused the caller
+}
+_TABLE = {**ERRORS, **AUTH_ERRORS}
 
 # ThrottleReason values from the service model.
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
@@ -50,10 +63,10 @@ class LambdaError(Exception):
 
     @property
     def status(self) -> int:
-        return ERRORS[self.code][0]
+        return _TABLE[self.code][0]
 
     def body(self) -> bytes:
-        _, message_key = ERRORS[self.code]
+        _, message_key = _TABLE[self.code]
         kind = "Service" if self.status >= 500 else "User"
         return json.dumps({"Type": kind, message_key: self.message, **self.extra}).encode()
 
@@ -75,10 +88,10 @@ def throttled(reason: str) -> LambdaError:
     )
 
 
-def too_large(size: int, limit: int) -> LambdaError:
+def too_large(size: int, limit: int, operation: str = "InvokeFunction") -> LambdaError:
     return LambdaError(
         "RequestTooLargeException",
-        f"Request must be smaller than {limit} bytes for the InvokeFunction operation "
+        f"Request must be smaller than {limit} bytes for the {operation} operation "
         f"(got {size} bytes)",
     )
 
@@ -106,9 +119,9 @@ def unserved_operation(operation: str, method: str, path: str) -> LambdaError:
     """An operation of botocore's Lambda model that this gateway does not serve."""
     return LambdaError(
         "InvalidParameterValueException",
-        f"The {operation} operation ({method} {path}) is not served by kubelambda: functions, "
-        "versions and aliases are managed with manifests (kubectl apply, or the folder of "
-        "kubelambda dev); see docs/compatibility.md",
+        f"The {operation} operation ({method} {path}) is not served by kubelambda; "
+        "docs/compatibility.md lists the operations that are",
+        extra={"Operation": operation},
     )
 
 

@@ -5,8 +5,9 @@ place that decides whether packageType Image is served.
 
 Dev mode resolves code paths against the manifest's folder; sources that need a cluster
 (a ConfigMap, S3 with a credentials Secret, a container image) are refused with a message that
-says so. Cluster mode passes a `CodeResolver` that turns a ConfigMap source into inline files or
-a zip (see `kubelambda.kube.codes`).
+says so; `code.s3` without a Secret is fetched with the environment's own credentials. Cluster
+mode passes a `CodeResolver` that turns a ConfigMap source into inline files or a zip, and an
+S3 source with `credentialsSecret` into one carrying the Secret's keys (`kubelambda.kube.codes`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.function import Code, Layer
 from kubelambda.runtime.code import CodeError, vet_code
-from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, S3Ref
 from kubelambda.serving.catalog import FunctionVersion
 from kubelambda.serving.errors import LambdaError
 from kubelambda.serving.names import function_arn
@@ -56,6 +57,18 @@ def code_ref(
         found = resolve(namespace, code, digest)
         if found is not None:
             return found
+    if code.s3 is not None and code.s3.credentials_secret is None:
+        if not (code.sha256 or digest):
+            raise UnsupportedCode("code.s3 needs sha256, so the download can be verified")
+        s3 = code.s3
+        where = S3Ref(
+            bucket=s3.bucket,
+            key=s3.key,
+            endpoint=s3.endpoint,
+            region=s3.region,
+            version_id=s3.version_id,
+        )
+        return CodeRef(s3=where, sha256=code.sha256 or digest)
     kind = code.source_kind() if isinstance(code, Layer) or code.image is None else "image"
     raise UnsupportedCode(
         f"code from {kind} needs cluster mode; use path, inline or url (with sha256) in dev mode"

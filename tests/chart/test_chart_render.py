@@ -174,7 +174,9 @@ def test_gateway_command_line_follows_the_contract() -> None:
         "--unreserved-floor=100",
         "--idle-keepalive=300",
         "--queue=sqlite:///var/lib/kubelambda/queue.db",
-        "--auth=none",
+        "--auth=sigv4",
+        "--sigv4-secret=kl-kubelambda-sigv4",
+        "--url-domain=lambda-url.localhost",
     ):
         assert flag in args, f"{flag} missing from {args}"
     all_args = _args(render_scenario("all-features"), "gateway")
@@ -327,3 +329,42 @@ def test_the_pollers_gateway_url_defaults_to_the_service_and_can_be_set() -> Non
     assert env["KUBELAMBDA_GATEWAY_URL"] == "http://10.0.0.7:9000"
     refused = template(sets=("poller.gatewayURL=gateway:9000",))
     assert refused.returncode != 0 and "gatewayURL" in refused.output
+
+
+def test_a_fresh_install_gets_a_generated_sigv4_key_and_its_rbac() -> None:
+    import base64
+
+    import yaml
+
+    docs = render_scenario("defaults")
+    [secret] = [
+        d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"].endswith("sigv4")
+    ]
+    keys = yaml.safe_load(base64.b64decode(secret["data"]["keys.yaml"]))["keys"]
+    from kubelambda.gateway.auth.keys import KeySet
+
+    [key] = KeySet.model_validate({"keys": keys}).keys  # the gateway accepts what it generates
+    assert key.user == "kubelambda-admin" and key.groups == ["kubelambda:invokers"]
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    bindings = [
+        d for d in docs if d["kind"] == "RoleBinding" and d["metadata"]["name"].endswith("-invoker")
+    ]
+    assert {b["metadata"]["namespace"] for b in bindings} == {"default"}
+    assert bindings[0]["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "kubelambda:invokers"}
+    ]
+    [role] = [
+        d for d in docs if d["kind"] == "ClusterRole" and d["metadata"]["name"].endswith("-invoker")
+    ]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["kubelambda.dev"],
+            "resources": ["functions"],
+            "verbs": ["invoke", "get", "list"],
+        }
+    ]
+    # a named Secret is used as it is: nothing generated
+    named = render_scenario("namespaced-sigv4")
+    assert not [
+        d for d in named if d["kind"] == "Secret" and d["metadata"]["name"].endswith("sigv4")
+    ]

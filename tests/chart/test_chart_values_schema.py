@@ -60,7 +60,10 @@ SCHEMA_CASES: list[tuple[str, list[str], list[str]]] = [
     (
         "unknown auth mode",
         ["gateway.auth.mode=iam"],
-        ["/gateway/auth/mode", "value must be one of 'none', 'kubernetes', 'sigv4'"],
+        [
+            "/gateway/auth/mode",
+            "value must be one of 'none', 'kubernetes', 'sigv4', 'sigv4,kubernetes'",
+        ],
     ),
     (
         "unknown queue backend",
@@ -116,11 +119,6 @@ CROSS_FIELD_CASES: list[tuple[str, list[str], list[str]]] = [
         "nats without a server",
         ["queue.backend=nats"],
         ["queue.backend=nats needs queue.nats.install=true or queue.nats.url"],
-    ),
-    (
-        "sigv4 without a secret",
-        ["gateway.auth.mode=sigv4"],
-        ["gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret"],
     ),
     (
         "two operators without peering",

@@ -82,11 +82,15 @@ class LambdaStack:
         *,
         warm: int = 2,
         lease: float = 60.0,
+        gateway_flags: tuple[str, ...] = (),
+        gateway_env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.cluster = cluster
         self.warm = warm
         self.lease = lease
+        self.gateway_flags = gateway_flags  # e.g. the code store's --code-store-* flags
+        self.gateway_env = gateway_env or {}  # e.g. the code store's AWS_* keys
         self.ns = NS
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
@@ -157,8 +161,10 @@ class LambdaStack:
             f"--claim-lease={self.lease:g}",
             "--claim-timeout=60",  # refills take longer on a loaded machine; 429s are not the test
             f"--queue=sqlite:///{self.workdir / identity}-events.sqlite3",
+            *self.gateway_flags,
         ]
-        role = Role(identity, argv, self.env(), self.workdir / f"{identity}.log")
+        env = {**self.env(), **self.gateway_env}
+        role = Role(identity, argv, env, self.workdir / f"{identity}.log")
         url = f"http://127.0.0.1:{port}"
         self.gateways[identity] = (role, url)
 
@@ -347,12 +353,13 @@ class LambdaStack:
         client = self.lambda_client()
 
         def known() -> bool:
+            # The control API answers Active only once this gateway's catalog serves it.
             kw = {"Qualifier": qualifier} if qualifier else {}
             try:
-                client.get_function_configuration(FunctionName=name, **kw)
+                config = client.get_function_configuration(FunctionName=name, **kw)
             except client.exceptions.ResourceNotFoundException:
                 return False
-            return True
+            return bool(config["State"] == "Active")
 
         wait_until(known, timeout=timeout, interval=0.1, what=f"the gateway to serve {name}")
 

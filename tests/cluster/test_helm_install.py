@@ -5,12 +5,14 @@ The real controller-manager turns the operator's and the gateway's Deployments i
 and Pods, the real scheduler binds them, and the process kubelet runs them with their own
 ServiceAccount tokens (TokenRequest API), so every call they make is authorized by the chart's
 RBAC alone. The release and function namespaces enforce Pod Security `restricted`. Then a
-Function with inline code is applied, becomes Active, and boto3 invokes it at the gateway pod's
-address. Any 403 in the operator's or the gateway's log fails the test.
+Function with inline code is applied, becomes Active, and boto3, signing with the key the chart
+generated, invokes it at the gateway pod's address. Any 403 in the operator's or the gateway's
+log fails the test.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -175,12 +177,16 @@ def test_a_function_becomes_active_and_answers_boto3_at_the_gateway_pod(release:
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{release.logs()}") from None
     (gateway,) = release.pods("gateway")
+    # The chart turns SigV4 on by default with a generated key in a Secret: sign with that key.
+    secrets = release.core.list_namespaced_secret(release.system).items
+    (secret,) = [s for s in secrets if s.metadata.name.endswith("-sigv4")]
+    (key,) = yaml.safe_load(base64.b64decode(secret.data["keys.yaml"]))["keys"]
     client = boto3.session.Session().client(
         "lambda",
         endpoint_url=f"http://{gateway.status.pod_ip}:9000",
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=key["accessKeyId"],
+        aws_secret_access_key=key["secretAccessKey"],
         config=botocore.config.Config(retries={"total_max_attempts": 1}, read_timeout=60),
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kubelambda import cli
 from kubelambda.cli import COMMANDS, _module_available, main
 
 EXPECTED = {"dev", "invoke", "operator", "gateway", "agent", "poll", "crds", "deploy", "publish"}
@@ -25,11 +26,17 @@ def test_help_lists_every_command_with_a_summary() -> None:
     assert {c.name for c in COMMANDS} >= EXPECTED
 
 
-@pytest.mark.parametrize(
-    "name", [c.name for c in COMMANDS if c.module is None or not _module_available(c.module)]
-)
-def test_unbuilt_commands_say_so_and_exit_2(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([name]) == 2
+def test_every_listed_command_is_built() -> None:
+    unbuilt = [c.name for c in COMMANDS if c.module is None or not _module_available(c.module)]
+    assert not unbuilt
+
+
+def test_an_unbuilt_command_says_so_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every command is built now; one without a module is how a planned command is listed.
+    monkeypatch.setattr(cli, "COMMANDS", (*COMMANDS, cli.Command("later", "a planned one", None)))
+    assert main(["later"]) == 2
     assert "not built yet" in capsys.readouterr().err
 
 

@@ -20,6 +20,8 @@ ALLOWED: dict[str, set[str]] = {
     "gateway": {"api", "runtime", "serving", "kube"},
     "operator": {"api", "runtime", "serving", "kube"},
     "sources": {"api", "runtime", "serving", "kube"},
+    # `kubelambda deploy`/`publish`: to a cluster (kube) or a gateway's API (boto3).
+    "deploy": {"api", "runtime", "serving", "kube"},
     # Dev mode is the gateway run on one machine: it builds the same gateway assembly, with
     # local processes for pods and a folder for the cluster. It never reaches the operator.
     "dev": {"api", "runtime", "serving", "kube", "gateway", "sources"},

@@ -143,9 +143,6 @@ seccompProfile:
 {{- if and (eq .Values.queue.backend "nats") (not .Values.queue.nats.install) (not .Values.queue.nats.url) -}}
 {{- fail "queue.backend=nats needs queue.nats.install=true or queue.nats.url=nats://HOST:4222" -}}
 {{- end -}}
-{{- if and (eq .Values.gateway.auth.mode "sigv4") (not .Values.gateway.auth.sigv4Secret) -}}
-{{- fail "gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret: the name of a Secret holding the SigV4 keys" -}}
-{{- end -}}
 {{- if and (not .Values.operator.peering.enabled) (gt (int .Values.operator.replicas) 1) -}}
 {{- fail (printf "operator.replicas is %d but operator.peering.enabled=false: without kopf peering only one replica may run" (int .Values.operator.replicas)) -}}
 {{- end -}}
@@ -174,3 +171,23 @@ seccompProfile:
   resources: ["secrets"]
   verbs: ["get"]
 {{- end -}}
+
+{{/* The function URL flags, identical for the gateway (routing) and the operator (status.url). */}}
+{{- define "kubelambda.urlArgs" -}}
+- --url-domain={{ .Values.functionUrls.domain }}
+- --url-scheme={{ .Values.functionUrls.scheme }}
+{{- if .Values.functionUrls.port }}
+- --url-port={{ .Values.functionUrls.port }}
+{{- end }}
+{{- end }}
+
+{{/* Whether an auth mode is on: include "kubelambda.authHas" (list . "sigv4") is "true" or "". */}}
+{{- define "kubelambda.authHas" -}}
+{{- $ctx := index . 0 -}}
+{{- if has (index . 1) (splitList "," $ctx.Values.gateway.auth.mode) }}true{{ end -}}
+{{- end }}
+
+{{/* The Secret holding the SigV4 keys: the one named, else the one the chart generates. */}}
+{{- define "kubelambda.sigv4Secret" -}}
+{{- .Values.gateway.auth.sigv4Secret | default (printf "%s-sigv4" (include "kubelambda.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end }}

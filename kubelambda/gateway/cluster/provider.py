@@ -28,6 +28,7 @@ from kubelambda.kube.contract import PodInfo, spec_revision
 from kubelambda.kube.view import ClusterView
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
+from kubelambda.runtime.stream import ResponseStream
 from kubelambda.serving.shape import PodShape
 from kubelambda.serving.target import InitType, Target
 
@@ -86,12 +87,14 @@ class PodSlot:
             await self.stop()
             raise
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+    async def invoke(
+        self, request: InvokeRequest, stream: ResponseStream | None = None
+    ) -> InvokeResult:
         if self.remote is None:
             raise RuntimeError("invoke before specialize")
         self.last_used = time.time()
         try:
-            return await self.remote.invoke(request)
+            return await self.remote.invoke(request, stream)
         finally:
             self.last_used = time.time()
 

@@ -18,19 +18,26 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Gateway, GatewaySettings
 from kubelambda.gateway.asyncq.service import AsyncSettings
+from kubelambda.gateway.auth.setup import build_guard
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider
 from kubelambda.gateway.cluster.source import ClusterCatalog
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.objects import KubeObjects
 from kubelambda.kube.secrets import ClusterSecrets
 from kubelambda.kube.view import ClusterView
+from kubelambda.serving.codestore import CodeBucket, NoCodeStore, S3CodeStore
+from kubelambda.serving.control.base import ControlSettings
+from kubelambda.serving.control.service import ControlService
 from kubelambda.serving.specs import SpecBuilder
+from kubelambda.serving.urls import UrlDomain
 
 
 def default_identity() -> str:
@@ -52,11 +59,17 @@ class ClusterSettings:
     claim_timeout: float = 30.0
     lease: float = 60.0
     queue: str | None = None  # the async queue's URL; None: Event invocations are refused
+    url_domain: UrlDomain = field(default_factory=UrlDomain)
+    auth: frozenset[str] = frozenset()  # --auth modes; empty: none
+    keys: Path | None = None  # --keys FILE
+    sigv4_secret: str | None = None  # a Secret in this pod's namespace
+    code_store: CodeBucket | None = None  # None: the control API refuses code uploads
     agent_key: bytes | None = None  # the key agents' tokens derive from (kube/agentauth.py)
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
-    """Raises kubernetes' ConfigException without credentials, ValueError for a bad --queue."""
+    """Raises kubernetes' ConfigException without credentials, ValueError for a bad --queue,
+    KeysError for unusable SigV4 keys."""
     api = api or KubeApi.from_environment()
     view = ClusterView(api, settings.namespaces)
     claim = ClaimSettings(
@@ -69,7 +82,33 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
     code = ConfigMapCode(api)
     secrets = ClusterSecrets(api)
     source = ClusterCatalog(api, view, code, secrets)
-    return Gateway(
+    own_namespace = os.environ.get("POD_NAMESPACE", "default")
+    guard = build_guard(
+        settings.auth,
+        region=settings.region,
+        default_namespace=settings.default_namespace,
+        cluster=True,
+        api=lambda: api,
+        keys_file=settings.keys,
+        secret=(own_namespace, settings.sigv4_secret) if settings.sigv4_secret else None,
+    )
+    bucket = settings.code_store
+    served: list[Gateway] = []  # the gateway, once built: its catalog is what Active means
+    control = ControlService(
+        KubeObjects(api, lambda: served[0].invoker.catalog if served else None),
+        S3CodeStore(bucket) if bucket is not None else NoCodeStore(),
+        ControlSettings(
+            region=settings.region,
+            default_namespace=settings.default_namespace,
+            concurrency_total=settings.limits.total,
+            unreserved_floor=settings.limits.unreserved_floor,
+            function_url=settings.url_domain.url,
+            refused_reservation=lambda ns, name: (
+                served[0].invoker.refused_reservation(ns, name) if served else None
+            ),
+        ),
+    )
+    gateway = Gateway(
         GatewaySettings(
             host=settings.host,
             port=settings.port,
@@ -83,6 +122,7 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
             ),
             asynq=AsyncSettings(queue_url=settings.queue) if settings.queue else None,
             tail_logs=True,  # the agents' lines reach the gateway only as log tails
+            url_domain=settings.url_domain,
         ),
         provider=provider,
         source=source,
@@ -90,4 +130,8 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
             region=settings.region, images=True, resolve=code.resolve, secrets=secrets.lookup
         ),
         background=[provider.renew_forever, source.refresh_secrets_forever],
+        guard=guard,
+        control=control,
     )
+    served.append(gateway)
+    return gateway

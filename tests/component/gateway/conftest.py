@@ -25,6 +25,9 @@ from botocore.config import Config
 HERE = Path(__file__).parent
 FUNCTIONS = HERE / "functions"
 KUBELAMBDA = str(Path(sys.executable).parent / "kubelambda")
+# `ready:` comes once the generic warm pool is full: a few seconds idle, over 30 s on a loaded
+# two-core machine (five test suites at once).
+READY_TIMEOUT = 90.0
 
 
 class DevGateway:
@@ -36,20 +39,24 @@ class DevGateway:
             [KUBELAMBDA, "dev", str(folder), "--port", "0", *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self.url = self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 30.0) -> str:
+    def _wait_ready(self, timeout: float = READY_TIMEOUT) -> str:
+        """The endpoint `ready:` names, once said; the pause between looks is a wait for the
+        process to exit (which fails at once), never a sleep."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = re.search(r"^ready: .*--endpoint-url (\S+)", self.log(), re.M)
             if found:
                 return found.group(1)
-            if self.proc.poll() is not None:
-                raise AssertionError(f"kubelambda dev exited early:\n{self.log()}")
-            time.sleep(0.05)
-        raise AssertionError(f"kubelambda dev did not become ready:\n{self.log()}")
+            try:
+                self.proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue
+            raise AssertionError(f"kubelambda dev exited early:\n{self.log()}")
+        raise AssertionError(f"kubelambda dev did not become ready in {timeout:g} s:\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text()

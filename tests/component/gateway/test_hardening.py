@@ -334,11 +334,14 @@ def test_unknown_routes_methods_and_malformed_http_are_lambda_json(gw: DevGatewa
 @pytest.mark.parametrize(
     ("operation", "kwargs"),
     [
-        ("create_function", {"FunctionName": "x", "Role": "r", "Code": {"ZipFile": b"z"}}),
-        ("tag_resource", {"Resource": "arn:aws:lambda:eu-west-1:0:function:x", "Tags": {}}),
+        (
+            "add_permission",
+            {"FunctionName": "warm", "StatementId": "s", "Action": "a", "Principal": "p"},
+        ),
         ("get_policy", {"FunctionName": "warm"}),
-        ("delete_function", {"FunctionName": "warm"}),
-        ("list_layers", {}),
+        ("get_function_code_signing_config", {"FunctionName": "warm"}),
+        ("put_function_recursion_config", {"FunctionName": "warm", "RecursiveLoop": "Allow"}),
+        ("list_code_signing_configs", {}),
     ],
 )
 def test_unserved_operations_name_themselves(
@@ -351,6 +354,12 @@ def test_unserved_operations_name_themselves(
     assert error["Error"]["Code"] == "InvalidParameterValueException"
     name = "".join(part.title() for part in operation.split("_"))
     assert name in error["Error"]["Message"]
+
+
+def test_a_path_number_that_is_no_number_is_a_400(gw: DevGateway) -> None:
+    # Found by the fuzz suite: DeleteLayerVersion's VersionNumber travels in the path.
+    reply = raw(gw, "DELETE", "/2018-10-31/layers/x/versions/x")
+    assert_lambda_error(reply, 400, "InvalidParameterValueException")
 
 
 def test_parameters_are_validated_as_lambda_does(gw: DevGateway) -> None:

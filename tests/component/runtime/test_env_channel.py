@@ -3,6 +3,7 @@ HTTP: the same scenarios give the same results, errors, timeouts, tails and re-i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
@@ -152,5 +153,70 @@ async def test_init_errors_are_the_same(channel: Channel, tmp_path: Path, logs: 
             error = json.loads(result.payload)
             assert error["errorType"] == "Runtime.ImportModuleError"
             assert "missing" in error["errorMessage"] and result.init_duration_ms is not None
+    finally:
+        await provider.stop_all()
+
+
+STREAMER = """
+import os, time
+def handler(event, context):
+    if event.get("whole"):
+        return {"pid": os.getpid()}
+    def chunks():
+        yield "one;"
+        deadline = time.monotonic() + 20
+        while not os.path.exists(event["gate"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield "two;"
+        if event.get("fail"):
+            raise RuntimeError("broke off")
+        yield str(os.getpid())
+    return chunks()
+"""
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.first = asyncio.Event()
+
+    async def begin(self, content_type: str) -> None:
+        pass
+
+    async def write(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+        self.first.set()
+
+
+@pytest.mark.parametrize("channel", ["pipe", "http"])
+async def test_our_bootstrap_streams_on_either_channel(
+    channel: Channel, tmp_path: Path, logs: list[str]
+) -> None:
+    """A handler that returns a generator streams while it runs, whichever channel carries the
+    rest of the Runtime API; the same process then answers buffered calls again."""
+    provider = ProcessProvider(tmp_path / "envs", log_sink=logs.append, channel=channel)
+    env = await provider.start_environment("python3.12")
+    try:
+        await env.specialize(make_spec({"app.py": STREAMER}, timeout=30))
+        for round_ in range(2):  # the first call, then a warm one after a buffered call
+            gate = tmp_path / f"gate-{round_}"
+            sink = _Sink()
+            call = asyncio.create_task(env.invoke(make_request(_event(gate=str(gate))), sink))
+            await asyncio.wait_for(sink.first.wait(), 60)
+            assert not call.done() and not gate.exists()  # the handler is still running
+            assert b"".join(sink.chunks) == b"one;"
+            gate.touch()
+            result = await asyncio.wait_for(call, 60)
+            assert result.streamed and result.function_error is None
+            assert b"".join(sink.chunks) == f"one;two;{env.pid}".encode()
+            whole = await env.invoke(make_request(_event(whole=True)))
+            assert json.loads(whole.payload) == {"pid": env.pid}, "the same runtime answered"
+        gate = tmp_path / "gate-fail"
+        gate.touch()
+        sink = _Sink()
+        broken = await env.invoke(make_request(_event(gate=str(gate), fail=True)), sink)
+        assert broken.function_error is not None and b"".join(sink.chunks) == b"one;two;"
+        after = await env.invoke(make_request(_event(whole=True)))
+        assert after.function_error is None, "\n".join(logs[-12:])  # the runtime carried on
     finally:
         await provider.stop_all()

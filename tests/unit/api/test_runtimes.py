@@ -77,11 +77,3 @@ def test_the_docs_name_only_runtimes_of_the_list() -> None:
     for info in TABLE:
         assert f"| `{info.name}` | `{info.base_image}` |" in reference
     assert set(NODE_RUNTIMES) <= set(RUNTIMES)
-
-
-def test_the_docs_do_not_promise_s3_code() -> None:
-    # code.s3 is accepted by the model but not served yet (another issue builds it).
-    for path in (ROOT / "README.md", ROOT / "docs" / "install.md"):
-        for line in path.read_text().splitlines():
-            if re.search(r"\bs3\b|S3-compatible bucket", line) and "not served yet" not in line:
-                pytest.fail(f"{path.name} offers S3 code: {line.strip()}")

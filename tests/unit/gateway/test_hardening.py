@@ -172,6 +172,20 @@ def test_a_reservation_that_does_not_fit_is_not_reported_as_in_force() -> None:
     assert problems and "reservedConcurrency" in problems[0]
     assert ledger.reservation("a") == 5
     assert ledger.reservation("b") is None
+    assert ledger.refused == {"b": 5}
+    ledger.configure({"a": 5, "b": 2})
+    assert ledger.refused == {} and ledger.reservation("b") == 2
+
+
+def test_the_control_api_reports_the_reservation_in_force() -> None:
+    from kubelambda.serving.control.base import ControlSettings
+
+    refused = {("team", "b"): 5}
+    settings = ControlSettings("us-east-1", refused_reservation=lambda ns, n: refused.get((ns, n)))
+    assert settings.in_force("team", "a", 5) == 5
+    assert settings.in_force("team", "b", 5) is None  # asked for, refused by admission
+    assert settings.in_force("team", "b", 2) == 2  # a newer ask admission has not refused
+    assert settings.in_force("team", "b", None) is None
 
 
 # 2. Zip extraction stays inside its root

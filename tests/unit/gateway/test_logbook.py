@@ -79,7 +79,7 @@ def test_since_refuses_what_is_not_a_duration() -> None:
 class TailEnv(FakeEnv):
     requests: list[InvokeRequest]
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+    async def invoke(self, request: InvokeRequest, stream: object = None) -> InvokeResult:
         self.requests = [*getattr(self, "requests", []), request]
         tail = f"START RequestId: {request.request_id} Version: $LATEST\nsaid\n"
         return InvokeResult(

@@ -25,7 +25,7 @@ class FakeEnv:
             raise RuntimeError("no such code")
         self.specialized.append(spec)
 
-    async def invoke(self, request: InvokeRequest) -> InvokeResult:
+    async def invoke(self, request: InvokeRequest, stream: object = None) -> InvokeResult:
         raise NotImplementedError
 
     async def stop(self) -> None:

@@ -50,5 +50,5 @@ def test_the_operator_command_refuses_bad_flags(capsys: pytest.CaptureFixture[st
 def test_the_gateway_command_refuses_what_is_not_built(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["gateway"]) == 2
     assert "kubelambda dev" in capsys.readouterr().err
-    assert main(["gateway", "--cluster", "--auth=kubernetes"]) == 2
-    assert "not built yet" in capsys.readouterr().err
+    assert main(["gateway", "--cluster", "--auth=oauth"]) == 2
+    assert "use none, sigv4, kubernetes or sigv4,kubernetes" in capsys.readouterr().err

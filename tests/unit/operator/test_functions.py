@@ -129,7 +129,8 @@ def test_image_functions_are_active_with_the_image_digest() -> None:
     ("code", "field"),
     [
         ({"path": "./hello"}, "spec.code.path"),
-        ({"s3": {"bucket": "bucket", "key": "k.zip"}}, "spec.code.s3"),
+        # s3 is served once pinned: the agent checks the digest as it downloads
+        ({"s3": {"bucket": "bucket", "key": "k.zip"}}, "spec.code.sha256"),
     ],
 )
 def test_sources_the_cluster_cannot_serve_fail_the_function(
@@ -139,6 +140,13 @@ def test_sources_the_cluster_cannot_serve_fail_the_function(
     assert outcome.state == "Failed"
     assert outcome.status["stateReason"].startswith(field)
     assert outcome.status["stateReasonCode"] == "InvalidCode"
+
+
+def test_s3_code_pinned_by_sha256_is_active_with_that_digest() -> None:
+    digest = "c" * 64
+    code = {"s3": {"bucket": "code", "key": f"sha256/{digest}.zip"}, "sha256": digest}
+    outcome = f.reconcile(function(code=code), None, NOW)
+    assert outcome.state == "Active" and outcome.status["codeSha256"] == digest
 
 
 def test_a_wrong_sha256_pin_fails_the_function() -> None:
@@ -211,3 +219,18 @@ def test_secret_environment_is_served_and_auto_publish_is_flagged() -> None:
     auto = f.reconcile(function(autoPublishAlias="live"), None, NOW)
     assert auto.state == "Active"
     assert ("Warning", "NotBuilt") in [(e.type, e.reason) for e in auto.events]
+
+
+def test_status_url_is_set_only_while_the_function_has_a_url() -> None:
+    from kubelambda.serving.urls import UrlDomain
+
+    url = UrlDomain("lambda.example.com", "https").url("default", "hello")
+    doc = function()
+    assert f.reconcile(doc, None, NOW, url=url).status["url"] is None
+    doc["spec"]["functionUrl"] = {"authType": "NONE"}
+    status = f.reconcile(doc, None, NOW, url=url).status
+    assert status["url"] == "https://hello.default.lambda.example.com/"
+    assert UrlDomain("lambda.example.com").route_host("hello.default.lambda.example.com") == (
+        "default",
+        "hello",
+    )

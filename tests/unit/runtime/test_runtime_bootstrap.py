@@ -82,3 +82,19 @@ def test_context(monkeypatch: pytest.MonkeyPatch) -> None:
     assert context.identity.cognito_identity_pool_id == "pool"
     expired = LambdaContext("rid", 0, "arn")
     assert expired.get_remaining_time_in_millis() == 0 and expired.client_context is None
+
+
+def test_a_generator_streams_and_a_first_status_dict_is_the_http_prelude() -> None:
+    import json as _json
+
+    from kubelambda.runtime.handler_stream import HTTP_INTEGRATION, is_stream, stream_parts
+
+    assert is_stream(iter([1])) and not is_stream([1]) and not is_stream("text")
+    kind, chunks = stream_parts(iter([b"a", "b", {"c": 1}]), str)
+    assert kind == "application/octet-stream"
+    assert list(chunks) == [b"a", b"b", b'{"c": 1}']
+    kind, chunks = stream_parts(iter([{"statusCode": 201}, "body"]), str)
+    assert kind == HTTP_INTEGRATION
+    head, body = list(chunks)
+    assert head.endswith(b"\0" * 8) and _json.loads(head[:-8]) == {"statusCode": 201}
+    assert body == b"body"

@@ -1,0 +1,216 @@
+"""What invoke auth costs on the warm path (`python -m bench.auth`).
+
+- **end to end**: two `kubelambda dev` processes, one with `--auth none` and one with
+  `--auth sigv4 --keys FILE`, each a no-op function; the same number of sequential calls on one
+  keep-alive connection, in alternating rounds so that both see the same machine. The signed
+  request is signed once by botocore and sent again and again (a signature stays valid for
+  five minutes), so the client's signing time is not in the figure, only the gateway's checking.
+  The gateway process's CPU time per call is measured too: it moves far less than latency
+  when other work shares the cores.
+- **in process**: the guard's whole check of that request (`Guard._admit` on an aiohttp
+  request routed by the gateway's own application: header checks, key, signature, key rules),
+  `sigv4.verify` alone, and a decision answered from the cache (`AccessReviews` on a hit: the
+  cluster's SubjectAccessReview path, without the API server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from bench.gateway import MANIFEST
+from kubelambda.gateway.auth import sigv4
+from kubelambda.gateway.auth.kubernetes import AccessReviews
+from kubelambda.gateway.auth.model import Identity
+
+KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret-key-0123456789"
+KEYS = f"keys:\n  - {{accessKeyId: {KEY}, secretAccessKey: {SECRET}, user: bench}}\n"
+
+
+class DevGateway:
+    def __init__(self, *args: str) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="bench-auth-"))
+        (self.folder / "noop.yaml").write_text(MANIFEST)
+        (self.folder.parent / f"{self.folder.name}-keys.yaml").write_text(KEYS)
+        self.log = self.folder / "dev.log"
+        kubelambda = str(Path(sys.executable).parent / "kubelambda")
+        keys = str(self.folder.parent / f"{self.folder.name}-keys.yaml")
+        argv = [kubelambda, "dev", str(self.folder), "--port", "0", "--no-reload"]
+        argv += [a.replace("KEYS", keys) for a in args]
+        self.proc = subprocess.Popen(argv, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            found = re.search(r"--endpoint-url (\S+)", self.log.read_text())
+            if found:
+                self.url = f"{found.group(1)}/2015-03-31/functions/noop/invocations"
+                return
+            time.sleep(0.05)
+        raise RuntimeError(self.log.read_text())
+
+    def cpu(self) -> float:
+        """CPU seconds the gateway process has used (its runtimes are children: not counted)."""
+        times = psutil.Process(self.proc.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def signed_headers(url: str) -> dict[str, str]:
+    request = AWSRequest(method="POST", url=url, data=b"{}")
+    SigV4Auth(Credentials(KEY, SECRET), "lambda", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+async def calls(url: str, headers: dict[str, str], count: int) -> list[float]:
+    samples: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for _ in range(count):
+            start = time.perf_counter()
+            async with session.post(url, data=b"{}", headers=headers) as response:
+                await response.read()
+                assert response.status == 200, await response.text()
+            samples.append(time.perf_counter() - start)
+    return samples
+
+
+def in_process(count: int, url: str) -> tuple[float, float]:
+    headers = signed_headers(url)
+    path = url.split("//", 1)[1]
+    host, _, raw_path = path.partition("/")
+    request = sigv4.SignedRequest(
+        "POST", "/" + raw_path, "", [("Host", host), *headers.items()], b"{}"
+    )
+
+    def secret_of(key: str) -> str | None:
+        return SECRET if key == KEY else None
+
+    verify: list[float] = []
+    for _ in range(count):
+        start = time.perf_counter()
+        sigv4.verify(request, secret_of)
+        verify.append(time.perf_counter() - start)
+    reviews = AccessReviews(api=None)  # type: ignore[arg-type]  # a hit never reaches the API
+    who = Identity("bench", ("team",), KEY)
+    reviews.cache.put((who.user, who.groups, "invoke", "default", "noop"), True)
+    decide: list[float] = []
+
+    async def decisions() -> None:
+        for _ in range(count):
+            start = time.perf_counter()
+            await reviews.allowed(who, "invoke", "default", "noop")
+            decide.append(time.perf_counter() - start)
+
+    asyncio.run(decisions())
+    assert reviews.asked == 0
+    return statistics.median(verify) * 1000, statistics.median(decide) * 1000
+
+
+def guard_check(count: int, url: str) -> float:
+    """The p50, in ms, of the guard's decision on the signed Invoke (the body already read)."""
+    from typing import cast
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from kubelambda.gateway.api import GatewayApi
+    from kubelambda.gateway.auth.guard import Guard, KeyRules, StaticKeys
+    from kubelambda.gateway.auth.keys import parse_keys
+    from kubelambda.gateway.http import _BODY
+    from kubelambda.gateway.invoker import Invoker
+    from kubelambda.gateway.pool import EnvironmentPool, PoolSettings
+
+    keys = StaticKeys(parse_keys(KEYS).by_id())
+    guard = Guard(
+        frozenset({"sigv4"}),
+        KeyRules(keys),
+        keys=keys,
+        region="us-east-1",
+        default_namespace="default",
+    )
+    pool = EnvironmentPool(cast(Any, None), PoolSettings())  # routing only: never started
+    app = GatewayApi(Invoker(pool), guard=guard).app()
+    host = url.split("//", 1)[1].split("/", 1)[0]
+    headers = {"Host": host, "Content-Length": "2", **signed_headers(url)}
+    path = "/2015-03-31/functions/noop/invocations"
+
+    async def run() -> list[float]:
+        # The requests are built first: aiohttp's mocked requests are heavy, and building one
+        # between two timings would put its garbage into the next.
+        requests = []
+        for _ in range(count):
+            request = make_mocked_request("POST", path, headers=headers, app=app)
+            request._match_info = await app.router.resolve(request)  # as aiohttp's handler does
+            request[_BODY] = b"{}"
+            requests.append(request)
+        canonical = requests[0].match_info.route.resource.canonical  # type: ignore[union-attr]
+        samples = []
+        for request in requests:
+            start = time.perf_counter()
+            await guard._admit(request, canonical)
+            samples.append(time.perf_counter() - start)
+        return samples
+
+    return statistics.median(asyncio.run(run())) * 1000
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--calls", type=int, default=400, help="calls per round (400)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (5)")
+    args = parser.parse_args(argv)
+    open_gw, signed_gw = DevGateway(), DevGateway("--auth", "sigv4", "--keys", "KEYS")
+    try:
+        headers = signed_headers(signed_gw.url)
+        # Both get the same signed headers: the `none` gateway ignores them, so the difference
+        # is the checking alone, not the bytes of two more headers.
+        asyncio.run(calls(open_gw.url, headers, 50))  # warm-up: both environments exist
+        asyncio.run(calls(signed_gw.url, headers, 50))
+        plain: list[float] = []
+        authed: list[float] = []
+        cpu = {id(open_gw): 0.0, id(signed_gw): 0.0}
+        for _ in range(args.rounds):
+            for gateway, sent, out in ((open_gw, headers, plain), (signed_gw, headers, authed)):
+                before = gateway.cpu()
+                out += asyncio.run(calls(gateway.url, sent, args.calls))
+                cpu[id(gateway)] += gateway.cpu() - before
+        verify_ms, decide_ms = in_process(5000, signed_gw.url)
+        guard_ms = guard_check(3000, signed_gw.url)
+    finally:
+        open_gw.stop()
+        signed_gw.stop()
+    total = args.rounds * args.calls
+    cpu_plain, cpu_auth = (cpu[id(g)] / total * 1000 for g in (open_gw, signed_gw))
+    p50_plain = statistics.median(plain) * 1000
+    p50_auth = statistics.median(authed) * 1000
+    rows: list[tuple[str, Any]] = [
+        ("warm p50, --auth none", f"{p50_plain:.3f} ms"),
+        ("warm p50, --auth sigv4 (decision from the keys)", f"{p50_auth:.3f} ms"),
+        ("auth's share of the warm p50", f"{p50_auth - p50_plain:+.3f} ms"),
+        ("gateway CPU per call, --auth none", f"{cpu_plain:.3f} ms"),
+        ("gateway CPU per call, --auth sigv4", f"{cpu_auth:.3f} ms"),
+        ("auth's share of the gateway's CPU per call", f"{cpu_auth - cpu_plain:+.3f} ms"),
+        ("in process: the guard's whole check (Guard._admit)", f"{guard_ms:.3f} ms"),
+        ("in process: sigv4.verify", f"{verify_ms:.3f} ms"),
+        ("in process: a cached SubjectAccessReview decision", f"{decide_ms:.4f} ms"),
+    ]
+    for name, value in rows:
+        print(f"{name:<52} {value}")
+
+
+if __name__ == "__main__":
+    main()
