@@ -7,7 +7,8 @@ agent releases it. The two share emptyDirs for the handshake, /var/task and /opt
 namespace (the agent signals the runtime and reads its memory). A runtime with no configured
 image keeps the one-container anatomy: the agent runs the runtime as its own child. The agent
 specializes when the gateway claims the pod (generic and function pools) or at start from the
-`kubelambda.dev/spec` annotation, mounted through the downward API (provisioned pods).
+`kubelambda.dev/spec` annotation, mounted through the downward API (provisioned pods), with
+the ConfigMaps its code comes from mounted beside it (`mounted_code`: never code in an annotation).
 Every pod meets the Pod Security "restricted" profile, mounts no ServiceAccount token unless the
 function has a role, gets CPU in proportion to memory (1769 MB = 1 vCPU) and an
 ephemeral-storage limit, and is placed by the function's architecture and placement overrides.
@@ -27,6 +28,7 @@ from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.runtime.agent_app import TOKEN_ENV
 from kubelambda.runtime.container import HANDSHAKE_DIR, SHIM
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
 MB_PER_VCPU = 1769  # Lambda: a function gets one full vCPU at 1769 MB
@@ -224,6 +226,33 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     }
 
 
+def mounted_code(spec_json: str) -> tuple[str, list[dict[str, Any]]]:
+    """A provisioned pod's spec as its annotation carries it, and the volume sources it needs.
+
+    The apiserver caps a pod's annotations at 256 KiB and a ConfigMap holds up to 1 MiB, so code
+    read from a ConfigMap is never embedded: the pod mounts that ConfigMap beside the spec file
+    (`code/<n>/`) and the spec names the mounted file or folder by a relative path, still pinned
+    by the operator's sha256. URLs stay URLs (the agent downloads them)."""
+    spec = EnvironmentSpec.model_validate_json(spec_json)
+    sources: list[dict[str, Any]] = []
+
+    def reference(ref: CodeRef) -> CodeRef:
+        origin = ref.origin
+        if origin is None or (ref.inline is None and ref.zip_base64 is None):
+            return ref
+        folder = f"code/{len(sources)}"
+        keys = [origin.key] if origin.key is not None else sorted(ref.inline or {})
+        items = [{"key": key, "path": f"{folder}/{key}"} for key in keys]
+        sources.append({"configMap": {"name": origin.config_map, "items": items}})
+        path = f"{folder}/{origin.key}" if origin.key is not None else folder
+        return CodeRef(path=path, sha256=ref.sha256, origin=origin)
+
+    referenced = spec.model_copy(
+        update={"code": reference(spec.code), "layers": [reference(ref) for ref in spec.layers]}
+    )
+    return referenced.model_dump_json(by_alias=True), sources
+
+
 def _volumes(request: PodRequest, two_containers: bool) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {"sizeLimit": f"{request.shape.ephemeral_storage}Mi"}}
@@ -238,11 +267,10 @@ def _volumes(request: PodRequest, two_containers: bool) -> list[dict[str, Any]]:
         ]
     if request.spec_json is not None:
         path = f"metadata.annotations['{c.SPEC}']"
+        spec_file = {"items": [{"path": "spec.json", "fieldRef": {"fieldPath": path}}]}
+        _, mounts = mounted_code(request.spec_json)
         volumes.append(
-            {
-                "name": "spec",
-                "downwardAPI": {"items": [{"path": "spec.json", "fieldRef": {"fieldPath": path}}]},
-            }
+            {"name": "spec", "projected": {"sources": [{"downwardAPI": spec_file}, *mounts]}}
         )
     return volumes
 
@@ -274,7 +302,7 @@ def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     if config.agent_key:
         annotations[c.AGENT_NONCE] = request.nonce
     if request.spec_json is not None:
-        annotations[c.SPEC] = request.spec_json
+        annotations[c.SPEC] = mounted_code(request.spec_json)[0]
     if image is not None:
         annotations[f"{c.PREFIX}/runtime-image"] = image
     metadata: dict[str, Any] = {

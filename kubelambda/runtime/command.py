@@ -113,7 +113,9 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
     try:
         await env.start()
         if spec_json is not None:
-            await env.specialize(EnvironmentSpec.model_validate_json(spec_json))
+            spec = EnvironmentSpec.model_validate_json(spec_json)
+            # Code a provisioned pod mounts (ConfigMaps) sits beside its spec file.
+            await env.specialize(spec.anchored(Path(args.spec).parent))
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -14,6 +15,7 @@ from kubelambda.kube import contract as c
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod, cpu_millis, generate_name
 from kubelambda.runtime.container import SHIM
+from kubelambda.runtime.spec import CodeOrigin, CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import PodShape, placement_items
 
 CONFIG = OperatorConfig(
@@ -39,7 +41,13 @@ PLACEMENT = {
     "priorityClassName": "functions",
     "runtimeClassName": "gvisor",
 }
-SPEC_JSON = json.dumps({"functionName": "hello"})
+SPEC_JSON = EnvironmentSpec(
+    function_name="hello",
+    function_arn="arn:aws:lambda:us-east-1:000000000000:function:hello",
+    runtime="python3.12",
+    handler="app.handler",
+    code=CodeRef(inline={"app.py": "def handler(e, c):\n    return 1\n"}),
+).model_dump_json(by_alias=True)
 
 REQUESTS = {
     "generic": PodRequest("generic", "default", CONFIG.generic_shape("python3.12")),
@@ -220,9 +228,18 @@ def test_provisioned_pods_specialize_at_start_from_their_annotation() -> None:
     agent = pod["spec"]["containers"][0]
     assert "--spec=/etc/kubelambda/spec.json" in agent["args"]
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "spec")
-    assert volume["downwardAPI"]["items"][0]["fieldRef"]["fieldPath"] == (
-        "metadata.annotations['kubelambda.dev/spec']"
-    )
+    assert volume["projected"]["sources"] == [
+        {
+            "downwardAPI": {
+                "items": [
+                    {
+                        "path": "spec.json",
+                        "fieldRef": {"fieldPath": "metadata.annotations['kubelambda.dev/spec']"},
+                    }
+                ]
+            }
+        }
+    ]
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "Function"
     assert (
         "--spec=/etc/kubelambda/spec.json" not in PODS["generic"]["spec"]["containers"][0]["args"]
@@ -334,3 +351,58 @@ def test_every_pod_gets_its_own_agent_token_from_the_shared_key() -> None:
     assert len(tokens) == 2  # one request, one nonce; another request, another token
     unkeyed = build_pod(CONFIG, REQUESTS["generic"])
     assert AGENT_NONCE not in unkeyed["metadata"]["annotations"]
+
+
+def _configmap_spec() -> EnvironmentSpec:
+    big = "A" * 1_200_000  # a ConfigMap-sized zip, base64: far over the 256 KiB annotation cap
+    return EnvironmentSpec.model_validate_json(SPEC_JSON).model_copy(
+        update={
+            "code": CodeRef(
+                zip_base64=big,
+                sha256="ab" * 32,
+                origin=CodeOrigin(config_map="hello-code", key="code.zip"),
+            ),
+            "layers": [
+                CodeRef(inline={"lib.py": "x = 1"}, origin=CodeOrigin(config_map="utils")),
+                CodeRef(url="https://code.example/l.zip", sha256="cd" * 32),
+            ],
+        }
+    )
+
+
+def test_configmap_code_is_mounted_beside_the_spec_never_embedded() -> None:
+    spec = _configmap_spec()
+    request = PodRequest(
+        "provisioned",
+        "team-a",
+        PodShape("python3.12", 128, 512),
+        function="hello",
+        version="1",
+        revision="r",
+        spec_json=spec.model_dump_json(by_alias=True),
+    )
+    pod = build_pod(CONFIG, request)
+    annotation = pod["metadata"]["annotations"][c.SPEC]
+    assert len(annotation) < 4096  # the code is referenced, not carried
+    carried = EnvironmentSpec.model_validate_json(annotation)
+    assert carried.code == CodeRef(
+        path="code/0/code.zip", sha256="ab" * 32, origin=spec.code.origin
+    )
+    assert carried.layers[0].path == "code/1" and carried.layers[0].inline is None
+    assert carried.layers[1] == spec.layers[1]  # a URL is already a reference
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "spec")
+    assert volume["projected"]["sources"][1:] == [
+        {
+            "configMap": {
+                "name": "hello-code",
+                "items": [{"key": "code.zip", "path": "code/0/code.zip"}],
+            }
+        },
+        {"configMap": {"name": "utils", "items": [{"key": "lib.py", "path": "code/1/lib.py"}]}},
+    ]
+    assert restricted_violations(pod) == []
+    # The agent reads relative paths from the spec file's folder, where the volume puts them.
+    anchored = carried.anchored(Path("/etc/kubelambda"))
+    assert anchored.code.path == "/etc/kubelambda/code/0/code.zip"
+    assert anchored.layers[0].path == "/etc/kubelambda/code/1"
+    assert anchored.layers[1] == spec.layers[1]
