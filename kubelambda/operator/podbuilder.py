@@ -4,14 +4,16 @@ Anatomy (see operator/README.md): an `agent` container from the kubelambda image
 gateway on port 8080; the function's runtime runs in a `runtime` container from the runtime's
 official base image (`--runtime-image`), held by a POSIX-sh shim (runtime/container.py) until the
 agent releases it. The two share emptyDirs for the handshake, /var/task and /opt, and a PID
-namespace (the agent signals the runtime and reads its memory). A runtime with no configured
+namespace (the agent signals the runtime and reads its memory). The runtime container comes
+first, so the kubelet pulls its image before it starts the agent. A runtime with no configured
 image keeps the one-container anatomy: the agent runs the runtime as its own child. The agent
 specializes when the gateway claims the pod (generic and function pools) or at start from the
 `kubelambda.dev/spec` annotation, mounted through the downward API (provisioned pods), with
 the ConfigMaps its code comes from mounted beside it (`mounted_code`: never code in an annotation).
 Every pod meets the Pod Security "restricted" profile, mounts no ServiceAccount token unless the
-function has a role, gets CPU in proportion to memory (1769 MB = 1 vCPU) and an
-ephemeral-storage limit, and is placed by the function's architecture and placement overrides.
+function has a role, requests CPU in proportion to memory (1769 MB = 1 vCPU; capped only with
+`--cpu-limits`), has an ephemeral-storage limit, and is placed by the function's architecture
+and placement overrides.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
 MB_PER_VCPU = 1769  # Lambda: a function gets one full vCPU at 1769 MB
-AGENT_MEMORY_MB = 64  # the agent's own share of the pod, on top of the function's memory
 CODE_STORAGE_MB = 512  # code, layers and logs, on top of the function's /tmp
 SPEC_DIR = "/etc/kubelambda"
 ARCH_LABEL = "kubernetes.io/arch"
@@ -40,7 +41,11 @@ ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 UID = 65532  # the image's non-root user
 TASK_ROOT = "/var/task"
 AGENT_LAYERS = "/var/kubelambda/layers"  # the runtime container's /opt (the agent's has its venv)
-AGENT_SIDECAR_CPU = "100m"  # the sidecar's own share when the function has its own container
+# Probes: the agent answers /healthz as soon as its port is open and /readyz 503 until warm,
+# so liveness never kills a pod still fetching code; readiness is gentle (a busy agent on a
+# small CPU share must not flap, and every flap is a status write).
+READINESS_FAILURES = 3
+LIVENESS_PERIOD = 10
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,20 @@ def security_context() -> dict[str, Any]:
     }
 
 
-def _resources(cpu: str, memory_mb: int, storage_mb: int) -> dict[str, Any]:
-    amounts = {"cpu": cpu, "memory": f"{memory_mb}Mi", "ephemeral-storage": f"{storage_mb}Mi"}
-    return {"requests": dict(amounts), "limits": dict(amounts)}
+def _resources(
+    config: OperatorConfig, cpu_m: int, memory_mb: int, storage_mb: int
+) -> dict[str, Any]:
+    """Memory and storage capped at the request; CPU requested, capped only with --cpu-limits
+    (Lambda lets init burst; a 128 MB function's 73m cap turns a 100 ms init into seconds)."""
+    amounts = {
+        "cpu": f"{cpu_m}m",
+        "memory": f"{memory_mb}Mi",
+        "ephemeral-storage": f"{storage_mb}Mi",
+    }
+    limits = dict(amounts)
+    if not config.cpu_limits:
+        del limits["cpu"]
+    return {"requests": amounts, "limits": limits}
 
 
 def runtime_image(config: OperatorConfig, shape: PodShape) -> str | None:
@@ -118,7 +134,7 @@ def runtime_image(config: OperatorConfig, shape: PodShape) -> str | None:
     return shape.image or config.runtime_images.get(shape.runtime)
 
 
-def _runtime(image: str, shape: PodShape) -> dict[str, Any]:
+def _runtime(config: OperatorConfig, image: str, shape: PodShape) -> dict[str, Any]:
     """The runtime container: the shim holds the image's entry point until the agent releases."""
     # The function's own image runs as imageConfig says; an official base image runs its
     # ENTRYPOINT, given the handler at release.
@@ -148,7 +164,7 @@ def _runtime(image: str, shape: PodShape) -> dict[str, Any]:
             *entry,
         ],
         "resources": _resources(
-            f"{cpu_millis(shape.memory)}m", shape.memory, shape.ephemeral_storage
+            config, cpu_millis(shape.memory), shape.memory, shape.ephemeral_storage
         ),
         "securityContext": security_context(),
         "volumeMounts": mounts,
@@ -171,8 +187,9 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     ]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     resources = _resources(
-        f"{cpu_millis(shape.memory)}m",
-        shape.memory + AGENT_MEMORY_MB,
+        config,
+        cpu_millis(shape.memory),
+        shape.memory + config.agent_memory,
         shape.ephemeral_storage + CODE_STORAGE_MB,
     )
     if runtime_image(config, shape) is not None:
@@ -180,6 +197,8 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             f"--runtime-container={HANDSHAKE_DIR}",
             f"--task-root={TASK_ROOT}",
             f"--layers-dir={AGENT_LAYERS}",
+            # Normally the kubelet starts the runtime container first; waiting is harmless.
+            f"--runtime-start-timeout={config.start_timeout:g}",
         ]
         mounts = [
             {"name": "agent-tmp", "mountPath": "/tmp"},
@@ -187,7 +206,7 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             {"name": "task", "mountPath": TASK_ROOT},
             {"name": "layers", "mountPath": AGENT_LAYERS},
         ]
-        resources = _resources(AGENT_SIDECAR_CPU, AGENT_MEMORY_MB, CODE_STORAGE_MB)
+        resources = _resources(config, config.agent_cpu, config.agent_memory, CODE_STORAGE_MB)
     if request.spec_json is not None:
         args.append(f"--spec={SPEC_DIR}/spec.json")
         mounts.append({"name": "spec", "mountPath": SPEC_DIR, "readOnly": True})
@@ -207,16 +226,23 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
                 else []
             ),
         ],
+        # Until the agent has imported and bound its port (the image is pulled by then: probes
+        # start with the container), within the operator's own deadline for a pod to be Ready.
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": "control"},
+            "periodSeconds": 1,
+            "failureThreshold": max(10, math.ceil(config.start_timeout)),
+            "timeoutSeconds": 2,
+        },
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "control"},
-            "periodSeconds": 1,
-            "failureThreshold": 1,
-            "timeoutSeconds": 1,
+            "periodSeconds": config.readiness_period,
+            "failureThreshold": READINESS_FAILURES,
+            "timeoutSeconds": 2,
         },
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "control"},
-            "initialDelaySeconds": 10,  # the agent needs a moment to import and bind
-            "periodSeconds": 10,
+            "periodSeconds": LIVENESS_PERIOD,
             "failureThreshold": 3,
             "timeoutSeconds": 2,
         },
@@ -330,7 +356,9 @@ def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
         **_placement(shape),
     }
     if image is not None:
-        spec["containers"].append(_runtime(image, shape))
+        # The runtime container first: the kubelet pulls and starts containers in order, so on a
+        # cold node the agent starts once the runtime's image is there, not 30 s before it.
+        spec["containers"].insert(0, _runtime(config, image, shape))
         spec["shareProcessNamespace"] = True  # the agent signals the runtime, reads its VmHWM
     if shape.role is not None:
         spec["serviceAccountName"] = shape.role

@@ -82,7 +82,9 @@ class LambdaStack:
         *,
         warm: int = 2,
         lease: float = 60.0,
+        runtime_image: str = "public.ecr.aws/lambda/python:3.12",
     ) -> None:
+        self.runtime_image = runtime_image
         self.workdir = workdir
         self.cluster = cluster
         self.warm = warm
@@ -128,7 +130,7 @@ class LambdaStack:
             f"--namespace={self.ns}",
             "--standalone",
             f"--agent-image={AGENT_IMAGE}",
-            f"--runtime-image={RUNTIME}=public.ecr.aws/lambda/python:3.12",
+            f"--runtime-image={RUNTIME}={self.runtime_image}",
             f"--warm-pool={RUNTIME}={self.warm}",
             "--idle-keepalive=300",
             "--max-age=7200",

@@ -11,8 +11,11 @@ import base64
 import hashlib
 import io
 import os
+import time
+import uuid
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,9 +23,12 @@ import pytest
 from kubelambda.kube import contract as c
 from kubelambda.runtime.spec import EnvironmentSpec
 from tests.cluster.harness.cluster import Cluster
-from tests.cluster.lambda_stack import RUNTIME, LambdaStack, running_stack
+from tests.cluster.harness.waiting import wait_until
+from tests.cluster.lambda_stack import RUNTIME, LambdaStack, handler_code, running_stack
 
 ANNOTATION_CAP = 256 * 1024  # the apiserver's limit on a pod's annotations, together
+PULL_SECONDS = 40  # a cold node's image pull, as the issue measured
+WARM = f"kubelambda.dev/pool=generic,kubelambda.dev/runtime={RUNTIME},kubelambda.dev/state=warm"
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +88,61 @@ def test_a_900_kib_configmap_function_gets_provisioned_pods_that_serve_it(
     response = stack.invoke("big", Qualifier="live")
     assert response["body"] == {"size": len(blob), "sha": hashlib.sha256(blob).hexdigest()}
     assert len(stack.live_pods("kubelambda.dev/function=big")) == 1, "the provisioned pod served"
+
+
+def test_on_a_cold_node_a_40_s_image_pull_loses_no_pod(
+    cluster: Cluster, lambda_crds: list[Any], tmp_path: Path
+) -> None:
+    """The runtime image takes 40 s to pull: the first warm and provisioned pods wait for it,
+    become Ready and serve; none is restarted, failed or replaced meanwhile."""
+    assert cluster.kubelet is not None
+    image = f"public.ecr.aws/lambda/python:3.12-cold{uuid.uuid4().hex[:8]}"  # never pulled yet
+    cluster.kubelet.images.delay_pulls(image, PULL_SECONDS)
+    with running_stack(cluster, tmp_path, warm=1, runtime_image=image) as stack:
+        started = time.monotonic()
+        stack.function("cold", handler_code('os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]'))
+        stack.wait_state("functions", "cold", "Active")
+        stack.apply("versions", "cold-v1", {"functionName": "cold"})
+        stack.wait_state("versions", "cold-v1", "Active")
+        alias = {"functionName": "cold", "name": "live", "functionVersion": "1"}
+        stack.apply("aliases", "cold-live", {**alias, "provisionedConcurrency": 1})
+        seen: dict[str, str] = {}  # uid -> name of every pod of the stack, polled throughout
+
+        def ready() -> bool:
+            for pod in stack.pods("kubelambda.dev/pool"):
+                seen[pod.metadata.uid] = pod.metadata.name
+            status = stack.get("aliases", "cold-live").get("status") or {}
+            warm = stack.live_pods(WARM)
+            return status.get("provisionedConcurrencyReady") == 1 and any(
+                _is_ready(p) for p in warm
+            )
+
+        wait_until(ready, timeout=PULL_SECONDS + 90, interval=0.2, what="pods after the pull")
+        assert time.monotonic() - started >= PULL_SECONDS * 0.9, "the pull was simulated"
+        events = stack.core.list_namespaced_event(stack.ns).items
+        assert any(e.reason == "Pulled" and image in (e.message or "") for e in events)
+        response = stack.invoke("cold", Qualifier="live")
+        assert response["body"] == "provisioned-concurrency"
+        for pod in stack.pods("kubelambda.dev/pool"):
+            seen[pod.metadata.uid] = pod.metadata.name
+            assert pod.status.phase == "Running", pod.metadata.name
+            assert _is_ready(pod), pod.metadata.name
+            statuses = {s.name: s for s in pod.status.container_statuses}
+            restarts = {name: s.restart_count for name, s in statuses.items()}
+            assert restarts == {"runtime": 0, "agent": 0}, (pod.metadata.name, restarts)
+            assert all(s.state.running is not None for s in statuses.values()), statuses
+            # The kubelet started the runtime (after its pull) before the agent.
+            runtime, agent = (statuses[n].state.running.started_at for n in ("runtime", "agent"))
+            assert runtime <= agent, (pod.metadata.name, runtime, agent)
+        # One warm pod and one provisioned pod were ever made (the claimed warm pod's refill
+        # comes after the pull, so it may exist too): nothing failed and was replaced.
+        pools = [
+            p.metadata.labels["kubelambda.dev/pool"] for p in stack.pods("kubelambda.dev/pool")
+        ]
+        assert pools.count("provisioned") == 1
+        assert len(seen) == len(stack.pods("kubelambda.dev/pool")), seen
+
+
+def _is_ready(pod: Any) -> bool:
+    conditions = (pod.status and pod.status.conditions) or []
+    return any(c.type == "Ready" and c.status == "True" for c in conditions)

@@ -3,6 +3,7 @@ Security "restricted" profile, CPU in proportion to memory, storage limits, plac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,16 +177,29 @@ def test_no_service_account_token_unless_a_role_is_set() -> None:
 def test_cpu_is_proportional_to_memory(memory: int, millis: int) -> None:
     assert cpu_millis(memory) == millis
     pod = build_pod(CONFIG, PodRequest("generic", "default", PodShape("python3.12", memory, 512)))
-    agent, runtime = pod["spec"]["containers"]
+    runtime, agent = pod["spec"]["containers"]
     resources = runtime["resources"]  # the function's share; the sidecar has its own
-    assert resources["requests"]["cpu"] == resources["limits"]["cpu"] == f"{millis}m"
+    assert resources["requests"]["cpu"] == f"{millis}m"
+    assert "cpu" not in resources["limits"]  # by default CPU is requested, never capped
     assert resources["limits"]["memory"] == f"{memory}Mi"
-    assert agent["resources"]["limits"]["memory"] == "64Mi"
+    assert agent["resources"]["requests"] == {
+        "cpu": "100m", "memory": "128Mi", "ephemeral-storage": "512Mi"
+    }  # fmt: skip
+    assert agent["resources"]["limits"]["memory"] == "128Mi"
     # No runtime image configured: the agent runs the runtime itself and takes it all.
     one = build_pod(CONFIG, PodRequest("generic", "default", PodShape("python3.13", memory, 512)))
     (only,) = one["spec"]["containers"]
-    assert only["resources"]["limits"]["cpu"] == f"{millis}m"
-    assert only["resources"]["limits"]["memory"] == f"{memory + 64}Mi"
+    assert only["resources"]["requests"]["cpu"] == f"{millis}m"
+    assert only["resources"]["limits"]["memory"] == f"{memory + 128}Mi"
+    # --cpu-limits: Lambda's proportional CPU as a hard cap, the sidecar capped at its request.
+    capped = dataclasses.replace(CONFIG, cpu_limits=True, agent_cpu=250, agent_memory=96)
+    runtime, agent = build_pod(
+        capped, PodRequest("generic", "default", PodShape("python3.12", memory, 512))
+    )["spec"]["containers"]
+    assert runtime["resources"]["limits"]["cpu"] == f"{millis}m"
+    assert agent["resources"]["limits"] == {
+        "cpu": "250m", "memory": "96Mi", "ephemeral-storage": "512Mi"
+    }  # fmt: skip
 
 
 def test_ephemeral_storage_is_limited() -> None:
@@ -194,7 +208,7 @@ def test_ephemeral_storage_is_limited() -> None:
         int(container["resources"]["limits"]["ephemeral-storage"].removesuffix("Mi"))
         for container in pod["spec"]["containers"]
     ]
-    assert storage == [512, 1024]  # the agent's code and layers, the function's /tmp
+    assert storage == [1024, 512]  # the function's /tmp, the agent's code and layers
     tmp = next(v for v in pod["spec"]["volumes"] if v["name"] == "tmp")
     assert tmp["emptyDir"]["sizeLimit"] == "1024Mi"
 
@@ -225,7 +239,7 @@ def test_labels_say_pool_runtime_function_version_and_state() -> None:
 def test_provisioned_pods_specialize_at_start_from_their_annotation() -> None:
     pod = PODS["provisioned"]
     assert pod["metadata"]["annotations"][c.SPEC] == SPEC_JSON
-    agent = pod["spec"]["containers"][0]
+    agent = _named(pod, "agent")
     assert "--spec=/etc/kubelambda/spec.json" in agent["args"]
     volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "spec")
     assert volume["projected"]["sources"] == [
@@ -241,9 +255,7 @@ def test_provisioned_pods_specialize_at_start_from_their_annotation() -> None:
         }
     ]
     assert pod["metadata"]["ownerReferences"][0]["kind"] == "Function"
-    assert (
-        "--spec=/etc/kubelambda/spec.json" not in PODS["generic"]["spec"]["containers"][0]["args"]
-    )
+    assert "--spec=/etc/kubelambda/spec.json" not in _named(PODS["generic"], "agent")["args"]
 
 
 def test_generated_names_leave_room_for_the_suffix() -> None:
@@ -254,8 +266,13 @@ def test_generated_names_leave_room_for_the_suffix() -> None:
     assert generate_name(REQUESTS["generic"]) == "kl-warm-python3-12-"
 
 
+def _named(pod: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(c for c in pod["spec"]["containers"] if c["name"] == name)
+    return found
+
+
 def test_the_agent_serves_the_gateway_on_8080_with_probes() -> None:
-    agent = PODS["generic"]["spec"]["containers"][0]
+    agent = _named(PODS["generic"], "agent")
     assert agent["image"] == "kubelambda/kubelambda:0.1.0"
     assert agent["args"][:2] == ["agent", "--runtime=python3.12"]
     assert agent["ports"] == [{"name": "control", "containerPort": 8080, "protocol": "TCP"}]
@@ -264,9 +281,29 @@ def test_the_agent_serves_the_gateway_on_8080_with_probes() -> None:
     assert PODS["generic"]["spec"]["restartPolicy"] == "Never"
 
 
+def test_probes_survive_a_slow_start_and_readiness_is_gentle() -> None:
+    """Issue 16, points 3 and 9: a startupProbe as long as the operator's own deadline for a
+    pod to be Ready, no liveness delay guess, and readiness that does not flap on one miss."""
+    agent = _named(PODS["generic"], "agent")
+    startup = agent["startupProbe"]
+    assert startup["httpGet"]["path"] == "/healthz"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= CONFIG.start_timeout
+    readiness = agent["readinessProbe"]
+    assert readiness["periodSeconds"] == CONFIG.readiness_period >= 2
+    assert readiness["failureThreshold"] >= 3
+    assert "initialDelaySeconds" not in agent["livenessProbe"]
+    assert f"--runtime-start-timeout={CONFIG.start_timeout:g}" in agent["args"]
+
+
+def test_the_runtime_container_starts_first() -> None:
+    """The kubelet pulls and starts containers in order: the agent waits for no image."""
+    for name in ("generic", "provisioned", "image"):
+        assert [c["name"] for c in PODS[name]["spec"]["containers"]] == ["runtime", "agent"]
+
+
 def test_a_runtime_with_an_image_gets_a_runtime_container_held_by_the_shim() -> None:
     spec = PODS["generic"]["spec"]
-    agent, runtime = spec["containers"]
+    runtime, agent = spec["containers"]
     assert runtime["image"] == "public.ecr.aws/lambda/python:3.12"
     assert spec["shareProcessNamespace"] is True  # the agent signals the runtime
     command = runtime["command"]
@@ -295,7 +332,7 @@ def test_a_runtime_without_an_image_keeps_one_container() -> None:
 
 def test_an_image_function_runs_its_own_image_as_image_config_says() -> None:
     spec = PODS["image"]["spec"]
-    _, runtime = spec["containers"]
+    runtime, _ = spec["containers"]
     assert runtime["image"] == "registry.example/team/fn:1"
     assert runtime["command"][3:] == [
         "kubelambda-shim", "/kubelambda", "", "image", "/lambda-entrypoint.sh", "app.handler"
@@ -309,8 +346,6 @@ def test_an_image_function_runs_its_own_image_as_image_config_says() -> None:
 def test_a_function_pods_memory_limit_is_its_memory_size() -> None:
     """Issue 12, defect 5: the limit is the function's own memorySize (128 MB here), not the
     generic pool's; a generic pod specialized for it is capped at specialization."""
-    import dataclasses
-
     from kubelambda.kube import contract as contract
 
     one = dataclasses.replace(CONFIG, runtime_images={})
@@ -321,7 +356,7 @@ def test_a_function_pods_memory_limit_is_its_memory_size() -> None:
         if runtime_container:
             assert by_name["runtime"]["resources"]["limits"]["memory"] == "128Mi"
         else:  # the agent runs the runtime as its child: 128 MB plus its own share
-            assert by_name["agent"]["resources"]["limits"]["memory"] == "192Mi"
+            assert by_name["agent"]["resources"]["limits"]["memory"] == "256Mi"
         assert pod["metadata"]["annotations"][contract.MEMORY] == "128"
     generic = build_pod(CONFIG, REQUESTS["generic"])
     limits = {c["name"]: c["resources"]["limits"]["memory"] for c in generic["spec"]["containers"]}
