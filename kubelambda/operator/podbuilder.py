@@ -29,7 +29,7 @@ from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.runtime.agent_app import TOKEN_ENV
-from kubelambda.runtime.container import HANDSHAKE_DIR, SHIM
+from kubelambda.runtime.container import BOOTSTRAP_PATHS, HANDSHAKE_DIR, SHIM
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
@@ -138,7 +138,14 @@ def _runtime(config: OperatorConfig, image: str, shape: PodShape) -> dict[str, A
     """The runtime container: the shim holds the image's entry point until the agent releases."""
     # The function's own image runs as imageConfig says; an official base image runs its
     # ENTRYPOINT, given the handler at release.
-    entry = ["image", *shape.entry] if shape.image else ["handler", IMAGE_ENTRYPOINT]
+    # A custom runtime's Zip (provided.*) runs its own bootstrap from /var/task or /opt: the
+    # image's /lambda-entrypoint.sh would exec /var/runtime/bootstrap, which a Zip never fills.
+    if shape.image:
+        entry = ["image", *shape.entry]
+    elif shape.runtime.startswith("provided"):
+        entry = ["bootstrap", *BOOTSTRAP_PATHS]
+    else:
+        entry = ["handler", IMAGE_ENTRYPOINT]
     # An image carries its code in /var/task and /opt: nothing may cover them, and it runs in
     # its own working directory (or imageConfig's), so the shim does not change folder.
     task_root = "" if shape.image else TASK_ROOT

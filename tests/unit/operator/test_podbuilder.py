@@ -441,3 +441,22 @@ def test_configmap_code_is_mounted_beside_the_spec_never_embedded() -> None:
     assert anchored.code.path == "/etc/kubelambda/code/0/code.zip"
     assert anchored.layers[0].path == "/etc/kubelambda/code/1"
     assert anchored.layers[1] == spec.layers[1]
+
+
+def test_a_provided_zip_runs_its_own_bootstrap_from_var_task_or_opt() -> None:
+    """Issue 16, point 6: the provided.al2023 image's /lambda-entrypoint.sh execs
+    /var/runtime/bootstrap, which a Zip never fills; Lambda runs /var/task/bootstrap, else
+    /opt/bootstrap (a layer's)."""
+    config = dataclasses.replace(
+        CONFIG, runtime_images={"provided.al2023": "public.ecr.aws/lambda/provided:al2023"}
+    )
+    pod = build_pod(
+        config, PodRequest("generic", "default", config.generic_shape("provided.al2023"))
+    )
+    runtime = _named(pod, "runtime")
+    assert runtime["command"][3:] == [
+        "kubelambda-shim", "/kubelambda", "/var/task", "bootstrap",
+        "/var/task/bootstrap", "/opt/bootstrap",
+    ]  # fmt: skip
+    mounts = {m["mountPath"] for m in runtime["volumeMounts"]}
+    assert {"/var/task", "/opt"} <= mounts  # where the agent puts the code and the layers
