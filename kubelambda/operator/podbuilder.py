@@ -29,7 +29,8 @@ from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.runtime.agent_app import TOKEN_ENV
-from kubelambda.runtime.container import BOOTSTRAP_PATHS, HANDSHAKE_DIR, SHIM
+from kubelambda.runtime.container import BOOTSTRAP_PATHS, HANDSHAKE_DIR, PYSHIM, SHIM
+from kubelambda.runtime.envvars import is_python
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
@@ -156,20 +157,17 @@ def _runtime(config: OperatorConfig, image: str, shape: PodShape) -> dict[str, A
             {"name": "layers", "mountPath": "/opt"},
         ]
     mounts.append({"name": "tmp", "mountPath": "/tmp"})
+    # Kubernetes expands $(VAR) and turns $$ into $ in commands: escape the shell's $$.
+    command = ["/bin/sh", "-c", SHIM.replace("$$", "$$$$"), "kubelambda-shim"]
+    if entry[0] == "handler" and is_python(shape.runtime):
+        # A Python base image: the warm Python shim pre-imports the runtime interface client,
+        # so a release forks a child that only imports the handler (~50 ms less per start).
+        command = ["python3", "-c", PYSHIM.replace("$", "$$")]
     container: dict[str, Any] = {
         "name": "runtime",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        # Kubernetes expands $(VAR) and turns $$ into $ in commands: escape the shell's $$.
-        "command": [
-            "/bin/sh",
-            "-c",
-            SHIM.replace("$$", "$$$$"),
-            "kubelambda-shim",
-            HANDSHAKE_DIR,
-            task_root,
-            *entry,
-        ],
+        "command": [*command, HANDSHAKE_DIR, task_root, *entry],
         "resources": _resources(
             config, cpu_millis(shape.memory), shape.memory, shape.ephemeral_storage
         ),

@@ -59,6 +59,10 @@ done
 """
 
 
+# The warm Python shim (pyshim.py), run as `python3 -c PYSHIM` where the image has Python.
+PYSHIM = (Path(__file__).with_name("pyshim.py")).read_text()
+
+
 def quote(value: str) -> str:
     """A POSIX shell single-quoted word."""
     return "'" + value.replace("'", "'\\''") + "'"

@@ -15,7 +15,7 @@ import pytest
 from kubelambda.kube import contract as c
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod, cpu_millis, generate_name
-from kubelambda.runtime.container import SHIM
+from kubelambda.runtime.container import PYSHIM, SHIM
 from kubelambda.runtime.spec import CodeOrigin, CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import PodShape, placement_items
 
@@ -307,8 +307,19 @@ def test_a_runtime_with_an_image_gets_a_runtime_container_held_by_the_shim() -> 
     assert runtime["image"] == "public.ecr.aws/lambda/python:3.12"
     assert spec["shareProcessNamespace"] is True  # the agent signals the runtime
     command = runtime["command"]
-    assert command[:2] == ["/bin/sh", "-c"] and command[2] == SHIM.replace("$$", "$$$$")
-    assert command[3:] == [
+    # A Python base image: the warm Python shim (awslambdaric's Python part pre-imported).
+    assert command[:2] == ["python3", "-c"] and command[2] == PYSHIM.replace("$", "$$")
+    assert command[3:] == ["/kubelambda", "/var/task", "handler", "/lambda-entrypoint.sh"]
+    # Any other runtime image: the POSIX sh shim.
+    node = dataclasses.replace(
+        CONFIG, runtime_images={"nodejs22.x": "public.ecr.aws/lambda/nodejs:22"}
+    )
+    sh = _named(
+        build_pod(node, PodRequest("generic", "default", node.generic_shape("nodejs22.x"))),
+        "runtime",
+    )
+    assert sh["command"][:3] == ["/bin/sh", "-c", SHIM.replace("$$", "$$$$")]
+    assert sh["command"][3:] == [
         "kubelambda-shim", "/kubelambda", "/var/task", "handler", "/lambda-entrypoint.sh"
     ]  # fmt: skip
     assert "--runtime-container=/kubelambda" in agent["args"]
