@@ -103,5 +103,5 @@ async def test_a_20_mb_zip_from_a_url_does_not_grow_the_agent_by_its_size(tmp_pa
     finally:
         await remote.close()
         agent.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(agent.wait(), 15) == 0
+        assert await asyncio.wait_for(agent.wait(), 30) == 0
         await runner.cleanup()

@@ -93,7 +93,7 @@ async def test_healthz_at_once_readyz_503_until_a_late_runtime_container_is_up(
     finally:
         await remote.close()
         agent.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(agent.wait(), 15) == 0
+        assert await asyncio.wait_for(agent.wait(), 30) == 0
         if shim is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(shim.pid, signal.SIGKILL)
