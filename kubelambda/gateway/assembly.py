@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from kubelambda.addresses import http_url
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.api import GatewayApi, serve
 from kubelambda.gateway.asyncq.service import AsyncService, AsyncSettings
@@ -129,7 +130,7 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        return f"http://{self.settings.host}:{self.port}"
+        return http_url(self.settings.host, self.port)
 
     def ready(self) -> bool:
         return self.source.synced and self.catalogs > 0

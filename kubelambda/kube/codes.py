@@ -4,7 +4,8 @@ and the keys of S3 code, read from its `credentialsSecret` and handed to the age
 The operator digests a ConfigMap when it reconciles the Function (status.codeSha256). Here the
 same ConfigMap becomes the `CodeRef` an agent specializes with: one file per key (inline), or
 the zip under `key` (zipBase64), pinned to the operator's digest, so an agent refuses content
-that changed after the operator looked (as Lambda keeps the code of the last update). A
+that changed after the operator looked (as Lambda keeps the code of the last update). The ref
+names its ConfigMap (`origin`): a provisioned pod mounts it rather than carry it in an annotation. A
 ConfigMap is fetched again only when the digest it should have changes; it is not watched.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Iterable
 from kubelambda.api.function import Code, ConfigMapSource, Layer
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
 from kubelambda.kube.codefacts import CodeProblem, code_facts, configmap_files
-from kubelambda.runtime.spec import CodeRef, S3Ref
+from kubelambda.runtime.spec import CodeOrigin, CodeRef, S3Ref
 from kubelambda.serving.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,12 @@ def configmap_code_ref(source: ConfigMapSource, configmap: JsonDict, pinned: str
         if source.key not in files:
             raise CodeProblem(f"ConfigMap {source.name} has no key {source.key!r}")
         data = base64.b64encode(files[source.key]).decode()
-        return CodeRef(zip_base64=data, sha256=pinned)
+        origin = CodeOrigin(config_map=source.name, key=source.key)
+        return CodeRef(zip_base64=data, sha256=pinned, origin=origin)
     if configmap.get("binaryData"):
         raise CodeProblem(f"ConfigMap {source.name}: binary files need `key` (a zip)")
-    return CodeRef(inline={k: v.decode() for k, v in files.items()}, sha256=pinned)
+    inline = {k: v.decode() for k, v in files.items()}
+    return CodeRef(inline=inline, sha256=pinned, origin=CodeOrigin(config_map=source.name))
 
 
 # Keys a credentials Secret may hold, in the order they are tried.

@@ -83,6 +83,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the key (a mounted Secret) each pod's agent token is derived from; must be the "
         "gateways'",
     )
+    pods = parser.add_argument_group("function pods")
+    pods.add_argument("--agent-memory", type=int, default=128, help="MB of the agent sidecar (128)")
+    pods.add_argument(
+        "--agent-cpu", type=int, default=100, help="millicores the agent sidecar requests (100)"
+    )
+    pods.add_argument(
+        "--cpu-limits",
+        action="store_true",
+        help="cap CPU at the requests (off: a function bursts during init, as on Lambda)",
+    )
+    pods.add_argument(
+        "--readiness-period", type=int, default=2, help="seconds between readiness probes (2)"
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
 
 
@@ -121,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             url_domain=url_domain(args),
             agent_key=agent_key,
+            agent_memory=args.agent_memory,
+            agent_cpu=args.agent_cpu,
+            cpu_limits=args.cpu_limits,
+            readiness_period=args.readiness_period,
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)

@@ -56,6 +56,12 @@ class OperatorConfig:
     region: str = DEFAULT_REGION
     url_domain: UrlDomain = field(default_factory=UrlDomain)  # how status.url is spelled
     agent_key: bytes | None = None  # derives each agent's control-API token (agentauth.py)
+    # The agent's own share of a function pod: its memory (MB; it peaks near 60 MB at rest) and
+    # its CPU request (millicores). With --cpu-limits, CPU is also capped at the requests.
+    agent_memory: int = 128
+    agent_cpu: int = 100
+    cpu_limits: bool = False  # off: Lambda bursts CPU during init; a 73m cap makes it seconds
+    readiness_period: int = 2  # seconds between readiness probes of a function pod
 
     def __post_init__(self) -> None:
         if not self.agent_image:
@@ -68,6 +74,12 @@ class OperatorConfig:
             raise ConfigError("--generic-ephemeral-storage must be between 512 and 10240 (MB)")
         if self.function_warm < 0:
             raise ConfigError("--function-warm-pool must be >= 0")
+        if not 64 <= self.agent_memory <= 4096:
+            raise ConfigError("--agent-memory must be between 64 and 4096 (MB)")
+        if not 10 <= self.agent_cpu <= 4000:
+            raise ConfigError("--agent-cpu must be between 10 and 4000 (millicores)")
+        if not 1 <= self.readiness_period <= 60:
+            raise ConfigError("--readiness-period must be between 1 and 60 (seconds)")
 
     @property
     def all_namespaces(self) -> bool:

@@ -4,13 +4,16 @@ Anatomy (see operator/README.md): an `agent` container from the kubelambda image
 gateway on port 8080; the function's runtime runs in a `runtime` container from the runtime's
 official base image (`--runtime-image`), held by a POSIX-sh shim (runtime/container.py) until the
 agent releases it. The two share emptyDirs for the handshake, /var/task and /opt, and a PID
-namespace (the agent signals the runtime and reads its memory). A runtime with no configured
+namespace (the agent signals the runtime and reads its memory). The runtime container comes
+first, so the kubelet pulls its image before it starts the agent. A runtime with no configured
 image keeps the one-container anatomy: the agent runs the runtime as its own child. The agent
 specializes when the gateway claims the pod (generic and function pools) or at start from the
-`kubelambda.dev/spec` annotation, mounted through the downward API (provisioned pods).
+`kubelambda.dev/spec` annotation, mounted through the downward API (provisioned pods), with
+the ConfigMaps its code comes from mounted beside it (`mounted_code`: never code in an annotation).
 Every pod meets the Pod Security "restricted" profile, mounts no ServiceAccount token unless the
-function has a role, gets CPU in proportion to memory (1769 MB = 1 vCPU) and an
-ephemeral-storage limit, and is placed by the function's architecture and placement overrides.
+function has a role, requests CPU in proportion to memory (1769 MB = 1 vCPU; capped only with
+`--cpu-limits`), has an ephemeral-storage limit, and is placed by the function's architecture
+and placement overrides.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.runtime.agent_app import TOKEN_ENV
-from kubelambda.runtime.container import HANDSHAKE_DIR, SHIM
+from kubelambda.runtime.container import BOOTSTRAP_PATHS, HANDSHAKE_DIR, PYSHIM, SHIM
+from kubelambda.runtime.envvars import is_python
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 
 MB_PER_VCPU = 1769  # Lambda: a function gets one full vCPU at 1769 MB
-AGENT_MEMORY_MB = 64  # the agent's own share of the pod, on top of the function's memory
 CODE_STORAGE_MB = 512  # code, layers and logs, on top of the function's /tmp
 SPEC_DIR = "/etc/kubelambda"
 ARCH_LABEL = "kubernetes.io/arch"
@@ -38,7 +42,11 @@ ARCHES = {"x86_64": "amd64", "arm64": "arm64"}
 UID = 65532  # the image's non-root user
 TASK_ROOT = "/var/task"
 AGENT_LAYERS = "/var/kubelambda/layers"  # the runtime container's /opt (the agent's has its venv)
-AGENT_SIDECAR_CPU = "100m"  # the sidecar's own share when the function has its own container
+# Probes: the agent answers /healthz as soon as its port is open and /readyz 503 until warm,
+# so liveness never kills a pod still fetching code; readiness is gentle (a busy agent on a
+# small CPU share must not flap, and every flap is a status write).
+READINESS_FAILURES = 3
+LIVENESS_PERIOD = 10
 
 
 @dataclass(frozen=True)
@@ -106,9 +114,20 @@ def security_context() -> dict[str, Any]:
     }
 
 
-def _resources(cpu: str, memory_mb: int, storage_mb: int) -> dict[str, Any]:
-    amounts = {"cpu": cpu, "memory": f"{memory_mb}Mi", "ephemeral-storage": f"{storage_mb}Mi"}
-    return {"requests": dict(amounts), "limits": dict(amounts)}
+def _resources(
+    config: OperatorConfig, cpu_m: int, memory_mb: int, storage_mb: int
+) -> dict[str, Any]:
+    """Memory and storage capped at the request; CPU requested, capped only with --cpu-limits
+    (Lambda lets init burst; a 128 MB function's 73m cap turns a 100 ms init into seconds)."""
+    amounts = {
+        "cpu": f"{cpu_m}m",
+        "memory": f"{memory_mb}Mi",
+        "ephemeral-storage": f"{storage_mb}Mi",
+    }
+    limits = dict(amounts)
+    if not config.cpu_limits:
+        del limits["cpu"]
+    return {"requests": amounts, "limits": limits}
 
 
 def runtime_image(config: OperatorConfig, shape: PodShape) -> str | None:
@@ -116,11 +135,18 @@ def runtime_image(config: OperatorConfig, shape: PodShape) -> str | None:
     return shape.image or config.runtime_images.get(shape.runtime)
 
 
-def _runtime(image: str, shape: PodShape) -> dict[str, Any]:
+def _runtime(config: OperatorConfig, image: str, shape: PodShape) -> dict[str, Any]:
     """The runtime container: the shim holds the image's entry point until the agent releases."""
     # The function's own image runs as imageConfig says; an official base image runs its
     # ENTRYPOINT, given the handler at release.
-    entry = ["image", *shape.entry] if shape.image else ["handler", IMAGE_ENTRYPOINT]
+    # A custom runtime's Zip (provided.*) runs its own bootstrap from /var/task or /opt: the
+    # image's /lambda-entrypoint.sh would exec /var/runtime/bootstrap, which a Zip never fills.
+    if shape.image:
+        entry = ["image", *shape.entry]
+    elif shape.runtime.startswith("provided"):
+        entry = ["bootstrap", *BOOTSTRAP_PATHS]
+    else:
+        entry = ["handler", IMAGE_ENTRYPOINT]
     # An image carries its code in /var/task and /opt: nothing may cover them, and it runs in
     # its own working directory (or imageConfig's), so the shim does not change folder.
     task_root = "" if shape.image else TASK_ROOT
@@ -131,22 +157,19 @@ def _runtime(image: str, shape: PodShape) -> dict[str, Any]:
             {"name": "layers", "mountPath": "/opt"},
         ]
     mounts.append({"name": "tmp", "mountPath": "/tmp"})
+    # Kubernetes expands $(VAR) and turns $$ into $ in commands: escape the shell's $$.
+    command = ["/bin/sh", "-c", SHIM.replace("$$", "$$$$"), "kubelambda-shim"]
+    if entry[0] == "handler" and is_python(shape.runtime):
+        # A Python base image: the warm Python shim pre-imports the runtime interface client,
+        # so a release forks a child that only imports the handler (~50 ms less per start).
+        command = ["python3", "-c", PYSHIM.replace("$", "$$")]
     container: dict[str, Any] = {
         "name": "runtime",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        # Kubernetes expands $(VAR) and turns $$ into $ in commands: escape the shell's $$.
-        "command": [
-            "/bin/sh",
-            "-c",
-            SHIM.replace("$$", "$$$$"),
-            "kubelambda-shim",
-            HANDSHAKE_DIR,
-            task_root,
-            *entry,
-        ],
+        "command": [*command, HANDSHAKE_DIR, task_root, *entry],
         "resources": _resources(
-            f"{cpu_millis(shape.memory)}m", shape.memory, shape.ephemeral_storage
+            config, cpu_millis(shape.memory), shape.memory, shape.ephemeral_storage
         ),
         "securityContext": security_context(),
         "volumeMounts": mounts,
@@ -169,8 +192,9 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     ]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
     resources = _resources(
-        f"{cpu_millis(shape.memory)}m",
-        shape.memory + AGENT_MEMORY_MB,
+        config,
+        cpu_millis(shape.memory),
+        shape.memory + config.agent_memory,
         shape.ephemeral_storage + CODE_STORAGE_MB,
     )
     if runtime_image(config, shape) is not None:
@@ -178,6 +202,8 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             f"--runtime-container={HANDSHAKE_DIR}",
             f"--task-root={TASK_ROOT}",
             f"--layers-dir={AGENT_LAYERS}",
+            # Normally the kubelet starts the runtime container first; waiting is harmless.
+            f"--runtime-start-timeout={config.start_timeout:g}",
         ]
         mounts = [
             {"name": "agent-tmp", "mountPath": "/tmp"},
@@ -185,7 +211,7 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
             {"name": "task", "mountPath": TASK_ROOT},
             {"name": "layers", "mountPath": AGENT_LAYERS},
         ]
-        resources = _resources(AGENT_SIDECAR_CPU, AGENT_MEMORY_MB, CODE_STORAGE_MB)
+        resources = _resources(config, config.agent_cpu, config.agent_memory, CODE_STORAGE_MB)
     if request.spec_json is not None:
         args.append(f"--spec={SPEC_DIR}/spec.json")
         mounts.append({"name": "spec", "mountPath": SPEC_DIR, "readOnly": True})
@@ -205,16 +231,23 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
                 else []
             ),
         ],
+        # Until the agent has imported and bound its port (the image is pulled by then: probes
+        # start with the container), within the operator's own deadline for a pod to be Ready.
+        "startupProbe": {
+            "httpGet": {"path": "/healthz", "port": "control"},
+            "periodSeconds": 1,
+            "failureThreshold": max(10, math.ceil(config.start_timeout)),
+            "timeoutSeconds": 2,
+        },
         "readinessProbe": {
             "httpGet": {"path": "/readyz", "port": "control"},
-            "periodSeconds": 1,
-            "failureThreshold": 1,
-            "timeoutSeconds": 1,
+            "periodSeconds": config.readiness_period,
+            "failureThreshold": READINESS_FAILURES,
+            "timeoutSeconds": 2,
         },
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "control"},
-            "initialDelaySeconds": 10,  # the agent needs a moment to import and bind
-            "periodSeconds": 10,
+            "periodSeconds": LIVENESS_PERIOD,
             "failureThreshold": 3,
             "timeoutSeconds": 2,
         },
@@ -222,6 +255,33 @@ def _agent(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
         "securityContext": security_context(),
         "volumeMounts": mounts,
     }
+
+
+def mounted_code(spec_json: str) -> tuple[str, list[dict[str, Any]]]:
+    """A provisioned pod's spec as its annotation carries it, and the volume sources it needs.
+
+    The apiserver caps a pod's annotations at 256 KiB and a ConfigMap holds up to 1 MiB, so code
+    read from a ConfigMap is never embedded: the pod mounts that ConfigMap beside the spec file
+    (`code/<n>/`) and the spec names the mounted file or folder by a relative path, still pinned
+    by the operator's sha256. URLs stay URLs (the agent downloads them)."""
+    spec = EnvironmentSpec.model_validate_json(spec_json)
+    sources: list[dict[str, Any]] = []
+
+    def reference(ref: CodeRef) -> CodeRef:
+        origin = ref.origin
+        if origin is None or (ref.inline is None and ref.zip_base64 is None):
+            return ref
+        folder = f"code/{len(sources)}"
+        keys = [origin.key] if origin.key is not None else sorted(ref.inline or {})
+        items = [{"key": key, "path": f"{folder}/{key}"} for key in keys]
+        sources.append({"configMap": {"name": origin.config_map, "items": items}})
+        path = f"{folder}/{origin.key}" if origin.key is not None else folder
+        return CodeRef(path=path, sha256=ref.sha256, origin=origin)
+
+    referenced = spec.model_copy(
+        update={"code": reference(spec.code), "layers": [reference(ref) for ref in spec.layers]}
+    )
+    return referenced.model_dump_json(by_alias=True), sources
 
 
 def _volumes(request: PodRequest, two_containers: bool) -> list[dict[str, Any]]:
@@ -238,11 +298,10 @@ def _volumes(request: PodRequest, two_containers: bool) -> list[dict[str, Any]]:
         ]
     if request.spec_json is not None:
         path = f"metadata.annotations['{c.SPEC}']"
+        spec_file = {"items": [{"path": "spec.json", "fieldRef": {"fieldPath": path}}]}
+        _, mounts = mounted_code(request.spec_json)
         volumes.append(
-            {
-                "name": "spec",
-                "downwardAPI": {"items": [{"path": "spec.json", "fieldRef": {"fieldPath": path}}]},
-            }
+            {"name": "spec", "projected": {"sources": [{"downwardAPI": spec_file}, *mounts]}}
         )
     return volumes
 
@@ -274,7 +333,7 @@ def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
     if config.agent_key:
         annotations[c.AGENT_NONCE] = request.nonce
     if request.spec_json is not None:
-        annotations[c.SPEC] = request.spec_json
+        annotations[c.SPEC] = mounted_code(request.spec_json)[0]
     if image is not None:
         annotations[f"{c.PREFIX}/runtime-image"] = image
     metadata: dict[str, Any] = {
@@ -302,7 +361,9 @@ def build_pod(config: OperatorConfig, request: PodRequest) -> dict[str, Any]:
         **_placement(shape),
     }
     if image is not None:
-        spec["containers"].append(_runtime(image, shape))
+        # The runtime container first: the kubelet pulls and starts containers in order, so on a
+        # cold node the agent starts once the runtime's image is there, not 30 s before it.
+        spec["containers"].insert(0, _runtime(config, image, shape))
         spec["shareProcessNamespace"] = True  # the agent signals the runtime, reads its VmHWM
     if shape.role is not None:
         spec["serviceAccountName"] = shape.role

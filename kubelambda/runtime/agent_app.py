@@ -5,8 +5,10 @@
                                      (with X-Kubelambda-Stream: a chunked body of frames)
     POST /kubelambda/v1/stop         graceful stop of the runtime -> 200
     GET  /kubelambda/v1/state        the environment's state document
-    GET  /healthz                    200 while the agent runs
-    GET  /readyz                     200 when the environment can take work (warm or ready)
+    GET  /healthz                    200 while the agent runs (from the moment its port opens)
+    GET  /readyz                     200 when the environment can take work (warm or ready);
+                                     503 until the agent's warm-up (runtime start, a `--spec`
+                                     specialization) is done
 
 Errors are JSON {"errorType", "errorMessage"}: 409 EnvironmentBusy (never queued) or
 EnvironmentStateError, 400 InvalidSpec / CodeError / InvalidRequestContentException, 401
@@ -20,6 +22,7 @@ the kubelet. Whoever can reach an agent without it cannot specialize or invoke i
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import time
@@ -37,6 +40,7 @@ from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
 
 ENVIRONMENT: web.AppKey[Environment] = web.AppKey("environment", Environment)
+WARMED: web.AppKey[asyncio.Event] = web.AppKey("warmed", asyncio.Event)
 TOKEN_ENV = "KUBELAMBDA_AGENT_TOKEN"  # the agent's token, set in its pod by the operator
 CONTROL = "/kubelambda/v1/"
 _SERVING = (EnvState.WARM, EnvState.READY, EnvState.BUSY, EnvState.INITIALIZING)
@@ -145,7 +149,8 @@ async def _healthz(request: web.Request) -> web.Response:
 
 async def _readyz(request: web.Request) -> web.Response:
     env = request.app[ENVIRONMENT]
-    ready = env.state in _SERVING and env.alive
+    warmed = request.app.get(WARMED)
+    ready = env.state in _SERVING and env.alive and (warmed is None or warmed.is_set())
     body = json.dumps({"ready": ready, "state": env.state.value})
     return web.Response(status=200 if ready else 503, text=body, content_type="application/json")
 
@@ -168,11 +173,16 @@ def bearer_auth(token: str) -> Middleware:
     return check
 
 
-def make_app(env: Environment, token: str | None = None) -> web.Application:
-    """`token`: required of every control call (None: none, for tests and local use)."""
+def make_app(
+    env: Environment, token: str | None = None, warmed: asyncio.Event | None = None
+) -> web.Application:
+    """`token`: required of every control call (None: none, for tests and local use);
+    `warmed`: /readyz answers 503 until it is set (the agent warms up behind an open port)."""
     middlewares: list[Any] = [bearer_auth(token)] if token else []
     app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
     app[ENVIRONMENT] = env
+    if warmed is not None:
+        app[WARMED] = warmed
     app.router.add_post("/kubelambda/v1/specialize", _specialize)
     app.router.add_post("/kubelambda/v1/invoke", _invoke)
     app.router.add_post("/kubelambda/v1/stop", _stop)

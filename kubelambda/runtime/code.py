@@ -3,7 +3,8 @@
 - inline files are written once per digest; a local folder is used in place (dev mode edits show
   on the next specialization); a zip (local, base64 or downloaded) is extracted once per sha256.
 - a given sha256 is checked for every source; a URL requires one and a mismatch is refused with
-  both digests named. A cached sha256 is never downloaded again.
+  both digests named. A cached sha256 is never downloaded again. A download is streamed to a
+  file, hashed on the way, and extracted from the file, so memory never holds a whole zip.
 - layers are merged in order into one per-environment /opt folder (hard links where possible).
 Task folders in the cache are shared between environments and treated as read-only, like
 /var/task.
@@ -207,6 +208,17 @@ def merge_tree(source: Path, target: Path) -> None:
                 shutil.copy2(src, dest)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as file:  # streamed: a zip is never read whole into memory
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
 def _signature(path: Path) -> tuple[object, ...]:
     """What changes when a file or folder's content may have changed (names, sizes, mtimes)."""
     if path.is_file():
@@ -288,7 +300,7 @@ class CodeCache:
             return path
         if not path.is_file():
             raise CodeError(f"code path {path} does not exist")
-        digest = self._digest(path, lambda: hashlib.sha256(path.read_bytes()).hexdigest())
+        digest = self._digest(path, lambda: _file_sha256(path))
         _check(ref, digest)
         final = self.root / "zip" / digest
         if not final.is_dir():
@@ -328,15 +340,25 @@ class CodeCache:
         async with self._lock(sha256):
             if final.is_dir():
                 return final
-            data = await self._download(url)
-            actual = hashlib.sha256(data).hexdigest()
-            if actual != sha256:
-                raise CodeError(
-                    f"code from {url}: sha256 mismatch: expected {sha256}, got {actual}; "
-                    "the download was refused"
-                )
-            staging = self._staging()
-            await asyncio.to_thread(self._extract, data, staging)
+            # Streamed to a file and extracted from it: the agent's memory never holds the zip
+            # (a sidecar sized for the agent, not for the code, would be OOMKilled).
+            (self.root / "staging").mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.root / "staging", suffix=".zip")
+            download = Path(name)
+            try:
+                try:
+                    actual = await self._download(url, fd)
+                finally:
+                    os.close(fd)
+                if actual != sha256:
+                    raise CodeError(
+                        f"code from {url}: sha256 mismatch: expected {sha256}, got {actual}; "
+                        "the download was refused"
+                    )
+                staging = self._staging()
+                await asyncio.to_thread(self._extract, download, staging)
+            finally:
+                await asyncio.to_thread(download.unlink, missing_ok=True)
             return self._publish(staging, final)
 
     async def _s3(self, ref: CodeRef, s3: S3Ref, sha256: str) -> Path:
@@ -386,12 +408,13 @@ class CodeCache:
                 archive.unlink(missing_ok=True)
             return self._publish(staging, final)
 
-    async def _download(self, url: str) -> bytes:
+    async def _download(self, url: str, fd: int) -> str:
+        """Stream `url` into the file `fd`; the sha256 (hex) of what was written."""
         import aiohttp  # only URL sources need the client
 
         self.downloads += 1
         timeout = aiohttp.ClientTimeout(total=300, sock_connect=10)
-        chunks: list[bytes] = []
+        digest = hashlib.sha256()
         size = 0
         try:
             async with (
@@ -404,10 +427,11 @@ class CodeCache:
                     size += len(chunk)
                     if size > MAX_DOWNLOAD_BYTES:
                         raise CodeError(f"code from {url} is over {MAX_DOWNLOAD_BYTES} bytes")
-                    chunks.append(chunk)
+                    digest.update(chunk)
+                    _write_all(fd, chunk)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise CodeError(f"code from {url} could not be downloaded: {exc!r}") from exc
-        return b"".join(chunks)
+        return digest.hexdigest()
 
     @staticmethod
     def _extract(data: bytes | Path, staging: Path) -> None:

@@ -3,7 +3,9 @@
 It serves the Lambda Runtime API on loopback for the runtime process, starts a generic warm
 runtime (its own child, or with `--runtime-container` the shim in the pod's runtime container),
 optionally specializes it at once (`--spec`, for provisioned concurrency), and serves the control
-API for the gateway until SIGTERM, when it stops the runtime gracefully.
+API for the gateway until SIGTERM, when it stops the runtime gracefully. The control port opens
+first and the warm-up runs behind it (/readyz 503 until it is done); a failed warm-up ends the
+agent with status 1.
 Heavy imports happen in `run()`, so `kubelambda --help` stays fast.
 """
 
@@ -42,6 +44,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="seconds between SIGTERM and SIGKILL for the runtime at shutdown",
     )
     parser.add_argument(
+        "--runtime-start-timeout",
+        type=float,
+        default=30.0,
+        help="seconds to wait for the runtime to come up warm (a runtime container may still "
+        "be pulling its image; default 30)",
+    )
+    parser.add_argument(
         "--runtime-container",
         default=None,
         metavar="DIR",
@@ -70,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
+    import asyncio
+    import contextlib
     import shutil
     import sys
     import tempfile
@@ -101,6 +112,7 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
         stop_grace=args.stop_grace,
         shared=shared,
         cgroups=cgroups,
+        start_timeout=args.runtime_start_timeout,
     )
     stopping = stop_requested()
     import os
@@ -109,26 +121,49 @@ async def _serve(args: argparse.Namespace, spec_json: bytes | None) -> int:
 
     token = os.environ.pop(TOKEN_ENV, "") or None  # popped: the runtime never inherits it
     auth = "token required" if token else f"UNAUTHENTICATED: {TOKEN_ENV} is not set"
-    runner = web.AppRunner(make_app(env, token), access_log=None)
+    warmed = asyncio.Event()
+    runner = web.AppRunner(make_app(env, token, warmed), access_log=None)
+    failed: list[BaseException] = []
+
+    async def warm_up() -> None:
+        """Behind the open port: /healthz answers at once (liveness never kills a pod still
+        waiting for its runtime or fetching its code), /readyz 503 until this is done."""
+        try:
+            await env.start()
+            if spec_json is not None:
+                spec = EnvironmentSpec.model_validate_json(spec_json)
+                # Code a provisioned pod mounts (ConfigMaps) sits beside its spec file.
+                await env.specialize(spec.anchored(Path(args.spec).parent))
+        except Exception as exc:  # the pod fails (restartPolicy Never) and is replaced
+            failed.append(exc)
+            print(f"kubelambda agent: warm-up failed: {exc}", file=sys.stderr, flush=True)
+            stopping.set()
+            return
+        warmed.set()
+        print(f"kubelambda agent: warm, Runtime API on {env.address}", file=sys.stderr, flush=True)
+
+    warming: asyncio.Task[None] | None = None
     try:
-        await env.start()
-        if spec_json is not None:
-            await env.specialize(EnvironmentSpec.model_validate_json(spec_json))
         await runner.setup()
         site = web.TCPSite(runner, args.host, args.port)
         await site.start()
         print(
             f"kubelambda agent: {args.runtime} environment, control API on "
-            f"{args.host}:{args.port} ({auth}), Runtime API on {env.address}",
+            f"{args.host}:{args.port} ({auth})",
             file=sys.stderr,
             flush=True,
         )
+        warming = asyncio.create_task(warm_up())
         await stopping.wait()
     finally:
+        if warming is not None and not warming.done():
+            warming.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await warming
         await runner.cleanup()
         await env.stop()
         if cgroups is not None:
             cgroups.close()
         if owns_dir:
             shutil.rmtree(work_dir, ignore_errors=True)
-    return 0
+    return 1 if failed else 0

@@ -35,23 +35,32 @@ from kubelambda.runtime.release import Release
 OutputSink = Callable[[str], None]
 HANDSHAKE_DIR = "/kubelambda"
 FIFOS = ("events", "release", "output")
+# Where a custom runtime's (provided.*) bootstrap is looked for, in Lambda's order.
+BOOTSTRAP_PATHS = ("/var/task/bootstrap", "/opt/bootstrap")
 
 # $1: the handshake folder, $2: the task root to run in (empty: stay in the container's working
 # directory, as an image's entry point expects), $3: `handler` to pass the function's handler as
 # the entry point's last argument (the official images' `/lambda-entrypoint.sh HANDLER`; a
-# generic warm pod learns it only at release) or `image`, then the image's entry point.
+# generic warm pod learns it only at release), `bootstrap` to run the first executable of the
+# paths that follow (a custom runtime's Zip brings its bootstrap in /var/task or /opt, where
+# Lambda looks, not in the image's /var/runtime), or `image`; then the entry point.
 SHIM = """d=$1; t=$2; h=$3; shift 3
 for f in events release output; do [ -p "$d/$f" ] || mkfifo "$d/$f" 2>/dev/null; done
 echo "warm $$" > "$d/events"
 while read go < "$d/release"; do
   ( . "$d/release.env" && { [ -z "$t" ] || cd "$t"; } &&
     { [ "$h" != handler ] || set -- "$@" "$_HANDLER"; } &&
+    { [ "$h" != bootstrap ] || { for b; do [ -x "$b" ] && break; done; set -- "$b"; }; } &&
     exec "$@" ) > "$d/output" 2>&1 < /dev/null &
   echo "run $!" > "$d/events"
   wait $!
   echo "exit $?" > "$d/events"
 done
 """
+
+
+# The warm Python shim (pyshim.py), run as `python3 -c PYSHIM` where the image has Python.
+PYSHIM = (Path(__file__).with_name("pyshim.py")).read_text()
 
 
 def quote(value: str) -> str:

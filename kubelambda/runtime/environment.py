@@ -65,8 +65,11 @@ class Environment:
         shared: SharedDirs | None = None,
         cgroups: CgroupTree | None = None,
         channel: Channel = "pipe",
+        start_timeout: float = START_TIMEOUT,
     ) -> None:
         self.runtime = runtime
+        # A runtime container may start long after the agent (its image still pulling).
+        self._start_timeout = start_timeout
         # Our Python bootstrap's carrier for the Runtime API (`channel.py`); every other
         # runtime, and a runtime container, speaks HTTP to `address` regardless.
         self.channel: Channel = channel
@@ -136,8 +139,8 @@ class Environment:
                 self._link = ContainerLink(self._shared.handshake, on_output=self._emit)
                 self._link.open()
             proc = self._spawn()
-            if not await asyncio.wait_for(proc.wait_warm(), START_TIMEOUT):
-                code = await asyncio.wait_for(asyncio.shield(proc.exited), START_TIMEOUT)
+            if not await asyncio.wait_for(proc.wait_warm(), self._start_timeout):
+                code = await asyncio.wait_for(asyncio.shield(proc.exited), self._start_timeout)
                 raise RuntimeError(f"the {self.runtime} shim exited while starting ({code})")
         except BaseException:
             await self.stop()

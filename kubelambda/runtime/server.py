@@ -23,6 +23,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from kubelambda.addresses import host_port
 from kubelambda.runtime.errors import control_error
 from kubelambda.runtime.limits import MAX_RESPONSE_BYTES, STREAMED_RESPONSE_LIMIT
 from kubelambda.runtime.stream import RESPONSE_MODE, STREAMING, ResponseStream
@@ -174,7 +175,7 @@ class RuntimeApi:
         await site.start()
         assert self._runner.addresses, "the Runtime API must be bound"
         host, port = self._runner.addresses[0][:2]
-        self.address = f"{host}:{port}"
+        self.address = host_port(host, port)
 
     async def close(self) -> None:
         self.reset()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -38,11 +39,20 @@ class S3Ref(_Model):
         return f"s3://{self.bucket}/{self.key}" + (f" at {self.endpoint}" if self.endpoint else "")
 
 
+class CodeOrigin(_Model):
+    """Where embedded code was read from, so a pod can mount it instead of carrying it."""
+
+    config_map: str  # the ConfigMap, in the function's namespace
+    key: str | None = None  # a zip under this key; None: one file per key
+
+
 class CodeRef(_Model):
     """Where code (or a layer) comes from: exactly one source, optionally pinned by sha256 (hex).
 
     For a zip (a `.zip` path, a URL, `zip_base64`) the digest is the zip's sha256. For inline files
-    and folders it is `kubelambda.runtime.code.tree_digest` of the files.
+    and folders it is `kubelambda.runtime.code.tree_digest` of the files. `origin` is not a
+    source: it names the ConfigMap embedded bytes came from (see operator/podbuilder.py).
+    A relative `path` is relative to the spec file it was read from (`EnvironmentSpec.anchored`).
     """
 
     inline: dict[str, str] | None = None
@@ -52,6 +62,7 @@ class CodeRef(_Model):
     image: str | None = None  # a container image (cluster mode: the runtime container runs it)
     s3: S3Ref | None = None  # a zip in an S3-compatible bucket (the code store)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    origin: CodeOrigin | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> CodeRef:
@@ -115,6 +126,19 @@ class EnvironmentSpec(_Model):
     # Values of environment.secretKeyRefs. Never in a dump, a repr or a revision digest (so never
     # in a pod annotation or a log); only `wire_json` carries them, over the agent channel.
     secrets: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
+
+    def anchored(self, folder: Path) -> EnvironmentSpec:
+        """The spec with relative code and layer paths made absolute under `folder` (a spec
+        file's folder: a provisioned pod mounts its ConfigMap code beside its spec)."""
+
+        def anchor(ref: CodeRef) -> CodeRef:
+            if ref.path is None or Path(ref.path).is_absolute():
+                return ref
+            return ref.model_copy(update={"path": str(folder / ref.path)})
+
+        return self.model_copy(
+            update={"code": anchor(self.code), "layers": [anchor(ref) for ref in self.layers]}
+        )
 
     def wire_json(self) -> str:
         """The spec as the gateway POSTs it to an agent: camelCase, with the secret values."""

@@ -201,6 +201,14 @@ def test_operator_command_line_follows_the_contract() -> None:
         assert f"--warm-pool={runtime}={spec['warmPool']}" in args
     assert "--idle-keepalive=300" in args and "--liveness-port=8080" in args
     assert any(re.fullmatch(r"--max-age=\d+", a) for a in args)
+    # Function pods (issue 16): the sidecar's share, CPU requested but not capped, probes.
+    for flag in ("--agent-memory=128", "--agent-cpu=100", "--readiness-period=2"):
+        assert flag in args, f"{flag} missing from {args}"
+    assert "--start-timeout=120" in args and "--cpu-limits" not in args
+    result = template(sets=["functionPods.cpuLimits=true", "functionPods.agent.memoryMiB=256"])
+    assert result.returncode == 0, result.output
+    capped = _args(parse(result.stdout), "operator")
+    assert "--cpu-limits" in capped and "--agent-memory=256" in capped
     peered = _args(render_scenario("all-features"), "operator")
     assert "--peering=kubelambda-peering" in peered and "--all-namespaces" in peered
     assert "--standalone" not in peered

@@ -37,6 +37,11 @@ SCHEMA_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     ("zero keep-alive", ["idleKeepAliveSeconds=0"], ["/idleKeepAliveSeconds", "minimum"]),
     (
+        "a 16 MiB agent sidecar",
+        ["functionPods.agent.memoryMiB=16"],
+        ["/functionPods/agent/memoryMiB", "minimum"],
+    ),
+    (
         "wrong type: keep-alive",
         ["idleKeepAliveSeconds=five minutes"],
         ["/idleKeepAliveSeconds", "want integer"],

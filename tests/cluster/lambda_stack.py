@@ -84,7 +84,9 @@ class LambdaStack:
         lease: float = 60.0,
         gateway_flags: tuple[str, ...] = (),
         gateway_env: dict[str, str] | None = None,
+        runtime_image: str = "public.ecr.aws/lambda/python:3.12",
     ) -> None:
+        self.runtime_image = runtime_image
         self.workdir = workdir
         self.cluster = cluster
         self.warm = warm
@@ -132,7 +134,7 @@ class LambdaStack:
             f"--namespace={self.ns}",
             "--standalone",
             f"--agent-image={AGENT_IMAGE}",
-            f"--runtime-image={RUNTIME}=public.ecr.aws/lambda/python:3.12",
+            f"--runtime-image={RUNTIME}={self.runtime_image}",
             f"--warm-pool={RUNTIME}={self.warm}",
             "--idle-keepalive=300",
             "--max-age=7200",

@@ -70,7 +70,8 @@ def test_an_image_function_runs_its_image_and_recovers(stack: LambdaStack) -> No
     assert len(status["codeSha256"]) == 64
     stack.wait_servable("img")
     (pod,) = stack.wait_pods("kubelambda.dev/pool=function,kubelambda.dev/function=img", 1)
-    assert [c.image for c in pod.spec.containers] == ["kubelambda/kubelambda:0.1.0", IMAGE]
+    # The runtime container (the function's image) first, then the agent.
+    assert [c.image for c in pod.spec.containers] == [IMAGE, "kubelambda/kubelambda:0.1.0"]
 
     ok = stack.invoke("img", {"name": "image"})
     assert ok["body"]["hello"] == "image" and ok["body"]["fn"] == "img"

@@ -358,11 +358,15 @@ def test_a_function_no_generic_pod_fits_runs_in_its_own_pool(stack: LambdaStack)
     stack.wait_state("functions", "big", "Active")
     dedicated = "kubelambda.dev/pool=function,kubelambda.dev/function=big"
     (warm,) = stack.wait_pods(dedicated + ",kubelambda.dev/state=warm", 1)
-    agent, runtime = warm.spec.containers  # the function's share goes to its runtime container
+    # The runtime container first; the function's share goes to it.
+    runtime, agent = warm.spec.containers
+    assert (runtime.name, agent.name) == ("runtime", "agent")
     # The apiserver stores quantities in canonical form (1024Mi reads back as 1Gi).
     limits = {k: parse_quantity(v) for k, v in runtime.resources.limits.items()}
-    assert limits == {**limits, "memory": 1024 * 2**20, "cpu": Decimal("0.579")}
-    assert parse_quantity(agent.resources.limits["memory"]) == 64 * 2**20
+    assert limits == {**limits, "memory": 1024 * 2**20}
+    assert "cpu" not in limits  # CPU is requested in proportion, never capped by default
+    assert parse_quantity(runtime.resources.requests["cpu"]) == Decimal("0.579")
+    assert parse_quantity(agent.resources.limits["memory"]) == 128 * 2**20
     stack.wait_servable("big")
     assert stack.invoke("big")["body"] == "1024"
     (claimed,) = stack.live_pods(dedicated + ",kubelambda.dev/state=claimed")

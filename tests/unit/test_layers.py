@@ -26,8 +26,9 @@ ALLOWED: dict[str, set[str]] = {
     # local processes for pods and a folder for the cluster. It never reaches the operator.
     "dev": {"api", "runtime", "serving", "kube", "gateway", "sources"},
 }
-# Top-level modules: `__init__` and `loop` are leaves everyone may use; `cli` wires every role.
-LEAVES = {"__init__", "loop"}
+# Top-level modules: `__init__`, `loop` and `addresses` are leaves everyone may use; `cli` wires
+# every role.
+LEAVES = {"__init__", "loop", "addresses"}
 TOP = {"cli"}
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from kubelambda.addresses import http_url
 from kubelambda.kube import claims
 from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
@@ -176,7 +177,8 @@ class ClusterProvider:
                 tried.add(pod.name)
                 won = await self._try_claim(pod, spec, revision)
                 if won is not None:
-                    url = f"http://{won.ip}:{self.settings.agent_port}"
+                    assert won.ip is not None  # only pods with an IP are candidates
+                    url = http_url(won.ip, self.settings.agent_port)  # [v6] bracketed
                     key = self.settings.agent_key
                     token = agent_token(key, won.agent_nonce) if key and won.agent_nonce else None
                     return won, RemoteEnvironment(url, session=self._client(), token=token)

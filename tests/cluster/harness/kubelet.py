@@ -295,7 +295,7 @@ class Kubelet:
 
     async def _start_pod(self, pod: JsonDict) -> None:
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
-        refs: dict[tuple[str, str, str], dict[str, str]] = {}
+        refs: dict[tuple[str, str, str], dict[str, str | bytes]] = {}
         optional: dict[tuple[str, str], bool] = {}
         for kind, ref_name, is_optional in volumes.referenced(pod):
             optional[(kind, ref_name)] = optional.get((kind, ref_name), True) and is_optional

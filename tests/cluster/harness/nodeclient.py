@@ -92,21 +92,24 @@ class NodeClient:
         }
         await self.call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", event)
 
-    async def fetch(self, kind: str, ns: str, name: str, optional: bool) -> dict[str, str] | None:
-        """A ConfigMap's or Secret's data. The Node authorizer lets a node read only what its
-        pods use, and learns a binding a moment after it happens: 403 and 404 are retried."""
+    async def fetch(
+        self, kind: str, ns: str, name: str, optional: bool
+    ) -> dict[str, str | bytes] | None:
+        """A ConfigMap's or Secret's data (a ConfigMap's binaryData as bytes). The Node
+        authorizer lets a node read only what its pods use, and learns a binding a moment after
+        it happens: 403 and 404 are retried."""
         plural = "configmaps" if kind == "ConfigMap" else "secrets"
         deadline = time.monotonic() + (1.0 if optional else REFERENCE_WAIT)
         delay = 0.05
         while True:
             status, body = await self.call("GET", f"/api/v1/namespaces/{ns}/{plural}/{name}")
             if status == 200:
-                data: dict[str, str] = dict(body.get("data") or {})
+                data: dict[str, str | bytes] = dict(body.get("data") or {})
                 if kind == "Secret":
                     data = {k: base64.b64decode(v).decode() for k, v in data.items()}
                 else:
                     binary = body.get("binaryData") or {}
-                    data |= {k: base64.b64decode(v).decode() for k, v in binary.items()}
+                    data |= {k: base64.b64decode(v) for k, v in binary.items()}
                 return data
             if status not in (403, 404) or time.monotonic() > deadline:
                 return None

@@ -1,7 +1,9 @@
 """One pod on the process kubelet: its containers as process groups, probes, restarts, status.
 
 A `PodRun` prepares the pod's volumes (`volumes.prepare`), "pulls" each image once per node (an
-optional simulated delay), runs init containers in order, then supervises each container: start
+optional simulated delay), runs init containers in order, then starts the containers in order
+(each one's image pulled before it starts and before the next is pulled, as the kubelet does),
+supervising each: start
 it (a new session, so the whole process group can be signalled), probe it, restart it per
 restartPolicy with a short exponential backoff, and publish the pod status (phase, podIP,
 container statuses, conditions) through the status subresource. An emptyDir that outgrows its
@@ -114,6 +116,9 @@ class PodRun:
                 return
         self.initialized = True
         for container in self.mains:
+            # As the kubelet's SyncPod: containers in order, each image pulled before the
+            # container starts and before the next one is looked at.
+            await self._pull(container)
             self._spawn(self._supervise(container))
         self.changed()
 

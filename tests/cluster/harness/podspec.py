@@ -176,7 +176,12 @@ def field_ref(pod: JsonDict, path: str) -> str:
     return str(supported[path])
 
 
-Lookup = Callable[[str, str, str], Mapping[str, str] | None]  # (kind, namespace, name) -> data
+# (kind, namespace, name) -> data; a ConfigMap's binaryData keys as bytes
+Lookup = Callable[[str, str, str], Mapping[str, str | bytes] | None]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
 def container_env(
@@ -194,7 +199,7 @@ def container_env(
         data = lookup(kind, ns, ref.get("name", ""))
         if data is None and not ref.get("optional"):
             raise ContainerConfigError(f'{kind.lower()} "{ref.get("name")}" not found')
-        env |= {source.get("prefix", "") + k: v for k, v in (data or {}).items()}
+        env |= {source.get("prefix", "") + k: _text(v) for k, v in (data or {}).items()}
     for var in container.get("env") or ():
         value_from = var.get("valueFrom")
         if value_from is None:
@@ -216,7 +221,7 @@ def container_env(
             ref = value_from[key]
             data = lookup(kind, ns, ref["name"]) or {}
             if ref["key"] in data:
-                env[var["name"]] = data[ref["key"]]
+                env[var["name"]] = _text(data[ref["key"]])
             elif not ref.get("optional"):
                 raise ContainerConfigError(
                     f"couldn't find key {ref['key']} in {kind} {ns}/{ref['name']}"

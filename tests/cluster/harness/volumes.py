@@ -83,7 +83,7 @@ def _key_files(
     kind: str,
     name: str,
     source: JsonDict,
-    data: Mapping[str, str] | None,
+    data: Mapping[str, str | bytes] | None,
     default_mode: int | None,
 ) -> None:
     if data is None:

@@ -140,6 +140,8 @@ async def test_kubelambda_agent_command(tmp_path: Path) -> None:
         assert agent.stderr is not None
         banner = await asyncio.wait_for(agent.stderr.readline(), 30)
         assert b"control API on 127.0.0.1" in banner
+        warm = await asyncio.wait_for(agent.stderr.readline(), 30)  # warm-up behind the port
+        assert b"warm, Runtime API on 127.0.0.1" in warm, warm
         document = await remote.refresh()
         assert document["spec"]["functionName"] == "hello"  # specialized at start (--spec)
         result = await remote.invoke(make_request(b'{"x": 2}'))

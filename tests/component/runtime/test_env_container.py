@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kubelambda.runtime.container import SHIM
+from kubelambda.runtime.container import PYSHIM, SHIM
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.prepare import SharedDirs
 from kubelambda.runtime.spec import EnvState
@@ -41,8 +41,12 @@ def handler(event, context):
 ENTRYPOINT = '#!/bin/sh\nexec "$PYTHON" -m awslambdaric "$1"\n'
 
 
-@pytest.fixture
-async def container_env(tmp_path: Path) -> AsyncIterator[tuple[Environment, list[str], int]]:
+@pytest.fixture(params=["sh", "python"])
+async def container_env(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[tuple[Environment, list[str], int]]:
+    """The runtime container held by the `sh` shim, or by the warm Python shim (pyshim.py,
+    what a Python base image runs: awslambdaric pre-imported, each release a fork)."""
     shared = SharedDirs(tmp_path / "handshake", tmp_path / "task", tmp_path / "layers")
     entry = tmp_path / "lambda-entrypoint.sh"
     entry.write_text(ENTRYPOINT)
@@ -52,8 +56,15 @@ async def container_env(tmp_path: Path) -> AsyncIterator[tuple[Environment, list
         "python3.12", work_dir=tmp_path / "agent", log_sink=logs.append, shared=shared
     )
     handshake, task = str(shared.handshake), str(shared.task_root)
+    program = ["sh", "-c", SHIM, "shim"]
+    if request.param == "python":
+        program = [sys.executable, "-c", PYSHIM]
     shim = await asyncio.create_subprocess_exec(
-        *("sh", "-c", SHIM, "shim", handshake, task, "handler", str(entry)),
+        *program,
+        handshake,
+        task,
+        "handler",
+        str(entry),
         env={"PATH": os.environ["PATH"], "PYTHON": sys.executable},
         stdin=asyncio.subprocess.DEVNULL,
         start_new_session=True,
@@ -80,7 +91,7 @@ async def test_released_runtime_serves_and_recovers(
     await env.specialize(make_spec({"app.py": CODE}, timeout=1.0))
     first = await env.invoke(make_request(_event(n=1), log_tail=True))
     body = json.loads(first.payload)
-    assert first.function_error is None and body["fn"] == "hello"
+    assert first.function_error is None and body["fn"] == "hello", "\n".join(logs)
     assert first.init_duration_ms is not None and first.max_memory_used_mb > 0
     assert first.log_tail is not None and "handling {'n': 1}" in first.log_tail
     assert any(line.startswith("init in ") and line.endswith("task") for line in logs)

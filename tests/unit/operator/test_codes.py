@@ -12,6 +12,7 @@ from kubelambda.kube.catalog import catalog_from_objects
 from kubelambda.kube.codefacts import CodeProblem, code_facts
 from kubelambda.kube.codes import ConfigMapCode, configmap_code_ref, wanted_configmaps
 from kubelambda.runtime.code import tree_digest
+from kubelambda.runtime.spec import CodeOrigin
 from kubelambda.serving.specs import environment_spec
 from tests.unit.operator.docs import active_function
 
@@ -22,6 +23,7 @@ DIGEST = tree_digest((k, v.encode()) for k, v in FILES.items())
 def test_files_become_inline_code_pinned_to_the_verified_digest() -> None:
     ref = configmap_code_ref(ConfigMapSource(name="c"), {"data": FILES}, DIGEST)
     assert ref.inline == FILES and ref.sha256 == DIGEST
+    assert ref.origin == CodeOrigin(config_map="c")  # so a pod can mount it (podbuilder)
 
 
 def test_a_key_becomes_a_zip() -> None:
@@ -29,6 +31,7 @@ def test_a_key_becomes_a_zip() -> None:
     doc = {"binaryData": {"code.zip": base64.b64encode(zipped).decode()}}
     ref = configmap_code_ref(ConfigMapSource(name="c", key="code.zip"), doc, None)
     assert ref.zip_base64 is not None and base64.b64decode(ref.zip_base64) == zipped
+    assert ref.origin == CodeOrigin(config_map="c", key="code.zip")
     with pytest.raises(CodeProblem, match="no key 'other'"):
         configmap_code_ref(ConfigMapSource(name="c", key="other"), doc, None)
     with pytest.raises(CodeProblem, match="binary files need `key`"):

@@ -1,0 +1,155 @@
+"""The runtime container's warm Python shim: `SHIM`'s protocol, with the interpreter pre-started.
+
+A Python runtime container runs this file's source (`python3 -c SOURCE`; it imports nothing of
+kubelambda, which the Lambda base image does not have) in place of the `sh` shim. It speaks the
+same FIFO protocol (`container.py`: `warm PID`, `run PID`, `exit STATUS` on `events`, one line
+on `release` per runtime, the runtime's output on `output`), but it imports the runtime
+interface client (awslambdaric, from /var/runtime in the official images) before it says warm,
+and each release forks a child that applies `release.env`, moves to the task root and runs
+awslambdaric in-process: a specialization then costs the handler's import, not an
+interpreter's start plus awslambdaric's (about 50 ms). Where awslambdaric cannot be imported,
+the child execs the entry point with the handler, as the `sh` shim does.
+
+argv: HANDSHAKE_DIR TASK_ROOT MODE ENTRY... (MODE is `handler`, as for the `sh` shim).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import resource
+import shlex
+import sys
+
+RUNTIME_DIR = "/var/runtime"  # where the official Python images keep awslambdaric
+
+
+def read_env(text: str) -> tuple[dict[str, str], int | None]:
+    """`release.env` (export lines, one `ulimit -v KB`) as variables and the address-space cap."""
+    env: dict[str, str] = {}
+    cap: int | None = None
+    for line in text.splitlines():
+        words = shlex.split(line)
+        if words[:1] == ["export"]:
+            for word in words[1:]:
+                name, _, value = word.partition("=")
+                env[name] = value
+        elif words[:2] == ["ulimit", "-v"] and len(words) > 2 and words[2].isdigit():
+            cap = int(words[2]) * 1024
+    return env, cap
+
+
+def status_of(wait_status: int) -> int:
+    """A child's end as `sh`'s `$?`: its exit code, or 128+N for signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+def _event(handshake: str, line: str) -> None:
+    with open(os.path.join(handshake, "events"), "w") as events:
+        events.write(line + "\n")
+
+
+# What a release would otherwise import, minus awslambdaric's runtime client: its C part reads
+# AWS_LAMBDA_RUNTIME_API once, at import, and the address is only known at release.
+PRELOAD = (
+    "awslambdaric",
+    "awslambdaric.lambda_config",
+    "awslambdaric.lambda_context",
+    "awslambdaric.lambda_runtime_exception",
+    "awslambdaric.lambda_runtime_log_utils",
+    "awslambdaric.lambda_runtime_marshaller",  # simplejson: most of the import time
+    "http.client",
+    "importlib",
+    "json",
+    "logging",
+    "traceback",
+)
+
+
+def _preload() -> bool:
+    """Import what the runtime interface client needs; False: it is not in this image."""
+    if os.path.isdir(RUNTIME_DIR) and RUNTIME_DIR not in sys.path:
+        sys.path.append(RUNTIME_DIR)
+    found = True
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            found = found and not name.startswith("awslambdaric")
+    return found
+
+
+def _child(handshake: str, task_root: str, entry: list[str], ric: bool) -> None:
+    """In the forked child: become the function's runtime. Never returns."""
+    try:
+        with open(os.path.join(handshake, "release.env")) as file:
+            env, cap = read_env(file.read())
+        os.environ.update(env)
+        if cap is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        if task_root:
+            os.chdir(task_root)
+        out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        handler = os.environ.get("_HANDLER", "")
+        if not ric:
+            os.execvp(entry[0], [*entry, handler])
+        # As `python3 -m awslambdaric HANDLER` would see it: PYTHONPATH first, then the
+        # working directory (the task root), then the interpreter's own path.
+        extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:0] = [*extra, os.getcwd()]
+        sys.argv = ["awslambdaric", handler]
+        importlib.import_module("awslambdaric.__main__").main(sys.argv)
+        os._exit(0)
+    except SystemExit as exc:
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException as exc:  # reported on the output FIFO; the agent sees the exit
+        print(f"kubelambda shim: {exc!r}", file=sys.stderr, flush=True)
+        os._exit(127)
+
+
+def _read_line(path: str) -> bytes:
+    """One line, byte by byte as `sh`'s `read` does: a buffered read could swallow the next
+    release line along with this one."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        line = b""
+        while not line.endswith(b"\n"):
+            byte = os.read(fd, 1)
+            if not byte:
+                break
+            line += byte
+        return line
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str]) -> None:
+    handshake, task_root, _mode, *entry = argv
+    for name in ("events", "release", "output"):
+        path = os.path.join(handshake, name)
+        if not os.path.exists(path):
+            with contextlib.suppress(FileExistsError):
+                os.mkfifo(path)
+    ric = _preload()
+    _event(handshake, f"warm {os.getpid()}")
+    while True:
+        if not _read_line(os.path.join(handshake, "release")):
+            return  # the agent closed its end for good
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            _child(handshake, task_root, entry, ric)
+        _event(handshake, f"run {pid}")
+        _, wait_status = os.waitpid(pid, 0)
+        _event(handshake, f"exit {status_of(wait_status)}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
