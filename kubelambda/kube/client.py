@@ -139,6 +139,10 @@ class KubeApi:
     async def create(self, path: str, body: JsonDict) -> JsonDict:
         return await self.request("POST", path, body=body)
 
+    async def replace(self, path: str, body: JsonDict) -> JsonDict:
+        """A PUT; with `metadata.resourceVersion` in `body`, 409 if the object changed meanwhile."""
+        return await self.request("PUT", path, body=body)
+
     async def patch(self, path: str, body: Any, content_type: str = MERGE) -> JsonDict:
         """A merge patch by default; put `metadata.resourceVersion` in it for a precondition."""
         return await self.request("PATCH", path, body=body, content_type=content_type)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ class Runtime:
     api: KubeApi | None = None
     view: ClusterView | None = None
     keeper: PoolKeeper | None = None
+    may_act: Callable[[], bool] = lambda: True  # False: a leader whose Lease may have lapsed
 
 
 def plain(value: Any) -> Any:
@@ -86,7 +87,7 @@ async def startup(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     runtime.api = KubeApi.from_environment()
     runtime.view = ClusterView(runtime.api, runtime.config.namespaces)
-    runtime.keeper = PoolKeeper(runtime.api, runtime.view, runtime.config)
+    runtime.keeper = PoolKeeper(runtime.api, runtime.view, runtime.config, may_act=runtime.may_act)
     runtime.view.start()
     runtime.keeper.start()
 

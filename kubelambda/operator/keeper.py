@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubelambda.api.common import GROUP, VERSION
@@ -48,9 +49,16 @@ def owners(functions: list[JsonDict]) -> dict[tuple[str, str], dict[str, Any]]:
 
 class PoolKeeper:
     def __init__(
-        self, api: KubeApi, view: ClusterView, config: OperatorConfig, *, tick: float = 2.0
+        self,
+        api: KubeApi,
+        view: ClusterView,
+        config: OperatorConfig,
+        *,
+        tick: float = 2.0,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.api = api
+        self.may_act = may_act
         self.view = view
         self.config = config
         self.tick = min(tick, config.claim_lease / 4)
@@ -108,6 +116,9 @@ class PoolKeeper:
         self._deleting = {n: t for n, t in self._deleting.items() if now - t < 30 and n in present}
         pods = [p for p in pods if p.name not in self._deleting]
         result = plan(self.config, wanted, pods, now, owners(functions))
+        if not self.may_act():
+            log.warning("not leading (lease not renewed in time): the pool is left alone")
+            return result
         await asyncio.gather(
             *(self._create(build_pod(self.config, r)) for r in result.create),
             *(self._delete(pod, why) for pod, why in result.delete),

@@ -76,9 +76,8 @@ def expected_operator_grants(values: Mapping[str, object]) -> set[Grant]:
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")
     }
     expected |= {("", "namespaces", v, "") for v in ("list", "watch")}
-    if values["peering"]:
-        resource = "kopfpeerings" if values["namespaced"] else "clusterkopfpeerings"
-        expected |= {("kopf.dev", resource, v, "") for v in ("get", "list", "watch", "patch")}
+    expected.add(("coordination.k8s.io", "leases", "create", ""))
+    expected |= {("coordination.k8s.io", "leases", v, OPERATOR_SA) for v in ("get", "update")}
     return expected
 
 
@@ -104,10 +103,9 @@ def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
 
 
 SCENARIO_FACTS: dict[str, dict[str, object]] = {
-    "defaults": {"peering": False, "namespaced": True, "auth": "none", "sigv4Secret": ""},
-    "all-features": {"peering": True, "namespaced": False, "auth": "kubernetes", "sigv4Secret": ""},
+    "defaults": {"namespaced": True, "auth": "none", "sigv4Secret": ""},
+    "all-features": {"namespaced": False, "auth": "kubernetes", "sigv4Secret": ""},
     "namespaced-sigv4": {
-        "peering": True,
         "namespaced": True,
         "auth": "sigv4",
         "sigv4Secret": "kubelambda-sigv4-keys",

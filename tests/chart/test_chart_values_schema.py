@@ -123,11 +123,6 @@ CROSS_FIELD_CASES: list[tuple[str, list[str], list[str]]] = [
         ["gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret"],
     ),
     (
-        "two operators without peering",
-        ["operator.replicas=2"],
-        ["operator.replicas is 2 but operator.peering.enabled=false"],
-    ),
-    (
         "httpRoute without parents",
         ["gateway.httpRoute.enabled=true"],
         ["gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs"],

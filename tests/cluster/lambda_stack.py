@@ -90,6 +90,7 @@ class LambdaStack:
         self.ns = NS
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
+        self.replicas: dict[str, Role] = {}
         self.gateways: dict[str, tuple[Role, str]] = {}
         self.client: kubernetes.client.ApiClient | None = None
 
@@ -121,12 +122,19 @@ class LambdaStack:
             path.write_text(secrets.token_hex(24))
         return path
 
-    def start_operator(self) -> None:
+    def start_operator(self, name: str = "operator", *, election: str | None = None) -> Role:
+        """The operator (`name` "operator"), or another replica (kept in `replicas`); with
+        `election`, it stands by until it holds that Lease in the stack's namespace."""
+        mode = (
+            [f"--leader-election={election}", f"--leader-election-namespace={self.ns}"]
+            if election
+            else ["--standalone"]
+        )
         argv = [
             "operator",
             f"--agent-key-file={self.agent_key_file}",
             f"--namespace={self.ns}",
-            "--standalone",
+            *mode,
             f"--agent-image={AGENT_IMAGE}",
             f"--runtime-image={RUNTIME}=public.ecr.aws/lambda/python:3.12",
             f"--warm-pool={RUNTIME}={self.warm}",
@@ -137,7 +145,13 @@ class LambdaStack:
             f"--liveness-port={free_port()}",
             "--start-timeout=60",
         ]
-        self.operator = Role("operator", argv, self.env(), self.workdir / "operator.log")
+        env = {**self.env(), "POD_NAME": name}  # the replica's name leads its Lease identity
+        role = Role(name, argv, env, self.workdir / f"{name}.log")
+        if name == "operator":
+            self.operator = role
+        else:
+            self.replicas[name] = role
+        return role
 
     def start_gateway(self, identity: str) -> str:
         port = free_port()
@@ -180,6 +194,8 @@ class LambdaStack:
             role.stop()
         if self.operator is not None:
             self.operator.stop()
+        for replica in self.replicas.values():
+            replica.stop()
         if self.client is not None:
             self.client.close()
         if self.cluster is not None and self.ns != NS:
@@ -189,6 +205,7 @@ class LambdaStack:
         parts = [f"--- {r.name} ---\n{r.log()[-6000:]}" for r, _ in self.gateways.values()]
         if self.operator is not None:
             parts.append(f"--- operator ---\n{self.operator.log()[-8000:]}")
+        parts += [f"--- {n} ---\n{r.log()[-8000:]}" for n, r in self.replicas.items()]
         return "\n".join(parts)
 
     # --- resources ----------------------------------------------------------------------------

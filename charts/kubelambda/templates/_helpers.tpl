@@ -146,9 +146,6 @@ seccompProfile:
 {{- if and (eq .Values.gateway.auth.mode "sigv4") (not .Values.gateway.auth.sigv4Secret) -}}
 {{- fail "gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret: the name of a Secret holding the SigV4 keys" -}}
 {{- end -}}
-{{- if and (not .Values.operator.peering.enabled) (gt (int .Values.operator.replicas) 1) -}}
-{{- fail (printf "operator.replicas is %d but operator.peering.enabled=false: without kopf peering only one replica may run" (int .Values.operator.replicas)) -}}
-{{- end -}}
 {{- if and .Values.gateway.httpRoute.enabled (not .Values.gateway.httpRoute.parentRefs) -}}
 {{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}
 {{- end -}}
