@@ -50,6 +50,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=8.0,
         help="seconds an unrenewed Lease lives; a standby takes over after it (8)",
     )
+    parser.add_argument(
+        "--release-namespace",
+        default=None,
+        metavar="NS",
+        help="the operator's own namespace, which never serves functions (default: $POD_NAMESPACE)",
+    )
     parser.add_argument("--agent-image", required=True, help="the kubelambda image (agent)")
     parser.add_argument(
         "--runtime-image",
@@ -152,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
             function_warm=args.function_warm_pool,
             region=args.region,
             agent_key=agent_key,
+            home=args.release_namespace or os.environ.get("POD_NAMESPACE") or None,
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)

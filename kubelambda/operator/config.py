@@ -54,6 +54,7 @@ class OperatorConfig:
     function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
     region: str = DEFAULT_REGION
     agent_key: bytes | None = None  # derives each agent's control-API token (agentauth.py)
+    home: str | None = None  # the operator's own (release) namespace: never serves functions
 
     def __post_init__(self) -> None:
         if not self.agent_image:
@@ -66,12 +67,19 @@ class OperatorConfig:
             raise ConfigError("--generic-ephemeral-storage must be between 512 and 10240 (MB)")
         if self.function_warm < 0:
             raise ConfigError("--function-warm-pool must be >= 0")
+        if self.home and self.home in self.namespaces:
+            raise ConfigError(
+                f"--namespace={self.home}: the operator's own namespace never serves functions "
+                "(its ServiceAccount could be assumed by a Function's role)"
+            )
 
     @property
     def all_namespaces(self) -> bool:
         return not self.namespaces
 
     def serves(self, namespace: str) -> bool:
+        if self.home and namespace == self.home:
+            return False
         return self.all_namespaces or namespace in self.namespaces
 
     def generic_shape(self, runtime: str) -> PodShape:

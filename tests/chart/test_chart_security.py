@@ -67,10 +67,11 @@ def expected_operator_grants(values: Mapping[str, object]) -> set[Grant]:
         expected |= {("kubelambda.dev", kind, v, "") for v in ("get", "list", "watch", "patch")}
         expected |= {("kubelambda.dev", f"{kind}/status", v, "") for v in ("get", "patch")}
     expected |= {("", "pods", v, "") for v in ("create", "delete", "get", "list", "watch", "patch")}
+    expected |= {("kubelambda.dev", kind, "create", "") for kind in ("versions", "aliases")}
     expected |= {
         ("", "events", "create", ""),
         ("", "configmaps", "get", ""),
-        ("", "secrets", "get", ""),
+        ("", "serviceaccounts", "get", ""),  # a role must opt in; no Secrets at all
     }
     expected |= {
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")

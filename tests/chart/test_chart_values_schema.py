@@ -123,6 +123,11 @@ CROSS_FIELD_CASES: list[tuple[str, list[str], list[str]]] = [
         ["gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret"],
     ),
     (
+        "functions in the release namespace",
+        ["functionNamespaces={kubelambda-system}"],
+        ["functionNamespaces includes the release namespace kubelambda-system"],
+    ),
+    (
         "httpRoute without parents",
         ["gateway.httpRoute.enabled=true"],
         ["gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs"],

@@ -146,6 +146,9 @@ seccompProfile:
 {{- if and (eq .Values.gateway.auth.mode "sigv4") (not .Values.gateway.auth.sigv4Secret) -}}
 {{- fail "gateway.auth.mode=sigv4 needs gateway.auth.sigv4Secret: the name of a Secret holding the SigV4 keys" -}}
 {{- end -}}
+{{- if has .Release.Namespace .Values.functionNamespaces -}}
+{{- fail (printf "functionNamespaces includes the release namespace %s: it never serves functions (a Function's role could name the operator's ServiceAccount)" .Release.Namespace) -}}
+{{- end -}}
 {{- if and .Values.gateway.httpRoute.enabled (not .Values.gateway.httpRoute.parentRefs) -}}
 {{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}
 {{- end -}}
