@@ -53,6 +53,7 @@ class KubeApi:
         self._ssl = ssl_context
         self._configuration = configuration  # a kubernetes Configuration, for token refresh
         self._session: aiohttp.ClientSession | None = None
+        self._watch_session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_environment(cls) -> KubeApi:
@@ -92,10 +93,21 @@ class KubeApi:
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
 
+    def _watch_client(self) -> aiohttp.ClientSession:
+        """Watches hold their connection for minutes: 4 kinds per served namespace would take
+        every slot of the request pool (32) at 8 namespaces and starve claims and patches, so
+        they get their own pool, unbounded (one connection per watch, a fixed number)."""
+        if self._watch_session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+            self._watch_session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._watch_session
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._watch_session):
+            if session is not None:
+                await session.close()
+        self._session = self._watch_session = None
 
     async def request(
         self,
@@ -168,7 +180,7 @@ class KubeApi:
         }
         if label_selector:
             params["labelSelector"] = label_selector
-        async with self._client().get(
+        async with self._watch_client().get(
             self.host + path,
             params=params,
             headers=self._auth(),

@@ -82,11 +82,14 @@ class LambdaStack:
         *,
         warm: int = 2,
         lease: float = 60.0,
+        extra_namespaces: int = 0,
     ) -> None:
         self.workdir = workdir
         self.cluster = cluster
         self.warm = warm
         self.lease = lease
+        self.extra_count = extra_namespaces
+        self.extra: list[str] = []  # more served namespaces (the operator's and gateways')
         self.ns = NS
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
@@ -100,6 +103,7 @@ class LambdaStack:
         assert self.cluster is not None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ns = self.cluster.new_namespace("stack")
+        self.extra = [self.cluster.new_namespace("more") for _ in range(self.extra_count)]
         self.client = kubernetes.config.new_client_from_config(str(self.cluster.kubeconfig))
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
@@ -134,6 +138,7 @@ class LambdaStack:
             "operator",
             f"--agent-key-file={self.agent_key_file}",
             f"--namespace={self.ns}",
+            *(f"--namespace={ns}" for ns in self.extra),
             *mode,
             f"--agent-image={AGENT_IMAGE}",
             f"--runtime-image={RUNTIME}=public.ecr.aws/lambda/python:3.12",
@@ -162,6 +167,7 @@ class LambdaStack:
             f"--port={port}",
             f"--default-namespace={self.ns}",
             f"--namespace={self.ns}",
+            *(f"--namespace={ns}" for ns in self.extra),
             "--concurrency-limit=50",
             "--unreserved-floor=10",
             "--idle-keepalive=300",
@@ -200,6 +206,8 @@ class LambdaStack:
             self.client.close()
         if self.cluster is not None and self.ns != NS:
             self.cluster.delete_namespace(self.ns)
+            for ns in self.extra:
+                self.cluster.delete_namespace(ns)
 
     def logs(self) -> str:
         parts = [f"--- {r.name} ---\n{r.log()[-6000:]}" for r, _ in self.gateways.values()]
