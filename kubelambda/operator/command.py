@@ -56,6 +56,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NS",
         help="the operator's own namespace, which never serves functions (default: $POD_NAMESPACE)",
     )
+    parser.add_argument(
+        "--pod-owner-clusterrole",
+        default=None,
+        metavar="NAME",
+        help="a ClusterRole of the release that owns every generic warm pod, so the garbage "
+        "collector removes them when the release is uninstalled",
+    )
     parser.add_argument("--agent-image", required=True, help="the kubelambda image (agent)")
     parser.add_argument(
         "--runtime-image",
@@ -159,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
             region=args.region,
             agent_key=agent_key,
             home=args.release_namespace or os.environ.get("POD_NAMESPACE") or None,
+            pod_owner=args.pod_owner_clusterrole,
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)

@@ -55,6 +55,7 @@ class OperatorConfig:
     region: str = DEFAULT_REGION
     agent_key: bytes | None = None  # derives each agent's control-API token (agentauth.py)
     home: str | None = None  # the operator's own (release) namespace: never serves functions
+    pod_owner: str | None = None  # a ClusterRole owning generic pods (gone on uninstall)
 
     def __post_init__(self) -> None:
         if not self.agent_image:

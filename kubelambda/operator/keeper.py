@@ -20,7 +20,7 @@ from kubelambda.api.common import GROUP, VERSION
 from kubelambda.kube.catalog import catalog_from_objects
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
 from kubelambda.kube.codes import ConfigMapCode
-from kubelambda.kube.contract import FUNCTION, MANAGER, PodInfo
+from kubelambda.kube.contract import FUNCTION, MANAGER, POOL, PodInfo
 from kubelambda.kube.view import ClusterView
 from kubelambda.operator.backoff import CONDITION, CreateBackoff, pool_event, refusal_reason
 from kubelambda.operator.config import OperatorConfig
@@ -72,6 +72,7 @@ class PoolKeeper:
         self.code = ConfigMapCode(api)  # provisioned pods get code from ConfigMaps inline
         self.passes = 0
         self.backoff = CreateBackoff()
+        self._generic_owner: dict[str, Any] | None = None
 
     def start(self) -> None:
         self.view.subscribe(lambda _kind: self._wake.set())
@@ -104,6 +105,7 @@ class PoolKeeper:
     async def once(self) -> PoolPlan:
         """One pass: plan against the view and apply the plan."""
         self.passes += 1
+        await self._find_generic_owner()
         now = time.time()
         functions = self.view.objects("functions")
         catalog = catalog_from_objects(
@@ -123,7 +125,7 @@ class PoolKeeper:
         if not self.may_act():
             log.warning("not leading (lease not renewed in time): the pool is left alone")
             return result
-        creates = [build_pod(self.config, r) for r in result.create]
+        creates = [self._owned(build_pod(self.config, r)) for r in result.create]
         # A pool whose creates were refused waits out its backoff (quota, LimitRange, ...).
         creates = [p for p in creates if not self.backoff.blocked(self._pool(p), now)]
         await asyncio.gather(
@@ -132,6 +134,32 @@ class PoolKeeper:
         )
         await self._report_provisioned(wanted, pods)
         return result
+
+    async def _find_generic_owner(self) -> None:
+        """The release's ClusterRole, as the owner of generic pods (a namespaced object may have
+        a cluster-scoped owner): `helm uninstall` deletes it and the garbage collector the pods."""
+        if self.config.pod_owner is None or self._generic_owner is not None:
+            return
+        path = f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{self.config.pod_owner}"
+        try:
+            role = await self.api.get(path)
+        except ApiError as exc:
+            log.warning("the generic pods' owner %s: %s", self.config.pod_owner, exc)
+            return
+        self._generic_owner = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "name": self.config.pod_owner,
+            "uid": role["metadata"]["uid"],
+            "blockOwnerDeletion": False,
+        }
+
+    def _owned(self, pod: JsonDict) -> JsonDict:
+        meta = pod["metadata"]
+        generic = meta.get("labels", {}).get(POOL) == "generic"
+        if generic and self._generic_owner is not None and not meta.get("ownerReferences"):
+            meta["ownerReferences"] = [self._generic_owner]
+        return pod
 
     def _pool(self, pod: JsonDict) -> tuple[str, ...]:
         return pool_of(PodInfo.from_pod(pod), self.config) or ("other",)

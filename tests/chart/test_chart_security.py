@@ -78,6 +78,7 @@ def expected_operator_grants(values: Mapping[str, object]) -> set[Grant]:
     }
     expected |= {("", "namespaces", v, "") for v in ("list", "watch")}
     expected.add(("coordination.k8s.io", "leases", "create", ""))
+    expected.add(("rbac.authorization.k8s.io", "clusterroles", "get", f"{OPERATOR_SA}-cluster"))
     expected |= {("coordination.k8s.io", "leases", v, OPERATOR_SA) for v in ("get", "update")}
     return expected
 

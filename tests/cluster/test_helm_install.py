@@ -203,3 +203,24 @@ def test_pod_security_restricted_is_enforced_in_the_function_namespace(release: 
     assert refused.value.status == 403
     message = json.loads(refused.value.body)["message"]
     assert 'violates PodSecurity "restricted:latest"' in message and "privileged" in message
+
+
+def test_helm_uninstall_removes_the_generic_warm_pods(release: Release) -> None:
+    """Runs last: generic pods are owned by the release's ClusterRole, so the real garbage
+    collector removes them once `helm uninstall` deleted it (the teardown's uninstall is then
+    a no-op)."""
+    selector = "app.kubernetes.io/part-of=kubelambda,kubelambda.dev/pool=generic"
+
+    def generic() -> list[Any]:
+        return list(
+            release.core.list_namespaced_pod(release.functions, label_selector=selector).items
+        )
+
+    pods = wait_until(generic, timeout=90, what="a generic warm pod")
+    owners = [ref.kind for p in pods for ref in (p.metadata.owner_references or [])]
+    assert "ClusterRole" in owners, owners
+    result = release.helm("uninstall", "kl", "--namespace", release.system, "--wait")
+    assert result.returncode == 0, result.stderr + result.stdout
+    wait_until(
+        lambda: not generic(), timeout=90, interval=0.5, what="the generic pods to be collected"
+    )
