@@ -143,6 +143,8 @@ class EnvironmentPool:
             return
         meta.last_used = self.clock()
         self._idle.setdefault(meta.key, []).append(env)
+        if meta.key[1] == "provisioned-concurrency":
+            self._trim_provisioned()
 
     # Generic warm environments.
 
@@ -233,6 +235,23 @@ class EnvironmentPool:
                     self._discard(env)
         for revision in self._provisioned:
             self._spawn(self._fill_provisioned(revision))
+        self._trim_provisioned()
+
+    def _trim_provisioned(self) -> int:
+        """Stop idle provisioned environments beyond their target (lowered, or now 0); busy ones
+        are judged again when released."""
+        stopped = 0
+        for key, stack in list(self._idle.items()):
+            if key[1] != "provisioned-concurrency":
+                continue
+            target = self._provisioned.get(key[0])
+            have = sum(1 for m in self._meta.values() if m.key == key)
+            extra = min(max(have - (target.count if target else 0), 0), len(stack))
+            for env in stack[:extra]:  # the longest idle first
+                self._discard(env)
+                stopped += 1
+            del stack[:extra]
+        return stopped
 
     async def _fill_provisioned(self, revision: str) -> None:
         target = self._provisioned.get(revision)
@@ -276,6 +295,7 @@ class EnvironmentPool:
                     self._discard(env)
                     stopped += 1
             self._idle[key] = keep
+        stopped += self._trim_provisioned()
         for revision in self._provisioned:
             self._spawn(self._fill_provisioned(revision))
         return stopped

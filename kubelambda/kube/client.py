@@ -56,6 +56,7 @@ class KubeApi:
         self._session: aiohttp.ClientSession | None = None
         self._impersonate: dict[str, str | list[str]] = {}
         self._owner = True  # whether close() closes the session
+        self._watch_session: aiohttp.ClientSession | None = None
 
     def impersonating(self, user: str, groups: tuple[str, ...] = ()) -> KubeApi:
         """The same connection, acting as `user` (Impersonate-User/-Group): the API server's
@@ -108,10 +109,22 @@ class KubeApi:
             self._session = aiohttp.ClientSession(connector=connector, timeout=timeout)
         return self._session
 
+    def _watch_client(self) -> aiohttp.ClientSession:
+        """Watches hold their connection for minutes: 4 kinds per served namespace would take
+        every slot of the request pool (32) at 8 namespaces and starve claims and patches, so
+        they get their own pool, unbounded (one connection per watch, a fixed number)."""
+        if self._watch_session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=0)
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+            self._watch_session = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        return self._watch_session
+
     async def close(self) -> None:
         if self._session is not None and self._owner:
             await self._session.close()
-        self._session = None
+        if self._watch_session is not None:
+            await self._watch_session.close()
+        self._session = self._watch_session = None
 
     async def request(
         self,
@@ -187,7 +200,7 @@ class KubeApi:
         }
         if label_selector:
             params["labelSelector"] = label_selector
-        async with self._client().get(
+        async with self._watch_client().get(
             self.host + path,
             params=params,
             headers=self._auth(),

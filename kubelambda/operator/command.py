@@ -7,7 +7,9 @@ Heavy imports (kopf) happen in `run()`, so `kubelambda --help` stays fast.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Any
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.serving.urls import add_url_flags, url_domain
@@ -29,8 +31,39 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     scope.add_argument("--all-namespaces", action="store_true", help="serve every namespace")
     peering = parser.add_mutually_exclusive_group()
-    peering.add_argument("--standalone", action="store_true", help="no kopf peering")
-    peering.add_argument("--peering", default=None, metavar="NAME", help="the KopfPeering name")
+    peering.add_argument("--standalone", action="store_true", help="one replica, no election")
+    peering.add_argument(
+        "--leader-election",
+        default=None,
+        metavar="LEASE",
+        help="elect one leader among replicas with this coordination.k8s.io Lease; the others "
+        "stand by",
+    )
+    parser.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        metavar="NS",
+        help="the Lease's namespace (default: $POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--lease-duration",
+        type=float,
+        default=8.0,
+        help="seconds an unrenewed Lease lives; a standby takes over after it (8)",
+    )
+    parser.add_argument(
+        "--release-namespace",
+        default=None,
+        metavar="NS",
+        help="the operator's own namespace, which never serves functions (default: $POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--pod-owner-clusterrole",
+        default=None,
+        metavar="NAME",
+        help="a ClusterRole of the release that owns every generic warm pod, so the garbage "
+        "collector removes them when the release is uninstalled",
+    )
     parser.add_argument("--agent-image", required=True, help="the kubelambda image (agent)")
     parser.add_argument(
         "--runtime-image",
@@ -108,9 +141,23 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if not args.standalone and not args.peering:
-        print("kubelambda operator: give --standalone or --peering=NAME", file=sys.stderr)
+    if not args.standalone and not args.leader_election:
+        print("kubelambda operator: give --standalone or --leader-election=LEASE", file=sys.stderr)
         return 2
+    if args.leader_election:
+        args.leader_election_namespace = args.leader_election_namespace or os.environ.get(
+            "POD_NAMESPACE"
+        )
+        if not args.leader_election_namespace:
+            print(
+                "kubelambda operator: --leader-election needs --leader-election-namespace "
+                "(or POD_NAMESPACE)",
+                file=sys.stderr,
+            )
+            return 2
+        if args.lease_duration < 3:
+            print("kubelambda operator: --lease-duration must be >= 3 (seconds)", file=sys.stderr)
+            return 2
     from kubelambda.kube.agentauth import read_key
 
     try:
@@ -138,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
             agent_cpu=args.agent_cpu,
             cpu_limits=args.cpu_limits,
             readiness_period=args.readiness_period,
+            home=args.release_namespace or os.environ.get("POD_NAMESPACE") or None,
+            pod_owner=args.pod_owner_clusterrole,
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)
@@ -166,14 +215,74 @@ def _run_kopf(args: argparse.Namespace, config: object) -> int:
     liveness = (
         f"http://{args.liveness_host}:{args.liveness_port}/healthz" if args.liveness_port else None
     )
-    kopf.run(
-        registry=registry,
-        settings=settings,
-        standalone=bool(args.standalone),
-        peering_name=args.peering,
-        clusterwide=bool(args.all_namespaces),
-        namespaces=tuple(config.namespaces),
-        liveness_endpoint=liveness,
-        memo=kopf.Memo(runtime=Runtime(config)),
+    options: dict[str, Any] = {
+        "registry": registry,
+        "settings": settings,
+        "standalone": True,  # never kopf peering: the Lease (or a single replica) decides
+        "clusterwide": bool(args.all_namespaces),
+        "namespaces": tuple(config.namespaces),
+        "liveness_endpoint": liveness,
+        "memo": kopf.Memo(runtime=Runtime(config)),
+    }
+    if not args.leader_election:
+        kopf.run(**options)
+        return 0
+    from kubelambda.loop import run_loop
+
+    return run_loop(_lead(args, options))
+
+
+async def _lead(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """Stand by until this replica holds the Lease, then run kopf (handlers and the pool keeper)
+    only while it does. Losing the Lease ends the process at once: it must never act beside the
+    next leader, and its Deployment restarts it as a standby."""
+    import asyncio
+    import logging
+    import socket
+    import uuid
+
+    import kopf
+
+    from kubelambda.kube.client import KubeApi
+    from kubelambda.loop import stop_requested
+    from kubelambda.operator.elector import LeaderElector, standby_health
+    from kubelambda.operator.leadership import LeaseTimes
+
+    log = logging.getLogger("kubelambda.operator")
+    duration = float(args.lease_duration)
+    # client-go's proportions (15/10/2 s), tighter so a standby leads well within 15 s.
+    times = LeaseTimes(duration=duration, renew_deadline=duration * 0.7, retry=duration * 0.2)
+    identity = f"{os.environ.get('POD_NAME') or socket.gethostname()}_{uuid.uuid4().hex[:8]}"
+    api = KubeApi.from_environment()
+    elector = LeaderElector(
+        api, args.leader_election_namespace, args.leader_election, identity, times
     )
+    stop = stop_requested()  # until kopf installs its own handlers, which also stop it
+    health = None
+    if args.liveness_port:
+        health = await standby_health(args.liveness_host, args.liveness_port)
+    acquiring = asyncio.create_task(elector.acquire(), name="standby")
+    stopping = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({acquiring, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if health is not None:
+            await health.cleanup()  # kopf serves /healthz on the same port from now on
+    if not acquiring.done():
+        acquiring.cancel()
+        await api.close()
+        return 0
+    options["memo"].runtime.may_act = elector.fresh
+    operator = asyncio.create_task(kopf.operator(stop_flag=stop, **options), name="kopf")
+    holding = asyncio.create_task(elector.hold(), name="lease")
+    done, _ = await asyncio.wait({operator, holding}, return_when=asyncio.FIRST_COMPLETED)
+    if holding in done:
+        log.error("lost leadership of lease %s: exiting now", args.leader_election)
+        logging.shutdown()
+        os._exit(3)
+    holding.cancel()
+    await elector.release()
+    await api.close()
+    operator.result()
     return 0

@@ -62,6 +62,8 @@ class OperatorConfig:
     agent_cpu: int = 100
     cpu_limits: bool = False  # off: Lambda bursts CPU during init; a 73m cap makes it seconds
     readiness_period: int = 2  # seconds between readiness probes of a function pod
+    home: str | None = None  # the operator's own (release) namespace: never serves functions
+    pod_owner: str | None = None  # a ClusterRole owning generic pods (gone on uninstall)
 
     def __post_init__(self) -> None:
         if not self.agent_image:
@@ -80,12 +82,19 @@ class OperatorConfig:
             raise ConfigError("--agent-cpu must be between 10 and 4000 (millicores)")
         if not 1 <= self.readiness_period <= 60:
             raise ConfigError("--readiness-period must be between 1 and 60 (seconds)")
+        if self.home and self.home in self.namespaces:
+            raise ConfigError(
+                f"--namespace={self.home}: the operator's own namespace never serves functions "
+                "(its ServiceAccount could be assumed by a Function's role)"
+            )
 
     @property
     def all_namespaces(self) -> bool:
         return not self.namespaces
 
     def serves(self, namespace: str) -> bool:
+        if self.home and namespace == self.home:
+            return False
         return self.all_namespaces or namespace in self.namespaces
 
     def generic_shape(self, runtime: str) -> PodShape:

@@ -27,6 +27,9 @@ class FunctionOutcome:
         return str(self.status.get("state"))
 
 
+ASSUMABLE = "kubelambda.dev/assumable"  # a ServiceAccount's opt-in to be a Function's role
+
+
 def needs_update(doc: dict[str, Any]) -> bool:
     """Whether this generation of the Function has not been reconciled yet."""
     status = doc.get("status") or {}
@@ -106,14 +109,57 @@ def reconcile(
     if changed or previous.get("observedGeneration") != generation:
         status["lastModified"] = timestamp(now)
     events = []
-    if resource is not None and resource.spec.auto_publish_alias:
-        events.append(
-            Event(
-                "Warning", "NotBuilt", "spec.autoPublishAlias is not acted on by this operator yet"
-            )
-        )
     if previous.get("state") != "Active":
         events.append(Event("Normal", "Active", f"code {facts.sha256[:12]} is ready"))
     elif changed:
         events.append(Event("Normal", "CodeUpdated", f"code is now {facts.sha256[:12]}"))
     return FunctionOutcome(status, events)
+
+
+def serving_refusal(
+    doc: dict[str, Any], home: str | None, service_account: dict[str, Any] | None
+) -> str | None:
+    """Why an otherwise valid Function must not be served, naming the field; None: it may.
+
+    The operator's own namespace never serves functions, and `spec.role` may name only a
+    ServiceAccount that opted in: its token is mounted into the function's pods.
+    """
+    namespace = (doc.get("metadata") or {}).get("namespace", "")
+    if home and namespace == home:
+        return (
+            f"metadata.namespace: {namespace} is the operator's own namespace, which never "
+            "serves functions"
+        )
+    role = (doc.get("spec") or {}).get("role")
+    if not role:
+        return None
+    if service_account is None:
+        return f"spec.role: ServiceAccount {role} does not exist in namespace {namespace}"
+    notes = (service_account.get("metadata") or {}).get("annotations") or {}
+    if notes.get(ASSUMABLE) != "true":
+        return (
+            f'spec.role: ServiceAccount {role} has not opted in (annotate it {ASSUMABLE}: "true" '
+            "to let Functions run as it)"
+        )
+    return None
+
+
+def refused(doc: dict[str, Any], reason: str, now: float) -> FunctionOutcome:
+    """The Failed outcome for a `serving_refusal`."""
+    previous = doc.get("status") or {}
+    generation = doc.get("metadata", {}).get("generation")
+    code = "InvalidRole" if reason.startswith("spec.role") else "ReservedNamespace"
+    return FunctionOutcome(
+        {
+            "state": "Failed",
+            "stateReason": reason,
+            "stateReasonCode": "InvalidConfiguration",
+            "lastUpdateStatus": "Failed",
+            "lastUpdateStatusReason": reason,
+            "observedGeneration": generation,
+            "conditions": condition(
+                previous.get("conditions"), "Ready", False, code, reason, generation, now
+            ),
+        },
+        [Event("Warning", code, reason)],
+    )

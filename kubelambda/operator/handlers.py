@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ import kopf
 from kubelambda.api.common import GROUP, VERSION
 from kubelambda.kube.client import ApiError, KubeApi, collection
 from kubelambda.kube.view import ClusterView
-from kubelambda.operator import aliases, functions, versions
+from kubelambda.operator import aliases, functions, publishing, versions
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.keeper import PoolKeeper
 from kubelambda.operator.status import Event
@@ -37,6 +37,7 @@ class Runtime:
     api: KubeApi | None = None
     view: ClusterView | None = None
     keeper: PoolKeeper | None = None
+    may_act: Callable[[], bool] = lambda: True  # False: a leader whose Lease may have lapsed
 
 
 def plain(value: Any) -> Any:
@@ -71,6 +72,41 @@ async def _write_status(
     await api.patch(path, {"status": status})
 
 
+async def _own(api: KubeApi, plural: str, doc: dict[str, Any], function: Any) -> None:
+    """Make the Function the object's owner, so it is garbage-collected with it."""
+    if not isinstance(function, dict):
+        return
+    meta = doc["metadata"]
+    uid = function["metadata"].get("uid")
+    present = meta.get("ownerReferences") or []
+    if any(ref.get("uid") == uid for ref in present):
+        return
+    owner = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Function",
+        "name": function["metadata"]["name"],
+        "uid": uid,
+        "blockOwnerDeletion": False,
+    }
+    others = [ref for ref in present if ref.get("kind") != "Function"]
+    path = _path(plural, meta["namespace"], meta["name"])
+    await api.patch(path, {"metadata": {"ownerReferences": [*others, owner]}})
+
+
+async def _wake_aliases(runtime: Runtime, api: KubeApi, namespace: str, function: str) -> None:
+    """Aliases waiting for a version are settled as soon as one is published, here, rather
+    than at their handler's next retry (kopf's delay does not end on a change)."""
+    listing = await api.list(_path("aliases", namespace))
+    for alias in listing.get("items", []):
+        spec, status = alias.get("spec") or {}, alias.get("status") or {}
+        if spec.get("functionName") != function or status.get("state") != "Pending":
+            continue
+        plan = await _plan_alias(runtime, api, alias)
+        if plan.wait is None:
+            await _write_status(api, "aliases", alias, plan.status)
+            log.info("alias %s settled on a version's publication", alias["metadata"]["name"])
+
+
 def _post(body: Any, events: list[Event]) -> None:
     for event in events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1024])
@@ -86,7 +122,7 @@ async def startup(memo: Any, settings: kopf.OperatorSettings, **_: Any) -> None:
     runtime: Runtime = memo.runtime
     runtime.api = KubeApi.from_environment()
     runtime.view = ClusterView(runtime.api, runtime.config.namespaces)
-    runtime.keeper = PoolKeeper(runtime.api, runtime.view, runtime.config)
+    runtime.keeper = PoolKeeper(runtime.api, runtime.view, runtime.config, may_act=runtime.may_act)
     runtime.view.start()
     runtime.keeper.start()
 
@@ -116,8 +152,57 @@ async def function_changed(body: Any, memo: Any, **_: Any) -> None:
     meta = doc["metadata"]
     url = runtime.config.url_domain.url(meta["namespace"], meta["name"])
     outcome = functions.reconcile(doc, configmap, time.time(), url=url)
+    if outcome.status.get("state") == "Active":
+        role = (doc.get("spec") or {}).get("role")
+        account = None
+        if role:
+            path = f"{collection('', 'v1', 'serviceaccounts', doc['metadata']['namespace'])}/{role}"
+            try:
+                account = await api.get(path)
+            except ApiError as exc:
+                if exc.status != 404:
+                    raise
+        why = functions.serving_refusal(doc, runtime.config.home, account)
+        if why is not None:
+            outcome = functions.refused(doc, why, time.time())
     await _write_status(api, "functions", doc, outcome.status)
     _post(body, outcome.events)
+    sha = outcome.status.get("codeSha256")
+    if outcome.status.get("state") == "Active" and outcome.status.get("lastModified") and sha:
+        await _auto_publish(api, doc, str(sha))
+
+
+async def _auto_publish(api: KubeApi, doc: dict[str, Any], sha: str) -> None:
+    """autoPublishAlias: publish this generation as a Version (its handler moves the alias)."""
+    version = publishing.auto_version(doc, sha)
+    if version is None:
+        return
+    try:
+        await api.create(_path("versions", doc["metadata"]["namespace"]), version)
+        name = version["metadata"]["name"]
+        log.info("auto-publishing %s as Version %s", doc["metadata"]["name"], name)
+    except ApiError as exc:
+        if exc.status != 409:  # 409: this generation was published already
+            raise
+
+
+async def _move_alias(api: KubeApi, version: dict[str, Any], number: int, function: Any) -> None:
+    """An auto-published Version is out: create its alias or move it forward to `number`."""
+    found = publishing.alias_for(version, number, function if isinstance(function, dict) else None)
+    if found is None:
+        return
+    name, manifest = found
+    namespace = version["metadata"]["namespace"]
+    current = await _get(api, "aliases", namespace, name)
+    if current is None:
+        await api.create(_path("aliases", namespace), manifest)
+    elif publishing.moves_forward(current, number):
+        patch = {"spec": {"functionVersion": str(number)}}
+        await api.patch(_path("aliases", namespace, name), patch)
+    else:
+        return
+    function_name = manifest["spec"]["functionName"]
+    log.info("alias %s of %s now points at version %s", name, function_name, number)
 
 
 async def _siblings(api: KubeApi, plural: str, doc: dict[str, Any]) -> list[dict[str, Any]]:
@@ -204,19 +289,22 @@ async def version_changed(
             generation = written["metadata"].get("generation")
         await _write_status(api, "versions", doc, {**plan.status, "observedGeneration": generation})
         _post(body, plan.events)
+        await _own(api, "versions", doc, function)
+        if plan.status.get("state") == "Active":
+            await _move_alias(api, doc, int(plan.status["version"]), function)
+            await _wake_aliases(runtime, api, meta["namespace"], str(name))
         return
     raise kopf.TemporaryError("the function's version counter kept changing; retrying", delay=1)
 
 
-async def alias_changed(body: Any, memo: Any, retry: int = 0, **_: Any) -> None:
-    runtime, api = _runtime(memo)
-    doc = plain(body)
+async def _plan_alias(runtime: Runtime, api: KubeApi, doc: dict[str, Any]) -> aliases.AliasPlan:
     meta = doc["metadata"]
     name = (doc.get("spec") or {}).get("functionName", "")
     function = await _get(api, "functions", meta["namespace"], str(name))
     all_versions = (await api.list(_path("versions", meta["namespace"]))).get("items", [])
     own = [v for v in all_versions if (v.get("spec") or {}).get("functionName") == name]
-    plan = aliases.plan(
+    await _own(api, "aliases", doc, function)
+    return aliases.plan(
         doc,
         function,
         own,
@@ -224,6 +312,12 @@ async def alias_changed(body: Any, memo: Any, retry: int = 0, **_: Any) -> None:
         time.time(),
         region=runtime.config.region,
     )
+
+
+async def alias_changed(body: Any, memo: Any, retry: int = 0, **_: Any) -> None:
+    runtime, api = _runtime(memo)
+    doc = plain(body)
+    plan = await _plan_alias(runtime, api, doc)
     if plan.wait is not None:
         await _wait(api, "aliases", doc, plan.wait, retry)
     await _write_status(api, "aliases", doc, plan.status)

@@ -13,18 +13,21 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from kubelambda.api.common import GROUP, VERSION
 from kubelambda.kube.catalog import catalog_from_objects
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
 from kubelambda.kube.codes import ConfigMapCode
-from kubelambda.kube.contract import PodInfo
+from kubelambda.kube.contract import FUNCTION, MANAGER, POOL, PodInfo
 from kubelambda.kube.view import ClusterView
+from kubelambda.operator.backoff import CONDITION, CreateBackoff, pool_event, refusal_reason
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.demand import Demand, demand
 from kubelambda.operator.podbuilder import build_pod
-from kubelambda.operator.sizing import PoolPlan, plan
+from kubelambda.operator.sizing import PoolPlan, plan, pool_of
+from kubelambda.operator.status import condition, timestamp
 from kubelambda.operator.versions import number_of
 
 log = logging.getLogger(__name__)
@@ -48,9 +51,16 @@ def owners(functions: list[JsonDict]) -> dict[tuple[str, str], dict[str, Any]]:
 
 class PoolKeeper:
     def __init__(
-        self, api: KubeApi, view: ClusterView, config: OperatorConfig, *, tick: float = 2.0
+        self,
+        api: KubeApi,
+        view: ClusterView,
+        config: OperatorConfig,
+        *,
+        tick: float = 2.0,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.api = api
+        self.may_act = may_act
         self.view = view
         self.config = config
         self.tick = min(tick, config.claim_lease / 4)
@@ -61,6 +71,8 @@ class PoolKeeper:
         self._writes = asyncio.Semaphore(PARALLEL_WRITES)
         self.code = ConfigMapCode(api)  # provisioned pods get code from ConfigMaps inline
         self.passes = 0
+        self.backoff = CreateBackoff()
+        self._generic_owner: dict[str, Any] | None = None
 
     def start(self) -> None:
         self.view.subscribe(lambda _kind: self._wake.set())
@@ -87,11 +99,13 @@ class PoolKeeper:
             self._wake.clear()
 
     def _namespaces(self, catalog_namespaces: set[str]) -> set[str]:
-        return set(self.config.namespaces) if self.config.namespaces else catalog_namespaces
+        found = set(self.config.namespaces) if self.config.namespaces else catalog_namespaces
+        return {ns for ns in found if self.config.serves(ns)}
 
     async def once(self) -> PoolPlan:
         """One pass: plan against the view and apply the plan."""
         self.passes += 1
+        await self._find_generic_owner()
         now = time.time()
         functions = self.view.objects("functions")
         catalog = catalog_from_objects(
@@ -108,24 +122,104 @@ class PoolKeeper:
         self._deleting = {n: t for n, t in self._deleting.items() if now - t < 30 and n in present}
         pods = [p for p in pods if p.name not in self._deleting]
         result = plan(self.config, wanted, pods, now, owners(functions))
+        if not self.may_act():
+            log.warning("not leading (lease not renewed in time): the pool is left alone")
+            return result
+        creates = [self._owned(build_pod(self.config, r)) for r in result.create]
+        # A pool whose creates were refused waits out its backoff (quota, LimitRange, ...).
+        creates = [p for p in creates if not self.backoff.blocked(self._pool(p), now)]
         await asyncio.gather(
-            *(self._create(build_pod(self.config, r)) for r in result.create),
+            *(self._create(pod) for pod in creates),
             *(self._delete(pod, why) for pod, why in result.delete),
         )
         await self._report_provisioned(wanted, pods)
         return result
 
+    async def _find_generic_owner(self) -> None:
+        """The release's ClusterRole, as the owner of generic pods (a namespaced object may have
+        a cluster-scoped owner): `helm uninstall` deletes it and the garbage collector the pods."""
+        if self.config.pod_owner is None or self._generic_owner is not None:
+            return
+        path = f"/apis/rbac.authorization.k8s.io/v1/clusterroles/{self.config.pod_owner}"
+        try:
+            role = await self.api.get(path)
+        except ApiError as exc:
+            log.warning("the generic pods' owner %s: %s", self.config.pod_owner, exc)
+            return
+        self._generic_owner = {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "name": self.config.pod_owner,
+            "uid": role["metadata"]["uid"],
+            "blockOwnerDeletion": False,
+        }
+
+    def _owned(self, pod: JsonDict) -> JsonDict:
+        meta = pod["metadata"]
+        generic = meta.get("labels", {}).get(POOL) == "generic"
+        if generic and self._generic_owner is not None and not meta.get("ownerReferences"):
+            meta["ownerReferences"] = [self._generic_owner]
+        return pod
+
+    def _pool(self, pod: JsonDict) -> tuple[str, ...]:
+        return pool_of(PodInfo.from_pod(pod), self.config) or ("other",)
+
     async def _create(self, pod: JsonDict) -> None:
         ns = pod["metadata"]["namespace"]
+        pool = self._pool(pod)
+        function = pod["metadata"].get("labels", {}).get(FUNCTION)
+        refused: ApiError | None = None
         async with self._writes:
             try:
                 created = await self.api.create(collection("", "v1", "pods", ns), pod)
             except ApiError as exc:
-                log.warning("creating a pod in %s failed: %s", ns, exc)
-                return
+                refused = exc
+        if refused is not None:
+            body = refused.body
+            message = str(body.get("message") if isinstance(body, dict) else refused)
+            reason = refusal_reason(refused.status, message)
+            failure, new = self.backoff.failed(pool, time.time(), reason, message)
+            if new:
+                delay = failure.until - time.time()
+                log.warning(
+                    "creating a pod of pool %s failed (%s: %s); next try in %.0f s",
+                    "/".join(pool),
+                    reason,
+                    message,
+                    delay,
+                )
+                if function:
+                    await self._tell(ns, function, False, reason, message)
+            return
+        if self.backoff.succeeded(pool) is not None and function:
+            await self._tell(ns, function, True, "Created", "the pool's pods are created again")
         self.view.remember("pods", created)  # counted at once, before its watch event
         labels = created["metadata"].get("labels", {})
         log.info("created pod %s/%s (%s)", ns, created["metadata"]["name"], labels)
+
+    async def _tell(self, ns: str, name: str, ok: bool, reason: str, message: str) -> None:
+        """A Warning Event on the Function and its `PodsCreated` condition (best effort)."""
+        function = self.view.get("functions", ns, name)
+        if function is None:
+            return
+        now = time.time()
+        try:
+            if not ok:
+                event = pool_event(function, reason, message, timestamp(now), MANAGER)
+                await self.api.create(collection("", "v1", "events", ns), event)
+            conditions = condition(
+                (function.get("status") or {}).get("conditions"),
+                CONDITION,
+                ok,
+                reason,
+                message[:1024],
+                None,
+                now,
+            )
+            path = f"{collection(GROUP, VERSION, 'functions', ns)}/{name}/status"
+            await self.api.patch(path, {"status": {"conditions": conditions}})
+        except ApiError as exc:
+            log.warning("reporting failed pod creates on %s/%s failed: %s", ns, name, exc)
 
     async def _delete(self, pod: PodInfo, why: str) -> None:
         self._deleting[pod.name] = time.time()
@@ -155,7 +249,8 @@ class PoolKeeper:
                 if p.pool == "provisioned"
                 and p.revision == want.revision
                 and not p.deleting
-                and (p.state == "claimed" or (p.state == "ready" and p.ready))
+                and p.ready  # a pod on a NotReady node serves nothing
+                and p.state in ("claimed", "ready")
             )
             ready[(want.namespace, want.function, want.version)] = count
         writes = []

@@ -50,7 +50,7 @@ def _claimed_verdict(pod: PodInfo, config: OperatorConfig, demand: Demand, now: 
     return ""
 
 
-def _group(pod: PodInfo, config: OperatorConfig) -> tuple[str, ...] | None:
+def pool_of(pod: PodInfo, config: OperatorConfig) -> tuple[str, ...] | None:
     """The pool a free pod belongs to, or None when nothing calls for pods like it."""
     if pod.pool == "generic":
         if pod.shape != config.generic_shape(pod.runtime).key:
@@ -131,7 +131,7 @@ def plan(
         if not pod.free:
             result.delete.append((pod, f"unknown state {pod.state!r}"))
             continue
-        group = _group(pod, config)
+        group = pool_of(pod, config)
         if not pod.ready and now - pod.created > config.start_timeout:
             result.delete.append((pod, f"not Ready after {config.start_timeout:g} s"))
         elif now - pod.created > config.max_age:

@@ -1,8 +1,8 @@
 """Strict JSON schemas for the non-core kinds the chart renders, which kubernetes-validate lacks.
 
-ServiceMonitor and PodMonitor (Prometheus Operator), HTTPRoute (Gateway API v1) and kopf's
-peering objects come from CRDs, not from Kubernetes' OpenAPI, so kubernetes-validate has no
-schema for them. These are strict subsets of the upstream CRD schemas: each lists the fields of
+ServiceMonitor and PodMonitor (Prometheus Operator) and HTTPRoute (Gateway API v1) come from
+CRDs, not from Kubernetes' OpenAPI, so kubernetes-validate has no schema for them.
+These are strict subsets of the upstream CRD schemas: each lists the fields of
 the upstream schema that the chart may render, with their upstream types, and rejects every
 other field. A field the chart starts rendering must be added here deliberately (after checking
 the upstream CRD).
@@ -184,6 +184,4 @@ EXTRA_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("monitoring.coreos.com/v1", "ServiceMonitor"): _SERVICE_MONITOR,
     ("monitoring.coreos.com/v1", "PodMonitor"): _POD_MONITOR,
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): _HTTP_ROUTE,
-    ("kopf.dev/v1", "KopfPeering"): _resource("kopf.dev/v1", "KopfPeering", None),
-    ("kopf.dev/v1", "ClusterKopfPeering"): _resource("kopf.dev/v1", "ClusterKopfPeering", None),
 }

@@ -2,8 +2,7 @@
 
 crds/ is generated from the pydantic models (`make crds`) and never edited by hand. Helm installs
 CRDs only from the chart's own crds/ folder, so that folder holds byte-identical copies, refreshed
-with `cp crds/*.yaml charts/kubelambda/crds/` (see the failure messages). The only extra file is
-kopf-peering.yaml, kopf's peering CRDs, which are not generated from our models.
+with `cp crds/*.yaml charts/kubelambda/crds/` (see the failure messages).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from tests.chart.chart_helpers import CHART, REPO, render_scenario
 
 GENERATED = REPO / "crds"
 CHART_CRDS = CHART / "crds"
-NOT_GENERATED = {"kopf-peering.yaml"}
+NOT_GENERATED: set[str] = set()
 SYNC = "cp crds/*.yaml charts/kubelambda/crds/"
 
 
@@ -50,14 +49,6 @@ def test_chart_crds_are_plain_yaml_not_templates() -> None:
         for doc in yaml.safe_load_all(content):
             if doc:
                 assert doc["kind"] == "CustomResourceDefinition", name
-
-
-def test_kopf_peering_crds() -> None:
-    docs = [d for d in yaml.safe_load_all((CHART_CRDS / "kopf-peering.yaml").read_text()) if d]
-    assert {d["metadata"]["name"] for d in docs} == {
-        "clusterkopfpeerings.kopf.dev",
-        "kopfpeerings.kopf.dev",
-    }
 
 
 def test_the_four_kinds_ship_once_the_generator_exists() -> None:

@@ -126,7 +126,6 @@ def test_all_optional_features_render() -> None:
         "ServiceMonitor",
         "PodMonitor",
         "StatefulSet",
-        "ClusterKopfPeering",
         "PodDisruptionBudget",
         "NetworkPolicy",
         "CustomResourceDefinition",
@@ -193,7 +192,9 @@ def test_gateway_command_line_follows_the_contract() -> None:
 def test_operator_command_line_follows_the_contract() -> None:
     args = _args(render_scenario("defaults"), "operator")
     assert args[0] == "operator"
-    assert "--standalone" in args and "--namespace=default" in args
+    assert "--namespace=default" in args
+    assert "--leader-election=kl-kubelambda-operator" in args
+    assert "--leader-election-namespace=kubelambda-system" in args
     assert "--agent-image=kubelambda/kubelambda:0.1.0" in args
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     for runtime, spec in values["runtimes"].items():
@@ -209,9 +210,8 @@ def test_operator_command_line_follows_the_contract() -> None:
     assert result.returncode == 0, result.output
     capped = _args(parse(result.stdout), "operator")
     assert "--cpu-limits" in capped and "--agent-memory=256" in capped
-    peered = _args(render_scenario("all-features"), "operator")
-    assert "--peering=kubelambda-peering" in peered and "--all-namespaces" in peered
-    assert "--standalone" not in peered
+    everywhere = _args(render_scenario("all-features"), "operator")
+    assert "--all-namespaces" in everywhere and "--standalone" not in everywhere
 
 
 def _container_port(container: Manifest, name_or_number: Any) -> int:
@@ -245,10 +245,12 @@ def test_every_container_has_requests_and_limits(manifests: list[Manifest]) -> N
                 )
 
 
-def test_single_active_operator_without_peering() -> None:
+def test_operator_replicas_elect_a_leader_so_rollouts_need_no_recreate() -> None:
     operator = find(render_scenario("defaults"), "Deployment", "-operator")
     assert operator["spec"]["replicas"] == 1
-    assert operator["spec"]["strategy"]["type"] == "Recreate"
+    assert "strategy" not in operator["spec"]  # a new replica stands by until the Lease is free
+    standbys = find(render_scenario("all-features"), "Deployment", "-operator")
+    assert standbys["spec"]["replicas"] == 2
 
 
 def test_pod_disruption_budgets_select_their_pods() -> None:

@@ -126,9 +126,9 @@ CROSS_FIELD_CASES: list[tuple[str, list[str], list[str]]] = [
         ["queue.backend=nats needs queue.nats.install=true or queue.nats.url"],
     ),
     (
-        "two operators without peering",
-        ["operator.replicas=2"],
-        ["operator.replicas is 2 but operator.peering.enabled=false"],
+        "functions in the release namespace",
+        ["functionNamespaces={kubelambda-system}"],
+        ["functionNamespaces includes the release namespace kubelambda-system"],
     ),
     (
         "httpRoute without parents",

@@ -85,6 +85,7 @@ class LambdaStack:
         gateway_flags: tuple[str, ...] = (),
         gateway_env: dict[str, str] | None = None,
         runtime_image: str = "public.ecr.aws/lambda/python:3.12",
+        extra_namespaces: int = 0,
     ) -> None:
         self.runtime_image = runtime_image
         self.workdir = workdir
@@ -93,9 +94,12 @@ class LambdaStack:
         self.lease = lease
         self.gateway_flags = gateway_flags  # e.g. the code store's --code-store-* flags
         self.gateway_env = gateway_env or {}  # e.g. the code store's AWS_* keys
+        self.extra_count = extra_namespaces
+        self.extra: list[str] = []  # more served namespaces (the operator's and gateways')
         self.ns = NS
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
+        self.replicas: dict[str, Role] = {}
         self.gateways: dict[str, tuple[Role, str]] = {}
         self.client: kubernetes.client.ApiClient | None = None
 
@@ -105,6 +109,7 @@ class LambdaStack:
         assert self.cluster is not None
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.ns = self.cluster.new_namespace("stack")
+        self.extra = [self.cluster.new_namespace("more") for _ in range(self.extra_count)]
         self.client = kubernetes.config.new_client_from_config(str(self.cluster.kubeconfig))
         self.core = kubernetes.client.CoreV1Api(self.client)
         self.custom = kubernetes.client.CustomObjectsApi(self.client)
@@ -127,12 +132,20 @@ class LambdaStack:
             path.write_text(secrets.token_hex(24))
         return path
 
-    def start_operator(self) -> None:
+    def start_operator(self, name: str = "operator", *, election: str | None = None) -> Role:
+        """The operator (`name` "operator"), or another replica (kept in `replicas`); with
+        `election`, it stands by until it holds that Lease in the stack's namespace."""
+        mode = (
+            [f"--leader-election={election}", f"--leader-election-namespace={self.ns}"]
+            if election
+            else ["--standalone"]
+        )
         argv = [
             "operator",
             f"--agent-key-file={self.agent_key_file}",
             f"--namespace={self.ns}",
-            "--standalone",
+            *(f"--namespace={ns}" for ns in self.extra),
+            *mode,
             f"--agent-image={AGENT_IMAGE}",
             f"--runtime-image={RUNTIME}={self.runtime_image}",
             f"--warm-pool={RUNTIME}={self.warm}",
@@ -143,7 +156,13 @@ class LambdaStack:
             f"--liveness-port={free_port()}",
             "--start-timeout=60",
         ]
-        self.operator = Role("operator", argv, self.env(), self.workdir / "operator.log")
+        env = {**self.env(), "POD_NAME": name}  # the replica's name leads its Lease identity
+        role = Role(name, argv, env, self.workdir / f"{name}.log")
+        if name == "operator":
+            self.operator = role
+        else:
+            self.replicas[name] = role
+        return role
 
     def start_gateway(self, identity: str) -> str:
         port = free_port()
@@ -154,6 +173,7 @@ class LambdaStack:
             f"--port={port}",
             f"--default-namespace={self.ns}",
             f"--namespace={self.ns}",
+            *(f"--namespace={ns}" for ns in self.extra),
             "--concurrency-limit=50",
             "--unreserved-floor=10",
             "--idle-keepalive=300",
@@ -188,15 +208,20 @@ class LambdaStack:
             role.stop()
         if self.operator is not None:
             self.operator.stop()
+        for replica in self.replicas.values():
+            replica.stop()
         if self.client is not None:
             self.client.close()
         if self.cluster is not None and self.ns != NS:
             self.cluster.delete_namespace(self.ns)
+            for ns in self.extra:
+                self.cluster.delete_namespace(ns)
 
     def logs(self) -> str:
         parts = [f"--- {r.name} ---\n{r.log()[-6000:]}" for r, _ in self.gateways.values()]
         if self.operator is not None:
             parts.append(f"--- operator ---\n{self.operator.log()[-8000:]}")
+        parts += [f"--- {n} ---\n{r.log()[-8000:]}" for n, r in self.replicas.items()]
         return "\n".join(parts)
 
     # --- resources ----------------------------------------------------------------------------

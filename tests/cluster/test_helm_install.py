@@ -361,3 +361,24 @@ def test_the_chart_poller_runs_a_mapping_through_the_gateway_pod(
         assert not _poller_may(release, verb, resource, namespace, **extra), (verb, resource)
     denied = [line for line in release.log("poller").splitlines() if FORBIDDEN.search(line)]
     assert not denied, "the poller was refused by RBAC:\n" + "\n".join(denied[:20])
+
+
+def test_helm_uninstall_removes_the_generic_warm_pods(release: Release) -> None:
+    """Runs last: generic pods are owned by the release's ClusterRole, so the real garbage
+    collector removes them once `helm uninstall` deleted it (the teardown's uninstall is then
+    a no-op)."""
+    selector = "app.kubernetes.io/part-of=kubelambda,kubelambda.dev/pool=generic"
+
+    def generic() -> list[Any]:
+        return list(
+            release.core.list_namespaced_pod(release.functions, label_selector=selector).items
+        )
+
+    pods = wait_until(generic, timeout=90, what="a generic warm pod")
+    owners = [ref.kind for p in pods for ref in (p.metadata.owner_references or [])]
+    assert "ClusterRole" in owners, owners
+    result = release.helm("uninstall", "kl", "--namespace", release.system, "--wait")
+    assert result.returncode == 0, result.stderr + result.stdout
+    wait_until(
+        lambda: not generic(), timeout=90, interval=0.5, what="the generic pods to be collected"
+    )

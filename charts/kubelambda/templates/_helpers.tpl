@@ -143,8 +143,8 @@ seccompProfile:
 {{- if and (eq .Values.queue.backend "nats") (not .Values.queue.nats.install) (not .Values.queue.nats.url) -}}
 {{- fail "queue.backend=nats needs queue.nats.install=true or queue.nats.url=nats://HOST:4222" -}}
 {{- end -}}
-{{- if and (not .Values.operator.peering.enabled) (gt (int .Values.operator.replicas) 1) -}}
-{{- fail (printf "operator.replicas is %d but operator.peering.enabled=false: without kopf peering only one replica may run" (int .Values.operator.replicas)) -}}
+{{- if has .Release.Namespace .Values.functionNamespaces -}}
+{{- fail (printf "functionNamespaces includes the release namespace %s: it never serves functions (a Function's role could name the operator's ServiceAccount)" .Release.Namespace) -}}
 {{- end -}}
 {{- if and .Values.gateway.httpRoute.enabled (not .Values.gateway.httpRoute.parentRefs) -}}
 {{- fail "gateway.httpRoute.enabled=true needs gateway.httpRoute.parentRefs (the Gateway to attach to)" -}}

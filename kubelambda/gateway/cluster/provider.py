@@ -145,7 +145,9 @@ class ClusterProvider:
         if current is None:
             return False
         info = PodInfo.from_pod(current)
-        return not info.deleting and info.phase == "Running"
+        # Ready, not just Running: a pod on a dead node stays "Running" for minutes, but the
+        # node-lifecycle controller marks its Ready condition False within the grace period.
+        return not info.deleting and info.phase == "Running" and info.ready
 
     @staticmethod
     def _want(spec: EnvironmentSpec, shape: PodShape) -> claims.Want:

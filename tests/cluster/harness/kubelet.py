@@ -155,6 +155,25 @@ class Kubelet:
 
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(timeout=10)
 
+    def pause_heartbeat(self) -> None:
+        """Stop renewing the node Lease and status, as a dead node: the real node-lifecycle
+        controller marks the Node NotReady (Unknown) and its pods not Ready after its grace."""
+        self.node.pause()
+
+    def resume_heartbeat(self) -> None:
+        """Beat again: the Lease and the node status (Ready) at once."""
+        self.node.resume()
+
+    def resync_pods(self) -> None:
+        """Write every pod's status again (once the Node is Ready: before, the node-lifecycle
+        controller marks them not Ready again on its next pass)."""
+
+        def resync() -> None:
+            for run in list(self.pods.values()):
+                run.resync()
+
+        self.call_soon(resync)
+
     # --- the API ------------------------------------------------------------------------------
 
     def _event(self, pod: JsonDict, kind: str, reason: str, message: str) -> None:

@@ -121,6 +121,17 @@ class NodeAgent:
         self.started = now()
         self.uid = ""
         self.renewals = 0
+        # False: the heartbeat stops (as a dead node's), so the node-lifecycle controller marks
+        # the Node NotReady and its pods not Ready; True again posts the status at once.
+        self.beating = True
+        self._resumed = False
+
+    def pause(self) -> None:
+        self.beating = False
+
+    def resume(self) -> None:
+        self._resumed = True
+        self.beating = True
 
     async def register(self) -> None:
         status, body = await self.call("POST", "/api/v1/nodes", node_object(self.name))
@@ -160,11 +171,17 @@ class NodeAgent:
         """Renew the Lease every RENEW_EVERY s and the status every STATUS_EVERY s, forever."""
         since_status = 0.0
         while True:
-            await asyncio.sleep(RENEW_EVERY)
+            for _ in range(int(RENEW_EVERY * 10)):
+                await asyncio.sleep(0.1)
+                if self._resumed:
+                    break
             since_status += RENEW_EVERY
+            if not self.beating:
+                continue
             try:
                 await self.renew()
-                if since_status >= STATUS_EVERY:
+                if since_status >= STATUS_EVERY or self._resumed:
+                    self._resumed = False
                     await self.post_status()
                     since_status = 0.0
             except (OSError, RuntimeError) as exc:  # a missed beat; the next one may land

@@ -71,6 +71,7 @@ class PodRun:
         self.terminating = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._dirty = asyncio.Event()
+        self._resync = False  # write the status even if unchanged (another party rewrote it)
         self._conditions: dict[str, tuple[str, str]] = {}
         self._start_time = now()
 
@@ -397,9 +398,16 @@ class PodRun:
             if self.terminating:
                 return
             status = self.status()
-            if status != last:
+            if status != last or self._resync:
+                self._resync = False
                 await self._write_status(status)
                 last = status
+
+    def resync(self) -> None:
+        """Write the status again, as the kubelet's status manager does when the apiserver's
+        copy differs (the node-lifecycle controller marked the pod not Ready). Loop thread."""
+        self._resync = True
+        self._dirty.set()
 
     # --- termination --------------------------------------------------------------------------
 

@@ -180,3 +180,26 @@ async def test_provisioned_environments_are_prespecialized() -> None:
     env, kind = await pool.acquire(target("rev"), provisioned=True)
     assert kind == "provisioned" and env.specialized
     await pool.close()
+
+
+async def test_lowering_provisioned_concurrency_stops_the_extra_environments() -> None:
+    from kubelambda.gateway.pool import ProvisionedTarget
+
+    provider = FakeProvider()
+    pool = EnvironmentPool(provider, PoolSettings(generic_per_runtime=0))
+    pool.set_current({"rev"}, {"rev": ProvisionedTarget(3, target("rev"))})
+    for _ in range(20):
+        await settle()
+    assert pool.provisioned_ready("rev") == 3
+    busy, _ = await pool.acquire(target("rev"), provisioned=True)
+    pool.set_current({"rev"}, {"rev": ProvisionedTarget(1, target("rev"))})
+    await settle()
+    # The two idle ones go at once; the busy one is kept (it is the one left).
+    assert pool.provisioned_ready("rev") == 1 and not busy.stopped
+    assert len(provider.stopped) == 2
+    pool.set_current({"rev"}, {})  # provisioned concurrency removed, the revision still served
+    assert pool.provisioned_ready("rev") == 1, "busy: judged when released"
+    pool.release(busy)
+    await settle()
+    assert pool.provisioned_ready("rev") == 0 and busy.stopped
+    await pool.close()

@@ -37,11 +37,19 @@ def test_config_ranges() -> None:
     assert OperatorConfig(agent_image="i").serves("anything")
 
 
-def test_the_operator_command_refuses_bad_flags(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_operator_command_refuses_bad_flags(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     assert main(["operator", "--standalone", "--agent-image=i"]) == 2
     assert "--namespace" in capsys.readouterr().err
     assert main(["operator", "--namespace=a", "--agent-image=i"]) == 2
-    assert "--standalone or --peering" in capsys.readouterr().err
+    assert "--standalone or --leader-election" in capsys.readouterr().err
+    elect = ["operator", "--namespace=a", "--leader-election=l", "--agent-image=i"]
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    assert main(elect) == 2
+    assert "--leader-election-namespace" in capsys.readouterr().err
+    assert main([*elect, "--leader-election-namespace=x", "--lease-duration=1"]) == 2
+    assert "--lease-duration" in capsys.readouterr().err
     args = ["operator", "--namespace=a", "--standalone", "--agent-image=i", "--warm-pool=py=1"]
     assert main(args) == 2
     assert "unknown runtime 'py'" in capsys.readouterr().err
