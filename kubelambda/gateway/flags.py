@@ -9,6 +9,7 @@ import argparse
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
+from kubelambda.gateway.ledger.rate import parse_rates
 
 DEFAULT_MAX_AGE = 7200.0
 
@@ -27,6 +28,14 @@ def add_serving_flags(parser: argparse.ArgumentParser) -> None:
         help="part of the pool that cannot be reserved (100)",
     )
     parser.add_argument(
+        "--scaling-rate",
+        action="append",
+        default=[],
+        metavar="[NS=]N",
+        help="new environments per function per 10 s: N for every namespace, NS=N for one "
+        "(repeatable; 1000, as Lambda)",
+    )
+    parser.add_argument(
         "--idle-keepalive",
         type=float,
         default=300.0,
@@ -42,7 +51,10 @@ def add_serving_flags(parser: argparse.ArgumentParser) -> None:
 
 def pool_limits(args: argparse.Namespace) -> PoolLimits:
     """The namespace pool from the flags; ValueError names the flags when they don't fit."""
+    rate, rates = parse_rates(args.scaling_rate)
     try:
-        return PoolLimits(args.concurrency_limit, args.unreserved_floor)
+        return PoolLimits(
+            args.concurrency_limit, args.unreserved_floor, rate, tuple(sorted(rates.items()))
+        )
     except ValueError as exc:
         raise ValueError(f"--concurrency-limit/--unreserved-floor: {exc}") from None

@@ -9,8 +9,9 @@ demand). It is exact because of three rules:
    entries of replicas whose heartbeat has expired; writes are compare-and-set on one object,
    so no two plans ever both apply to the same state;
 2. a replica *grows* its allotment only after the record with the larger number is stored, and
-   *shrinks* what it may use before it writes the smaller number, never below what it is
-   using; so what it uses is always at most what the stored record gives it;
+   *shrinks* what it may use before it writes the smaller number; the record never drops below
+   what it is using (those calls still run: the rest comes back as they finish); so what it
+   uses is always at most what the stored record gives it;
 3. a replica whose own heartbeat it cannot renew stops admitting before the others may take
    its allotment (`ReplicaShare.fence`).
 
@@ -160,15 +161,19 @@ def plan(
         others = sum(given.get(bucket, {}).values())
         target = fair_split(capacity, wanted.get(bucket, {}), alive)[me]
         in_use = busy.get(bucket, 0)
-        # Down at once, to what is in use; up only into units nobody else has been given.
-        grow = max(mine, min(target, capacity - others))
-        new = max(target, in_use) if target < mine else grow
+        if target < mine:
+            # Down: the record keeps what is in use (those calls still run), but no new call
+            # is admitted above the target, so the rest returns as calls finish.
+            new, limit = max(target, in_use), target
+        else:
+            # Up: only into units nobody else has been given.
+            new = limit = max(mine, min(target, capacity - others))
         if new > 0:
             given.setdefault(bucket, {})[me] = new
-        now = min(held.get(bucket, 0), mine, new)
+        now = min(held.get(bucket, 0), mine, limit)
         if bucket in capacities or now or new:
             hold_now[bucket] = now
-            hold_after[bucket] = new
+            hold_after[bucket] = limit
     return Plan(Record(given, wanted), hold_now, hold_after)
 
 
@@ -177,3 +182,21 @@ def release_all(record: Record, me: Replica) -> Record:
     given = {b: {r: n for r, n in row.items() if r != me} for b, row in record.given.items()}
     wants = {b: {r: n for r, n in row.items() if r != me} for b, row in record.wants.items()}
     return Record({b: r for b, r in given.items() if r}, {b: r for b, r in wants.items() if r})
+
+
+def bucket_of(kind: str, function: str, qualifier: str | None) -> Bucket:
+    """The bucket an admission lease of `kind` counts against."""
+    if kind == "provisioned" and qualifier is not None:
+        return provisioned_bucket(function, qualifier)
+    return reserved_bucket(function) if kind == "reserved" else UNRESERVED
+
+
+def capacities_of(
+    in_force: tuple[Mapping[str, int], Mapping[tuple[str, str], int], int],
+) -> dict[Bucket, int]:
+    """One namespace's buckets and capacities, from `ConcurrencyLedger.in_force()`."""
+    standard, provisioned, unreserved = in_force
+    caps = {reserved_bucket(f): n for f, n in standard.items()}
+    caps.update({provisioned_bucket(f, q): n for (f, q), n in provisioned.items()})
+    caps[UNRESERVED] = unreserved
+    return caps
