@@ -82,11 +82,13 @@ class LambdaStack:
         *,
         warm: int = 2,
         lease: float = 60.0,
+        ledger: bool = False,
     ) -> None:
         self.workdir = workdir
         self.cluster = cluster
         self.warm = warm
         self.lease = lease
+        self.ledger = ledger  # the gateways share one concurrency ledger (Leases in self.ns)
         self.ns = NS
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
@@ -158,6 +160,8 @@ class LambdaStack:
             "--claim-timeout=60",  # refills take longer on a loaded machine; 429s are not the test
             f"--queue=sqlite:///{self.workdir / identity}-events.sqlite3",
         ]
+        if self.ledger:
+            argv.append(f"--ledger-namespace={self.ns}")
         role = Role(identity, argv, self.env(), self.workdir / f"{identity}.log")
         url = f"http://127.0.0.1:{port}"
         self.gateways[identity] = (role, url)

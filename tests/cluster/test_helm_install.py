@@ -91,6 +91,10 @@ def release(cluster: Cluster) -> Iterator[Release]:
         "--set-json",
         f"runtimes.python3\\.12={json.dumps(values['runtimes']['python3.12'])}",
         "--set",
+        "queue.backend=sqlite",  # no NATS image runs on the process kubelet
+        "--set",
+        "gateway.replicas=1",  # sqlite: one gateway (test_gateway_replicas.py runs three)
+        "--set",
         "queue.sqlite.persistence.enabled=false",
         # The poller Deployment's failover on this control plane is not proved yet (issue 17);
         # this test is about the operator and the gateway.
