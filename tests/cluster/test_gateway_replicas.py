@@ -27,9 +27,10 @@ import pytest
 
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.waiting import wait_until
-from tests.cluster.lambda_stack import LambdaStack, running_stack
+from tests.cluster.lambda_stack import LambdaStack, _ready, running_stack
 
 RESERVED = 10
+WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
 CALLERS = 100
 GATEWAYS = ("gw-a", "gw-b", "gw-c")
 REASONS = {
@@ -53,7 +54,7 @@ CODE = {
 
 @pytest.fixture(scope="module")
 def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LambdaStack]:
-    with running_stack(cluster, tmp_path_factory.mktemp("replicas"), warm=6, ledger=True) as s:
+    with running_stack(cluster, tmp_path_factory.mktemp("replicas"), warm=10, ledger=True) as s:
         yield s
 
 
@@ -173,6 +174,9 @@ def test_three_replicas_never_run_more_than_the_reservation(stack: LambdaStack) 
 
         wait_until(known, timeout=30, interval=0.1, what=f"{gateway} to serve the function")
 
+    # A full warm pool first: the reservation is claimable at once (pod starts are the
+    # operator's, not what this test measures).
+    stack.wait_pods(WARM, stack.warm, timeout=180)
     calls, stop = Calls(), threading.Event()
     threads = [
         threading.Thread(target=_caller, args=(stack, i, calls, stop), daemon=True)
@@ -194,6 +198,13 @@ def test_three_replicas_never_run_more_than_the_reservation(stack: LambdaStack) 
             timeout=30,
             interval=0.2,
             what="every replica to serve calls",
+        )
+        # Pods for gw-c's share wait in the pool, as they would on a cluster kept warm.
+        wait_until(
+            lambda: len([p for p in stack.live_pods(WARM) if _ready(p)]) >= 4,
+            timeout=180,
+            interval=0.5,
+            what="the warm pool to refill",
         )
         role, _ = stack.gateways["gw-c"]
         with calls.lock:
