@@ -2,9 +2,10 @@
 
 A heartbeat counts as alive while it has changed within its duration *as we observed it*: we
 never compare another host's renewTime with our clock, so clock offsets between nodes do not
-matter, only clock rates. A heartbeat seen for the first time gets a full duration. A replica
-fences itself at half its duration after its last renewal was sent (`Fence`), so it stops
-admitting well before anyone may count it dead and take its allotment.
+matter, only clock rates. A heartbeat seen for the first time gets a full duration. Another
+replica can only count us dead a full duration after it saw our last renewal, which was after
+we sent it; we fence ourselves at three quarters of it after sending (`Fence`), so we stop
+admitting before anyone may take our allotment.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Liveness:
 
 @dataclass
 class Fence:
-    """Our own heartbeat: valid until half its duration after the last renewal was *sent*."""
+    """Our own heartbeat: valid until 3/4 of its duration after the last renewal was *sent*."""
 
     duration: float
     sent: float | None = None
@@ -53,5 +54,9 @@ class Fence:
     def renewed(self, sent_at: float) -> None:
         self.sent = sent_at
 
+    @property
+    def until(self) -> float:
+        return -1.0 if self.sent is None else self.sent + self.duration * 0.75
+
     def valid(self, now: float) -> bool:
-        return self.sent is not None and now - self.sent < self.duration / 2
+        return now < self.until

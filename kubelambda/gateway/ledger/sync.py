@@ -1,12 +1,12 @@
 """The shared ledger of one gateway replica: the hot path in memory, a sync loop against Leases.
 
-`take`/`put` run on every invocation and never touch the apiserver. Every `interval` the loop
-(1) renews this replica's heartbeat Lease (every quarter of its duration), (2) reads each
-served namespace's record Lease, (3) lists the heartbeats (after the reads: a replica that
-appears in a record we read has its heartbeat listed too), then (4) plans and writes each
-record with its resourceVersion as the precondition. A lost race changes nothing but this
-round's growth; the next round retries. When the heartbeat cannot be renewed for half its
-duration, every share is fenced.
+`take`/`put` run on every invocation and never touch the apiserver. A task of its own renews
+this replica's heartbeat Lease every quarter of its duration. Every `interval` the loop
+(1) reads each served namespace's record Lease, (2) lists the heartbeats (after the reads: a
+replica that appears in a record we read has its heartbeat listed too), then (3) plans and
+writes each record with its resourceVersion as the precondition. A lost race changes nothing
+but this round's growth; the next round retries. When the heartbeat goes unrenewed for 3/4 of
+its duration, a timer fences every share.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class SharedLedger:
         self.fence = Fence(heartbeat)
         self.synced = False  # every namespace's record has been stored once
         self.conflicts = 0  # writes that lost a race (metrics, bench)
+        self._expiry: asyncio.TimerHandle | None = None
 
     # The hot path.
 
@@ -88,7 +89,8 @@ class SharedLedger:
     # The sync loop.
 
     async def run(self) -> None:
-        """Sync rounds until cancelled; then give back what is not in use."""
+        """Heartbeats and sync rounds until cancelled; then give back what is not in use."""
+        beating = asyncio.create_task(self._beat_forever(), name="ledger heartbeat")
         try:
             while True:
                 try:
@@ -97,17 +99,42 @@ class SharedLedger:
                     log.warning("ledger: sync round failed: %s", exc)
                 await asyncio.sleep(self.interval)
         finally:
+            beating.cancel()
+            await asyncio.gather(beating, return_exceptions=True)
+            if self._expiry is not None:
+                self._expiry.cancel()
             await self._give_back()
 
-    async def round(self, capacities: Mapping[str, Mapping[Bucket, int]] | None = None) -> None:
+    async def _beat_forever(self) -> None:
+        # Apart from the rounds, so a slow round never lets the heartbeat lapse.
+        while True:
+            await self.beat()
+            await asyncio.sleep(self.heartbeat / 4)
+
+    async def beat(self) -> None:
+        """Renew the heartbeat; a timer fences every share when it runs out unrenewed, however
+        long a round takes."""
         sent = self.clock()
-        # Renewed every quarter of its duration: fenced at half, so one lost renewal is fine.
-        if self.fence.sent is None or sent - self.fence.sent >= self.heartbeat / 4:
-            try:
-                await self.store.renew(heartbeat_name(self.me), self.me, self.heartbeat)
-                self.fence.renewed(sent)
-            except FAILURES as exc:
-                log.warning("ledger: heartbeat not renewed: %s", exc)
+        try:
+            await self.store.renew(heartbeat_name(self.me), self.me, self.heartbeat)
+        except FAILURES as exc:
+            log.warning("ledger: heartbeat not renewed: %s", exc)
+            return
+        self.fence.renewed(sent)
+        if self._expiry is not None:
+            self._expiry.cancel()
+        delay = max(self.fence.until - self.clock(), 0.0)
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expire)
+
+    def _expire(self) -> None:
+        if not self.fence.valid(self.clock()):
+            log.warning("ledger: heartbeat lapsed; admitting nothing until it is renewed")
+            for share in self.shares.values():
+                share.fence()
+
+    async def round(self, capacities: Mapping[str, Mapping[Bucket, int]] | None = None) -> None:
+        if self.fence.sent is None or self.clock() - self.fence.sent >= self.heartbeat / 4:
+            await self.beat()  # run() beats on its own; a bare round (tests, bench) beats here
         if not self.fence.valid(self.clock()):
             for share in self.shares.values():
                 share.fence()
