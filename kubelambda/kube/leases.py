@@ -100,7 +100,11 @@ class LeaseStore:
             if exc.status != 404:
                 raise
             body = self._body(name, "heartbeat", {**spec, "acquireTime": spec["renewTime"]}, {})
-            await self.api.create(self._base, body)
+            try:
+                await self.api.create(self._base, body)
+            except ApiError as again:
+                if again.status != 409:  # 409: created meanwhile, just as fresh
+                    raise
 
     async def heartbeats(self) -> list[Heartbeat]:
         answer = await self.api.list(self._base, f"{ROLE_LABEL}=heartbeat")

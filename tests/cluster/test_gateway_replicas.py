@@ -109,7 +109,8 @@ def _caller(stack: LambdaStack, index: int, calls: Calls, stop: threading.Event)
                 if refusal["status"] == 429 or refusal["code"] == "TooManyRequestsException":
                     calls.refusals.append(refusal)
                 else:
-                    calls.other.append(f"{gateway}: {refusal}")
+                    message = exc.response.get("Error", {}).get("Message")
+                    calls.other.append(f"{gateway}: {refusal} {message}")
             stop.wait(random.uniform(0.5, 1.5))  # the client honours Retry-After: 1
         except (botocore.exceptions.BotoCoreError, OSError) as exc:
             with calls.lock:

@@ -68,6 +68,7 @@ class SharedLedger:
         self.synced = False  # every namespace's record has been stored once
         self.conflicts = 0  # writes that lost a race (metrics, bench)
         self._expiry: asyncio.TimerHandle | None = None
+        self._beating = False
 
     # The hot path.
 
@@ -90,6 +91,7 @@ class SharedLedger:
 
     async def run(self) -> None:
         """Heartbeats and sync rounds until cancelled; then give back what is not in use."""
+        await self.beat()  # before the first round, which then does not beat itself
         beating = asyncio.create_task(self._beat_forever(), name="ledger heartbeat")
         try:
             while True:
@@ -107,9 +109,13 @@ class SharedLedger:
 
     async def _beat_forever(self) -> None:
         # Apart from the rounds, so a slow round never lets the heartbeat lapse.
-        while True:
-            await self.beat()
-            await asyncio.sleep(self.heartbeat / 4)
+        self._beating = True
+        try:
+            while True:
+                await asyncio.sleep(self.heartbeat / 4)
+                await self.beat()
+        finally:
+            self._beating = False
 
     async def beat(self) -> None:
         """Renew the heartbeat; a timer fences every share when it runs out unrenewed, however
@@ -133,8 +139,9 @@ class SharedLedger:
                 share.fence()
 
     async def round(self, capacities: Mapping[str, Mapping[Bucket, int]] | None = None) -> None:
-        if self.fence.sent is None or self.clock() - self.fence.sent >= self.heartbeat / 4:
-            await self.beat()  # run() beats on its own; a bare round (tests, bench) beats here
+        due = self.fence.sent is None or self.clock() - self.fence.sent >= self.heartbeat / 4
+        if due and not self._beating:
+            await self.beat()  # run() beats in a task; a bare round (tests, bench) beats here
         if not self.fence.valid(self.clock()):
             for share in self.shares.values():
                 share.fence()
