@@ -176,7 +176,10 @@ class LambdaStack:
                 return False
 
         # A generous bound: on a loaded 2-core machine the import and first lists take a while.
-        wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
+        try:
+            wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{role.log()[-4000:]}") from None
         return url
 
     def stop(self) -> None:
