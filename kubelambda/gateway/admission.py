@@ -31,6 +31,10 @@ LeaseKind = Literal["provisioned", "reserved", "unreserved"]
 class PoolLimits:
     total: int = 1000
     unreserved_floor: int = 100
+    # Lambda's scaling rate: new environments per function per 10 s (ledger/rate.py), the
+    # default and (namespace, limit) exceptions.
+    scaling_rate: int = 1000
+    scaling_rates: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.total < 1 or not 0 <= self.unreserved_floor <= self.total:
@@ -122,6 +126,11 @@ class ConcurrencyLedger:
         self._unreserved_cap = max(self.limits.total - sum(honoured.values()) - unreserved_prov, 0)
         self.problems = problems
         return problems
+
+    def in_force(self) -> tuple[dict[str, int], dict[tuple[str, str], int], int]:
+        """Every capacity admission enforces: reserved functions' standard capacity,
+        provisioned capacity per (function, qualifier), the unreserved pool."""
+        return dict(self._standard_cap), dict(self._provisioned), self._unreserved_cap
 
     def reservation(self, function: str) -> int | None:
         """The reservation in force for `function`: None if it has none or it did not fit."""

@@ -132,8 +132,13 @@ class Gateway:
     def url(self) -> str:
         return http_url(self.settings.host, self.port)
 
+    def add_background(self, work: Background) -> None:
+        """More of the mode's background work (before `start`)."""
+        self._background = (*self._background, work)
+
     def ready(self) -> bool:
-        return self.source.synced and self.catalogs > 0
+        shared = self.invoker.shared  # replicas sharing a ledger: once it has an allotment
+        return self.source.synced and self.catalogs > 0 and (shared is None or shared.synced)
 
     def apply(self, catalog: Catalog) -> list[str]:
         problems = self.invoker.set_catalog(catalog)

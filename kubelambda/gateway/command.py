@@ -82,6 +82,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the Secret, in each function namespace, agents read the store's keys from",
     )
+    parser.add_argument(
+        "--ledger-namespace",
+        default=None,
+        metavar="NS",
+        help="share one concurrency ledger with the other replicas through Leases in NS "
+        "(the chart: its own namespace); unset: this replica admits alone",
+    )
+    parser.add_argument(
+        "--ledger-interval",
+        type=float,
+        default=0.2,
+        help="seconds between the shared ledger's sync rounds (0.2)",
+    )
+    parser.add_argument(
+        "--ledger-heartbeat",
+        type=float,
+        default=2.0,
+        help="seconds a replica's heartbeat lives unrenewed; then its allotment returns (2)",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (INFO)")
 
 
@@ -151,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
         sigv4_secret=args.sigv4_secret,
         code_store=code_bucket(args),
         agent_key=agent_key,
+        ledger_namespace=args.ledger_namespace,
+        ledger_interval=args.ledger_interval,
+        ledger_heartbeat=args.ledger_heartbeat,
     )
     from kubelambda.loop import run_loop
 

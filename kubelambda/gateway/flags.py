@@ -10,6 +10,7 @@ from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
+from kubelambda.gateway.ledger.rate import parse_rates
 from kubelambda.serving.urls import add_url_flags, url_domain
 
 __all__ = ["add_auth_flags", "add_serving_flags", "add_url_flags", "pool_limits", "url_domain"]
@@ -29,6 +30,14 @@ def add_serving_flags(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=100,
         help="part of the pool that cannot be reserved (100)",
+    )
+    parser.add_argument(
+        "--scaling-rate",
+        action="append",
+        default=[],
+        metavar="[NS=]N",
+        help="new environments per function per 10 s: N for every namespace, NS=N for one "
+        "(repeatable; 1000, as Lambda)",
     )
     parser.add_argument(
         "--idle-keepalive",
@@ -64,7 +73,10 @@ def add_auth_flags(parser: argparse.ArgumentParser) -> None:
 
 def pool_limits(args: argparse.Namespace) -> PoolLimits:
     """The namespace pool from the flags; ValueError names the flags when they don't fit."""
+    rate, rates = parse_rates(args.scaling_rate)
     try:
-        return PoolLimits(args.concurrency_limit, args.unreserved_floor)
+        return PoolLimits(
+            args.concurrency_limit, args.unreserved_floor, rate, tuple(sorted(rates.items()))
+        )
     except ValueError as exc:
         raise ValueError(f"--concurrency-limit/--unreserved-floor: {exc}") from None

@@ -10,19 +10,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from kubelambda.gateway.admission import ConcurrencyLedger, Lease, PoolLimits, Throttle
+from kubelambda.gateway.ledger.allot import Bucket, bucket_of, capacities_of
+from kubelambda.gateway.ledger.rate import ScalingRate
+from kubelambda.gateway.ledger.sync import SharedLedger
 from kubelambda.gateway.metrics import GatewayMetrics
 from kubelambda.gateway.pool import EnvironmentPool, ProvisionedTarget, StartKind
 from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.runtime.stream import ResponseStream
 from kubelambda.serving.catalog import Catalog, FunctionVersion, Resolved
-from kubelambda.serving.errors import LambdaError, as_lambda_error, throttled
+from kubelambda.serving.errors import (
+    ACCOUNT_LIMIT,
+    RATE_LIMIT,
+    RESERVED_LIMIT,
+    RESERVED_RATE_LIMIT,
+    LambdaError,
+    as_lambda_error,
+    throttled,
+)
 from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.names import FunctionRef
 from kubelambda.serving.specs import SpecBuilder
@@ -70,6 +82,11 @@ class Invoker:
         self.catalog = Catalog()
         self.catalog.region = self.specs.region  # 404s before the first catalog name it too
         self.ledgers: dict[str, ConcurrencyLedger] = {}
+        # Set when gateway replicas share one ledger (cluster mode, ledger/sync.py).
+        self.shared: SharedLedger | None = None
+        self.rate = ScalingRate(
+            self.limits.scaling_rate, per_namespace=dict(self.limits.scaling_rates)
+        )
         # `kubelambda logs` reads this; dev mode's environments write every line into it.
         self.logbook = logbook or LogBook()
         # Cluster mode: the agents' lines reach the gateway only as each invocation's log tail.
@@ -167,13 +184,52 @@ class Invoker:
     def resolve(self, ref: FunctionRef) -> Resolved:
         return self.catalog.resolve(ref, self.draw())
 
+    def capacities(self) -> dict[str, dict[Bucket, int]]:
+        """What the shared ledger divides between replicas, per namespace."""
+        return {ns: capacities_of(ledger.in_force()) for ns, ledger in self.ledgers.items()}
+
     def admit(self, resolved: Resolved) -> Lease:
+        """This replica's ledger, then its allotment of the shared one (if any), then the
+        scaling rate for a call no warm environment will serve; else 429 with Lambda's reason."""
         ledger = self.ledgers[resolved.entry.namespace]
         lease = ledger.acquire(resolved.entry.name, resolved.qualifier)
+        if isinstance(lease, Lease) and self.shared is not None:
+            lease = self._share(ledger, resolved.entry.namespace, lease)
+        if isinstance(lease, Lease) and lease.kind != "provisioned":
+            target = resolved.target
+            if (
+                target is not None
+                and not self.pool.idle(target.revision)
+                and not self.rate.allow(resolved.entry.namespace, lease.function, time.monotonic())
+            ):
+                self._release(resolved.entry.namespace, lease)
+                lease = Throttle(RESERVED_RATE_LIMIT if lease.kind == "reserved" else RATE_LIMIT)
         if isinstance(lease, Throttle):
             self.metrics.throttles.labels(*self._labels(resolved)).inc()
             raise throttled(lease.reason)
         return lease
+
+    def _share(self, ledger: ConcurrencyLedger, namespace: str, lease: Lease) -> Lease | Throttle:
+        """Count `lease` against this replica's allotment; a provisioned call it has no
+        allotment for spills to standard capacity, as Lambda's do."""
+        assert self.shared is not None
+        if self.shared.take(namespace, bucket_of(lease.kind, lease.function, lease.qualifier)):
+            return lease
+        ledger.release(lease)
+        if lease.kind == "provisioned":
+            spill = ledger.acquire(lease.function)
+            if isinstance(spill, Throttle):
+                return spill
+            if self.shared.take(namespace, bucket_of(spill.kind, spill.function, None)):
+                return spill
+            ledger.release(spill)
+            lease = spill
+        return Throttle(RESERVED_LIMIT if lease.kind == "reserved" else ACCOUNT_LIMIT)
+
+    def _release(self, namespace: str, lease: Lease) -> None:
+        self.ledgers[namespace].release(lease)
+        if self.shared is not None:
+            self.shared.put(namespace, bucket_of(lease.kind, lease.function, lease.qualifier))
 
     async def invoke(
         self, resolved: Resolved, request: InvokeRequest, stream: ResponseStream | None = None
@@ -213,7 +269,7 @@ class Invoker:
                 self.pool.release(env)
         finally:
             concurrent.dec()
-            self.ledgers[resolved.entry.namespace].release(lease)
+            self._release(resolved.entry.namespace, lease)
         self._account(series, labels, result, start)
         if self.tail_to_logbook and result.log_tail:
             self.logbook.add_tail(

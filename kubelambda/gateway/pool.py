@@ -331,6 +331,10 @@ class EnvironmentPool:
 
     # Views for metrics and tests.
 
+    def idle(self, revision: str) -> int:
+        """Idle on-demand environments of `revision` (the scaling rate skips calls they serve)."""
+        return len(self._idle.get((revision, "on-demand"), ()))
+
     def counts(self) -> dict[str, int]:
         return {
             "busy": len(self._busy),

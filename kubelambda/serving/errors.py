@@ -47,6 +47,9 @@ _TABLE = {**ERRORS, **AUTH_ERRORS}
 # ThrottleReason values from the service model.
 RESERVED_LIMIT = "ReservedFunctionConcurrentInvocationLimitExceeded"
 ACCOUNT_LIMIT = "ConcurrentInvocationLimitExceeded"
+# Over the scaling rate (new environments per 10 s), for unreserved and reserved functions.
+RATE_LIMIT = "FunctionInvocationRateLimitExceeded"
+RESERVED_RATE_LIMIT = "ReservedFunctionInvocationRateLimitExceeded"
 
 
 @dataclass

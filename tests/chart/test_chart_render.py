@@ -141,16 +141,43 @@ def test_all_optional_features_render() -> None:
 
 
 def test_defaults_render_no_optional_objects() -> None:
-    kinds = {doc["kind"] for doc in render_scenario("defaults")}
+    docs = render_scenario("defaults")
+    kinds = {doc["kind"] for doc in docs}
     assert not kinds & {
         "Ingress",
         "HTTPRoute",
         "ServiceMonitor",
         "PodMonitor",
-        "StatefulSet",
-        "ConfigMap",
+        "PersistentVolumeClaim",
     }
-    assert "PersistentVolumeClaim" in kinds, "the default SQLite queue needs a volume"
+    # Two gateways share the async queue: the default is the chart's own NATS JetStream.
+    assert find(docs, "StatefulSet", "-nats")
+    sqlite = parse(template(sets=["queue.backend=sqlite", "gateway.replicas=1"]).stdout)
+    assert of_kind(sqlite, "PersistentVolumeClaim"), "the SQLite queue needs a volume"
+    assert "--queue=sqlite:///var/lib/kubelambda/queue.db" in _args(sqlite, "gateway")
+
+
+def test_two_gateways_share_one_ledger_by_default() -> None:
+    docs = render_scenario("defaults")
+    gateway = find(docs, "Deployment", "-gateway")
+    assert gateway["spec"]["replicas"] == 2
+    assert f"--ledger-namespace={RELEASE_NAMESPACE}" in _args(docs, "gateway")
+    pdb = find(docs, "PodDisruptionBudget", "-gateway")
+    assert pdb["spec"]["maxUnavailable"] == 1  # one of the two stays through a drain
+    role = find(docs, "Role", "-gateway-ledger")
+    assert role["metadata"]["namespace"] == RELEASE_NAMESPACE
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "create", "update", "patch", "delete"],
+        }
+    ]
+    binding = find(docs, "RoleBinding", "-gateway-ledger")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert (
+        binding["subjects"][0]["name"] == gateway["spec"]["template"]["spec"]["serviceAccountName"]
+    )
 
 
 def _args(docs: list[Manifest], component: str) -> list[str]:
@@ -172,7 +199,7 @@ def test_gateway_command_line_follows_the_contract() -> None:
         "--concurrency-limit=1000",
         "--unreserved-floor=100",
         "--idle-keepalive=300",
-        "--queue=sqlite:///var/lib/kubelambda/queue.db",
+        f"--queue=nats://{RELEASE}-kubelambda-nats.{RELEASE_NAMESPACE}.svc:4222",
         "--auth=sigv4",
         "--sigv4-secret=kl-kubelambda-sigv4",
         "--url-domain=lambda-url.localhost",
@@ -310,7 +337,10 @@ def test_image_digest_pins_the_image() -> None:
     images = {
         c["image"] for _, spec in pod_specs(yaml_docs(result.stdout)) for c in containers(spec)
     }
-    assert images == {f"kubelambda/kubelambda@{digest}"}
+    ours = {i for i in images if i.startswith("kubelambda/")}
+    assert ours == {f"kubelambda/kubelambda@{digest}"}
+    # The bundled NATS (the default queue) has its own image and digest value.
+    assert all(i.startswith("nats:") for i in images - ours), images
 
 
 def yaml_docs(text: str) -> list[Manifest]:

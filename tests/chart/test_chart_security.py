@@ -99,6 +99,11 @@ def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")
     }
     expected |= {("", "namespaces", v, "") for v in ("list", "watch")}
+    # The replicas' shared concurrency ledger (Leases in the release namespace).
+    expected |= {
+        ("coordination.k8s.io", "leases", v, "")
+        for v in ("get", "list", "create", "update", "patch", "delete")
+    }
     if values["auth"] != "none":  # every mode asks RBAC (SubjectAccessReview)
         expected |= {
             ("authorization.k8s.io", "subjectaccessreviews", "create", ""),

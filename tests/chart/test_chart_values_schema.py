@@ -117,12 +117,12 @@ CROSS_FIELD_CASES: list[tuple[str, list[str], list[str]]] = [
     ),
     (
         "sqlite with two gateways",
-        ["gateway.replicas=2"],
+        ["queue.backend=sqlite", "gateway.replicas=2"],
         ["gateway.replicas is 2 but queue.backend=sqlite"],
     ),
     (
         "nats without a server",
-        ["queue.backend=nats"],
+        ["queue.backend=nats", "queue.nats.install=false"],
         ["queue.backend=nats needs queue.nats.install=true or queue.nats.url"],
     ),
     (

@@ -86,6 +86,7 @@ class LambdaStack:
         gateway_env: dict[str, str] | None = None,
         runtime_image: str = "public.ecr.aws/lambda/python:3.12",
         extra_namespaces: int = 0,
+        ledger: bool = False,
     ) -> None:
         self.runtime_image = runtime_image
         self.workdir = workdir
@@ -96,6 +97,7 @@ class LambdaStack:
         self.gateway_env = gateway_env or {}  # e.g. the code store's AWS_* keys
         self.extra_count = extra_namespaces
         self.extra: list[str] = []  # more served namespaces (the operator's and gateways')
+        self.ledger = ledger  # the gateways share one concurrency ledger (Leases in self.ns)
         self.ns = NS
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
@@ -185,6 +187,8 @@ class LambdaStack:
             f"--queue=sqlite:///{self.workdir / identity}-events.sqlite3",
             *self.gateway_flags,
         ]
+        if self.ledger:
+            argv.append(f"--ledger-namespace={self.ns}")
         env = {**self.env(), **self.gateway_env}
         role = Role(identity, argv, env, self.workdir / f"{identity}.log")
         url = f"http://127.0.0.1:{port}"
@@ -200,7 +204,10 @@ class LambdaStack:
                 return False
 
         # A generous bound: on a loaded 2-core machine the import and first lists take a while.
-        wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
+        try:
+            wait_until(ready, timeout=90, interval=0.1, what=f"gateway {identity} to be ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{role.log()[-4000:]}") from None
         return url
 
     def stop(self) -> None:

@@ -107,6 +107,10 @@ def release(cluster: Cluster) -> Iterator[Release]:
         "--set-json",
         f"runtimes.python3\\.12={json.dumps(values['runtimes']['python3.12'])}",
         "--set",
+        "queue.backend=sqlite",  # no NATS image runs on the process kubelet
+        "--set",
+        "gateway.replicas=1",  # sqlite: one gateway (test_gateway_replicas.py runs three)
+        "--set",
         "queue.sqlite.persistence.enabled=false",
     )
     assert result.returncode == 0, result.stderr + result.stdout

@@ -92,11 +92,17 @@ default
 {{- end -}}
 {{- end -}}
 
+{{- /* The chart's own NATS runs when the backend is nats, install is on and no url names an
+existing server (a url wins: install defaults to true so that two gateways work out of the box). */ -}}
+{{- define "kubelambda.natsInstalled" -}}
+{{- and (eq .Values.queue.backend "nats") .Values.queue.nats.install (not .Values.queue.nats.url) -}}
+{{- end -}}
+
 {{- define "kubelambda.natsUrl" -}}
-{{- if .Values.queue.nats.install -}}
-{{- printf "nats://%s.%s.svc:4222" (include "kubelambda.natsName" .) .Release.Namespace -}}
-{{- else -}}
+{{- if .Values.queue.nats.url -}}
 {{- .Values.queue.nats.url -}}
+{{- else -}}
+{{- printf "nats://%s.%s.svc:4222" (include "kubelambda.natsName" .) .Release.Namespace -}}
 {{- end -}}
 {{- end -}}
 

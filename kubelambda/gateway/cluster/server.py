@@ -9,8 +9,10 @@ ConfigMaps; environment.secretKeyRefs are read from Kubernetes Secrets (`Cluster
 get-only) and travel to an agent only inside the spec it is specialized with. Each invocation's
 log tail is kept in the log buffer `kubelambda logs` reads (the full output stays in the pods'
 logs). `/readyz` answers 200 once every watch has listed its objects and a catalog is
-served. With `--queue`, Event invocations go to the async subsystem, whose worker starts only
-after the first catalog is built, so resumed events never meet an empty one.
+served (with `--ledger-namespace`: and the shared ledger has stored this replica's first
+allotments: replicas then share one concurrency ledger, `kubelambda.gateway.ledger`). With
+`--queue`, Event invocations go to the async subsystem, whose worker starts only after the first
+catalog is built, so resumed events never meet an empty one.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from kubelambda.gateway.asyncq.service import AsyncSettings
 from kubelambda.gateway.auth.setup import build_guard
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider
 from kubelambda.gateway.cluster.source import ClusterCatalog
+from kubelambda.gateway.ledger.sync import SharedLedger
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.codes import ConfigMapCode
+from kubelambda.kube.leases import LeaseStore
 from kubelambda.kube.objects import KubeObjects
 from kubelambda.kube.secrets import ClusterSecrets
 from kubelambda.kube.view import ClusterView
@@ -65,6 +69,10 @@ class ClusterSettings:
     sigv4_secret: str | None = None  # a Secret in this pod's namespace
     code_store: CodeBucket | None = None  # None: the control API refuses code uploads
     agent_key: bytes | None = None  # the key agents' tokens derive from (kube/agentauth.py)
+    # Where replicas keep the shared ledger's Leases; None: this replica admits alone.
+    ledger_namespace: str | None = None
+    ledger_interval: float = 0.2
+    ledger_heartbeat: float = 2.0
 
 
 def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Gateway:
@@ -134,4 +142,14 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         control=control,
     )
     served.append(gateway)
+    if settings.ledger_namespace:
+        shared = SharedLedger(
+            LeaseStore(api, settings.ledger_namespace),
+            settings.identity,
+            gateway.invoker.capacities,
+            interval=settings.ledger_interval,
+            heartbeat=settings.ledger_heartbeat,
+        )
+        gateway.invoker.shared = shared
+        gateway.add_background(shared.run)
     return gateway

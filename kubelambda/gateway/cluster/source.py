@@ -36,13 +36,16 @@ class ClusterCatalog:
         self.secrets = secrets
         self.catalog: Catalog | None = None  # the last one built
         self._dirty = asyncio.Event()
+        self._built = False  # whether a first catalog has been applied
 
     @property
     def synced(self) -> bool:
         return self.view.synced
 
     def _on_change(self, kind: str) -> None:
-        if kind != "pods":
+        # Pods do not change the catalog, but until the first one is built the pods' listing
+        # may be the last of the watches to arrive: it must wake the first build.
+        if kind != "pods" or not self._built:
             self._dirty.set()
 
     async def open(self, apply: Apply) -> None:
@@ -65,6 +68,7 @@ class ClusterCatalog:
             await self.secrets.refresh(catalog)
             self.catalog = catalog
             problems = catalog.problems + apply(catalog)
+            self._built = True
             for line in problems:
                 log.warning("catalog: %s", line)
             log.info("serving %d function(s)", len(catalog.functions))
