@@ -41,6 +41,7 @@ from kubelambda.serving.logbook import LogBook
 from kubelambda.serving.specs import SpecBuilder
 from kubelambda.serving.urls import UrlDomain
 from kubelambda.sources.config import ConfigError, PollerConfig, poller_config
+from kubelambda.sources.credentials import SigV4Key, read_sigv4_key
 from kubelambda.sources.invoke import GatewayInvoker
 from kubelambda.sources.metrics import SourceMetrics
 from kubelambda.sources.runner import PollerSet
@@ -284,7 +285,7 @@ class DevServer:
             self.say("note: the generic warm pool is still filling; early calls may start cold")
         # Pollers invoke through this gateway's own Invoke API, as they do in a cluster.
         self.pollers = PollerSet(
-            GatewayInvoker(self.url),
+            GatewayInvoker(self.url, credentials=self._poller_credentials()),
             SourceMetrics(self.gateway.invoker.metrics.registry),
             region=self.settings.region,
             state_dir=self.settings.state / "sources",
@@ -345,6 +346,13 @@ class DevServer:
 
     def refused_reservation(self, namespace: str, name: str) -> int | None:
         return self.gateway.invoker.refused_reservation(namespace, name)
+
+    def _poller_credentials(self) -> SigV4Key | None:
+        """With --auth sigv4, the pollers sign with the first key of --keys (as the chart's
+        pollers sign with the gateway's Secret)."""
+        if "sigv4" not in self.settings.auth or self.settings.keys is None:
+            return None
+        return read_sigv4_key(self.settings.keys, self.settings.region)
 
     def function_url(self, namespace: str, name: str) -> str:
         """A function's URL as the gateway routes it (the --url-domain, the port served)."""

@@ -49,6 +49,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (9090)")
     parser.add_argument("--token-file", help="a bearer token file for the gateway (optional)")
     parser.add_argument(
+        "--sigv4-keys",
+        help="a gateway keys file (keys.yaml of its SigV4 Secret): calls are signed with the "
+        "first key (optional; --token-file wins)",
+    )
+    parser.add_argument(
         "--nats-url", default="nats://127.0.0.1:4222", help="server for NATS destinations"
     )
 
@@ -72,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         presence_name,
     )
     from kubelambda.sources.config import PollerConfig
+    from kubelambda.sources.credentials import CredentialsError, read_sigv4_key
     from kubelambda.sources.invoke import GatewayInvoker
     from kubelambda.sources.metrics import SourceMetrics
     from kubelambda.sources.runner import PollerSet, PollerStatus
@@ -80,20 +86,28 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     log = logging.getLogger("kubelambda.poller")
 
-    if not args.gateway:
-        import sys
+    import sys
 
+    if not args.gateway:
         print(
             "kubelambda poller: --gateway URL or $KUBELAMBDA_GATEWAY_URL is required",
             file=sys.stderr,
         )
         return 2
 
+    try:
+        signed = read_sigv4_key(Path(args.sigv4_keys), args.region) if args.sigv4_keys else None
+    except CredentialsError as exc:
+        print(f"kubelambda poller: {exc}", file=sys.stderr)
+        return 2
+
     async def serve() -> int:
         cluster = Cluster(args.namespace, args.identity, args.lease_seconds, args.watch_namespace)
         metrics = SourceMetrics()
         token = Path(args.token_file) if args.token_file else None
-        invoker = GatewayInvoker(args.gateway, token_file=token)
+        invoker = GatewayInvoker(
+            args.gateway, token_file=token, credentials=None if token else signed
+        )
         loop = asyncio.get_running_loop()
 
         writes: set[asyncio.Task[None]] = set()  # status patches in flight, kept referenced

@@ -3,8 +3,8 @@
 A 429 (admission's TooManyRequestsException) and an unreachable or failing gateway (5xx that
 is not the function's own error) are retried with capped exponential backoff and jitter until
 they succeed or the poller stops: a throttled batch is delayed, never dropped. Any other
-answer goes back to the poller, whose source decides what a failure means. Credentials (the
-optional bearer token) are sent, never logged.
+answer goes back to the poller, whose source decides what a failure means. Credentials (a
+bearer token or a SigV4 key, `credentials.py`) are sent, never logged.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import aiohttp
+
+from kubelambda.sources.credentials import BearerToken, Credentials
 
 log = logging.getLogger(__name__)
 BACKOFF_FIRST = 0.05
@@ -59,21 +61,21 @@ class GatewayInvoker:
         base_url: str,
         *,
         token_file: Path | None = None,
+        credentials: Credentials | None = None,
         timeout: float = 960.0,
         on_throttle: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._token_file = token_file
+        self._credentials = credentials or (BearerToken(token_file) if token_file else None)
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
         self.on_throttle = on_throttle
 
-    def _headers(self, invocation_type: str) -> dict[str, str]:
+    def _headers(self, invocation_type: str, url: str, payload: bytes) -> dict[str, str]:
         headers = {"X-Amz-Invocation-Type": invocation_type, "Content-Type": "application/json"}
-        if self._token_file is not None:
-            # Re-read each time: projected ServiceAccount tokens rotate.
-            headers["Authorization"] = f"Bearer {self._token_file.read_text().strip()}"
-        return headers
+        if self._credentials is None:
+            return headers
+        return self._credentials.headers("POST", url, payload, headers)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -98,13 +100,13 @@ class GatewayInvoker:
     ) -> InvokeResult:
         """One invoke, retried through throttles and gateway outages (never given up)."""
         url = f"{self.base_url}/2015-03-31/functions/{quote(function, safe='.')}/invocations"
-        params = {"Qualifier": qualifier} if qualifier else None
+        if qualifier:  # in the URL itself: a SigV4 signature covers the query string
+            url = f"{url}?{urlencode({'Qualifier': qualifier})}"
         delay = BACKOFF_FIRST
         while True:
             try:
-                async with self._client().post(
-                    url, params=params, data=payload, headers=self._headers(invocation_type)
-                ) as response:
+                headers = self._headers(invocation_type, url, payload)  # signed per attempt
+                async with self._client().post(url, data=payload, headers=headers) as response:
                     body = await response.read()
                     result = InvokeResult(
                         status=response.status,
