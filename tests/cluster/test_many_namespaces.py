@@ -28,6 +28,7 @@ def stack(
         yield running
 
 
+@pytest.mark.slow  # over a minute of wall time: make test-slow
 def test_twelve_namespaces_are_served_by_one_operator_and_one_gateway(
     stack: LambdaStack,
 ) -> None:

@@ -35,6 +35,7 @@ def node_ready(stack: LambdaStack, node: str) -> str:
     return next((c.status for c in conditions if c.type == "Ready"), "")
 
 
+@pytest.mark.slow  # over a minute of wall time: make test-slow
 def test_a_pod_on_a_node_without_heartbeat_gets_no_more_invokes(
     stack: LambdaStack, cluster: Cluster
 ) -> None:

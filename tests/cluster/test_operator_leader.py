@@ -93,6 +93,7 @@ def stack(cluster: Cluster, lambda_crds: list[Any], tmp_path: Path) -> Iterator[
         stack.stop()
 
 
+@pytest.mark.slow  # over a minute of wall time: make test-slow
 def test_one_leader_a_standby_takes_over_within_15_s_and_pools_never_overshoot(
     stack: LambdaStack,
 ) -> None:

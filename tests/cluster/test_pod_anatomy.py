@@ -90,6 +90,7 @@ def test_a_900_kib_configmap_function_gets_provisioned_pods_that_serve_it(
     assert len(stack.live_pods("kubelambda.dev/function=big")) == 1, "the provisioned pod served"
 
 
+@pytest.mark.slow  # over a minute of wall time: make test-slow
 def test_on_a_cold_node_a_40_s_image_pull_loses_no_pod(
     cluster: Cluster, lambda_crds: list[Any], tmp_path: Path
 ) -> None:
