@@ -18,8 +18,9 @@ from collections.abc import Iterable
 from kubelambda.api.function import Code, ConfigMapSource, Layer
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
 from kubelambda.kube.codefacts import CodeProblem, code_facts, configmap_files
-from kubelambda.runtime.spec import CodeOrigin, CodeRef, S3Ref
+from kubelambda.runtime.spec import CodeOrigin, CodeRef
 from kubelambda.serving.catalog import Catalog
+from kubelambda.serving.specs import s3_ref
 
 log = logging.getLogger(__name__)
 # (namespace, ConfigMap name, key, the digest its content should have)
@@ -67,17 +68,7 @@ def s3_code_ref(source: Code | Layer, secret: JsonDict, pinned: str | None) -> C
         )
     if pinned is None:
         raise CodeProblem("code.s3 needs sha256, so the download can be verified")
-    s3 = source.s3
-    where = S3Ref(
-        bucket=s3.bucket,
-        key=s3.key,
-        endpoint=s3.endpoint,
-        region=s3.region,
-        version_id=s3.version_id,
-        access_key_id=access,
-        secret_access_key=key,
-        session_token=_secret_value(secret, TOKEN_KEYS),
-    )
+    where = s3_ref(source.s3, access, key, _secret_value(secret, TOKEN_KEYS))
     return CodeRef(s3=where, sha256=pinned)
 
 

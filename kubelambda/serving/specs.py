@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
-from kubelambda.api.function import Code, Layer
+from kubelambda.api.function import Code, Layer, S3Source
 from kubelambda.runtime.code import CodeError, vet_code
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, S3Ref
 from kubelambda.serving.catalog import FunctionVersion
@@ -60,15 +60,7 @@ def code_ref(
     if code.s3 is not None and code.s3.credentials_secret is None:
         if not (code.sha256 or digest):
             raise UnsupportedCode("code.s3 needs sha256, so the download can be verified")
-        s3 = code.s3
-        where = S3Ref(
-            bucket=s3.bucket,
-            key=s3.key,
-            endpoint=s3.endpoint,
-            region=s3.region,
-            version_id=s3.version_id,
-        )
-        return CodeRef(s3=where, sha256=code.sha256 or digest)
+        return CodeRef(s3=s3_ref(code.s3), sha256=code.sha256 or digest)
     kind = code.source_kind() if isinstance(code, Layer) or code.image is None else "image"
     raise UnsupportedCode(
         f"code from {kind} needs cluster mode; use path, inline or url (with sha256) in dev mode"
@@ -174,3 +166,23 @@ class SpecBuilder:
         except LambdaError as exc:
             return Target(version.revision, runtime, shape, problem=exc)
         return Target(version.revision, runtime, shape, on_demand, provisioned)
+
+
+def s3_ref(
+    s3: S3Source,
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+    session_token: str | None = None,
+) -> S3Ref:
+    """Where an environment fetches a `code.s3` source; no keys: its default
+    credentials."""
+    return S3Ref(
+        bucket=s3.bucket,
+        key=s3.key,
+        endpoint=s3.endpoint,
+        region=s3.region,
+        version_id=s3.version_id,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        session_token=session_token,
+    )
