@@ -111,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from kubelambda.api.resources import ManifestError
     from kubelambda.dev.secrets import SecretsFileError
     from kubelambda.dev.server import DevServer, DevSettings
+    from kubelambda.dev.terminal import Terminal
     from kubelambda.gateway.asyncq.queue import QueueError
     from kubelambda.gateway.auth.keys import KeysError
     from kubelambda.gateway.flags import pool_limits, url_domain
@@ -119,8 +120,9 @@ def run(args: argparse.Namespace) -> int:
 
     # kubelambda's own notes (async retries and drops, environments that fail) at INFO, on stdout
     # beside the functions' lines; other libraries only when something is wrong.
+    terminal = Terminal()
     logging.basicConfig(
-        level=logging.WARNING, stream=sys.stdout, format="kubelambda dev: %(levelname)s %(message)s"
+        level=logging.WARNING, stream=terminal, format="kubelambda dev: %(levelname)s %(message)s"
     )
     logging.getLogger("kubelambda").setLevel(logging.INFO)
     # A broker that is down is reported by its poller (status line and restart warning); the
@@ -174,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
 
     async def serve() -> int:
         try:
-            server = DevServer(settings, say=lambda line: print(line, flush=True))
+            server = DevServer(settings, say=terminal.say, function_lines=terminal.function_line)
         except KeysError as exc:
             print(f"kubelambda dev: {exc}", file=sys.stderr)
             return 2
@@ -210,8 +212,12 @@ def run(args: argparse.Namespace) -> int:
             await server.stop()
             return 1
         await stop_requested().wait()
-        print("kubelambda dev: stopping environments", flush=True)
+        terminal.say("kubelambda dev: stopping environments")
         await server.stop()
+        terminal.flush()
         return 0
 
-    return run_loop(serve())
+    try:
+        return run_loop(serve())
+    finally:
+        terminal.flush()  # whatever the functions wrote last

@@ -198,10 +198,16 @@ class FolderSource:
 
 
 class DevServer:
-    def __init__(self, settings: DevSettings, say: Say = print) -> None:
-        """Raises ValueError for an unusable --queue URL, KeysError for unusable --keys."""
+    def __init__(
+        self, settings: DevSettings, say: Say = print, function_lines: Say | None = None
+    ) -> None:
+        """Raises ValueError for an unusable --queue URL, KeysError for unusable --keys.
+
+        `say` writes kubelambda's own lines; `function_lines` the lines functions write (by
+        default `say` too; `kubelambda dev` batches them, see `terminal.py`)."""
         self.settings = settings
         self.say = say
+        self.function_lines = function_lines or say
         guard = build_guard(
             settings.auth,
             region=settings.region,
@@ -302,13 +308,14 @@ class DevServer:
         function and version (a multi-line record's carriage returns as indented lines)."""
         spec = env.spec
         if spec is None:
-            self.say(f"[{env.runtime} warm] {line}")
+            self.function_lines(f"[{env.runtime} warm] {line}")
             return
         self.logbook.add(spec.namespace, spec.function_name, spec.function_version, line)
         name = spec.function_name
         if spec.namespace != self.settings.namespace:
             name = f"{spec.namespace}.{name}"
-        self.say(f"[{name}:{spec.function_version}] {line.replace(chr(13), chr(10) + '    ')}")
+        shown = line.replace("\r", "\n    ")
+        self.function_lines(f"[{name}:{spec.function_version}] {shown}")
 
     def _announce(self) -> None:
         assert self.source.loaded is not None

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -339,7 +340,14 @@ def check_json(payload: bytes) -> bytes:
     if not payload.strip():
         return b"{}"
     try:
+        orjson.loads(payload)  # strict JSON, and fast; what it refuses json decides below
+        return payload
+    except orjson.JSONDecodeError:
+        pass
+    try:
         json.loads(payload, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_json(str(exc)) from None
+    except RecursionError:  # it was a 500 before; a runtime could not parse it either
+        raise bad_json("it nests arrays or objects too deeply to be parsed") from None
     return payload

@@ -2,9 +2,10 @@
 
 - A connection must deliver a request's headers within `HEADER_TIMEOUT` of its first byte (or of
   being opened): a slow-header client (slowloris) is closed, however many there are.
-- `read_body` is the one reader of request bodies: it streams, refuses a declared length over
-  the limit before reading anything, stops a chunked body as soon as it passes the limit, and
-  bounds the time between chunks and for the whole body. A refusal closes the connection, so
+- `read_body` is the one reader of request bodies: it streams (a body that came whole with its
+  headers is taken as it is), refuses a declared length over the limit before reading anything,
+  stops a chunked body as soon as it passes the limit, and bounds the time between chunks and
+  for the whole body. A refusal closes the connection, so
   the rest of an oversized upload is never read. The bodies being read at once share one
   `BodyBudget` (a chunked body counts as the whole limit), so forty concurrent 11 MiB uploads
   cost the gateway the budget, not forty buffers; the others wait, unread, within their
@@ -165,6 +166,11 @@ async def read_body(
         raise _refuse(too_large(declared, limit, operation))
     if declared == 0:
         return b""
+    content = request.content
+    if declared is not None and content.is_eof() and content.exception() is None:
+        # The whole body came with the headers (a small call's usual case): it is in memory
+        # already, so there is nothing to wait for and nothing for the budget to hold back.
+        return content.read_nowait()
     share = declared if declared is not None else limit
     loop = asyncio.get_running_loop()
     deadline = loop.time() + total_timeout

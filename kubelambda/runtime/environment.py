@@ -261,7 +261,9 @@ class Environment:
         if proc is not None and proc.alive:
             proc.flush_partial()  # what the handler printed belongs before END
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
-        kind = errors.ending_kind(outcome, proc is not None and proc.oom_killed())
+        # Only a runtime that exited can have been OOM-killed (its cgroup's counter is a read).
+        oom = outcome.kind == "exit" and proc is not None and proc.oom_killed()
+        kind = errors.ending_kind(outcome, oom)
         if kind == "response":
             result = self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
             result.streamed = outcome.streamed

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from botocore.loaders import Loader
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kubelambda.gateway.admission import ConcurrencyLedger, PoolLimits
 from kubelambda.gateway.api import check_json
@@ -108,6 +110,53 @@ def test_nan_and_infinity_are_not_json(payload: bytes) -> None:
     with pytest.raises(LambdaError) as refused:
         check_json(payload)
     assert refused.value.code == "InvalidRequestContentException"
+
+
+def _json_accepts(payload: bytes) -> bool:
+    def refuse(name: str) -> None:
+        raise ValueError(name)
+
+    try:
+        json.loads(payload, parse_constant=refuse)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False  # too deep for Python's parser: refused, as no Python runtime could read it
+    return True
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"123456789012345678901234567890",  # past 64 bits: orjson reads a float, json an int
+        b'"\\ud800"',  # a lone surrogate: orjson refuses it, json accepts it
+        b"[1e999]",
+        b"\xef\xbb\xbf{}",  # a byte-order mark
+        b'{"a": 1, "a": 2}',
+        b'{"a": "\x01"}',  # a raw control character
+        b"[" * 3000 + b"]" * 3000,
+    ],
+)
+def test_check_json_accepts_exactly_what_json_accepts(payload: bytes) -> None:
+    """The orjson fast path must not change the answer: json decides what orjson refuses."""
+    try:
+        checked = check_json(payload)
+    except LambdaError as refused:
+        assert refused.code == "InvalidRequestContentException"
+        assert not _json_accepts(payload)
+    else:
+        assert checked == payload and _json_accepts(payload)
+
+
+@given(st.binary(max_size=64) | st.from_regex(rb"\A[\[\]{}\" :,0-9a-zA-Z.eE+\-\\]{0,40}\Z"))
+def test_check_json_agrees_with_json_on_any_bytes(payload: bytes) -> None:
+    if not payload.strip():
+        assert check_json(payload) == b"{}"
+        return
+    try:
+        check_json(payload)
+    except LambdaError:
+        assert not _json_accepts(payload)
+    else:
+        assert _json_accepts(payload)
 
 
 def test_one_six_mb_limit_in_every_message() -> None:
