@@ -13,9 +13,10 @@ the pipe waits until the HTTP side has settled that invocation.
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from typing import cast
+
+import orjson
 
 from kubelambda.runtime.limits import MAX_RESPONSE_BYTES
 from kubelambda.runtime.runtime_client import FRAME
@@ -28,7 +29,7 @@ def encode_reply(reply: Reply) -> bytes:
     """One answer frame: [status, headers] then the body (header names lower-cased)."""
     headers = reply.headers
     named = {k.lower(): v for k, v in headers.items()} if headers is not None else _JSON_HEADERS
-    meta = json.dumps([reply.status, named]).encode()
+    meta = orjson.dumps([reply.status, named])
     return FRAME.pack(len(meta), len(reply.body)) + meta + reply.body
 
 
@@ -80,7 +81,7 @@ class PipeChannel(asyncio.Protocol):
             meta_len, body_len = self._head
             if body_len > MAX_RESPONSE_BYTES and len(buffer) >= meta_len:
                 self._head = None
-                meta = json.loads(bytes(buffer[:meta_len]))
+                meta = orjson.loads(bytes(buffer[:meta_len]))
                 rest = bytes(buffer[meta_len:])
                 buffer.clear()
                 self._begin_drop(meta, body_len)
@@ -90,7 +91,7 @@ class PipeChannel(asyncio.Protocol):
             if len(buffer) < meta_len + body_len:
                 return
             self._head = None
-            meta = json.loads(bytes(buffer[:meta_len]))
+            meta = orjson.loads(buffer[:meta_len])
             body = bytes(buffer[meta_len : meta_len + body_len])
             del buffer[: meta_len + body_len]
             self._request(meta, body)
