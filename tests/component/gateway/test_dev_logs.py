@@ -54,8 +54,11 @@ def test_lines_name_their_function_and_logs_reads_them(tmp_path: Path) -> None:
         client = dev.client()
         first = client.invoke(FunctionName="hello", Payload=b'{"n": 1}')
         request_id = first["ResponseMetadata"]["RequestId"]
-        client.invoke(FunctionName="team-a.other", Payload=b'{"n": 2}')
+        second = client.invoke(FunctionName="team-a.other", Payload=b'{"n": 2}')
         dev.wait_for_log(rf"^\[hello:\$LATEST\] REPORT RequestId: {request_id}")
+        # The functions' lines reach the terminal in batches, shortly after their answers.
+        other_id = second["ResponseMetadata"]["RequestId"]
+        dev.wait_for_log(rf"^\[team-a.other:\$LATEST\] REPORT RequestId: {other_id}")
         log = dev.log()
         assert f"[hello:$LATEST] START RequestId: {request_id} Version: $LATEST" in log
         assert "[hello:$LATEST] said 1" in log
