@@ -144,10 +144,10 @@ class ClusterProvider:
         current = self.view.get("pods", pod.namespace, pod.name)
         if current is None:
             return False
-        info = PodInfo.from_pod(current)
-        # Ready, not just Running: a pod on a dead node stays "Running" for minutes, but the
-        # node-lifecycle controller marks its Ready condition False within the grace period.
-        return not info.deleting and info.phase == "Running" and info.ready
+        info = self.view.pod_info(current)
+        # Ready on a Ready Node, not just Running: a pod on a dead node stays "Running" for
+        # minutes; its Node is marked NotReady after the node-monitor grace period.
+        return not info.deleting and info.phase == "Running" and info.serving
 
     @staticmethod
     def _want(spec: EnvironmentSpec, shape: PodShape) -> claims.Want:
@@ -174,7 +174,7 @@ class ClusterProvider:
         deadline = time.monotonic() + bound
         tried: set[str] = set()
         while True:
-            pods = [PodInfo.from_pod(p) for p in self.view.objects("pods")]
+            pods = self.view.pod_infos()
             for pod in claims.candidates(pods, want, tried):
                 tried.add(pod.name)
                 won = await self._try_claim(pod, spec, revision)
