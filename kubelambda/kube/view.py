@@ -45,8 +45,10 @@ class ResourceWatch:
         notify: Listener,
         *,
         timeout: int = 240,
+        slim: Callable[[JsonDict], JsonDict] | None = None,
     ) -> None:
         self.api = api
+        self.slim = slim  # what to keep of each object (None: all of it)
         self.kind = kind
         self.path = path
         self.selector = selector
@@ -75,11 +77,15 @@ class ResourceWatch:
 
     async def _relist(self) -> str:
         listing = await self.api.list(self.path, self.selector)
-        fresh = {key_of(item): item for item in listing.get("items", [])}
+        items = listing.get("items", [])
+        fresh = {key_of(item): self._kept(item) for item in items}
         self.objects = fresh
         self.synced.set()
         self.notify(self.kind)
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
+
+    def _kept(self, obj: JsonDict) -> JsonDict:
+        return self.slim(obj) if self.slim is not None else obj
 
     async def _watch(self, rv: str) -> str | None:
         """Returns where to resume, or None to relist."""
@@ -93,9 +99,16 @@ class ResourceWatch:
             if kind == "DELETED":
                 self.objects.pop(key_of(obj), None)
             else:
-                self.objects[key_of(obj)] = obj
+                self.objects[key_of(obj)] = self._kept(obj)
             self.notify(self.kind)
         return rv
+
+
+def node_essentials(node: JsonDict) -> JsonDict:
+    """A Node's name and conditions: a real Node carries its image list (tens of KiB each)."""
+    meta = node.get("metadata", {})
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return {"metadata": {"name": meta.get("name", "")}, "status": {"conditions": conditions}}
 
 
 class ClusterView:
@@ -132,7 +145,7 @@ class ClusterView:
         self.node_watch: ResourceWatch | None = None
         if pods if nodes is None else nodes:
             self.node_watch = ResourceWatch(
-                api, "nodes", collection("", "v1", "nodes"), None, self._told
+                api, "nodes", collection("", "v1", "nodes"), None, self._told, slim=node_essentials
             )
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.contract import POOL, STATE
-from kubelambda.kube.view import ClusterView
+from kubelambda.kube.view import ClusterView, node_essentials
 
 
 def pod(name: str, node: str) -> dict[str, Any]:
@@ -41,3 +41,10 @@ def test_pods_on_a_notready_node_do_not_serve_though_their_own_condition_says_re
 def test_a_view_without_pods_watches_no_nodes() -> None:
     view = ClusterView(KubeApi("https://127.0.0.1:1"), ["ns"], pods=False)
     assert view.node_watch is None and view.node_ready("anything")
+
+
+def test_the_view_keeps_only_a_nodes_name_and_conditions() -> None:
+    full = node("n1", "True")
+    full["status"]["images"] = [{"names": ["x" * 200], "sizeBytes": 1}] * 50
+    full["metadata"]["labels"] = {"kubernetes.io/hostname": "n1"}
+    assert node_essentials(full) == node("n1", "True")
