@@ -9,7 +9,10 @@ Node NotReady (Unknown), and from then on
   pool is refilled on the living node.
 
 The real operator and gateway (subprocesses) on the real control plane; the controller-manager
-runs with its default node-monitor grace period, so this test waits about a minute for it.
+runs with its defaults (1.35: --node-monitor-grace-period 50 s, checked every 5 s), and the
+process kubelet renews its Lease every 10 s, so the Node is marked about 50-60 s after the last
+beat. The operator's log must say why the dead node's warm pod went ("its node ... is not
+Ready"): before the Node was watched, it went only later, for being not Ready too long.
 """
 
 from __future__ import annotations
