@@ -144,10 +144,12 @@ class ClusterProvider:
         current = self.view.get("pods", pod.namespace, pod.name)
         if current is None:
             return False
-        info = self.view.pod_info(current)
-        # Ready on a Ready Node, not just Running: a pod on a dead node stays "Running" for
-        # minutes; its Node is marked NotReady after the node-monitor grace period.
-        return not info.deleting and info.phase == "Running" and info.serving
+        info = PodInfo.from_pod(current)
+        # Ready, not just Running: a pod on a dead node stays "Running" for minutes, but the
+        # node-lifecycle controller marks its Ready condition False within the grace period.
+        alive = not info.deleting and info.phase == "Running" and info.ready
+        # And on a Ready Node: the Node itself is marked first, so stop at once.
+        return alive and self.view.node_ready(info.node)
 
     @staticmethod
     def _want(spec: EnvironmentSpec, shape: PodShape) -> claims.Want:
