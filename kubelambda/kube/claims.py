@@ -4,9 +4,10 @@
 - Otherwise a function whose shape fits a generic pod (x86_64, no role, no placement, memory and
   /tmp within the pod's) takes a `warm` generic pod of its runtime in its namespace; any other
   function takes a `warm` pod of its own dedicated pool (same function, same shape).
-Candidates are Ready, have an IP and are not being deleted; they are shuffled, so replicas that
-claim at the same moment mostly try different pods. The claim carries the pod's resourceVersion:
-the apiserver answers 409 to all but the first replica, which then tries the next candidate.
+Candidates are Ready on a Ready Node, have an IP and are not being deleted; they are shuffled,
+so replicas that claim at the same moment mostly try different pods. The claim carries the pod's
+resourceVersion: the apiserver answers 409 to all but the first replica, which then tries the
+next candidate.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Want:
 
 
 def matches(pod: PodInfo, want: Want) -> bool:
-    if pod.namespace != want.namespace or pod.deleting or not pod.ready or not pod.ip:
+    if pod.namespace != want.namespace or pod.deleting or not pod.serving or not pod.ip:
         return False
     if pod.phase != "Running":
         return False

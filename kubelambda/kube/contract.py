@@ -102,6 +102,10 @@ class PodInfo:
     memory: int = 0
     ephemeral: int = 0
     agent_nonce: str = ""
+    node: str | None = None  # spec.nodeName
+    # The Node's own Ready condition (the view fills it in): a dead node's pods keep their
+    # Ready condition until the node-lifecycle controller's next pass, so both are required.
+    node_ready: bool = True
 
     @classmethod
     def from_pod(cls, pod: Mapping[str, Any]) -> PodInfo:
@@ -132,8 +136,20 @@ class PodInfo:
             memory=int(notes.get(MEMORY, "0") or 0),
             ephemeral=int(notes.get(EPHEMERAL, "0") or 0),
             agent_nonce=notes.get(AGENT_NONCE, ""),
+            node=(pod.get("spec") or {}).get("nodeName"),
         )
 
     @property
     def free(self) -> bool:
         return self.state in ("warm", "ready")
+
+    @property
+    def serving(self) -> bool:
+        """Ready, and on a Node that is Ready: only such a pod may be sent invokes."""
+        return self.ready and self.node_ready
+
+
+def node_ready(node: Mapping[str, Any]) -> bool:
+    """A Node's Ready condition is True (False or Unknown: the kubelet is gone or unhealthy)."""
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)

@@ -1,21 +1,26 @@
-"""The one watch layer: Functions, Versions, Aliases and function pods, kept current in memory.
+"""The one watch layer: Functions, Versions, Aliases, function pods and Nodes, kept current in
+memory.
 
 Each kind (per served namespace, or cluster-wide) is listed once, then watched from the list's
 resourceVersion; a watch that ends is resumed from the last event seen, and one that is too old
 (410 Gone) starts over with a fresh list. Nothing polls. Readers see plain dicts; subscribers are
-told which kind changed, and `wait_for_pods` wakes claimers when any pod changes.
+told which kind changed, and `wait_for_pods` wakes claimers when any pod (or Node) changes.
+`pod_infos` joins each pod with its Node's Ready condition: a pod on a NotReady node is not
+served (the gateway) nor counted in its pool (the operator) from the moment the Node is marked,
+not only once the node-lifecycle controller gets round to the pod's own condition.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubelambda.api.common import GROUP, VERSION
 from kubelambda.kube.client import ApiError, JsonDict, KubeApi, collection
-from kubelambda.kube.contract import POOL_SELECTOR
+from kubelambda.kube.contract import POOL_SELECTOR, PodInfo, node_ready
 from kubelambda.loop import cancel_all
 
 log = logging.getLogger(__name__)
@@ -40,8 +45,10 @@ class ResourceWatch:
         notify: Listener,
         *,
         timeout: int = 240,
+        slim: Callable[[JsonDict], JsonDict] | None = None,
     ) -> None:
         self.api = api
+        self.slim = slim  # what to keep of each object (None: all of it)
         self.kind = kind
         self.path = path
         self.selector = selector
@@ -70,11 +77,15 @@ class ResourceWatch:
 
     async def _relist(self) -> str:
         listing = await self.api.list(self.path, self.selector)
-        fresh = {key_of(item): item for item in listing.get("items", [])}
+        items = listing.get("items", [])
+        fresh = {key_of(item): self._kept(item) for item in items}
         self.objects = fresh
         self.synced.set()
         self.notify(self.kind)
         return str(listing.get("metadata", {}).get("resourceVersion", ""))
+
+    def _kept(self, obj: JsonDict) -> JsonDict:
+        return self.slim(obj) if self.slim is not None else obj
 
     async def _watch(self, rv: str) -> str | None:
         """Returns where to resume, or None to relist."""
@@ -88,15 +99,30 @@ class ResourceWatch:
             if kind == "DELETED":
                 self.objects.pop(key_of(obj), None)
             else:
-                self.objects[key_of(obj)] = obj
+                self.objects[key_of(obj)] = self._kept(obj)
             self.notify(self.kind)
         return rv
+
+
+def node_essentials(node: JsonDict) -> JsonDict:
+    """A Node's name and conditions: a real Node carries its image list (tens of KiB each)."""
+    meta = node.get("metadata", {})
+    conditions = (node.get("status") or {}).get("conditions") or []
+    return {"metadata": {"name": meta.get("name", "")}, "status": {"conditions": conditions}}
 
 
 class ClusterView:
     """Every watched kind across the served namespaces (none given: all namespaces)."""
 
-    def __init__(self, api: KubeApi, namespaces: Iterable[str] = (), *, pods: bool = True) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        namespaces: Iterable[str] = (),
+        *,
+        pods: bool = True,
+        nodes: bool | None = None,
+    ) -> None:
+        """`nodes` (default: with `pods`) also watches the Nodes, cluster-wide."""
         self.api = api
         self.namespaces = tuple(namespaces)
         self._listeners: list[Listener] = []
@@ -115,13 +141,19 @@ class ClusterView:
                 )
                 for ns in scopes
             ]
+        # Not part of `synced`: a Node the view has not seen counts as Ready (see node_ready).
+        self.node_watch: ResourceWatch | None = None
+        if pods if nodes is None else nodes:
+            self.node_watch = ResourceWatch(
+                api, "nodes", collection("", "v1", "nodes"), None, self._told, slim=node_essentials
+            )
         self._tasks: list[asyncio.Task[None]] = []
 
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
     def _told(self, kind: str) -> None:
-        if kind == "pods":
+        if kind in ("pods", "nodes"):  # a Node's readiness changes which pods may serve
             self._pods_changed.set()
             self._pods_changed = asyncio.Event()
         for listener in self._listeners:
@@ -131,6 +163,8 @@ class ClusterView:
         for watches in self.watches.values():
             for watch in watches:
                 self._tasks.append(asyncio.create_task(watch.run(), name=f"watch {watch.path}"))
+        if self.node_watch is not None:
+            self._tasks.append(asyncio.create_task(self.node_watch.run(), name="watch nodes"))
 
     async def wait_synced(self, within: float | None = None) -> None:
         async with asyncio.timeout(within):
@@ -155,6 +189,24 @@ class ClusterView:
             if found is not None:
                 return found
         return None
+
+    def node_ready(self, name: str | None) -> bool:
+        """False only for a Node seen NotReady (Ready False or Unknown); an unknown or unwatched
+        Node counts as Ready, so a view without Nodes behaves as before."""
+        if self.node_watch is None or not name:
+            return True
+        node = self.node_watch.objects.get(("", name))
+        return node is None or node_ready(node)
+
+    def pod_info(self, pod: JsonDict) -> PodInfo:
+        info = PodInfo.from_pod(pod)
+        if not self.node_ready(info.node):
+            info = dataclasses.replace(info, node_ready=False)
+        return info
+
+    def pod_infos(self) -> list[PodInfo]:
+        """Every function pod, with its Node's readiness."""
+        return [self.pod_info(pod) for pod in self.objects("pods")]
 
     def remember(self, kind: str, obj: JsonDict) -> None:
         """Record an object this process just wrote, before its watch event arrives."""
@@ -181,4 +233,7 @@ class ClusterView:
         return True
 
     def summary(self) -> dict[str, Any]:
-        return {kind: len(self.objects(kind)) for kind in self.watches}
+        found = {kind: len(self.objects(kind)) for kind in self.watches}
+        if self.node_watch is not None:
+            found["nodes"] = len(self.node_watch.objects)
+        return found

@@ -116,6 +116,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the key (a mounted Secret) each pod's agent token is derived from; must be the "
         "gateways'",
     )
+    parser.add_argument(
+        "--assumable-role",
+        dest="assumable_roles",
+        action="append",
+        default=[],
+        metavar="[NAMESPACE/]NAME",
+        help="a ServiceAccount a Function's role may name without the kubelambda.dev/assumable "
+        "annotation (repeatable; NAME alone: in every served namespace)",
+    )
     pods = parser.add_argument_group("function pods")
     pods.add_argument("--agent-memory", type=int, default=128, help="MB of the agent sidecar (128)")
     pods.add_argument(
@@ -187,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
             readiness_period=args.readiness_period,
             home=args.release_namespace or os.environ.get("POD_NAMESPACE") or None,
             pod_owner=args.pod_owner_clusterrole,
+            assumable_roles=frozenset(args.assumable_roles),
         )
     except ConfigError as exc:
         print(f"kubelambda operator: {exc}", file=sys.stderr)

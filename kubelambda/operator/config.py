@@ -64,6 +64,9 @@ class OperatorConfig:
     readiness_period: int = 2  # seconds between readiness probes of a function pod
     home: str | None = None  # the operator's own (release) namespace: never serves functions
     pod_owner: str | None = None  # a ClusterRole owning generic pods (gone on uninstall)
+    # ServiceAccounts a Function's `role` may name without the opt-in annotation: `name` (in
+    # any served namespace) or `namespace/name` (the chart's `functionRoles`).
+    assumable_roles: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.agent_image:
@@ -82,6 +85,10 @@ class OperatorConfig:
             raise ConfigError("--agent-cpu must be between 10 and 4000 (millicores)")
         if not 1 <= self.readiness_period <= 60:
             raise ConfigError("--readiness-period must be between 1 and 60 (seconds)")
+        for role in self.assumable_roles:
+            ns, sep, name = role.rpartition("/")
+            if not name or (sep and not ns) or "/" in ns:
+                raise ConfigError(f"--assumable-role: expected [NAMESPACE/]NAME, got {role!r}")
         if self.home and self.home in self.namespaces:
             raise ConfigError(
                 f"--namespace={self.home}: the operator's own namespace never serves functions "
@@ -96,6 +103,10 @@ class OperatorConfig:
         if self.home and namespace == self.home:
             return False
         return self.all_namespaces or namespace in self.namespaces
+
+    def may_assume(self, namespace: str, role: str) -> bool:
+        """Whether the values list lets a Function in `namespace` run as ServiceAccount `role`."""
+        return role in self.assumable_roles or f"{namespace}/{role}" in self.assumable_roles
 
     def generic_shape(self, runtime: str) -> PodShape:
         return PodShape(runtime, self.generic_memory, self.generic_ephemeral)

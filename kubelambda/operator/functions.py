@@ -117,12 +117,16 @@ def reconcile(
 
 
 def serving_refusal(
-    doc: dict[str, Any], home: str | None, service_account: dict[str, Any] | None
+    doc: dict[str, Any],
+    home: str | None,
+    service_account: dict[str, Any] | None,
+    listed: bool = False,
 ) -> str | None:
     """Why an otherwise valid Function must not be served, naming the field; None: it may.
 
     The operator's own namespace never serves functions, and `spec.role` may name only a
-    ServiceAccount that opted in: its token is mounted into the function's pods.
+    ServiceAccount that opted in, by its annotation or by being `listed` in the operator's
+    values (`--assumable-role`): its token is mounted into the function's pods.
     """
     namespace = (doc.get("metadata") or {}).get("namespace", "")
     if home and namespace == home:
@@ -136,10 +140,10 @@ def serving_refusal(
     if service_account is None:
         return f"spec.role: ServiceAccount {role} does not exist in namespace {namespace}"
     notes = (service_account.get("metadata") or {}).get("annotations") or {}
-    if notes.get(ASSUMABLE) != "true":
+    if not listed and notes.get(ASSUMABLE) != "true":
         return (
-            f'spec.role: ServiceAccount {role} has not opted in (annotate it {ASSUMABLE}: "true" '
-            "to let Functions run as it)"
+            f'spec.role: ServiceAccount {role} has not opted in (annotate it {ASSUMABLE}: "true", '
+            "or list it in the chart's functionRoles, to let Functions run as it)"
         )
     return None
 

@@ -162,7 +162,8 @@ async def function_changed(body: Any, memo: Any, **_: Any) -> None:
             except ApiError as exc:
                 if exc.status != 404:
                     raise
-        why = functions.serving_refusal(doc, runtime.config.home, account)
+        listed = bool(role) and runtime.config.may_assume(doc["metadata"]["namespace"], str(role))
+        why = functions.serving_refusal(doc, runtime.config.home, account, listed)
         if why is not None:
             outcome = functions.refused(doc, why, time.time())
     await _write_status(api, "functions", doc, outcome.status)

@@ -116,7 +116,7 @@ class PoolKeeper:
         wanted = demand(self.config, catalog, namespaces, self.code.resolve)
         for problem in wanted.problems:
             log.warning("%s", problem)
-        pods = [PodInfo.from_pod(p) for p in self.view.objects("pods")]
+        pods = self.view.pod_infos()  # with their Nodes' readiness
         present = {p.name for p in pods}
         # Forget a deletion once the pod is gone, or after 30 s (then ask again).
         self._deleting = {n: t for n, t in self._deleting.items() if now - t < 30 and n in present}
@@ -249,7 +249,7 @@ class PoolKeeper:
                 if p.pool == "provisioned"
                 and p.revision == want.revision
                 and not p.deleting
-                and p.ready  # a pod on a NotReady node serves nothing
+                and p.serving  # a pod on a NotReady node serves nothing
                 and p.state in ("claimed", "ready")
             )
             ready[(want.namespace, want.function, want.version)] = count

@@ -5,9 +5,11 @@ Pure (the clock is an argument). Every pod is judged once, first matching rule w
 - being deleted: ignored; exited (phase Failed/Succeeded) or `released` by a gateway: deleted;
 - claimed: deleted when the claim's lease lapsed (the claiming gateway is gone), when it has been
   idle past the keep-alive (a safety net: gateways release idle pods themselves), when it is far
-  past the maximum age, or when its function no longer exists;
-- free (warm or ready): deleted when it never became Ready, when over the maximum age, when
-  nothing calls for it any more, or as surplus (not-Ready and youngest first);
+  past the maximum age, or when its function no longer exists; on a NotReady Node it is not
+  counted toward its target (its gateway drops it), so a replacement starts elsewhere;
+- free (warm or ready): deleted when its Node is NotReady (the pool refills on a living node),
+  when it never became Ready, when over the maximum age, when nothing calls for it any more, or
+  as surplus (not-Ready and youngest first);
 
 then each pool is topped up to its size. A claimed pod leaves the generic pool at once, so the
 pool refills as soon as a pod is claimed; a claimed provisioned pod still counts toward its target.
@@ -125,6 +127,8 @@ def plan(
             verdict = _claimed_verdict(pod, config, demand, now)
             if verdict:
                 result.delete.append((pod, verdict))
+            elif not pod.node_ready:
+                pass  # serves nothing; not counted, so its pool gets a replacement
             elif pod.pool == "provisioned" and pod.revision in demand.provisioned:
                 counted[("provisioned", pod.revision)].append(pod)
             continue
@@ -132,7 +136,9 @@ def plan(
             result.delete.append((pod, f"unknown state {pod.state!r}"))
             continue
         group = pool_of(pod, config)
-        if not pod.ready and now - pod.created > config.start_timeout:
+        if not pod.node_ready:
+            result.delete.append((pod, f"its node {pod.node or ''} is not Ready"))
+        elif not pod.ready and now - pod.created > config.start_timeout:
             result.delete.append((pod, f"not Ready after {config.start_timeout:g} s"))
         elif now - pod.created > config.max_age:
             result.delete.append((pod, f"recycled after the maximum age ({config.max_age:g} s)"))

@@ -237,6 +237,13 @@ def test_operator_command_line_follows_the_contract() -> None:
     assert result.returncode == 0, result.output
     capped = _args(parse(result.stdout), "operator")
     assert "--cpu-limits" in capped and "--agent-memory=256" in capped
+    assert not [a for a in args if a.startswith("--assumable-role")]
+    roles = template(sets=["functionRoles={default/runner,batch}"])
+    assert roles.returncode == 0, roles.output
+    listed = _args(parse(roles.stdout), "operator")
+    assert "--assumable-role=default/runner" in listed and "--assumable-role=batch" in listed
+    bad = template(sets=["functionRoles={Not/A/Name}"])
+    assert bad.returncode != 0 and "functionRoles" in bad.output, bad.output
     everywhere = _args(render_scenario("all-features"), "operator")
     assert "--all-namespaces" in everywhere and "--standalone" not in everywhere
 

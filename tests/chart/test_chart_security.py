@@ -77,6 +77,7 @@ def expected_operator_grants(values: Mapping[str, object]) -> set[Grant]:
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")
     }
     expected |= {("", "namespaces", v, "") for v in ("list", "watch")}
+    expected |= {("", "nodes", v, "") for v in ("list", "watch")}  # NotReady nodes' pods
     expected.add(("coordination.k8s.io", "leases", "create", ""))
     expected.add(("rbac.authorization.k8s.io", "clusterroles", "get", f"{OPERATOR_SA}-cluster"))
     expected |= {("coordination.k8s.io", "leases", v, OPERATOR_SA) for v in ("get", "update")}
@@ -99,6 +100,7 @@ def expected_gateway_grants(values: Mapping[str, object]) -> set[Grant]:
         ("apiextensions.k8s.io", "customresourcedefinitions", v, "") for v in ("list", "watch")
     }
     expected |= {("", "namespaces", v, "") for v in ("list", "watch")}
+    expected |= {("", "nodes", v, "") for v in ("list", "watch")}  # NotReady nodes' pods
     # The replicas' shared concurrency ledger (Leases in the release namespace).
     expected |= {
         ("coordination.k8s.io", "leases", v, "")

@@ -83,6 +83,7 @@ class LambdaStack:
         warm: int = 2,
         lease: float = 60.0,
         gateway_flags: tuple[str, ...] = (),
+        operator_flags: tuple[str, ...] = (),
         gateway_env: dict[str, str] | None = None,
         runtime_image: str = "public.ecr.aws/lambda/python:3.12",
         extra_namespaces: int = 0,
@@ -94,6 +95,7 @@ class LambdaStack:
         self.warm = warm
         self.lease = lease
         self.gateway_flags = gateway_flags  # e.g. the code store's --code-store-* flags
+        self.operator_flags = operator_flags  # e.g. --assumable-role (the chart's functionRoles)
         self.gateway_env = gateway_env or {}  # e.g. the code store's AWS_* keys
         self.extra_count = extra_namespaces
         self.extra: list[str] = []  # more served namespaces (the operator's and gateways')
@@ -157,6 +159,7 @@ class LambdaStack:
             "--liveness-host=127.0.0.1",
             f"--liveness-port={free_port()}",
             "--start-timeout=60",
+            *self.operator_flags,
         ]
         env = {**self.env(), "POD_NAME": name}  # the replica's name leads its Lease identity
         role = Role(name, argv, env, self.workdir / f"{name}.log")

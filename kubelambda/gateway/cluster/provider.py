@@ -147,7 +147,9 @@ class ClusterProvider:
         info = PodInfo.from_pod(current)
         # Ready, not just Running: a pod on a dead node stays "Running" for minutes, but the
         # node-lifecycle controller marks its Ready condition False within the grace period.
-        return not info.deleting and info.phase == "Running" and info.ready
+        alive = not info.deleting and info.phase == "Running" and info.ready
+        # And on a Ready Node: the Node itself is marked first, so stop at once.
+        return alive and self.view.node_ready(info.node)
 
     @staticmethod
     def _want(spec: EnvironmentSpec, shape: PodShape) -> claims.Want:
@@ -174,7 +176,7 @@ class ClusterProvider:
         deadline = time.monotonic() + bound
         tried: set[str] = set()
         while True:
-            pods = [PodInfo.from_pod(p) for p in self.view.objects("pods")]
+            pods = self.view.pod_infos()
             for pod in claims.candidates(pods, want, tried):
                 tried.add(pod.name)
                 won = await self._try_claim(pod, spec, revision)

@@ -4,7 +4,9 @@
 is Ready and the `default` namespace has its ServiceAccount; `stop()` stops the kubelet (its
 processes die) and the control plane (by PID). `new_namespace()` makes a namespace, waits for
 its `default` ServiceAccount and `kube-root-ca.crt` (the controller-manager makes both, and pods
-need them), and returns its name. The pytest session fixture and `scripts/cluster-up` share it.
+need them), and returns its name. `add_node()` starts one more process kubelet (its own Node
+and certificate) for a test that needs two nodes; `remove_node()` stops it and deletes its Node.
+The pytest session fixture and `scripts/cluster-up` share it.
 """
 
 from __future__ import annotations
@@ -85,6 +87,43 @@ class Cluster:
             self.client.close()
             self.client = None
         self.control.stop()
+
+    def add_node(self, name: str) -> Kubelet:
+        """Another process kubelet, registered as Node `name` and Ready; `remove_node()` it."""
+        assert self.control.pki is not None and self.client is not None
+        first = self.kubelet
+        kubelet = Kubelet(
+            self.url,
+            self.workdir / f"kubelet-{name}",
+            ssl_context=self.control.ssl_context(self.control.pki.node_pair(name)),
+            images=self.images,
+            node_name=name,
+            timing=ProbeTiming(max_initial_delay=10.0, max_period=0.2),
+        )
+        if first is not None and kubelet.subnet == first.subnet:  # distinct pod IPs
+            kubelet.subnet = first.subnet % 249 + 2
+        kubelet.start()
+        core = kubernetes.client.CoreV1Api(self.client)
+        try:
+            wait_until(
+                lambda: _node_ready(core.read_node(name)), timeout=30, what=f"node {name} Ready"
+            )
+        except BaseException:
+            kubelet.stop()
+            raise
+        return kubelet
+
+    def remove_node(self, kubelet: Kubelet) -> None:
+        """Stop the kubelet (its processes die) and delete its Node; the pod garbage collector
+        removes the pods still bound to it."""
+        kubelet.stop()
+        if self.client is not None:
+            core = kubernetes.client.CoreV1Api(self.client)
+            try:
+                core.delete_node(kubelet.node_name)
+            except kubernetes.client.ApiException as exc:
+                if exc.status != 404:
+                    raise
 
     def new_namespace(self, prefix: str = "t", labels: dict[str, str] | None = None) -> str:
         assert self.client is not None

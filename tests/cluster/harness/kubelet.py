@@ -96,7 +96,7 @@ class Kubelet:
             collections.defaultdict(asyncio.Lock)
         )
         self.errors: list[BaseException] = []
-        self._subnet = random.randint(2, 250)  # spread sessions over 127.0.X.0/24 subnets
+        self.subnet = random.randint(2, 250)  # spread sessions over 127.0.X.0/24 subnets
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="process-kubelet", daemon=True
@@ -378,7 +378,7 @@ class Kubelet:
     def _allocate_ip(self, ports: list[int]) -> str:
         with _ALLOCATED_LOCK:
             for offset in range(250 * 253):
-                subnet = 2 + (self._subnet - 2 + offset // 253) % 249
+                subnet = 2 + (self.subnet - 2 + offset // 253) % 249
                 ip = f"127.0.{subnet}.{2 + offset % 253}"
                 if ip not in _ALLOCATED and _ports_free(ip, ports):
                     _ALLOCATED.add(ip)

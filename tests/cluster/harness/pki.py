@@ -113,6 +113,10 @@ class Pki:
             )
         )
 
+    def node_pair(self, node_name: str) -> Pair:
+        """The client certificate of another node (`system:node:NAME` in `system:nodes`)."""
+        return self._issue(f"node-{node_name}", _name(f"system:node:{node_name}", "system:nodes"))
+
     def _builder(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey) -> Any:
         return (
             x509.CertificateBuilder()

@@ -41,6 +41,7 @@ def test_pods_that_cannot_serve_do_not_match() -> None:
     for bad in (
         pod("other-ns", namespace="team-a"),
         pod("not-ready", ready=False),
+        pod("on-a-dead-node", node_ready=False),  # its own Ready not yet flipped
         pod("no-ip", ip=None),
         pod("deleting", deleting=True),
         pod("pending", phase="Pending"),
@@ -122,3 +123,18 @@ def test_pod_info_reads_a_pod_manifest() -> None:
     assert (info.pool, info.state, info.ready, info.ip) == ("generic", "warm", True, "127.0.0.9")
     assert (info.memory, info.ephemeral, info.claim_renewed) == (512, 1024, None)
     assert info.created == 1798761600.0
+    assert info.node is None and info.node_ready and info.serving
+    manifest["spec"] = {"nodeName": "n1"}
+    assert PodInfo.from_pod(manifest).node == "n1"
+
+
+def test_a_node_is_ready_only_when_its_ready_condition_is_true() -> None:
+    def node(status: str | None) -> dict[str, object]:
+        kinds = [{"type": "MemoryPressure", "status": "False"}]
+        if status is not None:
+            kinds.append({"type": "Ready", "status": status})
+        return {"metadata": {"name": "n1"}, "status": {"conditions": kinds}}
+
+    assert c.node_ready(node("True"))
+    for dead in ("False", "Unknown", None):
+        assert not c.node_ready(node(dead)), dead

@@ -62,3 +62,22 @@ def test_a_refusal_fails_the_function_naming_the_field() -> None:
     assert ready["reason"] == "InvalidRole" and ready["status"] == "False"
     assert ready["message"].startswith("spec.role")
     assert [e.reason for e in outcome.events] == ["InvalidRole"]
+
+
+def test_a_service_account_listed_in_the_values_may_be_assumed_without_the_annotation() -> None:
+    config = OperatorConfig(agent_image="i", assumable_roles=frozenset({"runner", "team/batch"}))
+    assert config.may_assume("team", "runner") and config.may_assume("other", "runner")
+    assert config.may_assume("team", "batch") and not config.may_assume("other", "batch")
+    assert not config.may_assume("team", "plain")
+    assert serving_refusal(function(role="runner"), None, account(None), listed=True) is None
+    # Listed or not, the account must exist and the release namespace stays closed.
+    missing = serving_refusal(function(role="ghost"), None, None, listed=True)
+    assert missing is not None and missing.startswith("spec.role: ServiceAccount ghost")
+    home = serving_refusal(function("sys", role="runner"), "sys", account(None), listed=True)
+    assert home is not None and home.startswith("metadata.namespace: sys")
+
+
+@pytest.mark.parametrize("bad", ["", "/runner", "a/b/c", "team/"])
+def test_a_malformed_assumable_role_fails_naming_the_flag(bad: str) -> None:
+    with pytest.raises(ConfigError, match="--assumable-role"):
+        OperatorConfig(agent_image="i", assumable_roles=frozenset({bad}))

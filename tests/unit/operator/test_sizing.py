@@ -229,3 +229,30 @@ def test_after_applying_a_plan_the_pool_is_exactly_its_size(
     made = [pod(f"new{i}", created=NOW) for i in range(len(result.create))]
     again = plan(CONFIG, want, survivors + made, NOW)
     assert again.create == [] and again.delete == []
+
+
+def test_free_pods_on_a_notready_node_are_deleted_and_replaced() -> None:
+    dead = pod("dead", node="n1", node_ready=False)  # its own Ready condition still True
+    result = plan(CONFIG, wanted(), [dead, pod("b", node="n2")], NOW)
+    assert deleted(result) == {"dead": "its node n1 is not Ready"}
+    assert len(result.create) == 1  # the pool is topped up, on whichever node is alive
+
+
+def test_a_claimed_pod_on_a_notready_node_no_longer_counts_toward_provisioned() -> None:
+    want = wanted(provisioned={"rev1": replace(PROV, count=1)}, generic={})
+    claimed = pod(
+        "held",
+        pool="provisioned",
+        state="claimed",
+        revision="rev1",
+        shape=PROV.shape.key,
+        function="hello",
+        claimed_by="gw",
+        claim_renewed=NOW,
+        node_ready=False,
+    )
+    result = plan(CONFIG, want, [claimed], NOW)
+    assert [r.pool for r in result.create] == ["provisioned"]
+    assert result.delete == []  # its gateway drops it; the claim is not the keeper's to break
+    alive = plan(CONFIG, want, [replace(claimed, node_ready=True)], NOW)
+    assert alive.create == []
