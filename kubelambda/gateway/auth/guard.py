@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from functools import lru_cache
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -72,6 +73,17 @@ def _shape(path: str) -> str:
 
 
 _SHAPED = {_shape(path): (path, rule) for path, rule in ROUTES.items()}
+
+
+@lru_cache(maxsize=512)  # keyed by a route's canonical path: as many as the router has
+def _rule(canonical: str) -> tuple[str, tuple[str, str]] | None:
+    """The ROUTES entry (path, (verb, action)) of a route, None for the others."""
+    return _SHAPED.get(_shape(canonical))
+
+
+# The same function names come again and again: parse each once (FunctionRef is frozen; an
+# invalid name raises, and lru_cache keeps no exception).
+_function_ref = lru_cache(maxsize=4096)(parse_function_name)
 # Open to anyone: probes and metrics (and function URLs, whose authType decides). Every other
 # request, even to an operation this gateway does not serve, must authenticate first.
 OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -179,11 +191,9 @@ class Guard:
         assert key is not None and secret is not None  # check_claim refuses an unknown key
         body = await body_once(request, body_limit(request))
         path, _, query = request.raw_path.partition("?")
-        signed = sigv4.SignedRequest(
-            request.method, path, query, list(request.headers.items()), body
-        )
+        signed = sigv4.SignedRequest(request.method, path, query, request.headers, body)
         sigv4.check_signature(signed, claimed, secret, timestamp)
-        return Identity(key.user, tuple(key.groups), key.access_key_id)
+        return key.identity
 
     async def require(
         self,
@@ -216,7 +226,7 @@ class Guard:
     async def _admit(self, request: web.Request, canonical: str) -> None:
         identity = await self.authenticate(request)
         request[IDENTITY] = identity
-        found = _SHAPED.get(_shape(canonical))
+        found = _rule(canonical)
         verb = found[1][0] if found is not None else ""
         if found is None or request.method != ("POST" if verb == "invoke" else "GET"):
             # A control API operation (its store or routes authorize it), one this gateway
@@ -230,7 +240,7 @@ class Guard:
             await self.require(identity, verb, action, namespace, None)
             request[MAY_READ] = await self.authorizer.allowed(identity, "get", namespace, None)
             return
-        ref = parse_function_name(name, request.query.get("Qualifier"), self.default_namespace)
+        ref = _function_ref(name, request.query.get("Qualifier"), self.default_namespace)
         request[FUNCTION_REF] = ref  # the handler's own (same name, qualifier and namespace)
         if verb == "get" and canonical not in GET_ONLY:
             may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)

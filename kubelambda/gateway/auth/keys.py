@@ -16,11 +16,15 @@ In a cluster, RBAC decides (the key's user and groups go to a SubjectAccessRevie
 from __future__ import annotations
 
 import fnmatch
+import re
+from functools import cached_property
 from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic.alias_generators import to_camel
+
+from kubelambda.gateway.auth.model import Identity
 
 Verb = Literal["invoke", "get", "list", "create", "update", "delete"]
 ALL_VERBS: tuple[Verb, ...] = ("invoke", "get", "list", "create", "update", "delete")
@@ -47,14 +51,28 @@ class Key(BaseModel):
             raise ValueError("user must not be a system: user (it would act as Kubernetes itself)")
         return value
 
+    # Worked out once per key, not per request (a key is never changed once read).
+    @cached_property
+    def identity(self) -> Identity:
+        """Who a request signed with this key comes from."""
+        return Identity(self.user, tuple(self.groups), self.access_key_id)
+
+    @cached_property
+    def verb_set(self) -> frozenset[str]:
+        return frozenset(self.verbs)
+
+    @cached_property
+    def function_pattern(self) -> re.Pattern[str]:
+        """The `functions` globs as one expression (fnmatch's own translation, case kept)."""
+        return re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in self.functions))
+
     def allows(self, verb: str, namespace: str, function: str | None) -> bool:
         """The dev-mode rule: the verb is granted and (for one function) a glob matches."""
-        if verb not in self.verbs:
+        if verb not in self.verb_set:
             return False
         if function is None:
             return True
-        target = f"{namespace}/{function}"
-        return any(fnmatch.fnmatchcase(target, pattern) for pattern in self.functions)
+        return self.function_pattern.match(f"{namespace}/{function}") is not None
 
 
 class KeySet(BaseModel):

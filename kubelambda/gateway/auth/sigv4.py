@@ -5,6 +5,10 @@ with botocore and verify here): the raw path with dot segments removed, URI-enco
 raw query pairs sorted as sent; the signed headers lower-cased, trimmed, repeated values
 comma-joined; the body's SHA-256 unless X-Amz-Content-SHA256 names it. A timestamp more than
 five minutes from the server's clock is refused, as AWS does.
+
+It runs on every signed request, so the common case is kept short (`bench/README.md`, "Invoke
+auth"): what repeats across requests is worked out once (derived keys, canonical paths and
+queries, signed-header lists, timestamps), never whether a signature was valid.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import hmac
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import quote
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from kubelambda.gateway.auth.errors import invalid_signature, missing_token, unrecognized_client
 
@@ -26,21 +32,29 @@ MAX_SKEW = 300.0  # seconds
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 _TIMESTAMP = "%Y%m%dT%H%M%SZ"
 _FIELDS = re.compile(r"(Credential|SignedHeaders|Signature)=([^,\s]+)")
+# The header as botocore and the AWS CLI write it, each field in the characters it may hold
+# there: what this matches, the general parse below reads the same way; the rest goes to it.
+_USUAL = re.compile(
+    r"AWS4-HMAC-SHA256 Credential=([0-9A-Za-z]+)/([0-9]{8})/([0-9a-z-]+)/([0-9a-z-]+)"
+    r"/aws4_request, ?SignedHeaders=([0-9a-z;_.-]+), ?Signature=([0-9a-f]+)"
+)
+# The headers as received: aiohttp's (case-insensitive, repeated names kept), or pairs.
+Headers = CIMultiDictProxy[str] | CIMultiDict[str] | Iterable[tuple[str, str]]
 
 
-@dataclass(frozen=True)
-class SignedRequest:
+# Tuples, not dataclasses: one of each is built per signed request, and a frozen dataclass
+# costs several times a tuple to construct.
+class SignedRequest(NamedTuple):
     """What the server received, as the signature covers it."""
 
     method: str
     raw_path: str  # as sent, still percent-encoded, without the query
     raw_query: str
-    headers: Iterable[tuple[str, str]]  # every header as received (re-iterable), names repeated
+    headers: Headers  # every header as received, names repeated
     body: bytes
 
 
-@dataclass(frozen=True)
-class Authorization:
+class Authorization(NamedTuple):
     access_key: str
     date: str  # YYYYMMDD of the credential scope
     region: str
@@ -57,6 +71,16 @@ def parse_authorization(value: str | None) -> Authorization:
     """The fields of an `Authorization: AWS4-HMAC-SHA256 ...` header."""
     if not value:
         raise missing_token()
+    usual = _USUAL.fullmatch(value)
+    if usual is not None:  # the same fields as below, in one step
+        access_key, date, region, service, signed_headers, signature = usual.groups()
+        signed_names = tuple(signed_headers.split(";"))
+        return Authorization(access_key, date, region, service, signed_names, signature)
+    return _parse_fields(value)
+
+
+def _parse_fields(value: str) -> Authorization:
+    """`parse_authorization` for any spacing and order of the fields."""
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm != ALGORITHM:
         raise invalid_signature(f"Unsupported signature algorithm {algorithm!r}")
@@ -113,29 +137,37 @@ def _signed_names(signed_headers: tuple[str, ...]) -> tuple[tuple[str, ...], str
 
 
 def canonical_request(request: SignedRequest, signed_headers: Sequence[str]) -> str:
-    """The canonical request; one pass over the headers, only the signed ones normalized."""
-    return _canonical(request, signed_headers)[0]
+    """The canonical request, only the signed headers looked up and normalized."""
+    return _canonical(request, tuple(signed_headers))[0]
 
 
-def _canonical(request: SignedRequest, signed_headers: Sequence[str]) -> tuple[str, str | None]:
+def _multi(headers: Headers) -> CIMultiDictProxy[str] | CIMultiDict[str]:
+    if isinstance(headers, (CIMultiDictProxy, CIMultiDict)):
+        return headers
+    return CIMultiDict(headers)
+
+
+@lru_cache(maxsize=256)
+def _head(method: str, raw_path: str, raw_query: str) -> str:
+    """The canonical request's first three lines (a gateway sees few distinct ones)."""
+    return f"{method.upper()}\n{canonical_path(raw_path)}\n{canonical_query(raw_query)}\n"
+
+
+def _canonical(request: SignedRequest, signed_headers: tuple[str, ...]) -> tuple[str, str | None]:
     """The canonical request and the X-Amz-Content-SHA256 the request declares (if any)."""
-    wanted, names = _signed_names(tuple(signed_headers))
-    by_name: dict[str, list[str]] = {name: [] for name in wanted}
-    declared: str | None = None
-    for name, value in request.headers:
-        low = name.lower()
-        values = by_name.get(low)
-        if values is not None:
-            values.append(" ".join(value.split()))
-        if low == "x-amz-content-sha256" and declared is None:
-            declared = value
-    lines = "".join(f"{name}:{','.join(by_name[name])}\n" for name in wanted)
+    wanted, names = _signed_names(signed_headers)
+    headers = _multi(request.headers)
+    parts = [_head(request.method, request.raw_path, request.raw_query)]
+    for name in wanted:
+        values = headers.getall(name, ())
+        if len(values) == 1:
+            parts.append(f"{name}:{' '.join(values[0].split())}\n")
+        else:
+            parts.append(f"{name}:{','.join(' '.join(v.split()) for v in values)}\n")
+    declared = headers.get("x-amz-content-sha256")
     payload_hash = declared or hashlib.sha256(request.body).hexdigest()
-    canonical = (
-        f"{request.method.upper()}\n{canonical_path(request.raw_path)}\n"
-        f"{canonical_query(request.raw_query)}\n{lines}\n{names}\n{payload_hash}"
-    )
-    return canonical, declared
+    parts.append(f"\n{names}\n{payload_hash}")
+    return "".join(parts), declared
 
 
 def string_to_sign(timestamp: str, scope: str, canonical: str) -> str:
@@ -152,11 +184,23 @@ def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
+@lru_cache(maxsize=1024)
+def _signer(secret: str, date: str, region: str, service: str) -> hmac.HMAC:
+    """An HMAC keyed with the derived key, never fed: each signature is computed on a copy.
+    With OpenSSL 3, the one-shot `hmac.digest` looks the algorithm up by name on every call
+    (several times the cost of the hash itself, more with cold caches); a copy does not."""
+    return hmac.new(signing_key(secret, date, region, service), digestmod="sha256")
+
+
+def signature(secret: str, date: str, region: str, service: str, to_sign: str) -> str:
+    """The hex signature of `to_sign` under the key derived for that scope."""
+    mac = _signer(secret, date, region, service).copy()
+    mac.update(to_sign.encode())
+    return mac.hexdigest()
+
+
 def _header(request: SignedRequest, name: str) -> str | None:
-    for key, value in request.headers:
-        if key.lower() == name:
-            return value
-    return None
+    return _multi(request.headers).get(name)
 
 
 @lru_cache(maxsize=64)
@@ -225,8 +269,7 @@ def check_signature(
     ):
         raise invalid_signature("The provided X-Amz-Content-SHA256 does not match the body")
     to_sign = string_to_sign(timestamp, auth.scope, canonical)
-    key = signing_key(secret, auth.date, auth.region, auth.service)
-    expected = hmac.digest(key, to_sign.encode(), "sha256").hex()  # the one-shot C path
+    expected = signature(secret, auth.date, auth.region, auth.service, to_sign)
     if not hmac.compare_digest(expected, auth.signature):
         raise invalid_signature()
 

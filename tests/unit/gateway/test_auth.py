@@ -91,11 +91,9 @@ def test_any_change_to_what_was_signed_is_refused() -> None:
             ]
         },
     ]
-    from dataclasses import replace
-
     for change in changes:
         with pytest.raises(LambdaError) as refused:
-            sigv4.verify(replace(request, **change), secret_of)  # type: ignore[arg-type]
+            sigv4.verify(request._replace(**change), secret_of)  # type: ignore[arg-type]
         assert refused.value.code == "InvalidSignatureException", change
 
 
@@ -233,3 +231,39 @@ def test_callers_who_may_not_read_get_no_environment() -> None:
         "Versions": [{}]
     }
     assert without_environment("GetAlias", {"Name": "live"}) == {"Name": "live"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["AKIDEXAMPLE000000001", "AK/ID", "AK ID", ""]),
+    st.sampled_from(["20261201", "2026120", "2026-12-01"]),
+    st.sampled_from(["us-east-1", "US", "eu west"]),
+    st.sampled_from(["lambda", "s3"]),
+    st.sampled_from(["aws4_request", "aws4"]),
+    st.sampled_from(["host;x-amz-date", "host", "Host;X", "host;x_y.z"]),
+    st.sampled_from(["0e12feb8a24b", "ZZ", "0e12 feb8"]),
+    st.sampled_from([", ", ",", " , ", ",\t"]),
+)
+def test_the_usual_header_form_parses_as_the_general_parse_does(
+    key: str,
+    date: str,
+    region: str,
+    service: str,
+    terminal: str,
+    signed: str,
+    signature: str,
+    comma: str,
+) -> None:
+    """botocore's form takes a shortcut: wherever it applies, the result is the general one's."""
+    header = (
+        f"AWS4-HMAC-SHA256 Credential={key}/{date}/{region}/{service}/{terminal}{comma}"
+        f"SignedHeaders={signed}{comma}Signature={signature}"
+    )
+
+    def outcome(parse: object) -> object:
+        try:
+            return parse(header)  # type: ignore[operator]
+        except LambdaError as exc:
+            return exc.code, exc.message
+
+    assert outcome(sigv4.parse_authorization) == outcome(sigv4._parse_fields)
