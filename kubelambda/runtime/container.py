@@ -7,7 +7,8 @@ agent through three FIFOs in a shared emptyDir (`HANDSHAKE_DIR`):
 
     events   shim → agent, one line each: `warm PID` (the shell is up), `run PID` (a runtime
              started), `exit STATUS` (it ended; `wait`'s status, 128+N for signal N)
-    release  agent → shim: one line per runtime to start; `release.env` is written first
+    release  agent → shim: one line per runtime to start; `release.env` (and the same as
+             `release.json`, which the Python shim reads) is written first
     output   the runtime's stdout and stderr, read by the agent for logs and the log tail
 
 The agent opens every FIFO read-write, so no open ever blocks on its side and nothing is lost
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections import deque
@@ -177,13 +179,17 @@ class ContainerLink:
         return await asyncio.shield(self._warm)
 
     def release(self, runtime: ContainerRuntime, message: Release) -> None:
-        staged = self.directory / "release.env.new"
         text = env_file(message["env"])
         memory = message.get("memory_mb")
-        if memory:  # the sourcing shell caps what it execs: the function's own memorySize
-            text += f"ulimit -v {address_space(memory) // 1024} 2>/dev/null\n"
-        staged.write_text(text)
-        staged.replace(self.directory / "release.env")  # whole, never half-written
+        cap_kb = address_space(memory) // 1024 if memory else None
+        if cap_kb:  # the sourcing shell caps what it execs: the function's own memorySize
+            text += f"ulimit -v {cap_kb} 2>/dev/null\n"
+        # The same as JSON for the Python shim, which parses it in the released child.
+        document = {"env": message["env"], "address_space": cap_kb * 1024 if cap_kb else None}
+        for name, content in (("release.json", json.dumps(document)), ("release.env", text)):
+            staged = self.directory / f"{name}.new"
+            staged.write_text(content)
+            staged.replace(self.directory / name)  # whole, never half-written
         if self._dead:
             runtime.finish(-signal.SIGKILL)
             return

@@ -71,7 +71,9 @@ class PodSlot:
         return self.remote.alive and self.provider.pod_alive(self.pod)
 
     async def specialize(self, spec: EnvironmentSpec, shape: PodShape) -> None:
+        started = time.perf_counter()
         pod, remote = await self.provider.claim(spec, shape)
+        claimed = time.perf_counter()
         self.pod, self.remote = pod, remote
         self.provider.hold(self)
         try:
@@ -87,6 +89,15 @@ class PodSlot:
         except BaseException:
             await self.stop()
             raise
+        # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
+        log.info(
+            "specialized pod %s/%s for %s: claim %.1f ms, specialize %.1f ms",
+            pod.namespace,
+            pod.name,
+            spec.function_name,
+            (claimed - started) * 1000,
+            (time.perf_counter() - claimed) * 1000,
+        )
 
     async def invoke(
         self, request: InvokeRequest, stream: ResponseStream | None = None
