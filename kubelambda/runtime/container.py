@@ -75,6 +75,18 @@ def env_file(env: Mapping[str, str]) -> str:
     return "".join(f"export {name}={quote(value)}\n" for name, value in env.items())
 
 
+def release_files(env: Mapping[str, str], memory_mb: int | None) -> dict[str, str]:
+    """What a release writes beside the FIFOs: `release.env` for the `sh` shim to source (the
+    function's variables and its memorySize as `ulimit -v`) and the same as `release.json`, for
+    the Python shim to parse in its released child (json is C; shlex takes milliseconds)."""
+    text = env_file(env)
+    cap_kb = address_space(memory_mb) // 1024 if memory_mb else None
+    if cap_kb:  # the sourcing shell caps what it execs: the function's own memorySize
+        text += f"ulimit -v {cap_kb} 2>/dev/null\n"
+    document = {"env": dict(env), "address_space": cap_kb * 1024 if cap_kb else None}
+    return {"release.json": json.dumps(document), "release.env": text}
+
+
 def returncode_of(status: int) -> int:
     """`wait`'s status → Popen's convention (negative for a signal), for Runtime.ExitError."""
     return -(status - 128) if status > 128 else status
@@ -179,14 +191,7 @@ class ContainerLink:
         return await asyncio.shield(self._warm)
 
     def release(self, runtime: ContainerRuntime, message: Release) -> None:
-        text = env_file(message["env"])
-        memory = message.get("memory_mb")
-        cap_kb = address_space(memory) // 1024 if memory else None
-        if cap_kb:  # the sourcing shell caps what it execs: the function's own memorySize
-            text += f"ulimit -v {cap_kb} 2>/dev/null\n"
-        # The same as JSON for the Python shim, which parses it in the released child.
-        document = {"env": message["env"], "address_space": cap_kb * 1024 if cap_kb else None}
-        for name, content in (("release.json", json.dumps(document)), ("release.env", text)):
+        for name, content in release_files(message["env"], message.get("memory_mb")).items():
             staged = self.directory / f"{name}.new"
             staged.write_text(content)
             staged.replace(self.directory / name)  # whole, never half-written
