@@ -7,7 +7,10 @@ Each run creates a new Function (so no environment of it exists), waits until th
 it and the warm pool is full, then times its first invocation from the client: admission, the
 claim (a label patch with a resourceVersion precondition through the API server), the POST of
 the spec to the pod's agent, the runtime's init in the pod (Init Duration) and the invocation.
-The function is then deleted, so its pod goes back to the operator. After each cold start a
+The function is then deleted, so its pod goes back to the operator. Every other cold start runs
+with the operator paused (SIGSTOP, then SIGCONT) for the call: on one machine the pool's refill
+(a new pod, two interpreters starting) shares the cores with the cold start it replaces, and the
+two figures show what that race costs. After each cold start a
 batch of warm invocations of the same function is timed, so warm and cold samples interleave
 and a drift in the machine's load hits both alike.
 
@@ -23,7 +26,9 @@ from __future__ import annotations
 import argparse
 import base64
 import http.client
+import os
 import re
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -92,11 +97,20 @@ def warm_batch(url: str, name: str, calls: int) -> tuple[list[float], list[float
     return kept, fresh
 
 
+KINDS = ("cold", "claim", "specialize", "init", "rest")
+
+
 def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[float]]:
+    """Cold starts, every other one with the operator paused (SIGSTOP) for the call: on this
+    machine the pool's refill (a new pod: two interpreters starting) otherwise runs on the same
+    cores as the cold start it replaces; `paused_*` is the cold start without that race."""
     url = stack.gateways["gw-a"][1]
+    assert stack.operator is not None
+    operator = stack.operator.proc.pid
     figures: dict[str, list[float]] = {
-        k: [] for k in ("cold", "init", "claim", "specialize", "rest", "warm", "warm_new")
+        f"{prefix}{k}": [] for prefix in ("", "paused_") for k in KINDS
     }
+    figures["warm"], figures["warm_new"] = [], []
     per_run = max(1, warm_calls // max(1, runs))
     for index in range(runs):
         name = f"cold-{index}"
@@ -104,16 +118,23 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
         stack.wait_state("functions", name, "Active")
         stack.wait_servable(name)
         stack.wait_pods(WARM, stack.warm)
-        elapsed, init_ms = invoke(url, name)
-        figures["cold"].append(elapsed)
+        prefix = "paused_" if index % 2 else ""
+        if prefix:
+            os.kill(operator, signal.SIGSTOP)
+        try:
+            elapsed, init_ms = invoke(url, name)
+        finally:
+            if prefix:
+                os.kill(operator, signal.SIGCONT)
+        figures[f"{prefix}cold"].append(elapsed)
         phases = phases_of(stack, name)
         if init_ms is not None:
-            figures["init"].append(init_ms)
+            figures[f"{prefix}init"].append(init_ms)
         if phases is not None:
-            figures["claim"].append(phases[0])
-            figures["specialize"].append(phases[1])
+            figures[f"{prefix}claim"].append(phases[0])
+            figures[f"{prefix}specialize"].append(phases[1])
             if init_ms is not None:
-                figures["rest"].append(elapsed - phases[0] - phases[1] - init_ms)
+                figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
         kept, fresh = warm_batch(url, name, per_run)
         figures["warm"] += kept
         figures["warm_new"] += fresh
@@ -134,7 +155,7 @@ def phases_of(stack: LambdaStack, name: str) -> tuple[float, float] | None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=40, help="cold starts to time (40)")
+    parser.add_argument("--runs", type=int, default=60, help="cold starts, half paused (60)")
     parser.add_argument("--warm-calls", type=int, default=400, help="warm calls to time (400)")
     args = parser.parse_args(argv)
     before = uptime()
@@ -149,23 +170,31 @@ def main(argv: list[str] | None = None) -> None:
             invoke_warmup(stack)
             started = uptime()
             figures = measure(stack, args.runs, args.warm_calls)
-    rows = [
-        ("cold start: claim a warm pod + specialize + first invoke", figures["cold"]),
-        ("  the claim (label patch through the apiserver)", figures["claim"]),
-        ("  specialize (POST the spec; the agent fetches, releases)", figures["specialize"]),
-        ("  Init Duration (the runtime's init in the pod)", figures["init"]),
-        ("  the rest (admission, first invoke's hops, client)", figures["rest"]),
-        ("warm invoke, kept-alive connection (as SDKs do)", figures["warm"]),
-        ("warm invoke, a new connection per call", figures["warm_new"]),
-    ]
     print(f"load before the stack: {before}")
     print(f"load before the runs:  {started}")
     print(f"load after the runs:   {uptime()}")
-    print(f"{'measurement':<62} {'n':>4} {'p50':>9} {'p95':>9}")
-    for label, samples in rows:
-        if samples:
-            p50, p95 = statistics.median(samples), percentile(samples, 0.95)
-            print(f"{label:<62} {len(samples):>4} {p50:>7.1f}ms {p95:>7.1f}ms")
+    print(f"{'measurement':<66} {'n':>4} {'p50':>9} {'p95':>9}")
+    for title, prefix in (
+        ("cold start, the pool's refill racing it (as deployed)", ""),
+        ("cold start, the operator paused during the call (no refill racing)", "paused_"),
+    ):
+        print(title)
+        for label, kind in (
+            ("  claim a warm pod + specialize + first invoke, at the client", "cold"),
+            ("    the claim (label patch through the apiserver)", "claim"),
+            ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
+            ("    Init Duration (the runtime's init in the pod)", "init"),
+            ("    the rest (admission, first invoke's hops, client)", "rest"),
+        ):
+            row(label, figures[prefix + kind])
+    row("warm invoke, kept-alive connection (as SDKs do)", figures["warm"])
+    row("warm invoke, a new connection per call", figures["warm_new"])
+
+
+def row(label: str, samples: list[float]) -> None:
+    if samples:
+        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+        print(f"{label:<66} {len(samples):>4} {p50:>7.1f}ms {p95:>7.1f}ms")
 
 
 def invoke_warmup(stack: LambdaStack) -> None:
