@@ -153,12 +153,7 @@ class ClusterProvider:
 
     def pod_alive(self, pod: PodInfo) -> bool:
         current = self.view.get("pods", pod.namespace, pod.name)
-        if current is None:
-            return False
-        info = PodInfo.from_pod(current)
-        # Ready, not just Running: a pod on a dead node stays "Running" for minutes, but the
-        # node-lifecycle controller marks its Ready condition False within the grace period.
-        return not info.deleting and info.phase == "Running" and info.ready
+        return current is not None and claims.serving(current)
 
     @staticmethod
     def _want(spec: EnvironmentSpec, shape: PodShape) -> claims.Want:

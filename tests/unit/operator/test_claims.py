@@ -122,3 +122,18 @@ def test_pod_info_reads_a_pod_manifest() -> None:
     assert (info.pool, info.state, info.ready, info.ip) == ("generic", "warm", True, "127.0.0.9")
     assert (info.memory, info.ephemeral, info.claim_renewed) == (512, 1024, None)
     assert info.created == 1798761600.0
+
+
+def test_a_claimed_pod_serves_while_running_ready_and_not_deleted() -> None:
+    ready = {"type": "Ready", "status": "True"}
+    good = {"metadata": {"name": "a"}, "status": {"phase": "Running", "conditions": [ready]}}
+    assert claims.serving(good) and PodInfo.from_pod(good).ready
+    not_ready = {"type": "Ready", "status": "False"}
+    for bad in (
+        {**good, "metadata": {"deletionTimestamp": "2026-12-01T00:00:00Z"}},
+        {"status": {"phase": "Succeeded", "conditions": [ready]}},
+        {"status": {"phase": "Running", "conditions": [not_ready]}},  # its node stopped
+        {"status": {"phase": "Running"}},
+        {},
+    ):
+        assert not claims.serving(bad), bad
