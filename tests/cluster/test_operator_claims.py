@@ -158,3 +158,56 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         await view.stop()
     finally:
         await api.close()
+
+
+@pytest.mark.timeout(90)
+async def test_racing_claims_that_post_the_spec_at_once_never_share_a_pod(
+    cluster: Cluster, namespace: str, kubeconfig: Path
+) -> None:
+    """On demand the spec goes to the agent while the claim is in flight. Two replicas race
+    for one real pod, each for its own function: the agent takes one spec, the apiserver one
+    claim. Either one replica won both (the pod is claimed by it and its agent serves its
+    function) or they split the two, and then both let go (the pod is released) and wait."""
+    api = admin_api(cluster)
+    try:
+        pod = await warm_pod(api, namespace)
+        name = pod["metadata"]["name"]
+        (a, view_a), (b, view_b) = (
+            await replica(api, "gw-a", namespace),
+            await replica(api, "gw-b", namespace),
+        )
+        for view in (view_a, view_b):
+            while view.get("pods", namespace, name) is None:
+                await view.wait_for_pods(5)
+        specs = {
+            "gw-a": spec_in(namespace).model_copy(update={"function_name": "fn-a"}),
+            "gw-b": spec_in(namespace).model_copy(update={"function_name": "fn-b"}),
+        }
+        outcomes = await asyncio.gather(
+            a.claim_timed(specs["gw-a"], SHAPE, post=True),
+            b.claim_timed(specs["gw-b"], SHAPE, post=True),
+            return_exceptions=True,
+        )
+        winners = [
+            (identity, o)
+            for identity, o in zip(("gw-a", "gw-b"), outcomes, strict=True)
+            if not isinstance(o, BaseException)
+        ]
+        assert all(isinstance(o, NoCapacity) for o in outcomes if isinstance(o, BaseException))
+        assert len(winners) <= 1, outcomes
+        stored = await api.get(f"/api/v1/namespaces/{namespace}/pods/{name}")
+        labels = stored["metadata"]["labels"]
+        if winners:
+            identity, (claimed, remote, _times) = winners[0]
+            assert claimed.name == name
+            assert labels["kubelambda.dev/state"] == "claimed"
+            assert labels["kubelambda.dev/claimed-by"] == identity
+            served = (await remote.refresh())["spec"]
+            assert served["functionName"] == specs[identity].function_name
+        else:
+            assert labels["kubelambda.dev/state"] == "released", labels
+        for provider, view in ((a, view_a), (b, view_b)):
+            await provider.stop_all()
+            await view.stop()
+    finally:
+        await api.close()
