@@ -16,9 +16,8 @@ and a drift in the machine's load hits both alike.
 
 The breakdown comes from the gateway's log line for each cold start ("specialized pod ... claim
 X ms, specialize Y ms, total Z ms": the claim and the POST of the spec run at once, each timed
-from the start) and the REPORT line's Init Duration, which starts at the release, inside the
-POST; "the rest" is the client's figure minus the later of the claim and the init's end
-(specialize + Init Duration): admission, routing, the first invoke's hops, the client.
+from the start) and the REPORT line's Init Duration; "the rest" is the client's figure minus
+the total and the Init Duration: admission, routing, the first invoke's hops, the client.
 
 Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
 """
@@ -135,11 +134,8 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
         if phases is not None:
             figures[f"{prefix}claim"].append(phases[0])
             figures[f"{prefix}specialize"].append(phases[1])
-            if init_ms is not None:
-                # The claim, the POST and the init (it starts at the release, inside the POST)
-                # overlap: the call waits for the later of the claim and the init's end.
-                path = max(phases[0], phases[1] + init_ms)
-                figures[f"{prefix}rest"].append(elapsed - path)
+            if init_ms is not None:  # the claim and the specialization overlap
+                figures[f"{prefix}rest"].append(elapsed - phases[2] - init_ms)
         kept, fresh = warm_batch(url, name, per_run)
         figures["warm"] += kept
         figures["warm_new"] += fresh
