@@ -15,9 +15,8 @@ batch of warm invocations of the same function is timed, so warm and cold sample
 and a drift in the machine's load hits both alike.
 
 The breakdown comes from the gateway's log line for each cold start ("specialized pod ... claim
-X ms, specialize Y ms, total Z ms": the claim and the POST of the spec run at once, each timed
-from the start) and the REPORT line's Init Duration; "the rest" is the client's figure minus
-the total and the Init Duration: admission, routing, the first invoke's hops, the client.
+X ms, specialize Y ms") and the REPORT line's Init Duration; "the rest" is what is left of the
+client's figure: admission, routing, the first invoke's hops to the runtime and back, the client.
 
 Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
 """
@@ -46,7 +45,7 @@ from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
 PHASES = re.compile(
     r"specialized pod \S+ for (?P<name>\S+): claim (?P<claim>[0-9.]+) ms, "
-    r"specialize (?P<specialize>[0-9.]+) ms, total (?P<total>[0-9.]+) ms"
+    r"specialize (?P<specialize>[0-9.]+) ms"
 )
 
 
@@ -134,8 +133,8 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
         if phases is not None:
             figures[f"{prefix}claim"].append(phases[0])
             figures[f"{prefix}specialize"].append(phases[1])
-            if init_ms is not None:  # the claim and the specialization overlap
-                figures[f"{prefix}rest"].append(elapsed - phases[2] - init_ms)
+            if init_ms is not None:
+                figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
         kept, fresh = warm_batch(url, name, per_run)
         figures["warm"] += kept
         figures["warm_new"] += fresh
@@ -143,15 +142,13 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
     return figures
 
 
-def phases_of(stack: LambdaStack, name: str) -> tuple[float, float, float] | None:
-    """(claim ms, specialize ms, both ms) from the gateway's log line for `name`'s cold start:
-    the claim and the POST of the spec run at once, each timed from the start."""
+def phases_of(stack: LambdaStack, name: str) -> tuple[float, float] | None:
+    """(claim ms, specialize ms) from the gateway's log line for `name`'s cold start."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         for found in PHASES.finditer(stack.gateways["gw-a"][0].log()):
             if found.group("name") == name:
-                claim, special, total = (found.group(k) for k in ("claim", "specialize", "total"))
-                return float(claim), float(special), float(total)
+                return float(found.group("claim")), float(found.group("specialize"))
         time.sleep(0.05)
     return None
 
@@ -184,8 +181,8 @@ def main(argv: list[str] | None = None) -> None:
         print(title)
         for label, kind in (
             ("  claim a warm pod + specialize + first invoke, at the client", "cold"),
-            ("    the claim (label patch through the apiserver), from the start", "claim"),
-            ("    specialize (POST of the spec, at once), from the start", "specialize"),
+            ("    the claim (label patch through the apiserver)", "claim"),
+            ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
             ("    Init Duration (the runtime's init in the pod)", "init"),
             ("    the rest (admission, first invoke's hops, client)", "rest"),
         ):

@@ -4,10 +4,8 @@ The dispatch core asks a provider for a generic environment and then specializes
 `Target` name resolution produced. Here the environment is a `PodSlot`, and the pod is chosen only
 when the slot is specialized, because only then are the function's namespace and shape (carried
 by the target) known: claim a matching pod (labels patched with a
-resourceVersion precondition; on 409 another replica won, so try the next) and POST the spec to
-its agent (`RemoteEnvironment`), both at once (`_claim_and_post`: the claim's apiserver round trip
-overlaps the agent's work; the loser of either race releases the pod). A provisioned pod was
-specialized at start and is only claimed.
+resourceVersion precondition; on 409 another replica won, so try the next), then POST the spec to
+its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
 With no pod to claim, it waits for the operator to add one, within a bound. The gateway never
 creates or deletes pods: it releases them (a label) and the operator deletes them. Claims are a
 lease the provider renews in the background; an unrenewed claim is reaped by the operator.
@@ -29,7 +27,6 @@ from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
 from kubelambda.kube.contract import PodInfo, spec_revision
 from kubelambda.kube.view import ClusterView
-from kubelambda.runtime.errors import EnvironmentStateError
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.runtime.stream import ResponseStream
@@ -75,30 +72,31 @@ class PodSlot:
 
     async def specialize(self, spec: EnvironmentSpec, shape: PodShape) -> None:
         started = time.perf_counter()
-        provisioned = spec.initialization_type == "provisioned-concurrency"
-        # On demand, the spec is POSTed while the claim is in flight (`_claim_and_post`).
-        pod, remote, times = await self.provider.claim_timed(spec, shape, post=not provisioned)
+        pod, remote = await self.provider.claim(spec, shape)
+        claimed = time.perf_counter()
         self.pod, self.remote = pod, remote
         self.provider.hold(self)
-        if provisioned:
-            try:
+        try:
+            if spec.initialization_type == "provisioned-concurrency":
                 state = await remote.refresh()  # specialized at start by the operator's spec
                 served = state.get("spec") or {}
                 if served.get("functionName") != spec.function_name:
                     raise RuntimeError(f"pod {pod.name} serves {served or 'nothing'}")
-            except BaseException:
-                await self.stop()
-                raise
-        # The cold start's phases as this replica saw them, each from the start: the claim and
-        # the specialization overlap (bench/cluster.py reads this line).
+            else:
+                # Fetching code (a URL) can take a while; a hung agent must not hold the call.
+                async with asyncio.timeout(self.provider.settings.specialize_timeout):
+                    await remote.specialize(spec)
+        except BaseException:
+            await self.stop()
+            raise
+        # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
         log.info(
-            "specialized pod %s/%s for %s: claim %.1f ms, specialize %.1f ms, total %.1f ms",
+            "specialized pod %s/%s for %s: claim %.1f ms, specialize %.1f ms",
             pod.namespace,
             pod.name,
             spec.function_name,
-            times[0],
-            times[1],
-            (time.perf_counter() - started) * 1000,
+            (claimed - started) * 1000,
+            (time.perf_counter() - claimed) * 1000,
         )
 
     async def invoke(
@@ -172,14 +170,6 @@ class ClusterProvider:
         self, spec: EnvironmentSpec, shape: PodShape
     ) -> tuple[PodInfo, RemoteEnvironment]:
         """Claim a pod of `shape` for `spec`, waiting within the bound for capacity."""
-        pod, remote, _ = await self.claim_timed(spec, shape)
-        return pod, remote
-
-    async def claim_timed(
-        self, spec: EnvironmentSpec, shape: PodShape, *, post: bool = False
-    ) -> tuple[PodInfo, RemoteEnvironment, tuple[float, float]]:
-        """`claim`, and with `post` the spec POSTed to the pod's agent at the same time; also
-        (ms to the claim's answer, ms to the agent's) of the pod won, each from its start."""
         want = self._want(spec, shape)
         revision = want.revision or spec_revision(spec)
         bound = (
@@ -193,16 +183,13 @@ class ClusterProvider:
             pods = [PodInfo.from_pod(p) for p in self.view.objects("pods")]
             for pod in claims.candidates(pods, want, tried):
                 tried.add(pod.name)
-                remote = self._remote(pod)
-                started = time.perf_counter()
-                if post:
-                    won, times = await self._claim_and_post(pod, remote, spec, revision, started)
-                else:
-                    won = await self._try_claim(pod, spec, revision)
-                    times = ((time.perf_counter() - started) * 1000, 0.0)
+                won = await self._try_claim(pod, spec, revision)
                 if won is not None:
-                    return won, remote, times
-                await remote.close()
+                    assert won.ip is not None  # only pods with an IP are candidates
+                    url = http_url(won.ip, self.settings.agent_port)  # [v6] bracketed
+                    key = self.settings.agent_key
+                    token = agent_token(key, won.agent_nonce) if key and won.agent_nonce else None
+                    return won, RemoteEnvironment(url, session=self._client(), token=token)
             left = deadline - time.monotonic()
             if left <= 0:
                 kind = "provisioned" if want.revision else "warm"
@@ -213,58 +200,6 @@ class ClusterProvider:
                 )
             await self.view.wait_for_pods(min(left, 1.0))
             tried.clear()  # pods seen again after a change may be claimable now
-
-    def _remote(self, pod: PodInfo) -> RemoteEnvironment:
-        assert pod.ip is not None  # only pods with an IP are candidates
-        url = http_url(pod.ip, self.settings.agent_port)  # [v6] bracketed
-        key = self.settings.agent_key
-        token = agent_token(key, pod.agent_nonce) if key and pod.agent_nonce else None
-        return RemoteEnvironment(url, session=self._client(), token=token)
-
-    async def _claim_and_post(
-        self,
-        pod: PodInfo,
-        remote: RemoteEnvironment,
-        spec: EnvironmentSpec,
-        revision: str,
-        started: float,
-    ) -> tuple[PodInfo | None, tuple[float, float]]:
-        """Claim `pod` and POST the spec to its agent at once, so the claim's round trip through
-        the apiserver overlaps the agent's fetch and release. An agent takes only the first spec
-        it is sent (409 EnvironmentStateError after that), so a replica that lost either race
-        lets go: a pod specialized for another replica, or claimed by another with our spec in
-        it, can serve no one and goes back to the operator (which deletes released pods). The
-        winner of both serves; a function error (bad code) is raised as before."""
-
-        async def post() -> float:
-            # Fetching code (a URL) can take a while; a hung agent must not hold the call.
-            async with asyncio.timeout(self.settings.specialize_timeout):
-                await remote.specialize(spec)
-            return (time.perf_counter() - started) * 1000
-
-        posting = asyncio.ensure_future(post())
-        try:
-            won = await self._try_claim(pod, spec, revision)
-        except BaseException:
-            posting.cancel()
-            await asyncio.gather(posting, return_exceptions=True)
-            raise
-        claimed_ms = (time.perf_counter() - started) * 1000
-        try:
-            specialized_ms = await posting
-        except EnvironmentStateError:  # another replica's spec reached the agent first
-            if won is not None:
-                await self._give_back(won)
-            return None, (claimed_ms, 0.0)
-        except BaseException:
-            if won is not None:
-                await self._give_back(won)
-            raise
-        if won is None:  # our spec is in a pod we could not claim: it serves no one now
-            log.info("pod %s/%s specialized but not claimed: released", pod.namespace, pod.name)
-            await self._give_back(pod)
-            return None, (claimed_ms, specialized_ms)
-        return won, (claimed_ms, specialized_ms)
 
     async def _try_claim(
         self, pod: PodInfo, spec: EnvironmentSpec, revision: str
@@ -299,10 +234,6 @@ class ClusterProvider:
         self.held.pop(pod.name, None)
         if slot.remote is not None:
             await slot.remote.close()
-        await self._give_back(pod)
-
-    async def _give_back(self, pod: PodInfo) -> None:
-        """Label `pod` released, so the operator deletes it."""
         path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
         try:
             await self.api.patch(path, claims.release_patch())
