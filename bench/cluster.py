@@ -1,4 +1,4 @@
-"""Cold start through the cluster path: claim a warm pod and specialize it (p50, p95).
+"""Cold start through the cluster path: claim a warm pod and specialize it (p50, p95, breakdown).
 
 The real `kubelambda operator` and `kubelambda gateway --cluster` run as subprocesses against the
 real control plane of `tests/cluster` (kube-apiserver, controller-manager and scheduler built by
@@ -6,21 +6,34 @@ real control plane of `tests/cluster` (kube-apiserver, controller-manager and sc
 Each run creates a new Function (so no environment of it exists), waits until the gateway serves
 it and the warm pool is full, then times its first invocation from the client: admission, the
 claim (a label patch with a resourceVersion precondition through the API server), the POST of
-the spec to the pod's agent, the handler's import (Init Duration) and the invocation. The
-function is then deleted, so its pod goes back to the operator. Warm invocations through the same
-path are timed for comparison.
+the spec to the pod's agent, the runtime's init in the pod (Init Duration) and the invocation.
+The function is then deleted, so its pod goes back to the operator. Every other cold start runs
+with the operator paused (SIGSTOP, then SIGCONT) for the call: on one machine the pool's refill
+(a new pod, two interpreters starting) shares the cores with the cold start it replaces, and the
+two figures show what that race costs. After each cold start a
+batch of warm invocations of the same function is timed, so warm and cold samples interleave
+and a drift in the machine's load hits both alike.
 
-Run: `.venv/bin/python -m bench.cluster [--runs N]`.
+The breakdown comes from the gateway's log line for each cold start ("specialized pod ... claim
+X ms, specialize Y ms") and the REPORT line's Init Duration; "the rest" is what is left of the
+client's figure: admission, routing, the first invoke's hops to the runtime and back, the client.
+
+Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import http.client
+import os
 import re
+import signal
 import statistics
+import subprocess
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +43,10 @@ from tests.cluster.harness.controlplane import REPO
 from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
+PHASES = re.compile(
+    r"specialized pod \S+ for (?P<name>\S+): claim (?P<claim>[0-9.]+) ms, "
+    r"specialize (?P<specialize>[0-9.]+) ms"
+)
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -37,8 +54,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
+def uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def invoke(url: str, name: str) -> tuple[float, float | None]:
-    """(client-side milliseconds, Init Duration in ms from the REPORT line or None)."""
+    """(client-side milliseconds on a new connection, Init Duration in ms or None)."""
     request = urllib.request.Request(
         f"{url}/2015-03-31/functions/{name}/invocations",
         data=b"{}",
@@ -54,32 +75,90 @@ def invoke(url: str, name: str) -> tuple[float, float | None]:
     return elapsed, float(found.group(1)) if found else None
 
 
+def warm_batch(url: str, name: str, calls: int) -> tuple[list[float], list[float]]:
+    """`calls` warm invocations on one kept-alive connection (as an SDK client does), and as
+    many on a new connection each; client-side milliseconds."""
+    parsed = urllib.parse.urlsplit(url)
+    path = f"/2015-03-31/functions/{name}/invocations"
+    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
+    kept: list[float] = []
+    try:
+        for _ in range(calls):
+            started = time.perf_counter()
+            conn.request("POST", path, body=b"{}")
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise RuntimeError(f"warm call answered {response.status}")
+            kept.append((time.perf_counter() - started) * 1000)
+    finally:
+        conn.close()
+    fresh = [invoke(url, name)[0] for _ in range(calls)]
+    return kept, fresh
+
+
+KINDS = ("cold", "claim", "specialize", "init", "rest")
+
+
 def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[float]]:
+    """Cold starts, every other one with the operator paused (SIGSTOP) for the call: on this
+    machine the pool's refill (a new pod: two interpreters starting) otherwise runs on the same
+    cores as the cold start it replaces; `paused_*` is the cold start without that race."""
     url = stack.gateways["gw-a"][1]
-    cold: list[float] = []
-    init: list[float] = []
-    warm: list[float] = []
+    assert stack.operator is not None
+    operator = stack.operator.proc.pid
+    figures: dict[str, list[float]] = {
+        f"{prefix}{k}": [] for prefix in ("", "paused_") for k in KINDS
+    }
+    figures["warm"], figures["warm_new"] = [], []
+    per_run = max(1, warm_calls // max(1, runs))
     for index in range(runs):
         name = f"cold-{index}"
         stack.function(name, handler_code("event"))
         stack.wait_state("functions", name, "Active")
         stack.wait_servable(name)
         stack.wait_pods(WARM, stack.warm)
-        elapsed, init_ms = invoke(url, name)
-        cold.append(elapsed)
+        prefix = "paused_" if index % 2 else ""
+        if prefix:
+            os.kill(operator, signal.SIGSTOP)
+        try:
+            elapsed, init_ms = invoke(url, name)
+        finally:
+            if prefix:
+                os.kill(operator, signal.SIGCONT)
+        figures[f"{prefix}cold"].append(elapsed)
+        phases = phases_of(stack, name)
         if init_ms is not None:
-            init.append(init_ms)
-        if index == 0:
-            warm = [invoke(url, name)[0] for _ in range(warm_calls)]
+            figures[f"{prefix}init"].append(init_ms)
+        if phases is not None:
+            figures[f"{prefix}claim"].append(phases[0])
+            figures[f"{prefix}specialize"].append(phases[1])
+            if init_ms is not None:
+                figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
+        kept, fresh = warm_batch(url, name, per_run)
+        figures["warm"] += kept
+        figures["warm_new"] += fresh
         stack.delete("functions", name)
-    return {"cold": cold, "init": init, "warm": warm}
+    return figures
+
+
+def phases_of(stack: LambdaStack, name: str) -> tuple[float, float] | None:
+    """(claim ms, specialize ms) from the gateway's log line for `name`'s cold start."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        for found in PHASES.finditer(stack.gateways["gw-a"][0].log()):
+            if found.group("name") == name:
+                return float(found.group("claim")), float(found.group("specialize"))
+        time.sleep(0.05)
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=40, help="cold starts to time (40)")
-    parser.add_argument("--warm-calls", type=int, default=200, help="warm calls to time (200)")
+    parser.add_argument("--runs", type=int, default=60, help="cold starts, half paused (60)")
+    parser.add_argument("--warm-calls", type=int, default=400, help="warm calls to time (400)")
     args = parser.parse_args(argv)
+    before = uptime()
     with (
         tempfile.TemporaryDirectory(prefix="kubelambda-bench-") as tmp,
         Cluster(Path(tmp) / "cluster") as cluster,
@@ -89,17 +168,33 @@ def main(argv: list[str] | None = None) -> None:
         with running_stack(cluster, Path(tmp) / "stack", warm=3) as stack:
             stack.wait_pods(WARM, stack.warm)
             invoke_warmup(stack)
+            started = uptime()
             figures = measure(stack, args.runs, args.warm_calls)
-    rows = [
-        ("cold start: claim a warm pod + specialize + first invoke", figures["cold"]),
-        ("  of which Init Duration (the handler's import, in the pod)", figures["init"]),
-        ("warm invoke through the same path", figures["warm"]),
-    ]
-    print(f"{'measurement':<62} {'n':>4} {'p50':>9} {'p95':>9}")
-    for label, samples in rows:
-        if samples:
-            p50, p95 = statistics.median(samples), percentile(samples, 0.95)
-            print(f"{label:<62} {len(samples):>4} {p50:>7.1f}ms {p95:>7.1f}ms")
+    print(f"load before the stack: {before}")
+    print(f"load before the runs:  {started}")
+    print(f"load after the runs:   {uptime()}")
+    print(f"{'measurement':<66} {'n':>4} {'p50':>9} {'p95':>9}")
+    for title, prefix in (
+        ("cold start, the pool's refill racing it (as deployed)", ""),
+        ("cold start, the operator paused during the call (no refill racing)", "paused_"),
+    ):
+        print(title)
+        for label, kind in (
+            ("  claim a warm pod + specialize + first invoke, at the client", "cold"),
+            ("    the claim (label patch through the apiserver)", "claim"),
+            ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
+            ("    Init Duration (the runtime's init in the pod)", "init"),
+            ("    the rest (admission, first invoke's hops, client)", "rest"),
+        ):
+            row(label, figures[prefix + kind])
+    row("warm invoke, kept-alive connection (as SDKs do)", figures["warm"])
+    row("warm invoke, a new connection per call", figures["warm_new"])
+
+
+def row(label: str, samples: list[float]) -> None:
+    if samples:
+        p50, p95 = statistics.median(samples), percentile(samples, 0.95)
+        print(f"{label:<66} {len(samples):>4} {p50:>7.1f}ms {p95:>7.1f}ms")
 
 
 def invoke_warmup(stack: LambdaStack) -> None:

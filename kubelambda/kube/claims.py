@@ -13,7 +13,7 @@ next candidate.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,21 @@ def matches(pod: PodInfo, want: Want) -> bool:
     if want.generic and pod.pool == "generic":
         return pod.memory >= want.shape.memory and pod.ephemeral >= want.shape.ephemeral_storage
     return pod.pool == "function" and pod.function == want.function and pod.shape == want.shape.key
+
+
+def serving(pod: Mapping[str, Any]) -> bool:
+    """Whether a claimed pod may still take invocations: Running, Ready and not being deleted.
+
+    Ready, not just Running: a pod on a dead node stays "Running" for minutes, but the
+    node-lifecycle controller marks its Ready condition False within the grace period. Read
+    from the object itself, not through `PodInfo` (every warm invoke asks; parsing dates
+    showed in its profile)."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    if meta.get("deletionTimestamp") or status.get("phase") != "Running":
+        return False
+    conditions = status.get("conditions") or []
+    return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conditions)
 
 
 def candidates(

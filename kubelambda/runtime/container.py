@@ -7,7 +7,8 @@ agent through three FIFOs in a shared emptyDir (`HANDSHAKE_DIR`):
 
     events   shim → agent, one line each: `warm PID` (the shell is up), `run PID` (a runtime
              started), `exit STATUS` (it ended; `wait`'s status, 128+N for signal N)
-    release  agent → shim: one line per runtime to start; `release.env` is written first
+    release  agent → shim: one line per runtime to start; `release.env` (and the same as
+             `release.json`, which the Python shim reads) is written first
     output   the runtime's stdout and stderr, read by the agent for logs and the log tail
 
 The agent opens every FIFO read-write, so no open ever blocks on its side and nothing is lost
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 from collections import deque
@@ -71,6 +73,18 @@ def quote(value: str) -> str:
 def env_file(env: Mapping[str, str]) -> str:
     """`release.env`: the function's variables as `export` lines for the shim to source."""
     return "".join(f"export {name}={quote(value)}\n" for name, value in env.items())
+
+
+def release_files(env: Mapping[str, str], memory_mb: int | None) -> dict[str, str]:
+    """What a release writes beside the FIFOs: `release.env` for the `sh` shim to source (the
+    function's variables and its memorySize as `ulimit -v`) and the same as `release.json`, for
+    the Python shim to parse in its released child (json is C; shlex takes milliseconds)."""
+    text = env_file(env)
+    cap_kb = address_space(memory_mb) // 1024 if memory_mb else None
+    if cap_kb:  # the sourcing shell caps what it execs: the function's own memorySize
+        text += f"ulimit -v {cap_kb} 2>/dev/null\n"
+    document = {"env": dict(env), "address_space": cap_kb * 1024 if cap_kb else None}
+    return {"release.json": json.dumps(document), "release.env": text}
 
 
 def returncode_of(status: int) -> int:
@@ -177,13 +191,10 @@ class ContainerLink:
         return await asyncio.shield(self._warm)
 
     def release(self, runtime: ContainerRuntime, message: Release) -> None:
-        staged = self.directory / "release.env.new"
-        text = env_file(message["env"])
-        memory = message.get("memory_mb")
-        if memory:  # the sourcing shell caps what it execs: the function's own memorySize
-            text += f"ulimit -v {address_space(memory) // 1024} 2>/dev/null\n"
-        staged.write_text(text)
-        staged.replace(self.directory / "release.env")  # whole, never half-written
+        for name, content in release_files(message["env"], message.get("memory_mb")).items():
+            staged = self.directory / f"{name}.new"
+            staged.write_text(content)
+            staged.replace(self.directory / name)  # whole, never half-written
         if self._dead:
             runtime.finish(-signal.SIGKILL)
             return

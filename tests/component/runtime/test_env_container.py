@@ -48,6 +48,8 @@ async def container_env(
     """The runtime container held by the `sh` shim, or by the warm Python shim (pyshim.py,
     what a Python base image runs: awslambdaric pre-imported, each release a fork)."""
     shared = SharedDirs(tmp_path / "handshake", tmp_path / "task", tmp_path / "layers")
+    # The emptyDir exists before either container starts: the shim may come up before the agent.
+    shared.handshake.mkdir()
     entry = tmp_path / "lambda-entrypoint.sh"
     entry.write_text(ENTRYPOINT)
     entry.chmod(0o755)

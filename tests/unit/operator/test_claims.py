@@ -138,3 +138,18 @@ def test_a_node_is_ready_only_when_its_ready_condition_is_true() -> None:
     assert c.node_ready(node("True"))
     for dead in ("False", "Unknown", None):
         assert not c.node_ready(node(dead)), dead
+
+
+def test_a_claimed_pod_serves_while_running_ready_and_not_deleted() -> None:
+    ready = {"type": "Ready", "status": "True"}
+    good = {"metadata": {"name": "a"}, "status": {"phase": "Running", "conditions": [ready]}}
+    assert claims.serving(good) and PodInfo.from_pod(good).ready
+    not_ready = {"type": "Ready", "status": "False"}
+    for bad in (
+        {**good, "metadata": {"deletionTimestamp": "2026-12-01T00:00:00Z"}},
+        {"status": {"phase": "Succeeded", "conditions": [ready]}},
+        {"status": {"phase": "Running", "conditions": [not_ready]}},  # its node stopped
+        {"status": {"phase": "Running"}},
+        {},
+    ):
+        assert not claims.serving(bad), bad
