@@ -135,6 +135,8 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
             figures[f"{prefix}specialize"].append(phases[1])
             if init_ms is not None:
                 figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
+        # Warm calls in the steady state: after the refill the cold start set off is done.
+        stack.wait_pods(WARM, stack.warm)
         kept, fresh = warm_batch(url, name, per_run)
         figures["warm"] += kept
         figures["warm_new"] += fresh
