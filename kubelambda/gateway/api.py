@@ -348,6 +348,6 @@ def check_json(payload: bytes) -> bytes:
         json.loads(payload, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_json(str(exc)) from None
-    except RecursionError:  # it was a 500 before; a runtime could not parse it either
+    except RecursionError:  # deeper than Python's parser goes: no Python runtime could read it
         raise bad_json("it nests arrays or objects too deeply to be parsed") from None
     return payload

@@ -5,12 +5,12 @@
 - `read_body` is the one reader of request bodies: it streams (a body that came whole with its
   headers is taken as it is), refuses a declared length over the limit before reading anything,
   stops a chunked body as soon as it passes the limit, and bounds the time between chunks and
-  for the whole body. A refusal closes the connection, so
-  the rest of an oversized upload is never read. The bodies being read at once share one
-  `BodyBudget` (a chunked body counts as the whole limit), so forty concurrent 11 MiB uploads
-  cost the gateway the budget, not forty buffers; the others wait, unread, within their
-  timeout. `body_once` reads through it once per request, so the auth guard (which needs the
-  body for SigV4) and the handler after it share one bounded read.
+  for the whole body. A refusal closes the connection, so the rest of an oversized upload is
+  never read. The bodies being read at once share one `BodyBudget` (a chunked body counts as
+  the whole limit), so forty concurrent 11 MiB uploads cost the gateway the budget, not forty
+  buffers; the others wait, unread, within their timeout. `body_once` reads through it once
+  per request, so the auth guard (which needs the body for SigV4) and the handler after it
+  share one bounded read.
 - Malformed HTTP (a bad request line, a header too long) is answered as Lambda's JSON error
   with `x-amzn-ErrorType`, not aiohttp's plain text.
 
