@@ -37,7 +37,7 @@ from kubelambda.api.function import FunctionSpec
 from kubelambda.api.manifests import Document, read_paths
 from kubelambda.api.resources import EventSourceMapping, Function, Resource, Version
 from kubelambda.dev.secrets import SecretsFile
-from kubelambda.runtime.code import folder_files, tree_digest
+from kubelambda.runtime.archive import folder_files, tree_digest
 from kubelambda.runtime.toolchains import local_support
 from kubelambda.serving.catalog import Catalog, build_catalog
 from kubelambda.serving.secrets import unresolved

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from kubelambda.gateway.provider import EnvironmentHandle, EnvironmentProvider
-from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.archive import CodeError
 from kubelambda.serving.errors import LambdaError, as_lambda_error
 from kubelambda.serving.target import InitType, Target
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubelambda.api.function import Code, FunctionSpec
-from kubelambda.runtime.code import tree_digest
+from kubelambda.runtime.archive import tree_digest
 
 # Code sources the cluster path can serve today (see operator/README.md).
 SERVED_SOURCES = ("inline", "url", "configMap", "s3")

@@ -33,7 +33,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from kubelambda.runtime import wire
-from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.archive import CodeError
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError, control_error
 from kubelambda.runtime.invocation import InvalidClientContext

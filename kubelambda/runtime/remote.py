@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 
 from kubelambda.runtime import wire
-from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.archive import CodeError
 from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError
 from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult

@@ -50,7 +50,7 @@ class CodeRef(_Model):
     """Where code (or a layer) comes from: exactly one source, optionally pinned by sha256 (hex).
 
     For a zip (a `.zip` path, a URL, `zip_base64`) the digest is the zip's sha256. For inline files
-    and folders it is `kubelambda.runtime.code.tree_digest` of the files. `origin` is not a
+    and folders it is `kubelambda.runtime.archive.tree_digest` of the files. `origin` is not a
     source: it names the ConfigMap embedded bytes came from (see operator/podbuilder.py).
     A relative `path` is relative to the spec file it was read from (`EnvironmentSpec.anchored`).
     """

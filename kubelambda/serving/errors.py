@@ -12,7 +12,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.archive import CodeError
 from kubelambda.runtime.invocation import InvalidClientContext
 
 log = logging.getLogger(__name__)

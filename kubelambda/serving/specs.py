@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.api.function import Code, Layer, S3Source
-from kubelambda.runtime.code import CodeError, vet_code
+from kubelambda.runtime.archive import CodeError, vet_code
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, S3Ref
 from kubelambda.serving.catalog import FunctionVersion
 from kubelambda.serving.errors import LambdaError

@@ -19,7 +19,7 @@ import kubernetes_validate
 import pytest
 from kubernetes.utils import parse_quantity
 
-from kubelambda.runtime.code import tree_digest
+from kubelambda.runtime.archive import tree_digest
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.waiting import wait_until
 from tests.cluster.lambda_stack import RUNTIME, LambdaStack, handler_code, running_stack

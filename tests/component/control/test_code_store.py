@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubelambda.runtime.code import CodeCache, CodeError
+from kubelambda.runtime.archive import CodeError
+from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.s3 import S3Endpoint
 from kubelambda.runtime.spec import CodeRef, S3Ref
 from kubelambda.serving.codestore import CodeBucket, S3CodeStore

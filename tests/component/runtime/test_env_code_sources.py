@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from kubelambda.runtime.code import CodeError
+from kubelambda.runtime.archive import CodeError
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.runtime.spec import CodeRef, EnvState
 

@@ -23,8 +23,8 @@ from kubelambda.gateway.api import check_json
 from kubelambda.gateway.http import protocol_error
 from kubelambda.gateway.operations import add_unserved_routes, lambda_operations, route_path
 from kubelambda.runtime import errors as runtime_errors
+from kubelambda.runtime.archive import CodeError, extract_zip, vet_zip
 from kubelambda.runtime.cgroup import cgroup2_mount, own_cgroup
-from kubelambda.runtime.code import CodeError, extract_zip, vet_zip
 from kubelambda.runtime.invocation import InvalidClientContext, decode_client_context
 from kubelambda.runtime.limits import CLIENT_CONTEXT_LIMIT, MAX_RESPONSE_BYTES, SYNC_PAYLOAD_LIMIT
 from kubelambda.serving.errors import ERRORS, LambdaError, as_lambda_error, too_large

@@ -11,7 +11,7 @@ from kubelambda.api.function import Code, ConfigMapSource
 from kubelambda.kube.catalog import catalog_from_objects
 from kubelambda.kube.codefacts import CodeProblem, code_facts
 from kubelambda.kube.codes import ConfigMapCode, configmap_code_ref, wanted_configmaps
-from kubelambda.runtime.code import tree_digest
+from kubelambda.runtime.archive import tree_digest
 from kubelambda.runtime.spec import CodeOrigin
 from kubelambda.serving.specs import environment_spec
 from tests.unit.operator.docs import active_function

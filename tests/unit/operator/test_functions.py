@@ -10,7 +10,7 @@ import pytest
 
 from kubelambda.api.function import Code
 from kubelambda.operator import functions as f
-from kubelambda.runtime.code import tree_digest
+from kubelambda.runtime.archive import tree_digest
 from tests.unit.operator.docs import CODE, NOW, active_function, function
 
 INLINE_DIGEST = tree_digest([(name, text.encode()) for name, text in CODE["inline"].items()])

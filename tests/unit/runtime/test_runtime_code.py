@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelambda.runtime.code import CodeCache, CodeError, extract_zip, merge_tree, tree_digest
+from kubelambda.runtime.archive import CodeError, extract_zip, merge_tree, tree_digest
+from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 
 
