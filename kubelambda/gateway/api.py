@@ -31,6 +31,7 @@ from kubelambda.runtime.errors import response_too_large_body
 from kubelambda.runtime.invocation import InvalidClientContext, decode_client_context
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, LOG_TAIL_BYTES, SYNC_PAYLOAD_LIMIT
 from kubelambda.runtime.spec import InvokeRequest
+from kubelambda.serving.catalog import Resolved
 from kubelambda.serving.errors import (
     LambdaError,
     as_lambda_error,
@@ -174,14 +175,8 @@ class GatewayApi:
         resolved = self.invoker.resolve(ref)
         executed = resolved.version.version
         if kind == "DryRun":
-            return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-        call = InvokeRequest(
-            payload=payload,
-            client_context=client_context,
-            trace_id=request.headers.get("X-Amzn-Trace-Id"),
-            log_tail=log_tail,
-            invoked_function_arn=resolved.invoked_arn,
-        )
+            return dry_run(resolved)
+        call = sync_call(request, resolved, payload, log_tail, client_context)
         outcome = await self.invoker.invoke(resolved, call)
         result = outcome.result
         headers = {
@@ -321,6 +316,28 @@ def invoke_headers(request: web.Request) -> tuple[bool, str | None]:
     except InvalidClientContext as exc:
         raise as_lambda_error(exc) from None
     return log_type == "Tail", raw if decoded else None
+
+
+def dry_run(resolved: Resolved) -> web.Response:
+    """A DryRun's answer: the function and its qualifier exist (Lambda checks nothing else)."""
+    return web.Response(status=204, headers={"X-Amz-Executed-Version": resolved.version.version})
+
+
+def sync_call(
+    request: web.Request,
+    resolved: Resolved,
+    payload: bytes,
+    log_tail: bool,
+    client_context: str | None,
+) -> InvokeRequest:
+    """The invocation a synchronous Invoke, buffered or streamed, hands the dispatch core."""
+    return InvokeRequest(
+        payload=payload,
+        client_context=client_context,
+        trace_id=request.headers.get("X-Amzn-Trace-Id"),
+        log_tail=log_tail,
+        invoked_function_arn=resolved.invoked_arn,
+    )
 
 
 def log_result(tail: str | None) -> str | None:

@@ -18,13 +18,14 @@ from kubelambda.gateway.api import (
     STREAM_ROUTE,
     GatewayApi,
     check_json,
+    dry_run,
     invocation_type,
     invoke_headers,
     log_result,
+    sync_call,
 )
 from kubelambda.gateway.http import body_once
 from kubelambda.runtime.limits import SYNC_PAYLOAD_LIMIT
-from kubelambda.runtime.spec import InvokeRequest
 from kubelambda.serving.errors import as_lambda_error
 
 ROUTE = STREAM_ROUTE
@@ -84,14 +85,8 @@ async def invoke_stream(api: GatewayApi, request: web.Request) -> web.StreamResp
     resolved = api.invoker.resolve(ref)
     executed = resolved.version.version
     if kind == "DryRun":
-        return web.Response(status=204, headers={"X-Amz-Executed-Version": executed})
-    call = InvokeRequest(
-        payload=payload,
-        client_context=client_context,
-        trace_id=request.headers.get("X-Amzn-Trace-Id"),
-        log_tail=log_tail,
-        invoked_function_arn=resolved.invoked_arn,
-    )
+        return dry_run(resolved)
+    call = sync_call(request, resolved, payload, log_tail, client_context)
     sink = EventStreamSink(
         request, {"X-Amz-Executed-Version": executed, "x-amzn-RequestId": call.request_id}
     )
