@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -38,7 +35,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.gateway import MANIFEST
+from bench.gateway import Gateway
 from kubelambda.gateway.auth import sigv4
 from kubelambda.gateway.auth.kubernetes import AccessReviews
 from kubelambda.gateway.auth.model import Identity
@@ -47,34 +44,18 @@ KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret-key-0123456789"
 KEYS = f"keys:\n  - {{accessKeyId: {KEY}, secretAccessKey: {SECRET}, user: bench}}\n"
 
 
-class DevGateway:
+class DevGateway(Gateway):
+    """`bench.gateway.Gateway` with auth flags; "KEYS" in them names a keys file of `KEYS`."""
+
     def __init__(self, *args: str) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="bench-auth-"))
-        (self.folder / "noop.yaml").write_text(MANIFEST)
-        (self.folder.parent / f"{self.folder.name}-keys.yaml").write_text(KEYS)
-        self.log = self.folder / "dev.log"
-        kubelambda = str(Path(sys.executable).parent / "kubelambda")
-        keys = str(self.folder.parent / f"{self.folder.name}-keys.yaml")
-        argv = [kubelambda, "dev", str(self.folder), "--port", "0", "--no-reload"]
-        argv += [a.replace("KEYS", keys) for a in args]
-        self.proc = subprocess.Popen(argv, stdout=self.log.open("w"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            found = re.search(r"--endpoint-url (\S+)", self.log.read_text())
-            if found:
-                self.url = f"{found.group(1)}/2015-03-31/functions/noop/invocations"
-                return
-            time.sleep(0.05)
-        raise RuntimeError(self.log.read_text())
+        keys = Path(tempfile.mkdtemp(prefix="bench-auth-keys-")) / "keys.yaml"
+        keys.write_text(KEYS)
+        super().__init__(*(a.replace("KEYS", str(keys)) for a in args), prefix="bench-auth-")
 
     def cpu(self) -> float:
         """CPU seconds the gateway process has used (its runtimes are children: not counted)."""
         times = psutil.Process(self.proc.pid).cpu_times()
         return float(times.user + times.system)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
 
 
 def signed_headers(url: str) -> dict[str, str]:

@@ -89,13 +89,15 @@ async def agent_direct(calls: int) -> list[float]:
 
 
 class Gateway:
-    def __init__(self) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="bench-gw-"))
+    """`kubelambda dev` serving the no-op function on a free port, with `flags` added."""
+
+    def __init__(self, *flags: str, prefix: str = "bench-gw-") -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix=prefix))
         (self.folder / "noop.yaml").write_text(MANIFEST)
         self.log = self.folder / "dev.log"
         kubelambda = str(Path(sys.executable).parent / "kubelambda")
         self.proc = subprocess.Popen(
-            [kubelambda, "dev", str(self.folder), "--port", "0", "--no-reload"],
+            [kubelambda, "dev", str(self.folder), "--port", "0", "--no-reload", *flags],
             stdout=self.log.open("w"),
             stderr=subprocess.STDOUT,
         )
