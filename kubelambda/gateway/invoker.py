@@ -12,7 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -249,7 +249,7 @@ class Invoker:
                 raise target.error()
             env, start = await self.pool.acquire(target, provisioned=lease.kind == "provisioned")
             if self.tail_to_logbook and not request.log_tail:
-                request = request.model_copy(update={"log_tail": True})
+                request = replace(request, log_tail=True)
             try:
                 async with asyncio.timeout(resolved.version.spec.timeout + HANG_GRACE):
                     result = await env.invoke(request, stream)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import json
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -148,10 +149,13 @@ class EnvironmentSpec(_Model):
         return json.dumps(body)
 
 
-class InvokeRequest(_Model):
+# The two per-call records are plain dataclasses: both are built from values the gateway or
+# the agent already checked, and pydantic's validation was a measurable share of a warm call.
+@dataclass(slots=True, kw_only=True)
+class InvokeRequest:
     """One invocation, from the caller (the Invoke API, an async worker) to the environment."""
 
-    request_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     payload: bytes = b""
     client_context: str | None = None  # base64 JSON, as in X-Amz-Client-Context
     cognito_identity: str | None = None  # JSON, passed to the runtime as is
@@ -160,7 +164,8 @@ class InvokeRequest(_Model):
     invoked_function_arn: str
 
 
-class InvokeResult(_Model):
+@dataclass(slots=True, kw_only=True)
+class InvokeResult:
     """What an invocation produced, with the figures of its REPORT line."""
 
     request_id: str
