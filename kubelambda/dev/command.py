@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from kubelambda.gateway.flags import add_auth_flags, add_serving_flags, add_url_flags
@@ -102,8 +103,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _not_a_connect_attempt(record: logging.LogRecord) -> bool:
+    """aiokafka logs each failed connection attempt as an ERROR before it raises the error
+    our poller reports; only those records are dropped."""
+    return not str(record.msg).startswith("Unable connect to")
+
+
 def run(args: argparse.Namespace) -> int:
-    import logging
     import sys
 
     from kubernetes import config as kubernetes_config
@@ -126,8 +132,9 @@ def run(args: argparse.Namespace) -> int:
     )
     logging.getLogger("kubelambda").setLevel(logging.INFO)
     # A broker that is down is reported by its poller (status line and restart warning); the
-    # AMQP client's own per-attempt transport errors would only repeat it.
+    # AMQP and Kafka clients' own per-attempt connection errors would only repeat it.
     logging.getLogger("aiormq").setLevel(logging.CRITICAL)
+    logging.getLogger("aiokafka").addFilter(_not_a_connect_attempt)
     folder: Path = args.folder
     if not folder.is_dir():
         print(f"kubelambda dev: {folder} is not a folder", file=sys.stderr)

@@ -191,6 +191,7 @@ class PollerSet:
             "source": config.kind,
         }
         self.metrics.running.labels(**labels).set(1)
+        last_problem: str | None = None
         try:
             while True:
                 started = time.monotonic()
@@ -203,10 +204,22 @@ class PollerSet:
                     raise
                 except Exception as exc:
                     message = scrub(f"{type(exc).__name__}: {exc}")[:300]
-                    log.warning("poller %s failed: %s; restarting", config.key, message)
+                    if time.monotonic() - started > RESTART_CAP:
+                        delay, last_problem = RESTART_FIRST, None  # it had been running
+                    # A broker that stays down is said once, not at every retry; the status
+                    # line and the metrics keep saying it.
+                    level = logging.DEBUG if message == last_problem else logging.WARNING
+                    log.log(
+                        level,
+                        "poller %s failed: %s; retrying in %g s, then with backoff up to %g s"
+                        " (the same failure again is not repeated here)",
+                        config.key,
+                        message,
+                        delay,
+                        RESTART_CAP,
+                    )
+                    last_problem = message
                     self._result(config, status, f"PROBLEM: {message}")
-                if time.monotonic() - started > RESTART_CAP:
-                    delay = RESTART_FIRST
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESTART_CAP)
         finally:

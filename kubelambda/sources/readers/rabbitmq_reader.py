@@ -4,6 +4,9 @@ Failed messages go back to the queue; the queue's own policy decides when they h
 retried enough: a quorum queue with `x-delivery-limit` and a dead-letter exchange moves them
 there, as Amazon MQ leaves it to the broker. A poller that dies leaves its unacknowledged
 messages to the broker, which redelivers them.
+
+The mapping's credentials (its Secret's username and password) and `virtualHost` go into the
+broker URL: aio_pika's own `login`/`virtualhost` options are ignored once a URL is given.
 """
 
 from __future__ import annotations
@@ -11,14 +14,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from urllib.parse import quote
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from yarl import URL
 
 from kubelambda.sources.engine import Context, Item, run_queue
 from kubelambda.sources.shapes import rmq_event, rmq_record
 
 PREFETCH_CAP = 10_000
+
+
+def broker_url(
+    url: str, username: str | None, password: str | None, virtual_host: str | None
+) -> URL:
+    """The AMQP URL to connect to: the mapping's credentials and virtual host, when given,
+    replace the URL's own (an AMQP URL's path is the vhost, percent-encoded, `/` as %2F)."""
+    address = URL(url)
+    if username:
+        address = address.with_user(username).with_password(password or "")
+    if virtual_host:
+        address = address.with_path("/" + quote(virtual_host, safe=""), encoded=True)
+    return address
 
 
 def properties(msg: AbstractIncomingMessage) -> dict[str, Any]:
@@ -83,14 +101,17 @@ class RabbitReader:
 async def run(ctx: Context) -> None:
     source = ctx.config.spec.source.rabbitmq
     assert source is not None
-    options: dict[str, Any] = {}
-    if ctx.credentials.get("username"):
-        options["login"] = ctx.credentials["username"]
-        options["password"] = ctx.credentials.get("password", "")
-    if source.virtual_host:
-        options["virtualhost"] = source.virtual_host
-    connection = await aio_pika.connect_robust(source.url, **options)
+    url = broker_url(
+        source.url,
+        ctx.credentials.get("username"),
+        ctx.credentials.get("password"),
+        source.virtual_host,
+    )
+    connection = aio_pika.RobustConnection(url)
     try:
+        # Closed on any failure, connect included: a connection dropped unclosed makes
+        # aio_pika's finaliser schedule a close that is never awaited (a RuntimeWarning).
+        await connection.connect()
         channel = await connection.channel()
         size = ctx.config.limits.size
         await channel.set_qos(prefetch_count=min(PREFETCH_CAP, max(size * 2, 10)))

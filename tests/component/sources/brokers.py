@@ -52,14 +52,22 @@ class RedisServer(Server):
         return redis.Redis.from_url(self.url)
 
 
+VHOST = "kl-tests"
+
+
 class RabbitServer(Server):
     def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}/"
+        # The broker's only virtual host is VHOST, not `/`: a mapping reaches the queues only
+        # when its `virtualHost` is applied (`broker` is the address without one).
+        self.vhost = VHOST
+        self.broker = f"amqp://guest:guest@127.0.0.1:{self.port}"
+        self.url = f"{self.broker}/{VHOST}"
         epmd_port = free_port()
         (folder / "enabled_plugins").write_text("[].\n")
         (folder / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\nloopback_users = none\n"
+            f"default_vhost = {VHOST}\n"
         )
         env = {
             **os.environ,

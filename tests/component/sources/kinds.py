@@ -146,7 +146,8 @@ def _rabbit_create(server: Any, run: str) -> None:
 
 
 def _rabbit_spec(server: Any, run: str) -> dict[str, Any]:
-    return {"source": {"rabbitmq": {"url": server.url, "queue": run}}}
+    source = {"url": server.broker, "queue": run, "virtualHost": server.vhost}
+    return {"source": {"rabbitmq": source}}
 
 
 def _rabbit_produce(server: Any, run: str, payloads: list[dict[str, Any]]) -> None:

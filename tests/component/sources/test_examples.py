@@ -74,7 +74,7 @@ def address(kind: str, server: Any) -> str:
     return {
         "sqs": lambda: server.url,
         "kafka": lambda: server.bootstrap,
-        "rabbitmq": lambda: server.url.rstrip("/"),
+        "rabbitmq": lambda: server.broker,
         "redis": lambda: server.url,
         "nats": lambda: server.url,
     }[kind]()
@@ -103,6 +103,9 @@ def serve(
         if kind is not None and old is not None:
             assert old in text, f"{example} no longer names {old}"
             text = text.replace(old, address(kind, server))
+        if kind == "rabbitmq":  # the session's broker has its own virtual host, not `/`
+            assert "virtualHost: /\n" in text, f"{example} no longer names virtualHost /"
+            text = text.replace("virtualHost: /\n", f"virtualHost: {server.vhost}\n")
         (out / example).write_text(text)
         prepare(server)  # what the example's comment says must exist
         with pytest.MonkeyPatch.context() as env:
