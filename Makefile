@@ -50,7 +50,7 @@ typecheck: $(STAMP)  ## mypy (strict) on the package
 	$(BIN)/mypy kubelambda
 
 pytest: $(STAMP) system-deps tools brokers
-	$(BIN)/pytest -m "not slow" $(PYTEST_FLAGS)
+	$(BIN)/pytest -m "not slow" --durations=25 $(PYTEST_FLAGS)
 
 test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if any fails)
 
