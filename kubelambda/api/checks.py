@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubelambda.api.common import LATEST
+from kubelambda.api.common import LATEST, is_digits
 from kubelambda.api.function import FunctionSpec
 from kubelambda.api.manifests import Document
 from kubelambda.api.resources import Alias, EventSourceMapping, Function, Version
@@ -218,7 +218,7 @@ def _check_mapping(
     if not qualifier or qualifier == LATEST:
         return []
     known = published[_key(doc, fn)]
-    if qualifier.isdigit():
+    if is_digits(qualifier):
         if qualifier in known:
             return []
         return [SetProblem(doc, missing_version(where, fn, qualifier, known))]

@@ -26,6 +26,13 @@ GROUP = "kubelambda.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
+
+def is_digits(text: str) -> bool:
+    """Only ASCII 0-9: `str.isdigit` also takes superscripts and other scripts' digits, which
+    `int()` refuses or reads as numbers Lambda never would (a Marker of "¹" was a 500)."""
+    return text.isascii() and text.isdigit()
+
+
 DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SHA256_HEX = r"^[0-9a-f]{64}$"

@@ -23,6 +23,7 @@ from kubelambda.api.common import (
     ObjectName,
     Runtime,
     Sha256,
+    is_digits,
 )
 
 ENV_NAME = r"^[a-zA-Z]([a-zA-Z0-9_])+$"
@@ -61,7 +62,7 @@ AliasName = Annotated[
 
 
 def check_alias_name(value: str | None) -> str | None:
-    if value is not None and value.isdigit():
+    if value is not None and is_digits(value):
         raise ValueError(f"alias name {value!r} must not be all digits (digits name versions)")
     return value
 

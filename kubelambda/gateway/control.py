@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kubelambda.api.common import LATEST
+from kubelambda.api.common import LATEST, is_digits
 from kubelambda.api.function import FunctionUrlConfig
 from kubelambda.serving.catalog import AliasRoute, Catalog, FunctionEntry, FunctionVersion
 from kubelambda.serving.errors import LambdaError
@@ -98,8 +98,8 @@ def get_function(
 def _page(
     items: list[dict[str, Any]], marker: str | None, max_items: str | None, key: str
 ) -> dict[str, Any]:
-    start = int(marker) if marker and marker.isdigit() else 0
-    size = min(int(max_items), 10000) if max_items and max_items.isdigit() else PAGE
+    start = int(marker) if marker and is_digits(marker) else 0
+    size = min(int(max_items), 10000) if max_items and is_digits(max_items) else PAGE
     page = items[start : start + size]
     body: dict[str, Any] = {key: page}
     if start + size < len(items):

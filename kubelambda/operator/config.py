@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from kubelambda.api.common import DEFAULT_REGION, RUNTIMES
+from kubelambda.api.common import DEFAULT_REGION, RUNTIMES, is_digits
 from kubelambda.serving.shape import PodShape
 from kubelambda.serving.urls import UrlDomain
 
@@ -34,7 +34,7 @@ def parse_pairs(flag: str, values: Iterable[str]) -> dict[str, str]:
 def parse_counts(flag: str, values: Iterable[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for runtime, value in parse_pairs(flag, values).items():
-        if not value.isdigit():
+        if not is_digits(value):
             raise ConfigError(f"{flag}: {runtime}={value!r}: the size must be a whole number >= 0")
         counts[runtime] = int(value)
     return counts

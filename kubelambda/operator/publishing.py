@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from kubelambda.api.common import GROUP, VERSION
+from kubelambda.api.common import GROUP, VERSION, is_digits
 
 AUTO_ALIAS = "kubelambda.dev/auto-publish-alias"  # label of an auto-published Version
 
@@ -79,4 +79,4 @@ def alias_for(
 def moves_forward(alias: dict[str, Any], number: int) -> bool:
     """Whether an existing alias should point at `number` (never back to an older version)."""
     current = str((alias.get("spec") or {}).get("functionVersion", ""))
-    return not current.isdigit() or int(current) < number
+    return not is_digits(current) or int(current) < number

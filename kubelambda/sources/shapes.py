@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
+from kubelambda.api.common import is_digits
 from kubelambda.sources.filters import filter_view
 
 ACCOUNT = "000000000000"
@@ -63,7 +64,7 @@ def iso(epoch_seconds: float) -> str:
 
 def sqs_queue_arn(queue_url: str, region: str) -> str:
     parts = queue_url.rstrip("/").split("/")
-    account = parts[-2] if len(parts) >= 2 and parts[-2].isdigit() else ACCOUNT
+    account = parts[-2] if len(parts) >= 2 and is_digits(parts[-2]) else ACCOUNT
     return f"arn:aws:sqs:{region}:{account}:{parts[-1]}"
 
 
@@ -271,7 +272,7 @@ def redis_record(
     if data is None:
         data = json.dumps(text, separators=(",", ":")).encode()
     millis = entry_id.split("-", 1)[0]
-    arrived = int(millis) / 1000 if millis.isdigit() else 0.0
+    arrived = int(millis) / 1000 if is_digits(millis) else 0.0
     return _kinesis_like(
         "redis",
         region,

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from kubelambda.api.common import is_digits
 from kubelambda.gateway.asyncq.event import AsyncEvent
 from kubelambda.serving.names import FunctionRef
 
@@ -107,7 +108,7 @@ class SqsTarget:
         endpoint, region = sqs_endpoint(self.queue_url, self.region)
         message_attributes = {
             name: {
-                "DataType": "Number" if value.lstrip("-").isdigit() else "String",
+                "DataType": "Number" if is_digits(value.lstrip("-")) else "String",
                 "StringValue": value,
             }
             for name, value in attributes.items()

@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 
-from kubelambda.api.common import LATEST
+from kubelambda.api.common import LATEST, is_digits
 from kubelambda.gateway.asyncq.destinations import Destinations
 from kubelambda.gateway.asyncq.policy import (
     Finish,
@@ -269,5 +269,5 @@ class AsyncWorker:
     def _event_labels(delivery: Delivery) -> tuple[str, str, str, str]:
         event = delivery.event
         qualifier = event.qualifier or LATEST
-        alias = "" if qualifier == LATEST or qualifier.isdigit() else qualifier
+        alias = "" if qualifier == LATEST or is_digits(qualifier) else qualifier
         return (event.namespace, event.function, "" if alias else qualifier, alias)

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from kubelambda.api.common import is_digits
 from kubelambda.gateway.auth.errors import invalid_signature, missing_token, unrecognized_client
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -209,7 +210,7 @@ def _epoch(timestamp: str) -> float:
     if len(timestamp) != 16 or timestamp[8] != "T" or timestamp[15] != "Z":
         raise ValueError(timestamp)
     digits = timestamp[:8] + timestamp[9:15]
-    if not digits.isdigit():
+    if not is_digits(digits):
         raise ValueError(timestamp)
     fields = (digits[0:4], digits[4:6], digits[6:8], digits[8:10], digits[10:12], digits[12:14])
     year, month, day, hour, minute, second = (int(f) for f in fields)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubelambda.api.common import API_VERSION, LATEST
+from kubelambda.api.common import API_VERSION, LATEST, is_digits
 from kubelambda.serving.control.shapes import version_number
 from kubelambda.serving.control.states import lambda_time
 from kubelambda.serving.control.store import (
@@ -187,7 +187,7 @@ class Base:
         qualifier = ref.effective_qualifier
         if qualifier == LATEST:
             return function
-        if qualifier.isdigit():
+        if is_digits(qualifier):
             return await self.version(ctx, ref, qualifier)
         target = (await self.alias(ctx, ref, qualifier))["spec"]["functionVersion"]
         return function if target == LATEST else await self.version(ctx, ref, str(target))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubelambda.api.common import LATEST
+from kubelambda.api.common import LATEST, is_digits
 from kubelambda.serving.control.base import (
     Base,
     Ctx,
@@ -45,7 +45,7 @@ PAGE = 50
 
 def page(items: list[Any], params: Params, key: str) -> dict[str, Any]:
     marker = str(params.get("Marker") or "")
-    start = int(marker) if marker.isdigit() else 0
+    start = int(marker) if is_digits(marker) else 0
     size = min(int(params.get("MaxItems") or PAGE), 10000)
     body: dict[str, Any] = {key: items[start : start + size]}
     if start + size < len(items):
@@ -136,7 +136,7 @@ class FunctionOps(Base):
         if qualifier == LATEST:
             raise bad_parameter("$LATEST version cannot be deleted without deleting the function.")
         aliases = await self.aliases(ctx, ref.namespace, ref.name)
-        if qualifier is not None and not qualifier.isdigit():
+        if qualifier is not None and not is_digits(qualifier):
             raise bad_parameter(
                 "Deletion of aliases is not supported by DeleteFunction; use DeleteAlias"
             )
@@ -225,7 +225,7 @@ class FunctionOps(Base):
         function = await self.function(ctx, ref)
         target = await self.qualified(ctx, ref)
         config = await self.config_of(ctx, target)
-        if ref.qualifier and not ref.qualifier.isdigit() and ref.qualifier != LATEST:
+        if ref.qualifier and not is_digits(ref.qualifier) and ref.qualifier != LATEST:
             config["FunctionArn"] = function_arn(
                 self.region, ref.namespace, ref.name, ref.qualifier
             )

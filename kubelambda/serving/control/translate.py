@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ValidationError
 
 from kubelambda.api.alias import AliasSpec
+from kubelambda.api.common import is_digits
 from kubelambda.api.errors import describe_errors
 from kubelambda.api.esm import EventSourceMappingSpec
 from kubelambda.api.function import FunctionSpec
@@ -300,7 +301,7 @@ def qualifier_kind(qualifier: str | None) -> str:
     if qualifier in (None, "", "$LATEST"):
         return "latest"
     assert qualifier is not None
-    return "version" if qualifier.isdigit() else "alias"
+    return "version" if is_digits(qualifier) else "alias"
 
 
 def require(params: Params, *members: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiormq
 import pytest
 
@@ -9,9 +11,13 @@ from kubelambda.sources.readers.rabbitmq_reader import broker_url
 
 
 def parsed(url: object) -> tuple[str, str | None, str | None]:
-    """What the AMQP client will use: (vhost, user, password)."""
-    connection = aiormq.Connection(str(url))
-    return connection.vhost, connection.url.user, connection.url.password
+    """What the AMQP client will use: (vhost, user, password); it is built on a loop."""
+
+    async def read() -> tuple[str, str | None, str | None]:
+        connection = aiormq.Connection(str(url))
+        return connection.vhost, connection.url.user, connection.url.password
+
+    return asyncio.run(read())
 
 
 def test_a_url_alone_is_kept() -> None:
