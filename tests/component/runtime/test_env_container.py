@@ -207,3 +207,38 @@ async def test_only_the_released_runtime_gets_the_pipe_channel(
         stranger.settimeout(5.0)
         assert await asyncio.to_thread(stranger.recv, 1) == b""  # closed by the agent
     assert (await env.invoke(make_request(_event(n=2)))).function_error is None, "\n".join(logs)
+
+
+STREAMER = """
+import os
+def handler(event, context):
+    if event.get("whole"):
+        return {"pid": os.getpid(), "runtime": type(context).__module__}
+    def chunks():
+        yield "one;"
+        yield str(os.getpid())
+    return chunks()
+"""
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    async def begin(self, content_type: str) -> None:
+        pass
+
+    async def write(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+
+async def test_our_bootstrap_streams_over_http_between_pipe_calls(tmp_path: Path) -> None:
+    """As in dev mode: a streamed response goes over HTTP, the next event comes on the pipe."""
+    async with _container(tmp_path, "python") as (env, logs, _):
+        await env.specialize(make_spec({"app.py": STREAMER}))
+        sink = _Sink()
+        streamed = await env.invoke(make_request(_event()), sink)
+        assert streamed.streamed and streamed.function_error is None, "\n".join(logs)
+        whole = json.loads((await env.invoke(make_request(_event(whole=True)))).payload)
+        assert b"".join(sink.chunks) == f"one;{whole['pid']}".encode()
+        assert whole["runtime"] == OURS and env.carrier == "pipe"
