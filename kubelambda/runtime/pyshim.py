@@ -12,8 +12,9 @@ release line, then applies `release.json` and moves to the task root. Where the 
 mode makes, `envvars.runs_in_process`) it runs our bootstrap in-process, which speaks the
 Runtime API as frames on the agent's Unix socket (`runtime.sock`, the pipe channel, as dev mode
 does over its socketpair); otherwise, or where our files are missing, it runs awslambdaric
-in-process over HTTP; where awslambdaric cannot be imported either, it execs the entry point
-with the handler, as the `sh` shim does. A specialization then costs the handler's import, not
+in-process over HTTP; with an AWS_LAMBDA_EXEC_WRAPPER (which the image's entry point runs) or
+where awslambdaric cannot be imported, it execs the entry point with the handler, as the `sh`
+shim does. A specialization then costs the handler's import, not
 an interpreter's start plus a runtime client (about 50 ms).
 
 argv: HANDSHAKE_DIR TASK_ROOT MODE ENTRY... (MODE is `handler`, as for the `sh` shim).
@@ -196,7 +197,9 @@ def _child(
             sys.argv = [str(ours.__file__)]
             ours.main(channel_fd=channel.detach() if channel is not None else None)
             os._exit(0)
-        if not ric:
+        if not ric or os.environ.get("AWS_LAMBDA_EXEC_WRAPPER"):
+            # The image's entry point: it runs a wrapper (the official /var/runtime/bootstrap
+            # does), which awslambdaric in-process would skip.
             os.execvp(entry[0], [*entry, handler])
         # As `python3 -m awslambdaric HANDLER` would see it: PYTHONPATH first, then the
         # working directory (the task root), then the interpreter's own path.

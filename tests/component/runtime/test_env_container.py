@@ -44,11 +44,17 @@ def handler(event, context):
         "fn": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
         "runtime": runtime,
         "file": sys.modules[runtime].__file__,
+        "wrapped": os.environ.get("WRAPPED"),
     }
 """
 OURS, RIC = "kubelambda.runtime.bootstrap", "awslambdaric.lambda_context"
-# The official images' /lambda-entrypoint.sh HANDLER: exec the runtime interface client.
-ENTRYPOINT = '#!/bin/sh\nexec "$PYTHON" -m awslambdaric "$1"\n'
+# The official images' /lambda-entrypoint.sh HANDLER: exec the runtime interface client, behind
+# AWS_LAMBDA_EXEC_WRAPPER when set (as their /var/runtime/bootstrap does).
+ENTRYPOINT = """#!/bin/sh
+[ -z "$AWS_LAMBDA_EXEC_WRAPPER" ] || exec "$AWS_LAMBDA_EXEC_WRAPPER" "$PYTHON" -m awslambdaric "$1"
+exec "$PYTHON" -m awslambdaric "$1"
+"""
+WRAPPER = '#!/bin/sh\nexport WRAPPED=yes\nexec "$@"\n'
 
 
 @pytest.fixture(params=["sh", "python"])
@@ -162,15 +168,18 @@ def env_handshake(env: Environment) -> Path:
 async def test_the_python_shim_keeps_awslambdaric_where_dev_mode_keeps_http(
     tmp_path: Path,
 ) -> None:
-    """A wrapper (AWS_LAMBDA_EXEC_WRAPPER): dev mode execs it with HTTP; here awslambdaric."""
+    """A wrapper (AWS_LAMBDA_EXEC_WRAPPER): dev mode execs it, on HTTP; here the image's entry
+    point runs it, with awslambdaric behind it."""
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(WRAPPER)
+    wrapper.chmod(0o755)
     async with _container(tmp_path, "python") as (env, logs, _):
-        wrapped = make_spec(
-            {"app.py": CODE}, environment={"AWS_LAMBDA_EXEC_WRAPPER": "/nonexistent/wrapper"}
-        )
+        wrapped = make_spec({"app.py": CODE}, environment={"AWS_LAMBDA_EXEC_WRAPPER": str(wrapper)})
         await env.specialize(wrapped)
         result = await env.invoke(make_request(_event(n=1)))
         assert result.function_error is None, "\n".join(logs)
-        assert json.loads(result.payload)["runtime"] == RIC and env.carrier == "http"
+        body = json.loads(result.payload)
+        assert (body["runtime"], body["wrapped"], env.carrier) == (RIC, "yes", "http")
 
 
 async def test_a_python_shim_without_our_files_falls_back_to_awslambdaric(
