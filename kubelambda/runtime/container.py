@@ -7,8 +7,8 @@ agent through three FIFOs in a shared emptyDir (`HANDSHAKE_DIR`):
 
     events   shim → agent, one line each: `warm PID` (the shell is up), `run PID` (a runtime
              started), `exit STATUS` (it ended; `wait`'s status, 128+N for signal N)
-    release  agent → shim: one line per runtime to start; `release.env` (and the same as
-             `release.json`, which the Python shim reads) is written first
+    release  agent → shim: one line per runtime to start, `go N`; `release-N.env` (and the
+             same as `release-N.json`, which the Python shim reads) is written first
     output   the runtime's stdout and stderr, read by the agent for logs and the log tail
 
 and, for the warm Python shim (`pyshim.py`), our Python bootstrap and the pipe channel:
@@ -67,8 +67,8 @@ BOOTSTRAP_PATHS = ("/var/task/bootstrap", "/opt/bootstrap")
 SHIM = """d=$1; t=$2; h=$3; shift 3
 for f in events release output; do [ -p "$d/$f" ] || mkfifo "$d/$f" 2>/dev/null; done
 echo "warm $$" > "$d/events"
-while read go < "$d/release"; do
-  ( . "$d/release.env" && { [ -z "$t" ] || cd "$t"; } &&
+while read go n < "$d/release"; do
+  ( . "$d/release${n:+-$n}.env" && { [ -z "$t" ] || cd "$t"; } &&
     { [ "$h" != handler ] || set -- "$@" "$_HANDLER"; } &&
     { [ "$h" != bootstrap ] || { for b; do [ -x "$b" ] && break; done; set -- "$b"; }; } &&
     exec "$@" ) > "$d/output" 2>&1 < /dev/null &
@@ -124,6 +124,12 @@ def release_files(message: Release) -> dict[str, str]:
         "sys_path": message.get("sys_path", []),
     }
     return {"release.json": json.dumps(document), "release.env": text}
+
+
+def numbered(name: str, generation: int) -> str:
+    """`release.json`, generation 3 → `release-3.json` (the name a release line carries)."""
+    stem, _, extension = name.partition(".")
+    return f"{stem}-{generation}.{extension}"
 
 
 def returncode_of(status: int) -> int:
@@ -229,6 +235,7 @@ class ContainerLink:
         self._warm: asyncio.Future[bool] = self._loop.create_future()
         self._pidfd = -1
         self._waiting: deque[ContainerRuntime] = deque()  # released, not started yet
+        self._generation = 0  # releases so far: the number in the release files' names
         self._running: ContainerRuntime | None = None
         self._dead = False
 
@@ -296,15 +303,23 @@ class ContainerLink:
         return await asyncio.shield(self._warm)
 
     def release(self, runtime: ContainerRuntime, message: Release) -> None:
+        # Each release's files are new files (`release-N.json`, `release-N.env`), named on its
+        # line (`go N`): the shim reads them only after that line, so they need no atomic
+        # rename, and on ext4 a rename over a file (or a truncate) forces its blocks out
+        # first: 1-5 ms of the Init Duration on a busy disk. Two generations are kept (a
+        # release may wait for its child behind one not started yet).
+        self._generation += 1
+        generation = self._generation
         for name, content in release_files(message).items():
-            staged = self.directory / f"{name}.new"
-            staged.write_text(content)
-            staged.replace(self.directory / name)  # whole, never half-written
+            (self.directory / numbered(name, generation)).write_text(content)
+        for name in ("release.json", "release.env"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / numbered(name, generation - 2)).unlink()
         if self._dead:
             runtime.finish(-signal.SIGKILL)
             return
         self._waiting.append(runtime)
-        os.write(self._fds["release"], b"go\n")
+        os.write(self._fds["release"], f"go {generation}\n".encode())
 
     def flush_output(self) -> None:
         self._read("output")

@@ -36,7 +36,7 @@ IMAGE_OWNED = ("PATH", "LD_LIBRARY_PATH", "LANG", "TMPDIR", "LAMBDA_RUNTIME_DIR"
 class SharedDirs:
     """Cluster mode's emptyDirs shared with the runtime container, as the agent mounts them."""
 
-    handshake: Path  # the FIFOs and release.env (container.py)
+    handshake: Path  # the FIFOs, the release files, our bootstrap (container.py)
     task_root: Path  # mounted at the same path in both containers (/var/task)
     layers_dir: Path  # the runtime container's /opt
 

@@ -7,7 +7,7 @@ shim. It speaks the same FIFO protocol (`container.py`: `warm PID`, `run PID`, `
 says warm it imports the runtime interface client (awslambdaric, from /var/runtime in the
 official images) and our own Python bootstrap, which the agent writes into the handshake
 folder (`python/`) before it opens its end of the FIFOs. A child forked ahead waits for each
-release line, then applies `release.json` and moves to the task root. Where the release says
+release line, then applies its `release-N.json` and moves to the task root. Where the release says
 `mode: python` (a Zip function on a managed Python runtime without a wrapper: the decision dev
 mode makes, `envvars.runs_in_process`) it runs our bootstrap in-process, which speaks the
 Runtime API as frames on the agent's Unix socket (`runtime.sock`, the pipe channel, as dev mode
@@ -125,16 +125,18 @@ def _our_bootstrap(handshake: str) -> ModuleType | None:
         sys.path.remove(folder)
 
 
-def _release(handshake: str) -> tuple[dict[str, str], int | None, dict[str, object]]:
+def _release(handshake: str, line: bytes) -> tuple[dict[str, str], int | None, dict[str, object]]:
     """The function's variables, address-space cap and the whole release document:
-    `release.json` when the agent wrote one (json is C; `shlex` takes milliseconds), else
-    `release.env`."""
+    `release-N.json` for the line `go N` (`release.json` for a bare `go`) when the agent
+    wrote one (json is C; `shlex` takes milliseconds), else the `.env` file."""
+    words = line.split()
+    suffix = f"-{int(words[1])}" if len(words) == 2 and words[1].isdigit() else ""
     try:
-        with open(os.path.join(handshake, "release.json")) as file:
+        with open(os.path.join(handshake, f"release{suffix}.json")) as file:
             message = json.load(file)
         return dict(message["env"]), message.get("address_space"), message
     except FileNotFoundError:
-        with open(os.path.join(handshake, "release.env")) as file:
+        with open(os.path.join(handshake, f"release{suffix}.env")) as file:
             env, cap = read_env(file.read())
         return env, cap, {}
 
@@ -164,13 +166,14 @@ def _child(
 ) -> None:
     """In the child forked ahead: wait for a release line, say so on `tell` (EOF instead: the
     agent is gone), then become the function's runtime. Never returns."""
-    if not _read_line(os.path.join(handshake, "release")):
+    line = _read_line(os.path.join(handshake, "release"))
+    if not line:
         os._exit(0)
     os.write(tell, b"r")
     os.close(tell)
     _event(handshake, f"run {os.getpid()}")
     try:
-        env, cap, message = _release(handshake)
+        env, cap, message = _release(handshake, line)
         os.environ.update(env)
         if cap is not None:
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))

@@ -1,7 +1,7 @@
 """The release message: what the agent sends a warm shim when it hands it a function.
 
 One JSON line (`process.RuntimeProcess.release`). In a runtime container it becomes
-`release.env` (the `sh` shim reads only `env`) and `release.json` (`env`, the address-space cap,
+`release-N.env` (the `sh` shim reads only `env`) and `release-N.json` (`env`, the address-space cap,
 `mode`, `channel`, `sys_path`: the Python shim runs our bootstrap when `mode` is `python`;
 `container.release_files`). Standard library only, so the shim can name it cheaply.
 """

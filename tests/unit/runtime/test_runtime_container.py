@@ -6,15 +6,17 @@ import ast
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from kubelambda.runtime.container import (
     PYSHIM,
     bootstrap_files,
     env_file,
+    numbered,
     release_files,
     returncode_of,
 )
-from kubelambda.runtime.pyshim import read_env
+from kubelambda.runtime.pyshim import _release, read_env
 
 
 def test_release_env_survives_any_value_when_sourced_by_sh() -> None:
@@ -78,3 +80,18 @@ def test_the_python_shim_imports_nothing_of_kubelambda() -> None:
         if isinstance(node, ast.Import | ast.ImportFrom):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
             assert not any((n or "").startswith("kubelambda") for n in names), names
+
+
+def test_each_release_reads_the_files_its_line_names(tmp_path: Path) -> None:
+    """`go N` names release-N.*; a bare `go` (an older agent) the fixed names."""
+    assert numbered("release.json", 3) == "release-3.json"
+    for generation, line in ((3, b"go 3\n"), (None, b"go\n")):
+        files = release_files({"env": {"N": str(generation)}, "cwd": "/t", "mode": "python"})
+        for name, content in files.items():
+            target = numbered(name, generation) if generation else name
+            (tmp_path / target).write_text(content)
+        env, _cap, message = _release(str(tmp_path), line)
+        assert env == {"N": str(generation)} and message["mode"] == "python"
+    (tmp_path / "release-3.json").unlink()  # no JSON: the shell's file, as the `sh` shim reads
+    env, _cap, message = _release(str(tmp_path), b"go 3\n")
+    assert env == {"N": "3"} and message == {}
