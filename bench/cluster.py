@@ -20,9 +20,10 @@ client's figure: admission, routing, the first invoke's hops to the runtime and 
 
 Around each kept-alive warm batch the bench also reads the CPU time (`/proc/PID/task/*/schedstat`,
 nanoseconds) of the gateway, of the serving pod's agent container and of its runtime container
-(each container is its own process group in the process kubelet), so it prints each one's CPU
-per warm call, measured in the same run as the latencies; and the Runtime API carrier the
-agent reports (`channel`: pipe for our bootstrap, http for awslambdaric).
+(each container is its own process group in the process kubelet), and again after an idle
+spell as long as the batch, so it prints each one's CPU per warm call less what it burns
+without calls (watch events, probes), measured in the same run as the latencies; and the
+Runtime API carrier the agent reports (`channel`: pipe for our bootstrap, http for awslambdaric).
 
 Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
 """
@@ -81,9 +82,8 @@ def invoke(url: str, name: str) -> tuple[float, float | None]:
     return elapsed, float(found.group(1)) if found else None
 
 
-def warm_batch(url: str, name: str, calls: int) -> tuple[list[float], list[float]]:
-    """`calls` warm invocations on one kept-alive connection (as an SDK client does), and as
-    many on a new connection each; client-side milliseconds."""
+def kept_batch(url: str, name: str, calls: int) -> list[float]:
+    """`calls` warm invocations on one kept-alive connection; client-side milliseconds."""
     parsed = urllib.parse.urlsplit(url)
     path = f"/2015-03-31/functions/{name}/invocations"
     conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
@@ -99,8 +99,7 @@ def warm_batch(url: str, name: str, calls: int) -> tuple[list[float], list[float
             kept.append((time.perf_counter() - started) * 1000)
     finally:
         conn.close()
-    fresh = [invoke(url, name)[0] for _ in range(calls)]
-    return kept, fresh
+    return kept
 
 
 KINDS = ("cold", "claim", "specialize", "init", "rest")
@@ -205,14 +204,21 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
         stack.wait_pods(WARM, stack.warm)
         groups = serving_parts(stack, name)
         before = cpu_snapshot(groups) if groups else None
-        kept, fresh = warm_batch(url, name, per_run)
+        started = time.perf_counter()
+        kept = kept_batch(url, name, per_run)
         if groups and before:
             after = cpu_snapshot(groups)
+            # What the same processes burn meanwhile without calls (watch events, probes,
+            # the sync loop), over as long a quiet spell, is not the calls' CPU.
+            time.sleep(time.perf_counter() - started)
+            idle = cpu_snapshot(groups)
             for part in CPU_PARTS:
-                figures[f"cpu_{part}"].append((after[part] - before[part]) / 1e6 / len(kept))
+                busy = (after[part] - before[part]) - (idle[part] - after[part])
+                figures[f"cpu_{part}"].append(max(0, busy) / 1e6 / len(kept))
             pod = stack.live_pods(f"kubelambda.dev/function={name}")[0].metadata.name
             channel = str(stack.agent_state(pod).get("channel", "http (not reported)"))
             channels[channel] = channels.get(channel, 0) + 1
+        fresh = [invoke(url, name)[0] for _ in range(per_run)]
         figures["warm"] += kept
         figures["warm_new"] += fresh
         stack.delete("functions", name)
@@ -267,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
             row(label, figures[prefix + kind])
     row("warm invoke, kept-alive connection (as SDKs do)", figures["warm"])
     row("warm invoke, a new connection per call", figures["warm_new"])
-    print("CPU per warm call (kept-alive batches; p50 / p95 over the batches)")
+    print("CPU per warm call (kept-alive batches less an idle spell as long; p50/p95 of batches)")
     for part in CPU_PARTS:
         row(f"  {part}", figures[f"cpu_{part}"], unit="ms", digits=3)
 
