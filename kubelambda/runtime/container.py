@@ -241,17 +241,17 @@ class ContainerLink:
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Before the FIFOs: the Python shim, blocked opening `events` until the agent has its
-        # end open, imports our bootstrap right after (pyshim.py).
+        for name in FIFOS:  # at once: a shim writing to a missing one would make a plain file
+            with contextlib.suppress(FileExistsError):
+                os.mkfifo(self.directory / name, 0o600)
+        # Before the FIFOs are opened: the Python shim, blocked opening `events` until the
+        # agent has its end open, imports our bootstrap right after (pyshim.py).
         self._ship_bootstrap()
         if self._on_channel is not None:
             self._listen()
         for name in FIFOS:
-            path = self.directory / name
-            with contextlib.suppress(FileExistsError):
-                os.mkfifo(path, 0o600)
             # Read-write: never blocks, and the pipe outlives each shell-side open.
-            self._fds[name] = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            self._fds[name] = os.open(self.directory / name, os.O_RDWR | os.O_NONBLOCK)
         self._loop.add_reader(self._fds["events"], self._read, "events")
         self._loop.add_reader(self._fds["output"], self._read, "output")
 
