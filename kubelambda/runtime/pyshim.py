@@ -61,11 +61,6 @@ def status_of(wait_status: int) -> int:
     return code if code >= 0 else 128 - code
 
 
-def _event(handshake: str, line: str) -> None:
-    with open(os.path.join(handshake, "events"), "w") as events:
-        events.write(line + "\n")
-
-
 # Not imported before release: awslambdaric's modules that read the function's environment when
 # imported. Its runtime client (the C part's `initialize_client` keeps AWS_LAMBDA_RUNTIME_API;
 # the marshaller it builds reads AWS_EXECUTION_ENV), its bootstrap (the log format and level),
@@ -163,15 +158,20 @@ def _child(
     ric: bool,
     ours: ModuleType | None,
     tell: int,
+    events: int,
 ) -> None:
     """In the child forked ahead: wait for a release line, say so on `tell` (EOF instead: the
     agent is gone), then become the function's runtime. Never returns."""
+    # Opened while it waits, not after the release (the agent holds the read ends).
+    out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
+    null = os.open(os.devnull, os.O_RDONLY)
     line = _read_line(os.path.join(handshake, "release"))
     if not line:
         os._exit(0)
     os.write(tell, b"r")
     os.close(tell)
-    _event(handshake, f"run {os.getpid()}")
+    os.write(events, f"run {os.getpid()}\n".encode())
+    os.close(events)  # the function's code gets none of the handshake's descriptors
     try:
         env, cap, message = _release(handshake, line)
         os.environ.update(env)
@@ -185,11 +185,11 @@ def _child(
             ours = None
         if task_root:
             os.chdir(task_root)
-        out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
-        null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
+        os.close(null)
+        os.close(out)
         handler = os.environ.get("_HANDLER", "")
         if ours is not None:
             # As dev mode's shim runs it: the release's sys.path (task root, the layers'
@@ -244,11 +244,12 @@ def main(argv: list[str]) -> None:
     ric = _preload()
     # Opening `events` waits for the agent to hold its end, and the agent writes our bootstrap
     # before it opens the FIFOs: from here on the files are there, if this agent ships them.
-    with open(os.path.join(handshake, "events"), "w") as events:
-        ours = _our_bootstrap(handshake)
-        # The child inherits this heap: frozen, its collections never walk it (nor its pages).
-        gc.freeze()
-        events.write(f"warm {os.getpid()}\n")
+    # Kept open: each child writes its `run PID` on it without an open of its own.
+    events = os.open(os.path.join(handshake, "events"), os.O_WRONLY)
+    ours = _our_bootstrap(handshake)
+    # The child inherits this heap: frozen, its collections never walk it (nor its pages).
+    gc.freeze()
+    os.write(events, f"warm {os.getpid()}\n".encode())
     while True:
         # Fork before the release, not at it: the fork (and the wait for a core to run the
         # child on) is off the cold start's path; the release line wakes a child already up.
@@ -258,14 +259,14 @@ def main(argv: list[str]) -> None:
         pid = os.fork()
         if pid == 0:
             os.close(told)
-            _child(handshake, task_root, entry, ric, ours, tell)
+            _child(handshake, task_root, entry, ric, ours, tell, events)
         os.close(tell)
         _, wait_status = os.waitpid(pid, 0)
         released = os.read(told, 1)
         os.close(told)
         if not released:
             return  # the child read EOF: the agent closed its end for good
-        _event(handshake, f"exit {status_of(wait_status)}")
+        os.write(events, f"exit {status_of(wait_status)}\n".encode())
 
 
 if __name__ == "__main__":
