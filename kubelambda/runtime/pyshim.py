@@ -1,7 +1,7 @@
 """The runtime container's warm Python shim: `SHIM`'s protocol, with the interpreter pre-started.
 
-A Python runtime container runs this file's source (`python3 -c SOURCE`; it imports nothing of
-kubelambda that the image would need: the Lambda base image has none) in place of the `sh`
+A Python runtime container runs this file's source (`python3 -c SOURCE`; it needs nothing of
+kubelambda in the image, which the Lambda base image does not have) in place of the `sh`
 shim. It speaks the same FIFO protocol (`container.py`: `warm PID`, `run PID`, `exit STATUS` on
 `events`, one line on `release` per runtime, the runtime's output on `output`), but before it
 says warm it imports the runtime interface client (awslambdaric, from /var/runtime in the
@@ -14,8 +14,8 @@ Runtime API as frames on the agent's Unix socket (`runtime.sock`, the pipe chann
 does over its socketpair); otherwise, or where our files are missing, it runs awslambdaric
 in-process over HTTP; with an AWS_LAMBDA_EXEC_WRAPPER (which the image's entry point runs) or
 where awslambdaric cannot be imported, it execs the entry point with the handler, as the `sh`
-shim does. A specialization then costs the handler's import, not
-an interpreter's start plus a runtime client (about 50 ms).
+shim does. A specialization then costs the handler's import, not an interpreter's start plus a
+runtime client (about 50 ms).
 
 argv: HANDSHAKE_DIR TASK_ROOT MODE ENTRY... (MODE is `handler`, as for the `sh` shim).
 """
