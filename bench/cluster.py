@@ -18,6 +18,13 @@ The breakdown comes from the gateway's log line for each cold start ("specialize
 X ms, specialize Y ms") and the REPORT line's Init Duration; "the rest" is what is left of the
 client's figure: admission, routing, the first invoke's hops to the runtime and back, the client.
 
+Around each kept-alive warm batch the bench also reads the CPU time (`/proc/PID/task/*/schedstat`,
+nanoseconds) of the gateway, of the serving pod's agent container and of its runtime container
+(each container is its own process group in the process kubelet), and again after an idle
+spell as long as the batch, so it prints each one's CPU per warm call less what it burns
+without calls (watch events, probes), measured in the same run as the latencies; and the
+Runtime API carrier the agent reports (`channel`: pipe for our bootstrap, http for awslambdaric).
+
 Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
 """
 
@@ -75,9 +82,8 @@ def invoke(url: str, name: str) -> tuple[float, float | None]:
     return elapsed, float(found.group(1)) if found else None
 
 
-def warm_batch(url: str, name: str, calls: int) -> tuple[list[float], list[float]]:
-    """`calls` warm invocations on one kept-alive connection (as an SDK client does), and as
-    many on a new connection each; client-side milliseconds."""
+def kept_batch(url: str, name: str, calls: int) -> list[float]:
+    """`calls` warm invocations on one kept-alive connection; client-side milliseconds."""
     parsed = urllib.parse.urlsplit(url)
     path = f"/2015-03-31/functions/{name}/invocations"
     conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
@@ -93,11 +99,67 @@ def warm_batch(url: str, name: str, calls: int) -> tuple[list[float], list[float
             kept.append((time.perf_counter() - started) * 1000)
     finally:
         conn.close()
-    fresh = [invoke(url, name)[0] for _ in range(calls)]
-    return kept, fresh
+    return kept
 
 
 KINDS = ("cold", "claim", "specialize", "init", "rest")
+CPU_PARTS = ("gateway", "agent", "runtime")
+
+
+def _cpu_ns(pid: int) -> int:
+    """CPU time of every thread of process `pid`, in ns (0 once it is gone)."""
+    total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as file:
+                total += int(file.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
+def group_cpu_ns(pgid: int) -> int:
+    """CPU time of the processes of process group `pgid` (one container in the kubelet)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                stat = file.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
+            total += _cpu_ns(int(entry))
+    return total
+
+
+def serving_parts(stack: LambdaStack, name: str) -> dict[str, int] | None:
+    """The gateway's PID and the process groups of `name`'s pod's containers (None: not
+    found)."""
+    pods = stack.live_pods(f"kubelambda.dev/function={name}")
+    if len(pods) != 1 or stack.kubelet is None:
+        return None
+    run = stack.kubelet.pods.get((stack.ns, pods[0].metadata.name))
+    if run is None:
+        return None
+    groups = {"gateway": stack.gateways["gw-a"][0].proc.pid}
+    for container in run.mains:
+        if container.proc is not None:
+            groups[container.name] = container.proc.pid
+    return groups if set(CPU_PARTS) <= set(groups) else None
+
+
+def cpu_snapshot(groups: dict[str, int]) -> dict[str, int]:
+    """CPU so far: the gateway's process (not a group leader), each container's group."""
+    return {
+        part: _cpu_ns(groups[part]) if part == "gateway" else group_cpu_ns(groups[part])
+        for part in CPU_PARTS
+    }
 
 
 def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[float]]:
@@ -111,6 +173,9 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
         f"{prefix}{k}": [] for prefix in ("", "paused_") for k in KINDS
     }
     figures["warm"], figures["warm_new"] = [], []
+    for part in CPU_PARTS:
+        figures[f"cpu_{part}"] = []  # ms of CPU per warm call, one figure per batch
+    channels: dict[str, int] = {}
     per_run = max(1, warm_calls // max(1, runs))
     for index in range(runs):
         name = f"cold-{index}"
@@ -137,10 +202,27 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
                 figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
         # Warm calls in the steady state: after the refill the cold start set off is done.
         stack.wait_pods(WARM, stack.warm)
-        kept, fresh = warm_batch(url, name, per_run)
+        groups = serving_parts(stack, name)
+        before = cpu_snapshot(groups) if groups else None
+        started = time.perf_counter()
+        kept = kept_batch(url, name, per_run)
+        if groups and before:
+            after = cpu_snapshot(groups)
+            # What the same processes burn meanwhile without calls (watch events, probes,
+            # the sync loop), over as long a quiet spell, is not the calls' CPU.
+            time.sleep(time.perf_counter() - started)
+            idle = cpu_snapshot(groups)
+            for part in CPU_PARTS:
+                busy = (after[part] - before[part]) - (idle[part] - after[part])
+                figures[f"cpu_{part}"].append(max(0, busy) / 1e6 / len(kept))
+            pod = stack.live_pods(f"kubelambda.dev/function={name}")[0].metadata.name
+            channel = str(stack.agent_state(pod).get("channel", "http (not reported)"))
+            channels[channel] = channels.get(channel, 0) + 1
+        fresh = [invoke(url, name)[0] for _ in range(per_run)]
         figures["warm"] += kept
         figures["warm_new"] += fresh
         stack.delete("functions", name)
+    print(f"Runtime API carrier of the warm pods (agent's state): {channels}")
     return figures
 
 
@@ -191,12 +273,15 @@ def main(argv: list[str] | None = None) -> None:
             row(label, figures[prefix + kind])
     row("warm invoke, kept-alive connection (as SDKs do)", figures["warm"])
     row("warm invoke, a new connection per call", figures["warm_new"])
+    print("CPU per warm call (kept-alive batches less an idle spell as long; p50/p95 of batches)")
+    for part in CPU_PARTS:
+        row(f"  {part}", figures[f"cpu_{part}"], unit="ms", digits=3)
 
 
-def row(label: str, samples: list[float]) -> None:
+def row(label: str, samples: list[float], unit: str = "ms", digits: int = 1) -> None:
     if samples:
         p50, p95 = statistics.median(samples), percentile(samples, 0.95)
-        print(f"{label:<66} {len(samples):>4} {p50:>7.1f}ms {p95:>7.1f}ms")
+        print(f"{label:<66} {len(samples):>4} {p50:>7.{digits}f}{unit} {p95:>7.{digits}f}{unit}")
 
 
 def invoke_warmup(stack: LambdaStack) -> None:

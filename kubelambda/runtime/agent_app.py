@@ -56,6 +56,7 @@ def state_document(env: Environment) -> dict[str, Any]:
         "address": env.address,
         "pid": env.pid,
         "alive": env.alive,
+        "channel": env.carrier,  # how the runtime reaches the Runtime API: pipe or http
         "invocations": env.invocations,
         "ageSeconds": round(now - env.created_at, 3),
         "idleSeconds": round(now - env.last_used_at, 3),

@@ -7,9 +7,18 @@ agent through three FIFOs in a shared emptyDir (`HANDSHAKE_DIR`):
 
     events   shim → agent, one line each: `warm PID` (the shell is up), `run PID` (a runtime
              started), `exit STATUS` (it ended; `wait`'s status, 128+N for signal N)
-    release  agent → shim: one line per runtime to start; `release.env` (and the same as
-             `release.json`, which the Python shim reads) is written first
+    release  agent → shim: one line per runtime to start, `go N`; `release-N.env` (and the
+             same as `release-N.json`, which the Python shim reads) is written first
     output   the runtime's stdout and stderr, read by the agent for logs and the log tail
+
+and, for the warm Python shim (`pyshim.py`), our Python bootstrap and the pipe channel:
+
+    python/       our bootstrap's modules (stdlib only), written by the agent before it opens
+                  the FIFOs (the official image has no kubelambda); the shim imports them warm
+    runtime.sock  the agent listens here; a released child that runs our bootstrap connects
+                  and speaks the Runtime API as frames (`channel.py`), as dev mode's shim does
+                  over its socketpair. The agent takes only the connection of the runtime it
+                  released (the peer's PID, SO_PEERCRED), so a stale child cannot answer
 
 The agent opens every FIFO read-write, so no open ever blocks on its side and nothing is lost
 while the shell is between runtimes. The runtime's exit is reported by the shell (a runtime is
@@ -26,6 +35,8 @@ import contextlib
 import json
 import os
 import signal
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,8 +46,15 @@ from kubelambda.runtime.process import parse_vm_hwm
 from kubelambda.runtime.release import Release
 
 OutputSink = Callable[[str], None]
+# Told of a released runtime's pipe-channel connection (the Environment serves it).
+ChannelSink = Callable[["ContainerRuntime", socket.socket], None]
 HANDSHAKE_DIR = "/kubelambda"
 FIFOS = ("events", "release", "output")
+BOOTSTRAP_DIR = "python"  # in the handshake folder: our bootstrap's package, for the Python shim
+CHANNEL_SOCKET = "runtime.sock"  # in the handshake folder: the pipe channel's listening socket
+# What our bootstrap is made of (stdlib only, a unit test checks), shipped as `kubelambda.runtime`.
+BOOTSTRAP_MODULES = ("bootstrap.py", "runtime_client.py", "handler_stream.py")
+_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 # Where a custom runtime's (provided.*) bootstrap is looked for, in Lambda's order.
 BOOTSTRAP_PATHS = ("/var/task/bootstrap", "/opt/bootstrap")
 
@@ -49,8 +67,8 @@ BOOTSTRAP_PATHS = ("/var/task/bootstrap", "/opt/bootstrap")
 SHIM = """d=$1; t=$2; h=$3; shift 3
 for f in events release output; do [ -p "$d/$f" ] || mkfifo "$d/$f" 2>/dev/null; done
 echo "warm $$" > "$d/events"
-while read go < "$d/release"; do
-  ( . "$d/release.env" && { [ -z "$t" ] || cd "$t"; } &&
+while read go n < "$d/release"; do
+  ( . "$d/release${n:+-$n}.env" && { [ -z "$t" ] || cd "$t"; } &&
     { [ "$h" != handler ] || set -- "$@" "$_HANDLER"; } &&
     { [ "$h" != bootstrap ] || { for b; do [ -x "$b" ] && break; done; set -- "$b"; }; } &&
     exec "$@" ) > "$d/output" 2>&1 < /dev/null &
@@ -65,6 +83,18 @@ done
 PYSHIM = (Path(__file__).with_name("pyshim.py")).read_text()
 
 
+def bootstrap_files() -> dict[str, str]:
+    """Our Python bootstrap as files under BOOTSTRAP_DIR: path (relative) → source."""
+    here = Path(__file__).parent
+    files = {
+        "kubelambda/__init__.py": '"""kubelambda\'s Python bootstrap, shipped by the agent."""\n',
+        "kubelambda/runtime/__init__.py": "",
+    }
+    for name in BOOTSTRAP_MODULES:
+        files[f"kubelambda/runtime/{name}"] = (here / name).read_text()
+    return files
+
+
 def quote(value: str) -> str:
     """A POSIX shell single-quoted word."""
     return "'" + value.replace("'", "'\\''") + "'"
@@ -75,16 +105,31 @@ def env_file(env: Mapping[str, str]) -> str:
     return "".join(f"export {name}={quote(value)}\n" for name, value in env.items())
 
 
-def release_files(env: Mapping[str, str], memory_mb: int | None) -> dict[str, str]:
+def release_files(message: Release) -> dict[str, str]:
     """What a release writes beside the FIFOs: `release.env` for the `sh` shim to source (the
     function's variables and its memorySize as `ulimit -v`) and the same as `release.json`, for
-    the Python shim to parse in its released child (json is C; shlex takes milliseconds)."""
+    the Python shim to parse in its released child (json is C; shlex takes milliseconds), with
+    how to run it: `mode` (`python`: our bootstrap, else the image's entry point), `channel`
+    and `sys_path` (`prepare.py`)."""
+    env, memory_mb = message["env"], message.get("memory_mb")
     text = env_file(env)
     cap_kb = address_space(memory_mb) // 1024 if memory_mb else None
     if cap_kb:  # the sourcing shell caps what it execs: the function's own memorySize
         text += f"ulimit -v {cap_kb} 2>/dev/null\n"
-    document = {"env": dict(env), "address_space": cap_kb * 1024 if cap_kb else None}
+    document = {
+        "env": dict(env),
+        "address_space": cap_kb * 1024 if cap_kb else None,
+        "mode": message["mode"],
+        "channel": message.get("channel", "http"),
+        "sys_path": message.get("sys_path", []),
+    }
     return {"release.json": json.dumps(document), "release.env": text}
+
+
+def numbered(name: str, generation: int) -> str:
+    """`release.json`, generation 3 → `release-3.json` (the name a release line carries)."""
+    stem, _, extension = name.partition(".")
+    return f"{stem}-{generation}.{extension}"
 
 
 def returncode_of(status: int) -> int:
@@ -100,6 +145,8 @@ class ContainerRuntime:
         self.pid: int | None = None
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.expected_exit = False
+        self._status_fd = -1  # /proc/PID/status, open from its start to its end
+        self.exited.add_done_callback(lambda _: self.close())
 
     @property
     def alive(self) -> bool:
@@ -111,11 +158,12 @@ class ContainerRuntime:
         return False
 
     def max_rss_kb(self) -> int:
-        if self.pid is None or not self.alive:
+        # A pread on the file kept open: an open/read/close per invoke was ~10 % of the
+        # agent's CPU on the warm path (py-spy, bench/README.md).
+        if self._status_fd < 0 or not self.alive:
             return 0
         try:
-            with open(f"/proc/{self.pid}/status", "rb") as status:
-                return parse_vm_hwm(status.read())
+            return parse_vm_hwm(os.pread(self._status_fd, 4096, 0))
         except OSError:
             return 0
 
@@ -123,7 +171,8 @@ class ContainerRuntime:
         return await self._link.wait_warm()
 
     async def release(self, message: Release) -> None:
-        self._link.release(self, message)  # a runtime container speaks HTTP: no channel
+        # Our bootstrap, if it runs, connects to the pipe channel itself (ContainerLink._accept).
+        self._link.release(self, message)
 
     def flush_partial(self) -> None:
         self._link.flush_output()
@@ -146,12 +195,20 @@ class ContainerRuntime:
         self.finish(-15)
 
     def close(self) -> None:
-        """Nothing of its own to release: the FIFOs belong to the link."""
+        """Its status file; the FIFOs belong to the link."""
+        if self._status_fd >= 0:
+            os.close(self._status_fd)
+            self._status_fd = -1
 
     def started(self, pid: int) -> None:
         self.pid = pid
         if self.expected_exit:  # ended before it even started (a stop or a re-init)
             self.kill()
+            return
+        if self.exited.done():
+            return
+        with contextlib.suppress(OSError):
+            self._status_fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
 
     def finish(self, returncode: int) -> None:
         if not self.exited.done():
@@ -161,28 +218,83 @@ class ContainerRuntime:
 class ContainerLink:
     """The agent's end of the handshake with the shim in the runtime container."""
 
-    def __init__(self, directory: Path, *, on_output: OutputSink) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        on_output: OutputSink,
+        on_channel: ChannelSink | None = None,
+    ) -> None:
         self.directory = directory
         self._on_output = on_output
+        self._on_channel = on_channel
+        self._listener: socket.socket | None = None
         self._loop = asyncio.get_running_loop()
         self._fds: dict[str, int] = {}
         self._partial = {"events": b"", "output": b""}
         self._warm: asyncio.Future[bool] = self._loop.create_future()
         self._pidfd = -1
         self._waiting: deque[ContainerRuntime] = deque()  # released, not started yet
+        self._generation = 0  # releases so far: the number in the release files' names
         self._running: ContainerRuntime | None = None
         self._dead = False
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        for name in FIFOS:
-            path = self.directory / name
+        for name in FIFOS:  # at once: a shim writing to a missing one would make a plain file
             with contextlib.suppress(FileExistsError):
-                os.mkfifo(path, 0o600)
+                os.mkfifo(self.directory / name, 0o600)
+        # Before the FIFOs are opened: the Python shim, blocked opening `events` until the
+        # agent has its end open, imports our bootstrap right after (pyshim.py).
+        self._ship_bootstrap()
+        if self._on_channel is not None:
+            self._listen()
+        for name in FIFOS:
             # Read-write: never blocks, and the pipe outlives each shell-side open.
-            self._fds[name] = os.open(path, os.O_RDWR | os.O_NONBLOCK)
+            self._fds[name] = os.open(self.directory / name, os.O_RDWR | os.O_NONBLOCK)
         self._loop.add_reader(self._fds["events"], self._read, "events")
         self._loop.add_reader(self._fds["output"], self._read, "output")
+
+    def _ship_bootstrap(self) -> None:
+        root = self.directory / BOOTSTRAP_DIR
+        for relative, source in bootstrap_files().items():
+            path = root / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            staged = path.with_name(path.name + ".new")
+            staged.write_text(source)
+            staged.replace(path)  # whole, never half-written
+
+    def _listen(self) -> None:
+        path = self.directory / CHANNEL_SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            _bind(listener, path)
+            listener.listen(8)
+        except OSError:
+            listener.close()
+            raise
+        listener.setblocking(False)
+        self._listener = listener
+        self._loop.add_reader(listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        assert self._listener is not None
+        try:
+            conn, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        # The child wrote `run PID` before it connected: read it first, then match the peer.
+        self._read("events")
+        pid = _PEERCRED.unpack(
+            conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
+        )[0]
+        running = self._running
+        if running is None or running.pid != pid or not running.alive or self._on_channel is None:
+            conn.close()  # not the runtime this agent released: it gets no Runtime API here
+            return
+        self._on_channel(running, conn)
 
     def spawn(self) -> ContainerRuntime:
         return ContainerRuntime(self)
@@ -191,15 +303,23 @@ class ContainerLink:
         return await asyncio.shield(self._warm)
 
     def release(self, runtime: ContainerRuntime, message: Release) -> None:
-        for name, content in release_files(message["env"], message.get("memory_mb")).items():
-            staged = self.directory / f"{name}.new"
-            staged.write_text(content)
-            staged.replace(self.directory / name)  # whole, never half-written
+        # Each release's files are new files (`release-N.json`, `release-N.env`), named on its
+        # line (`go N`): the shim reads them only after that line, so they need no atomic
+        # rename, and on ext4 a rename over a file (or a truncate) forces its blocks out
+        # first: 1-5 ms of the Init Duration on a busy disk. Two generations are kept (a
+        # release may wait for its child behind one not started yet).
+        self._generation += 1
+        generation = self._generation
+        for name, content in release_files(message).items():
+            (self.directory / numbered(name, generation)).write_text(content)
+        for name in ("release.json", "release.env"):
+            with contextlib.suppress(FileNotFoundError):
+                (self.directory / numbered(name, generation - 2)).unlink()
         if self._dead:
             runtime.finish(-signal.SIGKILL)
             return
         self._waiting.append(runtime)
-        os.write(self._fds["release"], b"go\n")
+        os.write(self._fds["release"], f"go {generation}\n".encode())
 
     def flush_output(self) -> None:
         self._read("output")
@@ -208,6 +328,12 @@ class ContainerLink:
             self._on_output(line.decode(errors="replace"))
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._loop.remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
+            with contextlib.suppress(OSError):
+                (self.directory / CHANNEL_SOCKET).unlink()
         for name, fd in self._fds.items():
             if name != "release":
                 self._loop.remove_reader(fd)
@@ -279,3 +405,16 @@ class ContainerLink:
                 runtime.finish(-signal.SIGKILL)
         self._running = None
         self._waiting.clear()
+
+
+def _bind(listener: socket.socket, path: Path) -> None:
+    """Bind a Unix socket to `path`. sun_path holds 107 bytes and an emptyDir's folder on a node
+    (or in the test kubelet) can be longer: then through the folder's short /proc/self/fd name."""
+    if len(os.fsencode(path)) < 100:
+        listener.bind(str(path))
+        return
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        listener.bind(f"/proc/self/fd/{folder}/{path.name}")
+    finally:
+        os.close(folder)

@@ -8,15 +8,17 @@ Usable in-process (dev mode) and behind the agent's control API (cluster mode). 
 this process's child (`process.RuntimeProcess`) or, given `shared` folders, runs in a separate
 runtime container released through a shim (`container.ContainerLink`): one lifecycle for both.
 Each init phase is an `init.InitPhase`; the state (`EnvState`) is the one record of whether an
-invocation is running. Our Python bootstrap, released by the shim, reaches the Runtime API over
-the shim's socketpair (`channel.py`, `channel="pipe"`, the default); every other runtime, and a
-runtime container, uses HTTP at `address`.
+invocation is running. Our Python bootstrap reaches the Runtime API over the pipe channel
+(`channel.py`, `channel="pipe"`, the default): the shim's socketpair, or in a runtime container a
+Unix socket in the shared handshake folder the Python shim's released child connects to; every
+other runtime (awslambdaric, custom runtimes, images, wrappers) uses HTTP at `address`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -74,6 +76,7 @@ class Environment:
         # runtime, and a runtime container, speaks HTTP to `address` regardless.
         self.channel: Channel = channel
         self._pipe: PipeChannel | None = None
+        self._attaching: asyncio.Task[None] | None = None  # a runtime container's connection
         self.work_dir = Path(work_dir)
         self._sink = log_sink
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
@@ -124,6 +127,12 @@ class Environment:
         return self._proc.pid if self._proc is not None else None
 
     @property
+    def carrier(self) -> Channel:
+        """How the current runtime reaches the Runtime API: `pipe` once our bootstrap has
+        connected over the pipe channel, else `http`."""
+        return "pipe" if self._pipe is not None else "http"
+
+    @property
     def alive(self) -> bool:
         return self._proc is not None and self._proc.alive and self._state != EnvState.STOPPED
 
@@ -136,7 +145,9 @@ class Environment:
         await self._api.start()
         try:
             if self._shared is not None:
-                self._link = ContainerLink(self._shared.handshake, on_output=self._emit)
+                self._link = ContainerLink(
+                    self._shared.handshake, on_output=self._emit, on_channel=self._on_channel
+                )
                 self._link.open()
             proc = self._spawn()
             if not await asyncio.wait_for(proc.wait_warm(), self._start_timeout):
@@ -379,8 +390,14 @@ class Environment:
     async def _hand_over(self, proc: RuntimeHandle, message: Release) -> None:
         """Release `proc`; with the pipe channel, serve the Runtime API on its socketpair."""
         sock = await proc.release(message)
-        if sock is None:
-            return
+        if sock is not None:
+            await self._attach(proc, sock)
+
+    def _on_channel(self, proc: RuntimeHandle, sock: socket.socket) -> None:
+        """A runtime container's released runtime connected to the pipe channel's socket."""
+        self._attaching = asyncio.get_running_loop().create_task(self._attach(proc, sock))
+
+    async def _attach(self, proc: RuntimeHandle, sock: socket.socket) -> None:
         if proc is not self._proc or self._state == EnvState.STOPPED:
             sock.close()  # replaced or stopped meanwhile
             return

@@ -162,6 +162,27 @@ def build_environment(
     return env
 
 
+def runs_in_process(spec: EnvironmentSpec, env: Mapping[str, str]) -> bool:
+    """Whether our Python bootstrap runs inside the warm shim itself (no exec), where it can
+    reach the Runtime API over the pipe channel: a Zip function on a managed Python runtime
+    with no AWS_LAMBDA_EXEC_WRAPPER (a wrapper is exec'd: the runtime behind it speaks HTTP).
+    The one decision for both anatomies: the agent's own child (`choose_launch`) and the Python
+    shim of a runtime container (`prepare`)."""
+    return (
+        spec.package_type == "Zip"
+        and is_python(spec.runtime)
+        and not env.get("AWS_LAMBDA_EXEC_WRAPPER")
+    )
+
+
+def declared_python(runtime: str, fallback: tuple[int, int]) -> tuple[int, int]:
+    """The interpreter version a managed runtime's image has (`python3.12` → (3, 12))."""
+    major, _, minor = runtime.removeprefix("python").partition(".")
+    if major.isdigit() and minor.isdigit():
+        return int(major), int(minor)
+    return fallback
+
+
 def choose_launch(
     spec: EnvironmentSpec,
     layout: Layout,
@@ -178,10 +199,10 @@ def choose_launch(
             return Launch("exec", list(spec.image_command))
         return Launch("missing", detail="an Image function run locally needs imageCommand")
     if is_python(spec.runtime):
-        wrapper = env.get("AWS_LAMBDA_EXEC_WRAPPER")
-        if wrapper:
-            return Launch("exec", [wrapper, python, "-P", "-m", "kubelambda.runtime.bootstrap"])
-        return Launch("python")
+        if runs_in_process(spec, env):
+            return Launch("python")
+        wrapped = env.get("AWS_LAMBDA_EXEC_WRAPPER", "")
+        return Launch("exec", [wrapped, python, "-P", "-m", "kubelambda.runtime.bootstrap"])
     if is_node(spec.runtime):
         if node is None:
             return Launch(

@@ -16,9 +16,11 @@ from kubelambda.runtime.envvars import (
     Layout,
     build_environment,
     choose_launch,
+    declared_python,
     is_python,
     log_stream_name,
     python_paths,
+    runs_in_process,
 )
 from kubelambda.runtime.release import Channel, Release
 from kubelambda.runtime.spec import EnvironmentSpec
@@ -34,7 +36,7 @@ IMAGE_OWNED = ("PATH", "LD_LIBRARY_PATH", "LANG", "TMPDIR", "LAMBDA_RUNTIME_DIR"
 class SharedDirs:
     """Cluster mode's emptyDirs shared with the runtime container, as the agent mounts them."""
 
-    handshake: Path  # the FIFOs and release.env (container.py)
+    handshake: Path  # the FIFOs, the release files, our bootstrap (container.py)
     task_root: Path  # mounted at the same path in both containers (/var/task)
     layers_dir: Path  # the runtime container's /opt
 
@@ -70,7 +72,9 @@ async def prepare(
 
     `channel` is how our Python bootstrap, when it is the entry point, reaches the Runtime API."""
     if shared is not None:
-        return await _prepare_shared(spec, cache=cache, runtime_api=runtime_api, shared=shared)
+        return await _prepare_shared(
+            spec, cache=cache, runtime_api=runtime_api, shared=shared, channel=channel
+        )
     task_root = await cache.resolve(spec.code)
     opt_dir = work_dir / "opt"
     if opt_dir.exists():
@@ -114,10 +118,18 @@ async def prepare(
 
 
 async def _prepare_shared(
-    spec: EnvironmentSpec, *, cache: CodeCache, runtime_api: str, shared: SharedDirs
+    spec: EnvironmentSpec,
+    *,
+    cache: CodeCache,
+    runtime_api: str,
+    shared: SharedDirs,
+    channel: Channel,
 ) -> Prepared:
     """The same for a runtime container: code and layers copied into the shared folders, and
-    only the function's variables (the image keeps its own PATH and the like)."""
+    only the function's variables (the image keeps its own PATH and the like). Where dev mode
+    would run our Python bootstrap in-process, the release says so (`mode: python`, with the
+    channel and sys.path): the Python shim then runs it (`pyshim.py`); anything else, and the
+    `sh` shim always, runs the image's entry point."""
     _clear(shared.task_root)
     if spec.package_type == "Zip":  # an image carries its code
         shutil.copytree(await cache.resolve(spec.code), shared.task_root, dirs_exist_ok=True)
@@ -138,11 +150,18 @@ async def _prepare_shared(
     for name in owned:
         if name not in spec.environment:
             env.pop(name, None)
-    launch = Launch("exec")  # the entry point is the runtime container's, not ours
     message: Release = {
         "env": env,
         "cwd": str(shared.task_root),
-        "mode": "exec",
+        "mode": "exec",  # the entry point is the runtime container's, not ours
         "memory_mb": spec.memory_size,
     }
-    return Prepared(launch=launch, message=message, layout=layout)
+    if runs_in_process(spec, env):
+        # The image's interpreter is the runtime's own version, not the agent's.
+        running = (sys.version_info.major, sys.version_info.minor)
+        interpreter = declared_python(spec.runtime, running)
+        sys_path = python_paths(layout, spec.runtime, interpreter)
+        sys_path += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        message["mode"], message["channel"] = "python", channel
+        message["sys_path"] = list(dict.fromkeys(sys_path))
+    return Prepared(launch=Launch(message["mode"]), message=message, layout=layout)

@@ -1,15 +1,21 @@
 """The runtime container's warm Python shim: `SHIM`'s protocol, with the interpreter pre-started.
 
-A Python runtime container runs this file's source (`python3 -c SOURCE`; it imports nothing of
-kubelambda, which the Lambda base image does not have) in place of the `sh` shim. It speaks the
-same FIFO protocol (`container.py`: `warm PID`, `run PID`, `exit STATUS` on `events`, one line
-on `release` per runtime, the runtime's output on `output`), but it imports the runtime
-interface client (awslambdaric, from /var/runtime in the official images) before it says warm,
-and a child forked ahead waits for each release line, then applies `release.json`, moves to the
-task root and runs awslambdaric in-process. A specialization then costs the handler's import
-and awslambdaric's few modules that read the function's environment at import, not an
-interpreter's start plus all of awslambdaric (about 50 ms). Where awslambdaric cannot be
-imported, the child execs the entry point with the handler, as the `sh` shim does.
+A Python runtime container runs this file's source (`python3 -c SOURCE`; it needs nothing of
+kubelambda in the image, which the Lambda base image does not have) in place of the `sh`
+shim. It speaks the same FIFO protocol (`container.py`: `warm PID`, `run PID`, `exit STATUS` on
+`events`, one line on `release` per runtime, the runtime's output on `output`), but before it
+says warm it imports the runtime interface client (awslambdaric, from /var/runtime in the
+official images) and our own Python bootstrap, which the agent writes into the handshake
+folder (`python/`) before it opens its end of the FIFOs. A child forked ahead waits for each
+release line, then applies its `release-N.json` and moves to the task root. Where the release says
+`mode: python` (a Zip function on a managed Python runtime without a wrapper: the decision dev
+mode makes, `envvars.runs_in_process`) it runs our bootstrap in-process, which speaks the
+Runtime API as frames on the agent's Unix socket (`runtime.sock`, the pipe channel, as dev mode
+does over its socketpair); otherwise, or where our files are missing, it runs awslambdaric
+in-process over HTTP; with an AWS_LAMBDA_EXEC_WRAPPER (which the image's entry point runs) or
+where awslambdaric cannot be imported, it execs the entry point with the handler, as the `sh`
+shim does. A specialization then costs the handler's import, not an interpreter's start plus a
+runtime client (about 50 ms).
 
 argv: HANDSHAKE_DIR TASK_ROOT MODE ENTRY... (MODE is `handler`, as for the `sh` shim).
 """
@@ -23,9 +29,13 @@ import json
 import os
 import resource
 import shlex
+import socket
 import sys
+from types import ModuleType
 
 RUNTIME_DIR = "/var/runtime"  # where the official Python images keep awslambdaric
+BOOTSTRAP_DIR = "python"  # container.BOOTSTRAP_DIR: our bootstrap's package, by the agent
+CHANNEL_SOCKET = "runtime.sock"  # container.CHANNEL_SOCKET: the pipe channel
 
 
 def read_env(text: str) -> tuple[dict[str, str], int | None]:
@@ -49,11 +59,6 @@ def status_of(wait_status: int) -> int:
     """A child's end as `sh`'s `$?`: its exit code, or 128+N for signal N."""
     code = os.waitstatus_to_exitcode(wait_status)
     return code if code >= 0 else 128 - code
-
-
-def _event(handshake: str, line: str) -> None:
-    with open(os.path.join(handshake, "events"), "w") as events:
-        events.write(line + "\n")
 
 
 # Not imported before release: awslambdaric's modules that read the function's environment when
@@ -96,50 +101,113 @@ def _preload() -> bool:
         import ctypes
 
         ctypes.CDLL("libstdc++.so.6")
-    # The child inherits this heap: frozen, its collections never walk it (nor copy its pages).
-    gc.freeze()
     return found
 
 
-def _release(handshake: str) -> tuple[dict[str, str], int | None]:
-    """The function's variables and address-space cap: `release.json` when the agent wrote
-    one (json is C; `shlex` takes milliseconds), else `release.env`."""
+def _our_bootstrap(handshake: str) -> ModuleType | None:
+    """Our bootstrap, imported from the files the agent wrote; None where they are missing or
+    do not import (the child then runs awslambdaric). Off sys.path again once imported."""
+    folder = os.path.join(handshake, BOOTSTRAP_DIR)
+    if not os.path.isfile(os.path.join(folder, "kubelambda", "runtime", "bootstrap.py")):
+        return None
+    sys.path.insert(0, folder)
     try:
-        with open(os.path.join(handshake, "release.json")) as file:
+        return importlib.import_module("kubelambda.runtime.bootstrap")
+    except Exception as exc:  # any failure: the fallback, said on stderr
+        print(f"kubelambda shim: our bootstrap did not import: {exc!r}", file=sys.stderr)
+        return None
+    finally:
+        sys.path.remove(folder)
+
+
+def _release(handshake: str, line: bytes) -> tuple[dict[str, str], int | None, dict[str, object]]:
+    """The function's variables, address-space cap and the whole release document:
+    `release-N.json` for the line `go N` (`release.json` for a bare `go`) when the agent
+    wrote one (json is C; `shlex` takes milliseconds), else the `.env` file."""
+    words = line.split()
+    suffix = f"-{int(words[1])}" if len(words) == 2 and words[1].isdigit() else ""
+    try:
+        with open(os.path.join(handshake, f"release{suffix}.json")) as file:
             message = json.load(file)
-        return dict(message["env"]), message.get("address_space")
+        return dict(message["env"]), message.get("address_space"), message
     except FileNotFoundError:
-        with open(os.path.join(handshake, "release.env")) as file:
-            return read_env(file.read())
+        with open(os.path.join(handshake, f"release{suffix}.env")) as file:
+            env, cap = read_env(file.read())
+        return env, cap, {}
 
 
-def _child(handshake: str, task_root: str, entry: list[str], ric: bool, tell: int) -> None:
+def _connect(handshake: str) -> socket.socket | None:
+    """The pipe channel: a connection to the agent's socket, or None (the agent has none)."""
+    here = os.getcwd()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.chdir(handshake)  # a relative name: the folder's path may not fit in sun_path
+        sock.connect(CHANNEL_SOCKET)
+    except OSError:
+        sock.close()
+        return None
+    finally:
+        os.chdir(here)
+    return sock
+
+
+def _child(
+    handshake: str,
+    task_root: str,
+    entry: list[str],
+    ric: bool,
+    ours: ModuleType | None,
+    tell: int,
+    events: int,
+) -> None:
     """In the child forked ahead: wait for a release line, say so on `tell` (EOF instead: the
     agent is gone), then become the function's runtime. Never returns."""
-    if not _read_line(os.path.join(handshake, "release")):
+    # Opened while it waits, not after the release (the agent holds the read ends).
+    out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
+    null = os.open(os.devnull, os.O_RDONLY)
+    line = _read_line(os.path.join(handshake, "release"))
+    if not line:
         os._exit(0)
     os.write(tell, b"r")
     os.close(tell)
-    _event(handshake, f"run {os.getpid()}")
+    os.write(events, f"run {os.getpid()}\n".encode())
+    os.close(events)  # the function's code gets none of the handshake's descriptors
     try:
-        env, cap = _release(handshake)
+        env, cap, message = _release(handshake, line)
         os.environ.update(env)
         if cap is not None:
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        channel = None
+        if ours is not None and message.get("mode") == "python":
+            if message.get("channel") == "pipe":
+                channel = _connect(handshake)  # after `run PID`: the agent matches the peer
+        else:
+            ours = None
         if task_root:
             os.chdir(task_root)
-        out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
-        null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(out, 1)
         os.dup2(out, 2)
+        os.close(null)
+        os.close(out)
         handler = os.environ.get("_HANDLER", "")
-        if not ric:
+        if ours is not None:
+            # As dev mode's shim runs it: the release's sys.path (task root, the layers'
+            # /opt/python folders, PYTHONPATH) first, then the interpreter's own.
+            extra = message.get("sys_path")
+            paths = [p for p in extra if isinstance(p, str)] if isinstance(extra, list) else []
+            sys.path[:0] = [p for p in paths if p not in sys.path]
+            sys.argv = [str(ours.__file__)]
+            ours.main(channel_fd=channel.detach() if channel is not None else None)
+            os._exit(0)
+        if not ric or os.environ.get("AWS_LAMBDA_EXEC_WRAPPER"):
+            # The image's entry point: it runs a wrapper (the official /var/runtime/bootstrap
+            # does), which awslambdaric in-process would skip.
             os.execvp(entry[0], [*entry, handler])
         # As `python3 -m awslambdaric HANDLER` would see it: PYTHONPATH first, then the
         # working directory (the task root), then the interpreter's own path.
-        extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-        sys.path[:0] = [*extra, os.getcwd()]
+        extra_paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        sys.path[:0] = [*extra_paths, os.getcwd()]
         sys.argv = ["awslambdaric", handler]
         importlib.import_module("awslambdaric.__main__").main(sys.argv)
         os._exit(0)
@@ -174,7 +242,14 @@ def main(argv: list[str]) -> None:
             with contextlib.suppress(FileExistsError):
                 os.mkfifo(path)
     ric = _preload()
-    _event(handshake, f"warm {os.getpid()}")
+    # Opening `events` waits for the agent to hold its end, and the agent writes our bootstrap
+    # before it opens the FIFOs: from here on the files are there, if this agent ships them.
+    # Kept open: each child writes its `run PID` on it without an open of its own.
+    events = os.open(os.path.join(handshake, "events"), os.O_WRONLY)
+    ours = _our_bootstrap(handshake)
+    # The child inherits this heap: frozen, its collections never walk it (nor its pages).
+    gc.freeze()
+    os.write(events, f"warm {os.getpid()}\n".encode())
     while True:
         # Fork before the release, not at it: the fork (and the wait for a core to run the
         # child on) is off the cold start's path; the release line wakes a child already up.
@@ -184,14 +259,14 @@ def main(argv: list[str]) -> None:
         pid = os.fork()
         if pid == 0:
             os.close(told)
-            _child(handshake, task_root, entry, ric, tell)
+            _child(handshake, task_root, entry, ric, ours, tell, events)
         os.close(tell)
         _, wait_status = os.waitpid(pid, 0)
         released = os.read(told, 1)
         os.close(told)
         if not released:
             return  # the child read EOF: the agent closed its end for good
-        _event(handshake, f"exit {status_of(wait_status)}")
+        os.write(events, f"exit {status_of(wait_status)}\n".encode())
 
 
 if __name__ == "__main__":

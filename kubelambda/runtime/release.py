@@ -1,7 +1,9 @@
 """The release message: what the agent sends a warm shim when it hands it a function.
 
-One JSON line (`process.RuntimeProcess.release`); a runtime container's shim reads only `env`,
-as `release.env` (`container.py`). Standard library only, so the shim can name it cheaply.
+One JSON line (`process.RuntimeProcess.release`). In a runtime container it becomes
+`release-N.env` (the `sh` shim reads only `env`) and `release-N.json` (`env`, the address-space cap,
+`mode`, `channel`, `sys_path`: the Python shim runs our bootstrap when `mode` is `python`;
+`container.release_files`). Standard library only, so the shim can name it cheaply.
 """
 
 from __future__ import annotations

@@ -75,6 +75,8 @@ def test_an_image_function_runs_its_image_and_recovers(stack: LambdaStack) -> No
 
     ok = stack.invoke("img", {"name": "image"})
     assert ok["body"]["hello"] == "image" and ok["body"]["fn"] == "img"
+    # An image runs its own entry point (awslambdaric here): HTTP, never our pipe channel.
+    assert stack.agent_state(pod.metadata.name)["channel"] == "http"
     assert ok["body"]["cwd"].endswith("image-task0")  # the image's code, not a fetched copy
 
     late = stack.invoke("img", {"sleep": 10}, LogType="Tail")

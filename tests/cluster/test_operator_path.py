@@ -66,6 +66,10 @@ def test_invoke_claims_and_specializes_a_warm_pod_and_the_pool_refills(
     assert claimed[0].metadata.labels["kubelambda.dev/claimed-by"] == "gw-a"
     refilled = stack.wait_pods(WARM, stack.warm)
     assert claimed[0].metadata.name not in {p.metadata.name for p in refilled}
+    # The runtime container's Python shim runs our bootstrap (shipped by the agent) on the
+    # pipe channel, as dev mode does, not awslambdaric over HTTP.
+    state = stack.agent_state(claimed[0].metadata.name)
+    assert (state["channel"], state["runtime"]) == ("pipe", RUNTIME), state
     # The second call is warm: the same pod, no new claim.
     again = stack.invoke("hello", {"name": "again"})
     assert again["body"] == {"hello": "again"}

@@ -1,9 +1,11 @@
 """The runtime in its own container: an Environment with shared folders and a real `sh` shim.
 
-The "runtime container" here is the shim (`container.SHIM`) started by the test as a process,
-with an entry point that runs awslambdaric, as the official base image's does; the agent side is
-the real Environment. Release, logs, timeout and crash (each re-inits in the same shim) and a
-dead runtime container are checked.
+The "runtime container" here is the shim (`container.SHIM`, or the warm Python shim) started by
+the test as a process, with an entry point that runs awslambdaric, as the official base image's
+does; the agent side is the real Environment. Release, logs, timeout and crash (each re-inits in
+the same shim) and a dead runtime container are checked, and which runtime served: the Python
+shim runs our bootstrap (shipped by the agent into the handshake folder) on the pipe channel
+where dev mode would, awslambdaric over HTTP otherwise; the `sh` shim always the entry point.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +30,7 @@ from kubelambda.runtime.spec import EnvState
 from .helpers import make_request, make_spec
 
 CODE = """
-import os, time
+import os, sys, time
 print("init in", os.getcwd())
 def handler(event, context):
     if event.get("sleep"):
@@ -35,10 +38,23 @@ def handler(event, context):
     if event.get("exit"):
         os._exit(event["exit"])
     print("handling", event)
-    return {"pid": os.getpid(), "fn": os.environ["AWS_LAMBDA_FUNCTION_NAME"]}
+    runtime = type(context).__module__  # whose context object: ours or awslambdaric's
+    return {
+        "pid": os.getpid(),
+        "fn": os.environ["AWS_LAMBDA_FUNCTION_NAME"],
+        "runtime": runtime,
+        "file": sys.modules[runtime].__file__,
+        "wrapped": os.environ.get("WRAPPED"),
+    }
 """
-# The official images' /lambda-entrypoint.sh HANDLER: exec the runtime interface client.
-ENTRYPOINT = '#!/bin/sh\nexec "$PYTHON" -m awslambdaric "$1"\n'
+OURS, RIC = "kubelambda.runtime.bootstrap", "awslambdaric.lambda_context"
+# The official images' /lambda-entrypoint.sh HANDLER: exec the runtime interface client, behind
+# AWS_LAMBDA_EXEC_WRAPPER when set (as their /var/runtime/bootstrap does).
+ENTRYPOINT = """#!/bin/sh
+[ -z "$AWS_LAMBDA_EXEC_WRAPPER" ] || exec "$AWS_LAMBDA_EXEC_WRAPPER" "$PYTHON" -m awslambdaric "$1"
+exec "$PYTHON" -m awslambdaric "$1"
+"""
+WRAPPER = '#!/bin/sh\nexport WRAPPED=yes\nexec "$@"\n'
 
 
 @pytest.fixture(params=["sh", "python"])
@@ -46,10 +62,21 @@ async def container_env(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[tuple[Environment, list[str], int]]:
     """The runtime container held by the `sh` shim, or by the warm Python shim (pyshim.py,
-    what a Python base image runs: awslambdaric pre-imported, each release a fork)."""
+    what a Python base image runs: awslambdaric and our bootstrap pre-imported, each release
+    a fork)."""
+    async with _container(tmp_path, request.param) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def _container(
+    tmp_path: Path, shim_kind: str
+) -> AsyncIterator[tuple[Environment, list[str], int]]:
+    # A folder name too long for a Unix socket's sun_path, as an emptyDir's on a node can be.
+    tmp_path = tmp_path / ("d" * 60)
     shared = SharedDirs(tmp_path / "handshake", tmp_path / "task", tmp_path / "layers")
     # The emptyDir exists before either container starts: the shim may come up before the agent.
-    shared.handshake.mkdir()
+    shared.handshake.mkdir(parents=True)
     entry = tmp_path / "lambda-entrypoint.sh"
     entry.write_text(ENTRYPOINT)
     entry.chmod(0o755)
@@ -59,7 +86,7 @@ async def container_env(
     )
     handshake, task = str(shared.handshake), str(shared.task_root)
     program = ["sh", "-c", SHIM, "shim"]
-    if request.param == "python":
+    if shim_kind == "python":
         program = [sys.executable, "-c", PYSHIM]
     shim = await asyncio.create_subprocess_exec(
         *program,
@@ -94,6 +121,12 @@ async def test_released_runtime_serves_and_recovers(
     first = await env.invoke(make_request(_event(n=1), log_tail=True))
     body = json.loads(first.payload)
     assert first.function_error is None and body["fn"] == "hello", "\n".join(logs)
+    python_shim = body["runtime"] == OURS
+    if python_shim:  # our bootstrap, from the files the agent wrote, on the pipe channel
+        assert body["file"].startswith(str(env_handshake(env))), body
+        assert env.carrier == "pipe"
+    else:  # the `sh` shim: the image's entry point, awslambdaric over HTTP
+        assert body["runtime"] == RIC and env.carrier == "http"
     assert first.init_duration_ms is not None and first.max_memory_used_mb > 0
     assert first.log_tail is not None and "handling {'n': 1}" in first.log_tail
     assert any(line.startswith("init in ") and line.endswith("task") for line in logs)
@@ -104,6 +137,8 @@ async def test_released_runtime_serves_and_recovers(
     again = await env.invoke(make_request(_event(n=2)))  # re-init in the same shim
     assert again.function_error is None and again.init_duration_ms is not None
     assert json.loads(again.payload)["pid"] != body["pid"]
+    assert json.loads(again.payload)["runtime"] == body["runtime"]
+    assert env.carrier == ("pipe" if python_shim else "http")  # the new child reconnected
 
     crashed = await env.invoke(make_request(_event(exit=3)))
     error = json.loads(crashed.payload)
@@ -122,3 +157,97 @@ async def test_a_dead_runtime_container_fails_the_invocation(
     os.killpg(shim_pid, signal.SIGKILL)  # before or during the call: a Runtime.ExitError
     result = await asyncio.wait_for(invocation, 5.0)
     assert json.loads(result.payload)["errorType"] == "Runtime.ExitError"
+
+
+def env_handshake(env: Environment) -> Path:
+    shared = env._shared  # what the test gave it
+    assert shared is not None
+    return shared.handshake
+
+
+async def test_the_python_shim_keeps_awslambdaric_where_dev_mode_keeps_http(
+    tmp_path: Path,
+) -> None:
+    """A wrapper (AWS_LAMBDA_EXEC_WRAPPER): dev mode execs it, on HTTP; here the image's entry
+    point runs it, with awslambdaric behind it."""
+    wrapper = tmp_path / "wrapper.sh"
+    wrapper.write_text(WRAPPER)
+    wrapper.chmod(0o755)
+    async with _container(tmp_path, "python") as (env, logs, _):
+        wrapped = make_spec({"app.py": CODE}, environment={"AWS_LAMBDA_EXEC_WRAPPER": str(wrapper)})
+        await env.specialize(wrapped)
+        result = await env.invoke(make_request(_event(n=1)))
+        assert result.function_error is None, "\n".join(logs)
+        body = json.loads(result.payload)
+        assert (body["runtime"], body["wrapped"], env.carrier) == (RIC, "yes", "http")
+
+
+async def test_a_python_shim_without_our_files_falls_back_to_awslambdaric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An agent that ships no bootstrap (an older one): the shim runs awslambdaric, HTTP."""
+    monkeypatch.setattr("kubelambda.runtime.container.bootstrap_files", dict)
+    async with _container(tmp_path, "python") as (env, logs, _):
+        assert not (env_handshake(env) / "python").exists()
+        await env.specialize(make_spec({"app.py": CODE}))
+        result = await env.invoke(make_request(_event(n=1)))
+        assert result.function_error is None, "\n".join(logs)
+        assert json.loads(result.payload)["runtime"] == RIC and env.carrier == "http"
+
+
+async def test_only_the_released_runtime_gets_the_pipe_channel(
+    container_env: tuple[Environment, list[str], int],
+) -> None:
+    """Anyone else connecting to the channel's socket is refused: no Runtime API for it."""
+    env, logs, _ = container_env
+    await env.specialize(make_spec({"app.py": CODE}))
+    assert (await env.invoke(make_request(_event(n=1)))).function_error is None
+    path = env_handshake(env) / "runtime.sock"
+    if not path.exists():
+        pytest.fail("the agent listens for the pipe channel in the handshake folder")
+    stranger = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    here = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        stranger.connect(path.name)
+    finally:
+        os.chdir(here)
+    with stranger:
+        stranger.settimeout(5.0)
+        assert await asyncio.to_thread(stranger.recv, 1) == b""  # closed by the agent
+    assert (await env.invoke(make_request(_event(n=2)))).function_error is None, "\n".join(logs)
+
+
+STREAMER = """
+import os
+def handler(event, context):
+    if event.get("whole"):
+        return {"pid": os.getpid(), "runtime": type(context).__module__}
+    def chunks():
+        yield "one;"
+        yield str(os.getpid())
+    return chunks()
+"""
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    async def begin(self, content_type: str) -> None:
+        pass
+
+    async def write(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+
+async def test_our_bootstrap_streams_over_http_between_pipe_calls(tmp_path: Path) -> None:
+    """As in dev mode: a streamed response goes over HTTP, the next event comes on the pipe."""
+    async with _container(tmp_path, "python") as (env, logs, _):
+        await env.specialize(make_spec({"app.py": STREAMER}))
+        sink = _Sink()
+        streamed = await env.invoke(make_request(_event()), sink)
+        assert streamed.streamed and streamed.function_error is None, "\n".join(logs)
+        whole = json.loads((await env.invoke(make_request(_event(whole=True)))).payload)
+        assert b"".join(sink.chunks) == f"one;{whole['pid']}".encode()
+        assert whole["runtime"] == OURS and env.carrier == "pipe"

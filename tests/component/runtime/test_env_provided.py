@@ -26,6 +26,8 @@ from .helpers import SHELL_BOOTSTRAP, make_request, make_spec
 @pytest.fixture
 async def provided_env(tmp_path: Path) -> AsyncIterator[Environment]:
     shared = SharedDirs(tmp_path / "handshake", tmp_path / "task", tmp_path / "layers")
+    # The emptyDir exists before either container starts (the shim may come up first).
+    shared.handshake.mkdir()
     env = Environment(
         "provided.al2023", work_dir=tmp_path / "agent", log_sink=lambda line: None, shared=shared
     )

@@ -154,5 +154,5 @@ async def test_specialization_caps_the_runtime_at_the_functions_memory_size(tmp_
     link = ContainerLink(tmp_path / "hs", on_output=lambda line: None)
     link._dead = True  # no shim on the other end: only what it would source is checked
     link.release(link.spawn(), pod.message)
-    written = (tmp_path / "hs" / "release.env").read_text()
+    written = (tmp_path / "hs" / "release-1.env").read_text()  # the first release's file
     assert f"ulimit -v {address_space(128) // 1024}" in written

@@ -9,9 +9,11 @@ from kubelambda.runtime.envvars import (
     Layout,
     build_environment,
     choose_launch,
+    declared_python,
     log_stream_name,
     python_paths,
     python_version_dirs,
+    runs_in_process,
 )
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 
@@ -95,6 +97,22 @@ def test_launch_choice() -> None:
     assert found.argv == ["/o/bootstrap"]
     missing = choose_launch(custom, LAYOUT, {}, is_file=lambda p: False)
     assert missing.mode == "missing" and "/t/bootstrap" in missing.detail
+
+
+def test_our_bootstrap_runs_in_process_only_where_nothing_else_must_run() -> None:
+    """The one decision both anatomies take (the agent's child, the runtime container's shim)."""
+    assert runs_in_process(_spec(), {})
+    assert not runs_in_process(_spec(), {"AWS_LAMBDA_EXEC_WRAPPER": "/opt/w"})
+    assert not runs_in_process(_spec(runtime="provided.al2023"), {})
+    assert not runs_in_process(_spec(runtime="nodejs22.x", handler="index.handler"), {})
+    image = _spec(package_type="Image", image_command=["python", "-m", "awslambdaric", "a.b"])
+    assert not runs_in_process(image, {})
+
+
+def test_the_declared_python_version() -> None:
+    assert declared_python("python3.12", (3, 11)) == (3, 12)
+    assert declared_python("python3.9", (3, 11)) == (3, 9)
+    assert declared_python("provided.al2023", (3, 11)) == (3, 11)
 
 
 def test_log_stream_name() -> None:
