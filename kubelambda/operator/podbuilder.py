@@ -2,7 +2,7 @@
 
 Anatomy (see operator/README.md): an `agent` container from the kubelambda image serves the
 gateway on port 8080; the function's runtime runs in a `runtime` container from the runtime's
-official base image (`--runtime-image`), held by a POSIX-sh shim (runtime/container.py) until the
+official base image (`--runtime-image`), held by a POSIX-sh shim (runtime/handshake.py) until the
 agent releases it. The two share emptyDirs for the handshake, /var/task and /opt, and a PID
 namespace (the agent signals the runtime and reads its memory). The runtime container comes
 first, so the kubelet pulls its image before it starts the agent. A runtime with no configured
@@ -29,8 +29,8 @@ from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.contract import Pool
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.runtime.agent_app import TOKEN_ENV
-from kubelambda.runtime.container import BOOTSTRAP_PATHS, HANDSHAKE_DIR, PYSHIM, SHIM
 from kubelambda.runtime.envvars import is_python
+from kubelambda.runtime.handshake import BOOTSTRAP_PATHS, HANDSHAKE_DIR, PYSHIM, SHIM
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import IMAGE_ENTRYPOINT, PodShape
 

@@ -55,7 +55,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="DIR",
         help="the runtime runs in another container: DIR is the shared handshake folder "
-        "(its shim is kubelambda.runtime.container.SHIM); default: the agent's own child",
+        "(its shim is kubelambda.runtime.handshake.SHIM); default: the agent's own child",
     )
     parser.add_argument(
         "--task-root",

@@ -34,8 +34,8 @@ import sys
 from types import ModuleType
 
 RUNTIME_DIR = "/var/runtime"  # where the official Python images keep awslambdaric
-BOOTSTRAP_DIR = "python"  # container.BOOTSTRAP_DIR: our bootstrap's package, by the agent
-CHANNEL_SOCKET = "runtime.sock"  # container.CHANNEL_SOCKET: the pipe channel
+BOOTSTRAP_DIR = "python"  # handshake.BOOTSTRAP_DIR: our bootstrap's package, by the agent
+CHANNEL_SOCKET = "runtime.sock"  # handshake.CHANNEL_SOCKET: the pipe channel
 
 
 def read_env(text: str) -> tuple[dict[str, str], int | None]:

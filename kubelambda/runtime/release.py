@@ -3,7 +3,7 @@
 One JSON line (`process.RuntimeProcess.release`). In a runtime container it becomes
 `release-N.env` (the `sh` shim reads only `env`) and `release-N.json` (`env`, the address-space cap,
 `mode`, `channel`, `sys_path`: the Python shim runs our bootstrap when `mode` is `python`;
-`container.release_files`). Standard library only, so the shim can name it cheaply.
+`handshake.release_files`). Standard library only, so the shim can name it cheaply.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import aiohttp
 
-from kubelambda.runtime.container import SHIM
+from kubelambda.runtime.handshake import SHIM
 from kubelambda.runtime.remote import RemoteEnvironment
 
 from .helpers import make_request, make_spec

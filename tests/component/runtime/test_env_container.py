@@ -1,6 +1,6 @@
 """The runtime in its own container: an Environment with shared folders and a real `sh` shim.
 
-The "runtime container" here is the shim (`container.SHIM`, or the warm Python shim) started by
+The "runtime container" here is the shim (`handshake.SHIM`, or the warm Python shim) started by
 the test as a process, with an entry point that runs awslambdaric, as the official base image's
 does; the agent side is the real Environment. Release, logs, timeout and crash (each re-inits in
 the same shim) and a dead runtime container are checked, and which runtime served: the Python
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelambda.runtime.container import PYSHIM, SHIM
 from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.handshake import PYSHIM, SHIM
 from kubelambda.runtime.prepare import SharedDirs
 from kubelambda.runtime.spec import EnvState
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from kubelambda.runtime.container import SHIM
 from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.handshake import SHIM
 from kubelambda.runtime.prepare import SharedDirs
 from kubelambda.runtime.spec import CodeRef
 

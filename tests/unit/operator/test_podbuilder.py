@@ -15,7 +15,7 @@ import pytest
 from kubelambda.kube import contract as c
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod, cpu_millis, generate_name
-from kubelambda.runtime.container import PYSHIM, SHIM
+from kubelambda.runtime.handshake import PYSHIM, SHIM
 from kubelambda.runtime.spec import CodeOrigin, CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import PodShape, placement_items
 

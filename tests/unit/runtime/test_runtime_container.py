@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from kubelambda.runtime.container import (
+from kubelambda.runtime.handshake import (
     PYSHIM,
     bootstrap_files,
     env_file,
