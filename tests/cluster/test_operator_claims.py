@@ -106,6 +106,12 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(
         assert labels["kubelambda.dev/claimed-by"] == winner
         assert labels["kubelambda.dev/function"] == "hello"
         assert labels["kubelambda.dev/version"] == "LATEST"
+        # The claim dropped the pod's field ownership (cheaper writes): no entry for the spec
+        # the pod was created with remains.
+        before = pod["metadata"]["managedFields"]
+        assert any("f:spec" in entry.get("fieldsV1", {}) for entry in before)
+        after = stored["metadata"].get("managedFields") or []
+        assert not any("f:spec" in entry.get("fieldsV1", {}) for entry in after), after
         for provider, view in ((a, view_a), (b, view_b)):
             await provider.stop_all()
             await view.stop()
