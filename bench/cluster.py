@@ -18,7 +18,9 @@ The breakdown comes from the gateway's log line for each cold start ("specialize
 X ms, specialize Y ms") and the REPORT line's Init Duration; "the rest" is what is left of the
 client's figure: admission, routing, the first invoke's hops to the runtime and back, the client.
 
-Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
+Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N] [--refill-delay S]`
+(`--refill-delay` is the operator's: how long a pool with a free pod left waits after a claim
+before it refills; unset, the operator's default).
 """
 
 from __future__ import annotations
@@ -159,7 +161,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=60, help="cold starts, half paused (60)")
     parser.add_argument("--warm-calls", type=int, default=400, help="warm calls to time (400)")
+    parser.add_argument("--refill-delay", type=float, help="the operator's --refill-delay")
     args = parser.parse_args(argv)
+    flags = () if args.refill_delay is None else (f"--refill-delay={args.refill_delay:g}",)
     before = uptime()
     with (
         tempfile.TemporaryDirectory(prefix="kubelambda-bench-") as tmp,
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         assert cluster.client is not None
         install_crds(cluster.client, crd_documents(REPO / "crds"))
-        with running_stack(cluster, Path(tmp) / "stack", warm=3) as stack:
+        with running_stack(cluster, Path(tmp) / "stack", warm=3, operator_flags=flags) as stack:
             stack.wait_pods(WARM, stack.warm)
             invoke_warmup(stack)
             started = uptime()
