@@ -18,6 +18,7 @@ import pytest
 
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
 from kubelambda.kube.client import ApiError, KubeApi
+from kubelambda.kube.contract import PodInfo
 from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod
@@ -162,5 +163,31 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         assert (await api.get(path))["metadata"]["labels"]["kubelambda.dev/state"] == "claimed"
         await provider.stop_all()
         await view.stop()
+    finally:
+        await api.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_claim_without_the_watched_object_patches_with_the_same_precondition(
+    cluster: Cluster, namespace: str, kubeconfig: Path
+) -> None:
+    """A replica claims with a PUT of the object its watch holds; when the watch does not hold
+    the version it judged (here: a view never started), it sends a merge patch instead, and
+    the resourceVersion still lets only the first claim at that version win."""
+    api = admin_api(cluster)
+    try:
+        pod = await warm_pod(api, namespace)
+        info = PodInfo.from_pod(pod)
+        blind = ClusterView(api, [namespace])  # not started: holds no pods
+        first = ClusterProvider(api, blind, ClaimSettings(identity="gw-a"))
+        second = ClusterProvider(api, blind, ClaimSettings(identity="gw-b"))
+        won = await first._try_claim(info, spec_in(namespace), "rev")
+        assert won is not None and won.state == "claimed" and won.claimed_by == "gw-a"
+        assert await second._try_claim(info, spec_in(namespace), "rev") is None
+        assert second.conflicts == 1
+        stored = await api.get(f"/api/v1/namespaces/{namespace}/pods/{info.name}")
+        assert stored["metadata"]["labels"]["kubelambda.dev/claimed-by"] == "gw-a"
+        after = stored["metadata"].get("managedFields") or []
+        assert not any("f:spec" in entry.get("fieldsV1", {}) for entry in after), after
     finally:
         await api.close()
