@@ -5,8 +5,9 @@ real control plane of `tests/cluster` (kube-apiserver, controller-manager and sc
 `make tools`), and the process kubelet runs pods as local processes, so there is no image pull.
 Each run creates a new Function (so no environment of it exists), waits until the gateway serves
 it and the warm pool is full, then times its first invocation from the client: admission, the
-claim (a label patch with a resourceVersion precondition through the API server), the POST of
-the spec to the pod's agent, the runtime's init in the pod (Init Duration) and the invocation.
+claim (the pod written with its claim labels and a resourceVersion precondition through the
+API server), the POST of the spec to the pod's agent, the runtime's init in the pod (Init
+Duration) and the invocation.
 The function is then deleted, so its pod goes back to the operator. Every other cold start runs
 with the operator paused (SIGSTOP, then SIGCONT) for the call: on one machine the pool's refill
 (a new pod, two interpreters starting) shares the cores with the cold start it replaces, and the

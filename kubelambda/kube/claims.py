@@ -1,4 +1,4 @@
-"""Which pods may serve a specialization, and the label patches that claim and release them. Pure.
+"""Which pods may serve a specialization, and the writes that claim and release them. Pure.
 
 - A provisioned call takes a `ready` provisioned pod whose revision is the spec's own.
 - Otherwise a function whose shape fits a generic pod (x86_64, no role, no placement, memory and

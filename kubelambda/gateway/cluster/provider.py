@@ -3,9 +3,9 @@
 The dispatch core asks a provider for a generic environment and then specializes it with the
 `Target` name resolution produced. Here the environment is a `PodSlot`, and the pod is chosen only
 when the slot is specialized, because only then are the function's namespace and shape (carried
-by the target) known: claim a matching pod (labels patched with a
-resourceVersion precondition; on 409 another replica won, so try the next), then POST the spec to
-its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
+by the target) known: claim a matching pod (its labels written with a resourceVersion
+precondition, `kube/claims.py`; on 409 another replica won, so try the next), then POST the spec
+to its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
 With no pod to claim, it waits for the operator to add one, within a bound. The gateway never
 creates or deletes pods: it releases them (a label) and the operator deletes them. Claims are a
 lease the provider renews in the background; an unrenewed claim is reaped by the operator.
