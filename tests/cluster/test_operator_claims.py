@@ -168,12 +168,12 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
 
 
 @pytest.mark.timeout(60)
-async def test_a_claim_without_the_watched_object_patches_with_the_same_precondition(
+async def test_a_claim_at_a_seen_version_wins_once_even_from_a_lagging_view(
     cluster: Cluster, namespace: str, kubeconfig: Path
 ) -> None:
-    """A replica claims with a PUT of the object its watch holds; when the watch does not hold
-    the version it judged (here: a view never started), it sends a merge patch instead, and
-    the resourceVersion still lets only the first claim at that version win."""
+    """Two replicas that judged the same version of a pod (here from a view never started, so
+    nothing but the resourceVersion they carry decides): the first claim wins, the second is
+    refused with 409, and the winner's write dropped the pod's field ownership."""
     api = admin_api(cluster)
     try:
         pod = await warm_pod(api, namespace)

@@ -211,17 +211,17 @@ class ClusterProvider:
         self, pod: PodInfo, spec: EnvironmentSpec, revision: str
     ) -> PodInfo | None:
         path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
-        claim = (self.settings.identity, spec.function_name, spec.function_version, revision)
-        seen = self.view.get("pods", pod.namespace, pod.name)
+        body = claims.claim_patch(
+            pod,
+            self.settings.identity,
+            spec.function_name,
+            spec.function_version,
+            revision,
+            time.time(),
+        )
         started = time.perf_counter()
         try:
-            if seen is not None and seen["metadata"].get("resourceVersion") == pod.resource_version:
-                # The object as judged, replaced: no patch to apply on the server.
-                answer = await self.api.replace(
-                    path, claims.claimed_object(seen, *claim, time.time())
-                )
-            else:
-                answer = await self.api.patch(path, claims.claim_patch(pod, *claim, time.time()))
+            answer = await self.api.patch(path, body)
         except ApiError as exc:
             if exc.status in (404, 409):  # gone, or another replica won it
                 if exc.status == 409:

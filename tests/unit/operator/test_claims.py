@@ -100,35 +100,6 @@ def test_the_claim_patch_is_preconditioned_on_the_seen_resource_version() -> Non
     assert meta["managedFields"] == [{}]
 
 
-def test_the_claimed_object_keeps_the_pod_and_its_resource_version() -> None:
-    seen = {
-        "metadata": {
-            "name": "a",
-            "resourceVersion": "41",
-            "labels": {c.POOL: "generic", c.STATE: "warm"},
-            "annotations": {c.MEMORY: "512"},
-            "managedFields": [{"manager": "kubelet"}],
-        },
-        "spec": {"nodeName": "n1"},
-        "status": {"phase": "Running"},
-    }
-    body = claims.claimed_object(seen, "gw-a", "hello", "$LATEST", "rev", 1000.5)
-    meta = body["metadata"]
-    assert meta["resourceVersion"] == "41" and meta["name"] == "a"
-    assert meta["labels"][c.POOL] == "generic" and meta["labels"][c.STATE] == "claimed"
-    assert meta["labels"][c.CLAIMED_BY] == "gw-a" and meta["labels"][c.VERSION] == "LATEST"
-    assert meta["annotations"] == {
-        c.MEMORY: "512",
-        c.CLAIM_RENEWED: "1000.500",
-        c.LAST_USED: "1000.500",
-    }
-    assert meta["managedFields"] == [{}]
-    assert body["spec"] == seen["spec"] and body["status"] == seen["status"]
-    # The watched object is the view's: left as it was.
-    assert seen["metadata"]["labels"][c.STATE] == "warm"
-    assert seen["metadata"]["managedFields"] == [{"manager": "kubelet"}]
-
-
 def test_renew_and_release_patches() -> None:
     renew = claims.renew_patch(2000.0, 1990.0)["metadata"]["annotations"]
     assert renew == {c.CLAIM_RENEWED: "2000.000", c.LAST_USED: "1990.000"}
