@@ -97,8 +97,8 @@ class PoolKeeper:
                 log.exception("a pool keeper pass failed; retrying")
             wait = self.tick
             due = self.refill.wake_at  # a short pool's refill, held back a moment after a claim
-            if due is not None:
-                wait = max(0.0, min(wait, due - time.time()))
+            if due is not None:  # not below 50 ms: a pass that keeps failing must not spin
+                wait = max(0.05, min(wait, due - time.time()))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(wait):
                     await self._wake.wait()
