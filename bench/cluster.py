@@ -5,8 +5,9 @@ real control plane of `tests/cluster` (kube-apiserver, controller-manager and sc
 `make tools`), and the process kubelet runs pods as local processes, so there is no image pull.
 Each run creates a new Function (so no environment of it exists), waits until the gateway serves
 it and the warm pool is full, then times its first invocation from the client: admission, the
-claim (a label patch with a resourceVersion precondition through the API server), the POST of
-the spec to the pod's agent, the runtime's init in the pod (Init Duration) and the invocation.
+claim (the pod written with its claim labels and a resourceVersion precondition through the
+API server), the POST of the spec to the pod's agent, the runtime's init in the pod (Init
+Duration) and the invocation.
 The function is then deleted, so its pod goes back to the operator. Every other cold start runs
 with the operator paused (SIGSTOP, then SIGCONT) for the call: on one machine the pool's refill
 (a new pod, two interpreters starting) shares the cores with the cold start it replaces, and the
@@ -25,7 +26,9 @@ spell as long as the batch, so it prints each one's CPU per warm call less what 
 without calls (watch events, probes), measured in the same run as the latencies; and the
 Runtime API carrier the agent reports (`channel`: pipe for our bootstrap, http for awslambdaric).
 
-Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N]`.
+Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N] [--refill-delay S]`
+(`--refill-delay` is the operator's: how long a pool with a free pod left waits after a claim
+before it refills; unset, the operator's default).
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
 PHASES = re.compile(
     r"specialized pod \S+ for (?P<name>\S+): claim (?P<claim>[0-9.]+) ms, "
-    r"specialize (?P<specialize>[0-9.]+) ms"
+    r"specialize (?P<specialize>[0-9.]+) ms(?: \(the claim's write (?P<write>[0-9.]+) ms\))?"
 )
 
 
@@ -102,7 +105,7 @@ def kept_batch(url: str, name: str, calls: int) -> list[float]:
     return kept
 
 
-KINDS = ("cold", "claim", "specialize", "init", "rest")
+KINDS = ("cold", "claim", "write", "specialize", "init", "rest")
 CPU_PARTS = ("gateway", "agent", "runtime")
 
 
@@ -197,6 +200,8 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
             figures[f"{prefix}init"].append(init_ms)
         if phases is not None:
             figures[f"{prefix}claim"].append(phases[0])
+            if phases[2] is not None:
+                figures[f"{prefix}write"].append(phases[2])
             figures[f"{prefix}specialize"].append(phases[1])
             if init_ms is not None:
                 figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
@@ -226,13 +231,19 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
     return figures
 
 
-def phases_of(stack: LambdaStack, name: str) -> tuple[float, float] | None:
-    """(claim ms, specialize ms) from the gateway's log line for `name`'s cold start."""
+def phases_of(stack: LambdaStack, name: str) -> tuple[float, float, float | None] | None:
+    """(claim ms, specialize ms, the claim's write ms) from the gateway's log line for
+    `name`'s cold start."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         for found in PHASES.finditer(stack.gateways["gw-a"][0].log()):
             if found.group("name") == name:
-                return float(found.group("claim")), float(found.group("specialize"))
+                write = found.group("write")
+                return (
+                    float(found.group("claim")),
+                    float(found.group("specialize")),
+                    float(write) if write is not None else None,
+                )
         time.sleep(0.05)
     return None
 
@@ -241,7 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=60, help="cold starts, half paused (60)")
     parser.add_argument("--warm-calls", type=int, default=400, help="warm calls to time (400)")
+    parser.add_argument("--refill-delay", type=float, help="the operator's --refill-delay")
     args = parser.parse_args(argv)
+    flags = () if args.refill_delay is None else (f"--refill-delay={args.refill_delay:g}",)
     before = uptime()
     with (
         tempfile.TemporaryDirectory(prefix="kubelambda-bench-") as tmp,
@@ -249,7 +262,7 @@ def main(argv: list[str] | None = None) -> None:
     ):
         assert cluster.client is not None
         install_crds(cluster.client, crd_documents(REPO / "crds"))
-        with running_stack(cluster, Path(tmp) / "stack", warm=3) as stack:
+        with running_stack(cluster, Path(tmp) / "stack", warm=3, operator_flags=flags) as stack:
             stack.wait_pods(WARM, stack.warm)
             invoke_warmup(stack)
             started = uptime()
@@ -265,7 +278,8 @@ def main(argv: list[str] | None = None) -> None:
         print(title)
         for label, kind in (
             ("  claim a warm pod + specialize + first invoke, at the client", "cold"),
-            ("    the claim (label patch through the apiserver)", "claim"),
+            ("    the claim (a write of the pod through the apiserver)", "claim"),
+            ("      of which the write's round trip", "write"),
             ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
             ("    Init Duration (the runtime's init in the pod)", "init"),
             ("    the rest (admission, first invoke's hops, client)", "rest"),

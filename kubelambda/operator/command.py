@@ -92,6 +92,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--start-timeout", type=float, default=120.0, help="seconds for a pod to be Ready (120)"
     )
     parser.add_argument(
+        "--refill-delay",
+        type=float,
+        default=0.5,
+        help="seconds a warm pool waits after a claim before it is topped up, so the new pod "
+        "does not start during that cold start; 0: at once (0.5)",
+    )
+    parser.add_argument(
+        "--refill-floor",
+        type=int,
+        default=1,
+        help="a pool with fewer free Ready pods than this is topped up at once (1)",
+    )
+    parser.add_argument(
         "--generic-memory", type=int, default=512, help="MB of each generic warm pod (512)"
     )
     parser.add_argument(
@@ -184,6 +197,8 @@ def run(args: argparse.Namespace) -> int:
             max_age=args.max_age,
             claim_lease=args.claim_lease,
             start_timeout=args.start_timeout,
+            refill_delay=args.refill_delay,
+            refill_floor=args.refill_floor,
             generic_memory=args.generic_memory,
             generic_ephemeral=args.generic_ephemeral_storage,
             function_warm=args.function_warm_pool,

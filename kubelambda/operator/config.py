@@ -50,6 +50,10 @@ class OperatorConfig:
     max_age: float = 7200.0
     claim_lease: float = 60.0  # a claim not renewed for this long belongs to a gone gateway
     start_timeout: float = 120.0  # a pod not Ready after this is broken
+    # A short warm pool with free pods left is topped up this long after it fell short, so the
+    # replacement does not start during the cold start that took the pod (operator/refill.py).
+    refill_delay: float = 0.5
+    refill_floor: int = 1  # below this many free Ready pods a pool is topped up at once
     generic_memory: int = 512  # MB of each generic warm pod (CPU follows)
     generic_ephemeral: int = 512  # MB of /tmp of each generic warm pod
     function_warm: int = 1  # warm pods kept per function whose shape no generic pod fits
@@ -77,6 +81,10 @@ class OperatorConfig:
             raise ConfigError("--generic-memory must be between 128 and 10240 (MB)")
         if not 512 <= self.generic_ephemeral <= 10240:
             raise ConfigError("--generic-ephemeral-storage must be between 512 and 10240 (MB)")
+        if not 0 <= self.refill_delay <= 10:
+            raise ConfigError("--refill-delay must be between 0 and 10 (seconds)")
+        if self.refill_floor < 1:
+            raise ConfigError("--refill-floor must be >= 1")
         if self.function_warm < 0:
             raise ConfigError("--function-warm-pool must be >= 0")
         if not 64 <= self.agent_memory <= 4096:

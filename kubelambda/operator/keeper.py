@@ -26,6 +26,7 @@ from kubelambda.operator.backoff import CONDITION, CreateBackoff, pool_event, re
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.demand import Demand, demand
 from kubelambda.operator.podbuilder import build_pod
+from kubelambda.operator.refill import RefillGate
 from kubelambda.operator.sizing import PoolPlan, plan, pool_of
 from kubelambda.operator.status import condition, timestamp
 from kubelambda.operator.versions import number_of
@@ -73,6 +74,7 @@ class PoolKeeper:
         self.passes = 0
         self.backoff = CreateBackoff()
         self._generic_owner: dict[str, Any] | None = None
+        self.refill = RefillGate(config.refill_delay, config.refill_floor)
 
     def start(self) -> None:
         self.view.subscribe(lambda _kind: self._wake.set())
@@ -93,8 +95,12 @@ class PoolKeeper:
                 raise
             except Exception:
                 log.exception("a pool keeper pass failed; retrying")
+            wait = self.tick
+            due = self.refill.wake_at  # a short pool's refill, held back a moment after a claim
+            if due is not None:  # not below 50 ms: a pass that keeps failing must not spin
+                wait = max(0.05, min(wait, due - time.time()))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.tick):
+                async with asyncio.timeout(wait):
                     await self._wake.wait()
             self._wake.clear()
 
@@ -121,7 +127,7 @@ class PoolKeeper:
         # Forget a deletion once the pod is gone, or after 30 s (then ask again).
         self._deleting = {n: t for n, t in self._deleting.items() if now - t < 30 and n in present}
         pods = [p for p in pods if p.name not in self._deleting]
-        result = plan(self.config, wanted, pods, now, owners(functions))
+        result = plan(self.config, wanted, pods, now, owners(functions), self.refill)
         if not self.may_act():
             log.warning("not leading (lease not renewed in time): the pool is left alone")
             return result

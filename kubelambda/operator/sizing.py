@@ -12,7 +12,9 @@ Pure (the clock is an argument). Every pod is judged once, first matching rule w
   as surplus (not-Ready and youngest first);
 
 then each pool is topped up to its size. A claimed pod leaves the generic pool at once, so the
-pool refills as soon as a pod is claimed; a claimed provisioned pod still counts toward its target.
+pool is short as soon as a pod is claimed; a claimed provisioned pod still counts toward its
+target. With a `RefillGate` (`refill.py`), a short pool that still has free pods is topped up a
+short moment later instead of at once (`PoolPlan.deferred` counts the pods held back).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kubelambda.kube.contract import PodInfo
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.demand import Demand
 from kubelambda.operator.podbuilder import PodRequest
+from kubelambda.operator.refill import RefillGate
 
 LONGEST_TIMEOUT = 900.0  # a claimed pod may be mid-invoke for this long past max age
 
@@ -34,6 +37,7 @@ LONGEST_TIMEOUT = 900.0  # a claimed pod may be mid-invoke for this long past ma
 class PoolPlan:
     create: list[PodRequest] = field(default_factory=list)
     delete: list[tuple[PodInfo, str]] = field(default_factory=list)
+    deferred: int = 0  # pods the refill gate holds back for now
 
 
 def _claimed_verdict(pod: PodInfo, config: OperatorConfig, demand: Demand, now: float) -> str:
@@ -109,6 +113,7 @@ def plan(
     pods: Iterable[PodInfo],
     now: float,
     owners: Mapping[tuple[str, str], dict[str, Any]] | None = None,
+    gate: RefillGate | None = None,
 ) -> PoolPlan:
     """What to create and delete so that every pool has its size; see the module docstring."""
     result = PoolPlan()
@@ -153,7 +158,15 @@ def plan(
             ranked = sorted(members, key=lambda p: (p.ready, not p.free, -p.created))
             result.delete += [(p, "surplus") for p in ranked[:surplus] if p.free]
     for group, size in sorted(wanted.items()):
-        missing = size - len(counted.get(group, []))
-        for _ in range(max(missing, 0)):
+        members = counted.get(group, [])
+        missing = max(size - len(members), 0)
+        if gate is not None:
+            free_ready = sum(1 for p in members if p.free and p.ready)
+            allowed = gate.allow(group, missing, free_ready, now)
+            result.deferred += missing - allowed
+            missing = allowed
+        for _ in range(missing):
             result.create.append(_request(group, config, demand, owners or {}))
+    if gate is not None:
+        gate.forget(set(wanted))
     return result

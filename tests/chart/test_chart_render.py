@@ -233,10 +233,18 @@ def test_operator_command_line_follows_the_contract() -> None:
     for flag in ("--agent-memory=128", "--agent-cpu=100", "--readiness-period=2"):
         assert flag in args, f"{flag} missing from {args}"
     assert "--start-timeout=120" in args and "--cpu-limits" not in args
-    result = template(sets=["functionPods.cpuLimits=true", "functionPods.agent.memoryMiB=256"])
+    assert "--refill-delay=0.5" in args
+    result = template(
+        sets=[
+            "functionPods.cpuLimits=true",
+            "functionPods.agent.memoryMiB=256",
+            "warmPoolRefillDelaySeconds=0",
+        ]
+    )
     assert result.returncode == 0, result.output
     capped = _args(parse(result.stdout), "operator")
     assert "--cpu-limits" in capped and "--agent-memory=256" in capped
+    assert "--refill-delay=0" in capped
     assert not [a for a in args if a.startswith("--assumable-role")]
     roles = template(sets=["functionRoles={default/runner,batch}"])
     assert roles.returncode == 0, roles.output

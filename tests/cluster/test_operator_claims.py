@@ -18,6 +18,7 @@ import pytest
 
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
 from kubelambda.kube.client import ApiError, KubeApi
+from kubelambda.kube.contract import PodInfo
 from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod
@@ -106,6 +107,12 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(
         assert labels["kubelambda.dev/claimed-by"] == winner
         assert labels["kubelambda.dev/function"] == "hello"
         assert labels["kubelambda.dev/version"] == "LATEST"
+        # The claim dropped the pod's field ownership (cheaper writes): no entry for the spec
+        # the pod was created with remains.
+        before = pod["metadata"]["managedFields"]
+        assert any("f:spec" in entry.get("fieldsV1", {}) for entry in before)
+        after = stored["metadata"].get("managedFields") or []
+        assert not any("f:spec" in entry.get("fieldsV1", {}) for entry in after), after
         for provider, view in ((a, view_a), (b, view_b)):
             await provider.stop_all()
             await view.stop()
@@ -156,5 +163,31 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         assert (await api.get(path))["metadata"]["labels"]["kubelambda.dev/state"] == "claimed"
         await provider.stop_all()
         await view.stop()
+    finally:
+        await api.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_claim_at_a_seen_version_wins_once_even_from_a_lagging_view(
+    cluster: Cluster, namespace: str, kubeconfig: Path
+) -> None:
+    """Two replicas that judged the same version of a pod (here from a view never started, so
+    nothing but the resourceVersion they carry decides): the first claim wins, the second is
+    refused with 409, and the winner's write dropped the pod's field ownership."""
+    api = admin_api(cluster)
+    try:
+        pod = await warm_pod(api, namespace)
+        info = PodInfo.from_pod(pod)
+        blind = ClusterView(api, [namespace])  # not started: holds no pods
+        first = ClusterProvider(api, blind, ClaimSettings(identity="gw-a"))
+        second = ClusterProvider(api, blind, ClaimSettings(identity="gw-b"))
+        won = await first._try_claim(info, spec_in(namespace), "rev")
+        assert won is not None and won.state == "claimed" and won.claimed_by == "gw-a"
+        assert await second._try_claim(info, spec_in(namespace), "rev") is None
+        assert second.conflicts == 1
+        stored = await api.get(f"/api/v1/namespaces/{namespace}/pods/{info.name}")
+        assert stored["metadata"]["labels"]["kubelambda.dev/claimed-by"] == "gw-a"
+        after = stored["metadata"].get("managedFields") or []
+        assert not any("f:spec" in entry.get("fieldsV1", {}) for entry in after), after
     finally:
         await api.close()

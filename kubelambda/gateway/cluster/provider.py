@@ -3,9 +3,9 @@
 The dispatch core asks a provider for a generic environment and then specializes it with the
 `Target` name resolution produced. Here the environment is a `PodSlot`, and the pod is chosen only
 when the slot is specialized, because only then are the function's namespace and shape (carried
-by the target) known: claim a matching pod (labels patched with a
-resourceVersion precondition; on 409 another replica won, so try the next), then POST the spec to
-its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
+by the target) known: claim a matching pod (its labels written with a resourceVersion
+precondition, `kube/claims.py`; on 409 another replica won, so try the next), then POST the spec
+to its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
 With no pod to claim, it waits for the operator to add one, within a bound. The gateway never
 creates or deletes pods: it releases them (a label) and the operator deletes them. Claims are a
 lease the provider renews in the background; an unrenewed claim is reaped by the operator.
@@ -91,12 +91,14 @@ class PodSlot:
             raise
         # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
         log.info(
-            "specialized pod %s/%s for %s: claim %.1f ms, specialize %.1f ms",
+            "specialized pod %s/%s for %s: claim %.1f ms, specialize %.1f ms (the claim's "
+            "write %.1f ms)",
             pod.namespace,
             pod.name,
             spec.function_name,
             (claimed - started) * 1000,
             (time.perf_counter() - claimed) * 1000,
+            self.provider.write_ms.pop(pod.name, 0.0),
         )
 
     async def invoke(
@@ -129,6 +131,7 @@ class ClusterProvider:
         self.claimed_total = 0
         self.conflicts = 0
         self._session: aiohttp.ClientSession | None = None
+        self.write_ms: dict[str, float] = {}  # pod name -> its claim's write, until logged
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -216,6 +219,7 @@ class ClusterProvider:
             revision,
             time.time(),
         )
+        started = time.perf_counter()
         try:
             answer = await self.api.patch(path, body)
         except ApiError as exc:
@@ -225,8 +229,10 @@ class ClusterProvider:
                     log.info("pod %s/%s was claimed by another replica", pod.namespace, pod.name)
                 return None
             raise
+        written = (time.perf_counter() - started) * 1000
         self.view.remember("pods", answer)  # so no one here tries it again
         self.claimed_total += 1
+        self.write_ms[pod.name] = written
         log.info("claimed pod %s/%s for %s", pod.namespace, pod.name, spec.function_name)
         return PodInfo.from_pod(answer)
 
@@ -235,6 +241,7 @@ class ClusterProvider:
         if pod is None:
             return
         self.held.pop(pod.name, None)
+        self.write_ms.pop(pod.name, None)
         if slot.remote is not None:
             await slot.remote.close()
         path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"

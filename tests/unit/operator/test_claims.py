@@ -95,6 +95,9 @@ def test_the_claim_patch_is_preconditioned_on_the_seen_resource_version() -> Non
         c.REVISION: "rev",
     }
     assert meta["annotations"][c.CLAIM_RENEWED] == "1000.500"
+    # A list of one empty entry is the apiserver's way to clear managedFields (an empty list
+    # would leave them as they are).
+    assert meta["managedFields"] == [{}]
 
 
 def test_renew_and_release_patches() -> None:

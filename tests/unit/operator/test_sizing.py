@@ -11,6 +11,7 @@ from kubelambda.kube.catalog import catalog_from_objects
 from kubelambda.kube.contract import PodInfo
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.demand import DedicatedDemand, Demand, ProvisionedDemand, demand
+from kubelambda.operator.refill import RefillGate
 from kubelambda.operator.sizing import plan
 from kubelambda.serving.shape import PodShape
 from tests.unit.operator.docs import NOW, active_function
@@ -77,6 +78,28 @@ def test_a_claimed_pod_is_refilled_at_once() -> None:
     claimed = pod("a", state="claimed", claimed_by="gw", claim_renewed=NOW, function="hello")
     result = plan(CONFIG, wanted(), [claimed, pod("b")], NOW)
     assert len(result.create) == 1 and result.delete == []
+
+
+def test_with_a_refill_gate_a_claimed_pod_is_refilled_a_moment_later() -> None:
+    claimed = pod("a", state="claimed", claimed_by="gw", claim_renewed=NOW, function="hello")
+    gate = RefillGate(delay=0.5)
+    result = plan(CONFIG, wanted(), [claimed, pod("b")], NOW, gate=gate)
+    assert result.create == [] and result.deferred == 1
+    assert gate.wake_at == NOW + 0.5
+    result = plan(CONFIG, wanted(), [claimed, pod("b")], NOW + 0.5, gate=gate)
+    assert len(result.create) == 1 and result.deferred == 0
+
+
+def test_with_a_refill_gate_a_pool_without_free_ready_pods_is_refilled_at_once() -> None:
+    claimed = [
+        pod(n, state="claimed", claimed_by="gw", claim_renewed=NOW, function="hello")
+        for n in ("a", "b")
+    ]
+    gate = RefillGate(delay=0.5)
+    assert len(plan(CONFIG, wanted(), claimed, NOW, gate=gate).create) == 2
+    starting = pod("c", ready=False)  # created, not Ready yet: not free capacity
+    result = plan(CONFIG, wanted(), [*claimed, starting], NOW, gate=gate)
+    assert len(result.create) == 1 and result.deferred == 0
 
 
 def test_exited_released_and_unknown_pods_are_deleted() -> None:
