@@ -5,6 +5,8 @@
                                      (with X-Kubelambda-Stream: a chunked body of frames)
     POST /kubelambda/v1/stop         graceful stop of the runtime -> 200
     GET  /kubelambda/v1/state        the environment's state document
+    GET  /kubelambda/v1/channel      a WebSocket: buffered invokes as messages on one kept
+                                     connection (`wire.channel_*`), cheaper than a request each
     GET  /healthz                    200 while the agent runs (from the moment its port opens)
     GET  /readyz                     200 when the environment can take work (warm or ready);
                                      503 until the agent's warm-up (runtime start, a `--spec`
@@ -29,7 +31,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from pydantic import ValidationError
 
 from kubelambda.runtime import wire
@@ -37,7 +39,7 @@ from kubelambda.runtime.archive import CodeError
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError, control_error
 from kubelambda.runtime.invocation import InvalidClientContext
-from kubelambda.runtime.spec import EnvironmentSpec, EnvState
+from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 
 ENVIRONMENT: web.AppKey[Environment] = web.AppKey("environment", Environment)
 WARMED: web.AppKey[asyncio.Event] = web.AppKey("warmed", asyncio.Event)
@@ -111,27 +113,65 @@ class _FrameStream:
         await (await self.open()).write(wire.frame(wire.FRAME_CHUNK, chunk))
 
 
+async def _run(
+    env: Environment, request: InvokeRequest, stream: _FrameStream | None
+) -> InvokeResult | tuple[int, dict[str, str]]:
+    """One invocation: its result, or the (status, error document) the gateway is answered."""
+    try:
+        return await env.invoke(request, stream)
+    except EnvironmentBusy as exc:
+        return 409, control_error("EnvironmentBusy", str(exc))
+    except EnvironmentStateError as exc:
+        return 409, control_error("EnvironmentStateError", str(exc))
+    except InvalidClientContext as exc:
+        return 400, control_error("InvalidRequestContentException", str(exc))
+
+
+def _answer_headers(env: Environment, result: InvokeResult) -> dict[str, str]:
+    headers = wire.result_headers(result)
+    headers[wire.STATE] = env.state.value
+    return headers
+
+
 async def _invoke(request: web.Request) -> web.StreamResponse:
     env = request.app[ENVIRONMENT]
     invoke_request = wire.request_from(request.headers, await request.read())
     stream = _FrameStream(request) if request.headers.get(wire.STREAM) else None
-    try:
-        result = await env.invoke(invoke_request, stream)
-    except EnvironmentBusy as exc:
-        return _error(409, "EnvironmentBusy", str(exc))
-    except EnvironmentStateError as exc:
-        return _error(409, "EnvironmentStateError", str(exc))
-    except InvalidClientContext as exc:
-        return _error(400, "InvalidRequestContentException", str(exc))
+    result = await _run(env, invoke_request, stream)
+    if isinstance(result, tuple):
+        return web.json_response(result[1], status=result[0])
     if stream is not None:
         response = await stream.open()
         state = wire.frame(wire.FRAME_STATE, env.state.value.encode())
         await response.write(wire.result_frame(result) + state)
         await response.write_eof()
         return response
-    headers = wire.result_headers(result)
-    headers[wire.STATE] = env.state.value
+    headers = _answer_headers(env, result)
     return web.Response(body=result.payload, headers=headers, content_type="application/json")
+
+
+async def _channel(request: web.Request) -> web.StreamResponse:
+    """Buffered invocations as WebSocket messages, one answer per request, in order, on the
+    connection the gateway keeps to this pod: no HTTP request to parse and build per call.
+    Streamed responses keep `/invoke`. A connection that closes mid-call leaves the call
+    running, as a dropped `/invoke` does."""
+    env = request.app[ENVIRONMENT]
+    ws = web.WebSocketResponse(max_msg_size=wire.CHANNEL_MAX_MESSAGE)
+    await ws.prepare(request)
+    async for message in ws:
+        if message.type != WSMsgType.BINARY:
+            break
+        headers, payload = wire.channel_unpack(message.data)
+        result = await _run(env, wire.request_from(headers, payload), None)
+        if isinstance(result, tuple):
+            answer = wire.channel_pack([result[0], {}], json.dumps(result[1]).encode())
+        else:
+            answer = wire.channel_pack([200, _answer_headers(env, result)], result.payload)
+        try:
+            await ws.send_bytes(answer)
+        except ConnectionResetError:  # the gateway dropped the channel during the call
+            break
+    return ws
 
 
 async def _stop(request: web.Request) -> web.Response:
@@ -186,6 +226,7 @@ def make_app(
         app[WARMED] = warmed
     app.router.add_post("/kubelambda/v1/specialize", _specialize)
     app.router.add_post("/kubelambda/v1/invoke", _invoke)
+    app.router.add_get("/kubelambda/v1/channel", _channel)
     app.router.add_post("/kubelambda/v1/stop", _stop)
     app.router.add_get("/kubelambda/v1/state", _state)
     app.router.add_get("/healthz", _healthz)

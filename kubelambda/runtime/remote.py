@@ -1,12 +1,18 @@
 """RemoteEnvironment: an agent's environment driven over its control HTTP API (cluster mode).
 
 Same surface as the in-process `Environment` (see `protocol.ExecutionEnvironment`); its state is
-the agent's as last seen in a reply, and `refresh()` asks for it.
+the agent's as last seen in a reply, and `refresh()` asks for it. Buffered invokes go over the
+agent's channel, a WebSocket this client keeps open (`agent_app._channel`), since an HTTP request
+per call was most of the gateway's CPU on the warm path; streamed ones, and any call while the
+channel is busy or refused (an older agent), use `POST /invoke`. A call that fails or is
+cancelled on the channel closes it, so a late answer can never be read as the next call's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from typing import Any
 
@@ -18,6 +24,9 @@ from kubelambda.runtime.errors import EnvironmentBusy, EnvironmentStateError
 from kubelambda.runtime.invocation import InvalidClientContext
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 from kubelambda.runtime.stream import ResponseStream
+
+# No bound on a call's answer (the invoker bounds the call); a close handshake waits briefly.
+_CHANNEL_TIMEOUT = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
 
 
 class AgentError(RuntimeError):
@@ -43,6 +52,10 @@ class RemoteEnvironment:
         self._alive = True
         self.invocations = 0
         self.last_used_at = time.monotonic()
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._channel_usable = True
+        self._channel_busy = False
+        self._closing: set[asyncio.Task[None]] = set()
 
     @property
     def state(self) -> EnvState:
@@ -87,6 +100,10 @@ class RemoteEnvironment:
     async def invoke(
         self, request: InvokeRequest, stream: ResponseStream | None = None
     ) -> InvokeResult:
+        if stream is None and not self._channel_busy and self._channel_usable:
+            ws = await self._channel()
+            if ws is not None:
+                return await self._invoke_on(ws, request)
         headers = {**wire.request_headers(request), **self._auth}
         if stream is not None:
             headers[wire.STREAM] = "1"
@@ -105,6 +122,59 @@ class RemoteEnvironment:
         if state:
             self._state = EnvState(state)
         return wire.result_from(answer, payload)
+
+    async def _channel(self) -> aiohttp.ClientWebSocketResponse | None:
+        """The open channel to the agent, connected on first use (None: the agent has none)."""
+        if self._ws is not None and not self._ws.closed:
+            return self._ws
+        try:
+            self._ws = await self._client().ws_connect(
+                f"{self.base_url}/kubelambda/v1/channel",
+                headers=self._auth,
+                max_msg_size=wire.CHANNEL_MAX_MESSAGE,
+                timeout=_CHANNEL_TIMEOUT,
+            )
+        except aiohttp.WSServerHandshakeError as exc:
+            if exc.status in (401, 403):
+                raise AgentError(f"{exc.status}: the agent refused this gateway's token") from None
+            self._channel_usable = False  # an agent from before the channel: HTTP from now on
+            return None
+        return self._ws
+
+    async def _invoke_on(
+        self, ws: aiohttp.ClientWebSocketResponse, request: InvokeRequest
+    ) -> InvokeResult:
+        self._channel_busy = True
+        try:
+            await ws.send_bytes(wire.channel_pack(wire.request_headers(request), request.payload))
+            message = await ws.receive()
+            if message.type != aiohttp.WSMsgType.BINARY:
+                raise AgentError(f"the agent's channel closed during the call ({message.type!r})")
+            (status, answer), payload = wire.channel_unpack(message.data)
+            if status == 200 and answer.get(wire.REQUEST_ID) != request.request_id:
+                raise AgentError("the agent's channel answered another call")
+        except BaseException:
+            self._drop_channel()  # whatever it still sends belongs to no call
+            raise
+        finally:
+            self._channel_busy = False
+        if status != 200:
+            raise _error(status, json.loads(payload))
+        self.invocations += 1
+        self.last_used_at = time.monotonic()
+        state = answer.get(wire.STATE)
+        if state:
+            self._state = EnvState(state)
+        return wire.result_from(answer, payload)
+
+    def _drop_channel(self) -> None:
+        """Forget the channel and close it in the background: its close handshake may wait
+        for an agent still running the call."""
+        ws, self._ws = self._ws, None
+        if ws is not None and not ws.closed:
+            task = asyncio.create_task(_close_quietly(ws))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def _frames(
         self, response: aiohttp.ClientResponse, stream: ResponseStream
@@ -145,6 +215,10 @@ class RemoteEnvironment:
         await self.close()
 
     async def close(self) -> None:
+        self._drop_channel()
+        for task in list(self._closing):
+            with contextlib.suppress(Exception):
+                await task
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -166,3 +240,8 @@ def _error(status: int, document: dict[str, Any]) -> Exception:
     if error_type == "InvalidRequestContentException":
         return InvalidClientContext(message)
     return AgentError(f"{error_type or status}: {message}")
+
+
+async def _close_quietly(ws: aiohttp.ClientWebSocketResponse) -> None:
+    with contextlib.suppress(Exception):
+        await ws.close()

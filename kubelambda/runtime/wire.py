@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 from kubelambda.runtime.spec import InvokeRequest, InvokeResult
 
@@ -107,3 +108,19 @@ def result_from(headers: Mapping[str, str], payload: bytes) -> InvokeResult:
         log_tail=base64.b64decode(tail).decode() if tail is not None else None,
         executed_version=headers.get(EXECUTED_VERSION, ""),
     )
+
+
+# The agent's channel (`agent_app._channel`): each WebSocket message is a JSON head, a NUL (JSON
+# never holds a raw one) and the body. To the agent the head is the request's headers (as
+# `request_headers`); back, `[status, headers]` (as `result_headers`, with STATE) and the
+# payload, or an error status and the error document as the body.
+CHANNEL_MAX_MESSAGE = 8 * 1024 * 1024  # Lambda's 6 MB payloads and their headers
+
+
+def channel_pack(head: object, body: bytes) -> bytes:
+    return json.dumps(head).encode() + b"\0" + body
+
+
+def channel_unpack(data: bytes) -> tuple[Any, bytes]:
+    head, _, body = data.partition(b"\0")
+    return json.loads(head), body

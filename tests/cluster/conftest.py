@@ -71,10 +71,30 @@ def install_crds(client: kubernetes.client.ApiClient, docs: list[dict[str, Any]]
         conditions = {c.type: c.status for c in (crd.status.conditions or [])}
         return crd if conditions.get("Established") == "True" else None
 
-    return [
+    objects = kubernetes.client.CustomObjectsApi(client)
+
+    def served(doc: dict[str, Any]) -> bool:
+        """A list of the kind answers: Established can come before its storage is ready (a
+        request then gets "storage is (re)initializing")."""
+        spec = doc["spec"]
+        for version in spec["versions"]:
+            if not version.get("served", True):
+                continue
+            try:
+                objects.list_cluster_custom_object(
+                    spec["group"], version["name"], spec["names"]["plural"], limit=1
+                )
+            except kubernetes.client.ApiException:
+                return False
+        return True
+
+    crds = [
         wait_until(lambda d=doc: established(d["metadata"]["name"]), timeout=30, what="Established")
         for doc in docs
     ]
+    for doc in docs:
+        wait_until(lambda d=doc: served(d), timeout=30, what=f"{doc['metadata']['name']} served")
+    return crds
 
 
 def _alive(pid: int, started: float | None = None) -> bool:

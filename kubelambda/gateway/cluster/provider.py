@@ -136,7 +136,9 @@ class ClusterProvider:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
-            self._session = aiohttp.ClientSession(timeout=timeout)
+            # No cap on connections: each held pod keeps its agent's channel open for good.
+            connector = aiohttp.TCPConnector(limit=0)
+            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._session
 
     async def start_environment(self, runtime: str) -> PodSlot:
