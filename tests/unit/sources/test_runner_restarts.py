@@ -49,7 +49,11 @@ def test_the_same_failure_is_warned_once_and_a_new_one_again(
     with caplog.at_level(logging.DEBUG, logger="kubelambda.sources.runner"):
         asyncio.run(go())
     assert len(attempts) == 5  # every failure was retried
-    said: list[tuple[int, Any]] = [(r.levelno, r.args[1]) for r in caplog.records]  # type: ignore[index]
+    said: list[tuple[int, Any]] = [
+        (r.levelno, r.args[1])  # type: ignore[index]
+        for r in caplog.records
+        if r.name == "kubelambda.sources.runner"
+    ]
     assert said == [
         (logging.WARNING, "ConnectionError: broker down"),
         (logging.DEBUG, "ConnectionError: broker down"),
