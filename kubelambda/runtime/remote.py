@@ -101,9 +101,13 @@ class RemoteEnvironment:
         self, request: InvokeRequest, stream: ResponseStream | None = None
     ) -> InvokeResult:
         if stream is None and not self._channel_busy and self._channel_usable:
-            ws = await self._channel()
-            if ws is not None:
-                return await self._invoke_on(ws, request)
+            self._channel_busy = True  # from the connect on: a second call takes HTTP
+            try:
+                ws = await self._channel()
+                if ws is not None:
+                    return await self._invoke_on(ws, request)
+            finally:
+                self._channel_busy = False
         headers = {**wire.request_headers(request), **self._auth}
         if stream is not None:
             headers[wire.STREAM] = "1"
@@ -144,7 +148,6 @@ class RemoteEnvironment:
     async def _invoke_on(
         self, ws: aiohttp.ClientWebSocketResponse, request: InvokeRequest
     ) -> InvokeResult:
-        self._channel_busy = True
         try:
             await ws.send_bytes(wire.channel_pack(wire.request_headers(request), request.payload))
             message = await ws.receive()
@@ -156,8 +159,6 @@ class RemoteEnvironment:
         except BaseException:
             self._drop_channel()  # whatever it still sends belongs to no call
             raise
-        finally:
-            self._channel_busy = False
         if status != 200:
             raise _error(status, json.loads(payload))
         self.invocations += 1

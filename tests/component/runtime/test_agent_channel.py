@@ -146,3 +146,21 @@ async def test_a_wrong_token_is_refused_on_the_channel_too(agent: Agent) -> None
         assert agent.paths["/kubelambda/v1/invoke"] == 0
     finally:
         await remote.close()
+
+
+async def test_two_calls_at_once_open_one_channel(agent: Agent) -> None:
+    remote = RemoteEnvironment(agent.url, token="s3cret")
+    try:
+        await remote.specialize(make_spec(CODE))
+        both = await asyncio.gather(
+            remote.invoke(make_request(b'{"sleep": 0.3}')),
+            remote.invoke(make_request(b'{"sleep": 0.3}')),
+            return_exceptions=True,
+        )
+        # One ran, the other found the environment busy (as over HTTP), and only one of the
+        # two opened a channel: the other went over HTTP from the connect on.
+        assert sorted(type(x).__name__ for x in both) == ["EnvironmentBusy", "InvokeResult"]
+        assert agent.paths["/kubelambda/v1/channel"] == 1
+        assert agent.paths["/kubelambda/v1/invoke"] == 1
+    finally:
+        await remote.close()
