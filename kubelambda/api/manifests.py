@@ -8,6 +8,7 @@ its file, its index in the file and its kind/name, so later messages can name th
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,8 +61,17 @@ def document_label(path: Path, index: int | None) -> str:
     return str(path) if index is None else f"{path}: document {index + 1}"
 
 
+STATE_FOLDER = ".kubelambda"  # dev mode's state inside a served folder: never manifests
+
+
 def yaml_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+    """The YAML files under `folder`, skipping the state folder: runtimes' folders come and go
+    in it while a reload walks (a folder gone mid-walk raised FileNotFoundError)."""
+    found: list[Path] = []
+    for root, dirs, files in os.walk(folder):  # a folder that vanishes is skipped, not raised
+        dirs[:] = [d for d in dirs if d != STATE_FOLDER]
+        found += [Path(root, f) for f in files if f.endswith((".yaml", ".yml"))]
+    return sorted(p for p in found if p.is_file())
 
 
 def _other_kind(doc: Any) -> str:
