@@ -1,6 +1,7 @@
 """Resolve code and layers (CodeRef) into folders on this machine, cached by sha256.
 
-- inline files are written once per digest; a local folder is used in place (dev mode edits show
+- inline files are written once per digest (a runtime container's task root gets them
+  directly, `write_inline`); a local folder is used in place (dev mode edits show
   on the next specialization); a zip (local, base64 or downloaded) is extracted once per sha256.
 - a given sha256 is checked for every source; a URL requires one and a mismatch is refused with
   both digests named. A cached sha256 is never downloaded again. A download is streamed to a
@@ -69,6 +70,26 @@ def _signature(path: Path) -> tuple[object, ...]:
     return tuple(sorted(entries))
 
 
+def _checked_inline(ref: CodeRef, files: dict[str, str]) -> list[tuple[str, bytes]]:
+    named = [(safe_name(name), content.encode()) for name, content in files.items()]
+    _check(ref, tree_digest(named))
+    return named
+
+
+def _write_files(named: list[tuple[str, bytes]], folder: Path) -> None:
+    for name, data in named:
+        dest = folder / name
+        if "/" in name:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            # Files with a shebang are executables (a custom runtime's inline `bootstrap`).
+            os.fchmod(fd, 0o755 if data.startswith(b"#!") else 0o644)
+            _write_all(fd, data)
+        finally:
+            os.close(fd)
+
+
 class CodeCache:
     """Task and layer folders by digest under `root`; safe to share between environments."""
 
@@ -109,20 +130,21 @@ class CodeCache:
             await asyncio.to_thread(merge_tree, folder, opt_dir)
 
     def _inline(self, ref: CodeRef, files: dict[str, str]) -> Path:
-        named = [(safe_name(name), content.encode()) for name, content in files.items()]
-        digest = tree_digest(named)
-        _check(ref, digest)
-        final = self.root / "tree" / digest
+        named = _checked_inline(ref, files)
+        final = self.root / "tree" / tree_digest(named)
         if final.is_dir():
             return final
         staging = self._staging()
-        for name, data in named:
-            dest = staging / name
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(data)
-            # Files with a shebang are executables (a custom runtime's inline `bootstrap`).
-            dest.chmod(0o755 if data.startswith(b"#!") else 0o644)
+        _write_files(named, staging)
         return self._publish(staging, final)
+
+    @staticmethod
+    def write_inline(ref: CodeRef, folder: Path) -> None:
+        """Write inline code straight into `folder`, not through the cache: a runtime
+        container's task root is filled once, and a copy out of the cache doubled the writes
+        on the cold start's path."""
+        assert ref.inline is not None
+        _write_files(_checked_inline(ref, ref.inline), folder)
 
     async def _path(self, ref: CodeRef, name: str) -> Path:
         return await asyncio.to_thread(self._local, ref, name)

@@ -131,7 +131,9 @@ async def _prepare_shared(
     channel and sys.path): the Python shim then runs it (`pyshim.py`); anything else, and the
     `sh` shim always, runs the image's entry point."""
     _clear(shared.task_root)
-    if spec.package_type == "Zip":  # an image carries its code
+    if spec.package_type == "Zip" and spec.code.inline is not None:
+        cache.write_inline(spec.code, shared.task_root)  # one write, on the cold start's path
+    elif spec.package_type == "Zip":  # an image carries its code
         shutil.copytree(await cache.resolve(spec.code), shared.task_root, dirs_exist_ok=True)
     _clear(shared.layers_dir)
     if spec.layers:
