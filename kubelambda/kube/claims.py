@@ -5,12 +5,17 @@
   /tmp within the pod's) takes a `warm` generic pod of its runtime in its namespace; any other
   function takes a `warm` pod of its own dedicated pool (same function, same shape).
 Candidates are Ready on a Ready Node, have an IP and are not being deleted; they are shuffled,
-so replicas that claim at the same moment mostly try different pods. The claim carries the pod's
-resourceVersion: the apiserver answers 409 to all but the first replica, which then tries the
-next candidate. The claim also clears the pod's managedFields (`[{}]`, the apiserver's reset):
-the apiserver then skips its field manager for that write, a third of the claim's time, and the
-pod is 5 KB smaller for every later write and watch event (nobody reads the field ownership of
-the operator's and kubelet's writes; bench/README.md, "The claim and the refill").
+so replicas that claim at the same moment mostly try different pods.
+
+Who wins a pod: a `warm` pod's agent takes one specialization only (a second one, or the
+operator's retire, answers 409), so it decides, and the winner's labels follow (`taken_patch`,
+no precondition: the agent already decided). A `ready` provisioned pod was specialized at start,
+so there the claim's write decides: it carries the pod's resourceVersion, and the apiserver
+answers 409 to all but the first replica (`claim_patch`). Both clear the pod's managedFields
+(`[{}]`, the apiserver's reset): the apiserver then skips its field manager for that write, a
+third of its time, and the pod is 5 KB smaller for every later write and watch event (nobody
+reads the field ownership of the operator's and kubelet's writes; bench/README.md, "The claim and
+the refill").
 """
 
 from __future__ import annotations
@@ -91,6 +96,13 @@ def claim_patch(
     return {"metadata": {"resourceVersion": pod.resource_version, **meta}}
 
 
+def taken_patch(
+    identity: str, function: str, version: str, revision: str, now: float
+) -> dict[str, Any]:
+    """A merge patch that labels a pod whose agent this replica specialized."""
+    return {"metadata": _claim_meta(identity, function, version, revision, now)}
+
+
 def _claim_meta(
     identity: str, function: str, version: str, revision: str, now: float
 ) -> dict[str, Any]:
@@ -115,6 +127,10 @@ def renew_patch(now: float, last_used: float) -> dict[str, Any]:
     }
 
 
-def release_patch() -> dict[str, Any]:
-    """Hand a pod back: the operator deletes released pods (only it deletes pods)."""
-    return {"metadata": {"labels": {c.STATE: "released"}}}
+def release_patch(seen: str | None = None) -> dict[str, Any]:
+    """Hand a pod back: the operator deletes released pods (only it deletes pods). `seen`:
+    only at that resourceVersion."""
+    meta: dict[str, Any] = {"labels": {c.STATE: "released"}}
+    if seen is not None:
+        meta["resourceVersion"] = seen
+    return {"metadata": meta}

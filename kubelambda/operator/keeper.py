@@ -3,7 +3,8 @@
 It reads the shared watch layer (`ClusterView`), never polls the API: on any change of a
 Function, Version, Alias or function pod (and on a short tick, for the time-based rules) it
 computes the demand and the plan (`demand.py`, `sizing.py`, both pure) and applies it: creates
-pods, deletes pods (with a uid precondition), and writes `provisionedConcurrencyReady` to the
+pods, deletes pods (as it saw them: a resourceVersion precondition, and a warm pod's agent
+retired first, `retire.py`), and writes `provisionedConcurrencyReady` to the
 Versions and Aliases that ask for provisioned concurrency. It is the only writer of pods.
 """
 
@@ -27,6 +28,7 @@ from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.demand import Demand, demand
 from kubelambda.operator.podbuilder import build_pod
 from kubelambda.operator.refill import RefillGate
+from kubelambda.operator.retire import Retirer
 from kubelambda.operator.sizing import PoolPlan, plan, pool_of
 from kubelambda.operator.status import condition, timestamp
 from kubelambda.operator.versions import number_of
@@ -75,6 +77,7 @@ class PoolKeeper:
         self.backoff = CreateBackoff()
         self._generic_owner: dict[str, Any] | None = None
         self.refill = RefillGate(config.refill_delay, config.refill_floor)
+        self.retirer = Retirer(config.agent_key)
 
     def start(self) -> None:
         self.view.subscribe(lambda _kind: self._wake.set())
@@ -85,6 +88,7 @@ class PoolKeeper:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.retirer.close()
 
     async def run(self) -> None:
         await self.view.wait_synced()
@@ -234,6 +238,9 @@ class PoolKeeper:
         exited = pod.phase in ("Failed", "Succeeded")
         seen = None if exited else pod.resource_version
         async with self._writes:
+            if not await self.retirer.may_delete(pod):
+                self._deleting.pop(pod.name, None)  # a gateway took it: judged again
+                return
             try:
                 await self.api.delete(path, resource_version=seen)
             except ApiError as exc:

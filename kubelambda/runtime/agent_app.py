@@ -4,6 +4,9 @@
     POST /kubelambda/v1/invoke       body = payload; metadata in headers (see `wire`) -> 200
                                      (with X-Kubelambda-Stream: a chunked body of frames)
     POST /kubelambda/v1/stop         graceful stop of the runtime -> 200
+    POST /kubelambda/v1/retire       the same, only while warm (never specialized) -> 200, or
+                                     409 EnvironmentStateError: the operator's side of the lock
+                                     a specialization takes (the first of the two wins)
     GET  /kubelambda/v1/state        the environment's state document
     GET  /kubelambda/v1/channel      a WebSocket: buffered invokes as messages on one kept
                                      connection (`wire.channel_*`), cheaper than a request each
@@ -180,6 +183,15 @@ async def _stop(request: web.Request) -> web.Response:
     return web.json_response(state_document(env))
 
 
+async def _retire(request: web.Request) -> web.Response:
+    env = request.app[ENVIRONMENT]
+    try:
+        await env.retire()
+    except EnvironmentStateError as exc:
+        return _error(409, "EnvironmentStateError", str(exc))
+    return web.json_response(state_document(env))
+
+
 async def _state(request: web.Request) -> web.Response:
     return web.json_response(state_document(request.app[ENVIRONMENT]))
 
@@ -228,6 +240,7 @@ def make_app(
     app.router.add_post("/kubelambda/v1/invoke", _invoke)
     app.router.add_get("/kubelambda/v1/channel", _channel)
     app.router.add_post("/kubelambda/v1/stop", _stop)
+    app.router.add_post("/kubelambda/v1/retire", _retire)
     app.router.add_get("/kubelambda/v1/state", _state)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)

@@ -47,6 +47,7 @@ from kubelambda.runtime.stream import ResponseStream
 
 LogSink = Callable[[str], None]
 START_TIMEOUT = 30.0  # seconds for a shim to come up warm
+_TAKEN = (EnvState.INITIALIZING, EnvState.READY, EnvState.BUSY)  # a specialization holds it
 
 
 class Environment:
@@ -207,6 +208,17 @@ class Environment:
             self.last_used_at = time.monotonic()
             if self._state == EnvState.BUSY:  # not stopped meanwhile
                 self._state = EnvState.READY if self._init.done else EnvState.INITIALIZING
+
+    async def retire(self) -> None:
+        """Stop, but only if never specialized: the operator's side of the lock a
+        specialization takes (whichever comes first wins; the other gets
+        EnvironmentStateError). A stopped, failed or still starting one retires too, so a
+        deletion that failed can be retried."""
+        if self._state == EnvState.STOPPED:
+            return
+        if self._spec is not None or self._state in _TAKEN:
+            raise EnvironmentStateError(f"cannot retire an environment that is {self._state}")
+        await self.stop()
 
     async def stop(self) -> None:
         """Graceful: SIGTERM the runtime's process group, SIGKILL it after the grace period."""

@@ -215,6 +215,18 @@ class RemoteEnvironment:
             self._alive = False
         await self.close()
 
+    async def retire(self) -> None:
+        """Stop the agent's environment only if it is still warm; EnvironmentStateError if a
+        specialization took it first."""
+        async with self._client().post(
+            f"{self.base_url}/kubelambda/v1/retire", headers=self._auth
+        ) as response:
+            document = await response.json()
+            if response.status != 200:
+                raise _error(response.status, document)
+        self._seen(document)
+        await self.close()
+
     async def close(self) -> None:
         self._drop_channel()
         for task in list(self._closing):

@@ -205,9 +205,14 @@ def test_a_function_becomes_active_and_answers_boto3_at_the_gateway_pod(release:
     response = client.invoke(FunctionName=f"{release.functions}.hello", Payload=b'{"name": "kube"}')
     assert response["StatusCode"] == 200, release.logs()
     assert json.loads(response["Payload"].read()) == {"hi": "kube"}
+
     # The function's pod ran in the restricted namespace, admitted by Pod Security.
-    pods = release.core.list_namespaced_pod(release.functions).items
-    assert any(p.metadata.labels.get("kubelambda.dev/function") == "hello" for p in pods)
+    # (The claim's labels are written beside the first invoke, so they may follow its answer.)
+    def labelled() -> bool:
+        pods = release.core.list_namespaced_pod(release.functions).items
+        return any(p.metadata.labels.get("kubelambda.dev/function") == "hello" for p in pods)
+
+    wait_until(labelled, timeout=10, interval=0.1, what="the function's pod to be labelled")
     for component in ("operator", "gateway"):
         denied = [line for line in release.log(component).splitlines() if FORBIDDEN.search(line)]
         assert not denied, f"the {component} was refused by RBAC:\n" + "\n".join(denied[:20])

@@ -1,6 +1,8 @@
-"""Claiming warm pods on the real apiserver: two gateway providers race for one pod; the
-resourceVersion precondition lets exactly one win, and the loser moves on (here: waits, within
-its bound, for another pod).
+"""Claiming warm pods on the real apiserver: two gateway providers race for one pod; its agent
+takes one specialization only, so exactly one wins, and the loser moves on (here: waits, within
+its bound, for another pod). The winner's claim labels follow; the operator's retire is the other
+side of the agent's lock (a pod taken before its labels are written is never deleted); a
+provisioned pod's claim is decided by the write's resourceVersion precondition.
 
 The pod is written by the real pod builder, bound by the real scheduler and run by the process
 kubelet until Ready; no operator runs, so nothing else creates or claims pods meanwhile.
@@ -16,12 +18,16 @@ from typing import Any
 import kubernetes
 import pytest
 
+from kubelambda.addresses import http_url
 from kubelambda.gateway.cluster.provider import ClaimSettings, ClusterProvider, NoCapacity
 from kubelambda.kube.client import ApiError, KubeApi
-from kubelambda.kube.contract import PodInfo
+from kubelambda.kube.contract import AGENT_PORT, PodInfo
 from kubelambda.kube.view import ClusterView
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod
+from kubelambda.operator.retire import Retirer, needs_retire
+from kubelambda.runtime.errors import EnvironmentStateError
+from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import PodShape
 from tests.cluster.harness.cluster import Cluster
@@ -97,8 +103,10 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(
         assert isinstance(losers[0], NoCapacity)
         assert "within 1 s" in str(losers[0])
         assert time.monotonic() - started < 10, "the loser waits within its bound only"
-        assert a.conflicts + b.conflicts == 1, "the loser's claim was refused with 409"
-        claimed, _remote = winners[0]
+        assert a.conflicts + b.conflicts == 1, "the loser's specialization was refused with 409"
+        await asyncio.gather(a.settled(), b.settled())
+        claimed, remote = winners[0]
+        assert (await remote.refresh())["spec"]["functionName"] == "hello"
         assert claimed.name == pod["metadata"]["name"]
         stored = await api.get(f"/api/v1/namespaces/{namespace}/pods/{claimed.name}")
         labels = stored["metadata"]["labels"]
@@ -156,6 +164,7 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         while view.get("pods", namespace, seen["metadata"]["name"]) is None:
             await view.wait_for_pods(5)
         claimed, _remote = await provider.claim(spec_in(namespace), SHAPE)
+        await provider.settled()
         path = f"/api/v1/namespaces/{namespace}/pods/{claimed.name}"
         with pytest.raises(ApiError) as refused:
             await api.delete(path, resource_version=seen["metadata"]["resourceVersion"])
@@ -164,6 +173,36 @@ async def test_the_operator_cannot_delete_a_pod_claimed_after_it_looked(
         await provider.stop_all()
         await view.stop()
     finally:
+        await api.close()
+
+
+@pytest.mark.timeout(60)
+async def test_a_pod_taken_before_its_labels_are_written_is_never_retired(
+    cluster: Cluster, namespace: str, kubeconfig: Path
+) -> None:
+    """The window a gateway leaves open (its claim's labels follow the specialization): the
+    keeper's retire, asked then, is refused and the pod is not to be deleted; a pod nobody took
+    is retired, and then no gateway can take it."""
+    api = admin_api(cluster)
+    retirer = Retirer(agent_key=None)
+    try:
+        taken, free = await asyncio.gather(warm_pod(api, namespace), warm_pod(api, namespace))
+        taken_info, free_info = PodInfo.from_pod(taken), PodInfo.from_pod(free)
+        assert taken_info.state == free_info.state == "warm" and needs_retire(taken_info)
+        gateway = RemoteEnvironment(http_url(str(taken_info.ip), AGENT_PORT))
+        await gateway.specialize(spec_in(namespace))  # no label written: the window held open
+        assert not await retirer.may_delete(taken_info)
+        assert (await gateway.refresh())["spec"]["functionName"] == "hello"
+
+        assert await retirer.may_delete(free_info)
+        late = RemoteEnvironment(http_url(str(free_info.ip), AGENT_PORT))
+        with pytest.raises(EnvironmentStateError):
+            await late.specialize(spec_in(namespace))
+        assert await retirer.may_delete(free_info), "a retired pod retires again (a retry)"
+        for remote in (gateway, late):
+            await remote.close()
+    finally:
+        await retirer.close()
         await api.close()
 
 

@@ -3,12 +3,16 @@
 The dispatch core asks a provider for a generic environment and then specializes it with the
 `Target` name resolution produced. Here the environment is a `PodSlot`, and the pod is chosen only
 when the slot is specialized, because only then are the function's namespace and shape (carried
-by the target) known: claim a matching pod (its labels written with a resourceVersion
-precondition, `kube/claims.py`; on 409 another replica won, so try the next), then POST the spec
-to its agent (`RemoteEnvironment`). A provisioned pod was specialized at start and is only claimed.
-With no pod to claim, it waits for the operator to add one, within a bound. The gateway never
-creates or deletes pods: it releases them (a label) and the operator deletes them. Claims are a
-lease the provider renews in the background; an unrenewed claim is reaped by the operator.
+by the target) known. On demand, the chosen warm pod's agent is sent the spec first: an agent
+takes one specialization only (any later one, or the operator's retire, answers 409), so the
+agent decides which replica won, and the loser tries the next pod. The claim's labels
+(`kube/claims.py`) are then written beside the first invoke, off the cold start's path: they tell
+the operator and the other replicas, they do not decide. A provisioned pod was specialized at
+start, so its claim is the write itself, with a resourceVersion precondition (409: another
+replica won). With no pod to take, it waits for the operator to add one, within a bound. The
+gateway never creates or deletes pods: it releases them (a label) and the operator deletes them.
+Claims are a lease the provider renews in the background; an unrenewed claim is reaped by the
+operator.
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ from kubelambda.kube.agentauth import agent_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
 from kubelambda.kube.contract import PodInfo, spec_revision
 from kubelambda.kube.view import ClusterView
-from kubelambda.runtime.remote import RemoteEnvironment
+from kubelambda.runtime.archive import CodeError
+from kubelambda.runtime.errors import EnvironmentStateError
+from kubelambda.runtime.remote import AgentError, RemoteEnvironment
 from kubelambda.runtime.spec import EnvironmentSpec, InvokeRequest, InvokeResult
 from kubelambda.runtime.stream import ResponseStream
 from kubelambda.serving.shape import PodShape
@@ -71,35 +77,19 @@ class PodSlot:
         return self.remote.alive and self.provider.pod_alive(self.pod)
 
     async def specialize(self, spec: EnvironmentSpec, shape: PodShape) -> None:
-        started = time.perf_counter()
         pod, remote = await self.provider.claim(spec, shape)
-        claimed = time.perf_counter()
         self.pod, self.remote = pod, remote
         self.provider.hold(self)
+        if spec.initialization_type != "provisioned-concurrency":
+            return  # claim() specialized it
         try:
-            if spec.initialization_type == "provisioned-concurrency":
-                state = await remote.refresh()  # specialized at start by the operator's spec
-                served = state.get("spec") or {}
-                if served.get("functionName") != spec.function_name:
-                    raise RuntimeError(f"pod {pod.name} serves {served or 'nothing'}")
-            else:
-                # Fetching code (a URL) can take a while; a hung agent must not hold the call.
-                async with asyncio.timeout(self.provider.settings.specialize_timeout):
-                    await remote.specialize(spec)
+            state = await remote.refresh()  # specialized at start by the operator's spec
+            served = state.get("spec") or {}
+            if served.get("functionName") != spec.function_name:
+                raise RuntimeError(f"pod {pod.name} serves {served or 'nothing'}")
         except BaseException:
             await self.stop()
             raise
-        # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
-        log.info(
-            "specialized pod %s/%s for %s: claim %.1f ms, specialize %.1f ms (the claim's "
-            "write %.1f ms)",
-            pod.namespace,
-            pod.name,
-            spec.function_name,
-            (claimed - started) * 1000,
-            (time.perf_counter() - claimed) * 1000,
-            self.provider.write_ms.pop(pod.name, 0.0),
-        )
 
     async def invoke(
         self, request: InvokeRequest, stream: ResponseStream | None = None
@@ -131,7 +121,8 @@ class ClusterProvider:
         self.claimed_total = 0
         self.conflicts = 0
         self._session: aiohttp.ClientSession | None = None
-        self.write_ms: dict[str, float] = {}  # pod name -> its claim's write, until logged
+        self._taking: set[str] = set()  # pods this replica is specializing now
+        self._writes: dict[str, asyncio.Task[None]] = {}  # pod name -> its claim's write
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -177,30 +168,36 @@ class ClusterProvider:
     async def claim(
         self, spec: EnvironmentSpec, shape: PodShape
     ) -> tuple[PodInfo, RemoteEnvironment]:
-        """Claim a pod of `shape` for `spec`, waiting within the bound for capacity."""
+        """Take a pod of `shape` for `spec`, waiting within the bound for capacity: on demand
+        by specializing its agent (the claim's labels follow beside the first invoke), a
+        provisioned pod by the claim's preconditioned write (see the module docstring)."""
         want = self._want(spec, shape)
         revision = want.revision or spec_revision(spec)
-        bound = (
-            self.settings.provisioned_timeout
-            if want.revision is not None
-            else self.settings.claim_timeout
-        )
+        provisioned = want.revision is not None
+        bound = self.settings.provisioned_timeout if provisioned else self.settings.claim_timeout
+        started = time.perf_counter()
         deadline = time.monotonic() + bound
         tried: set[str] = set()
         while True:
-            pods = self.view.pod_infos()
-            for pod in claims.candidates(pods, want, tried):
+            skip = tried | self._taking | self.held.keys()
+            for pod in claims.candidates(self.view.pod_infos(), want, skip):
                 tried.add(pod.name)
-                won = await self._try_claim(pod, spec, revision)
-                if won is not None:
-                    assert won.ip is not None  # only pods with an IP are candidates
-                    url = http_url(won.ip, self.settings.agent_port)  # [v6] bracketed
-                    key = self.settings.agent_key
-                    token = agent_token(key, won.agent_nonce) if key and won.agent_nonce else None
-                    return won, RemoteEnvironment(url, session=self._client(), token=token)
+                if provisioned:
+                    won = await self._try_claim(pod, spec, revision)
+                    if won is not None:
+                        return won, self._remote(won)
+                    continue
+                picked = time.perf_counter()
+                remote = await self._take(pod, spec)
+                if remote is not None:
+                    phases = ((picked - started) * 1000, (time.perf_counter() - picked) * 1000)
+                    self._writes[pod.name] = asyncio.get_running_loop().create_task(
+                        self._write_claim(pod, spec, revision, phases)
+                    )
+                    return pod, remote
             left = deadline - time.monotonic()
             if left <= 0:
-                kind = "provisioned" if want.revision else "warm"
+                kind = "provisioned" if provisioned else "warm"
                 raise NoCapacity(
                     f"no {kind} pod for {spec.runtime} in namespace {spec.namespace} could be "
                     f"claimed within {bound:g} s; the operator keeps the pools (check its logs "
@@ -209,10 +206,93 @@ class ClusterProvider:
             await self.view.wait_for_pods(min(left, 1.0))
             tried.clear()  # pods seen again after a change may be claimable now
 
+    def _remote(self, pod: PodInfo) -> RemoteEnvironment:
+        assert pod.ip is not None  # only pods with an IP are candidates
+        url = http_url(pod.ip, self.settings.agent_port)  # [v6] bracketed
+        key = self.settings.agent_key
+        token = agent_token(key, pod.agent_nonce) if key and pod.agent_nonce else None
+        return RemoteEnvironment(url, session=self._client(), token=token)
+
+    async def _take(self, pod: PodInfo, spec: EnvironmentSpec) -> RemoteEnvironment | None:
+        """Specialize `pod`'s agent; None if something took it first (another replica's spec,
+        the operator's retire) or its agent cannot be reached."""
+        remote = self._remote(pod)
+        self._taking.add(pod.name)
+        try:
+            # Fetching code (a URL) can take a while; a hung agent must not hold the call.
+            async with asyncio.timeout(self.settings.specialize_timeout):
+                await remote.specialize(spec)
+        except EnvironmentStateError:
+            self.conflicts += 1
+            log.info("pod %s/%s was taken first (another replica or the operator)", *_at(pod))
+            await remote.close()
+            return None
+        except (CodeError, AgentError):
+            await remote.close()  # the agent answered and stays warm: the pod is untouched
+            raise
+        except aiohttp.ClientError as exc:
+            log.warning("pod %s/%s could not be specialized (%s); trying another", *_at(pod), exc)
+            await self._abandon(pod, remote)
+            return None
+        except BaseException:
+            await self._abandon(pod, remote)  # cancelled or timed out: it may have taken it
+            raise
+        finally:
+            self._taking.discard(pod.name)
+        return remote
+
+    async def _abandon(self, pod: PodInfo, remote: RemoteEnvironment) -> None:
+        """A pod whose specialization may or may not have happened is handed to the operator,
+        as this replica saw it (a replica that did take it changes its resourceVersion)."""
+        await remote.close()
+        body = claims.release_patch(seen=pod.resource_version)
+        with contextlib.suppress(ApiError, aiohttp.ClientError):
+            await self.api.patch(_pod_path(pod), body)
+
+    async def _write_claim(
+        self, pod: PodInfo, spec: EnvironmentSpec, revision: str, phases: tuple[float, float]
+    ) -> None:
+        """Label a pod this replica's specialization took, retrying until it is written, the
+        pod is gone or the slot is released."""
+        body = claims.taken_patch(
+            self.settings.identity, spec.function_name, spec.function_version, revision, time.time()
+        )
+        began = time.perf_counter()
+        delay = 0.2
+        while True:
+            try:
+                answer = await self.api.patch(_pod_path(pod), body)
+                break
+            except ApiError as exc:
+                if exc.status == 404:
+                    log.warning("pod %s/%s was deleted before its claim was written", *_at(pod))
+                    return
+                problem: Exception = exc
+            except aiohttp.ClientError as exc:
+                problem = exc
+            log.warning("writing the claim of pod %s/%s failed: %s", *_at(pod), problem)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+        self.view.remember("pods", answer)  # so no one here tries it again
+        self.claimed_total += 1
+        log.info("claimed pod %s/%s for %s", *_at(pod), spec.function_name)
+        # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
+        log.info(
+            "specialized pod %s/%s for %s: pick %.1f ms, specialize %.1f ms; the claim's write "
+            "%.1f ms, beside the first invoke",
+            *_at(pod),
+            spec.function_name,
+            *phases,
+            (time.perf_counter() - began) * 1000,
+        )
+
+    async def settled(self) -> None:
+        """Wait until every claim this replica took is written (tests, shutdown)."""
+        await asyncio.gather(*list(self._writes.values()), return_exceptions=True)
+
     async def _try_claim(
         self, pod: PodInfo, spec: EnvironmentSpec, revision: str
     ) -> PodInfo | None:
-        path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
         body = claims.claim_patch(
             pod,
             self.settings.identity,
@@ -221,21 +301,18 @@ class ClusterProvider:
             revision,
             time.time(),
         )
-        started = time.perf_counter()
         try:
-            answer = await self.api.patch(path, body)
+            answer = await self.api.patch(_pod_path(pod), body)
         except ApiError as exc:
             if exc.status in (404, 409):  # gone, or another replica won it
                 if exc.status == 409:
                     self.conflicts += 1
-                    log.info("pod %s/%s was claimed by another replica", pod.namespace, pod.name)
+                    log.info("pod %s/%s was claimed by another replica", *_at(pod))
                 return None
             raise
-        written = (time.perf_counter() - started) * 1000
         self.view.remember("pods", answer)  # so no one here tries it again
         self.claimed_total += 1
-        self.write_ms[pod.name] = written
-        log.info("claimed pod %s/%s for %s", pod.namespace, pod.name, spec.function_name)
+        log.info("claimed pod %s/%s for %s", *_at(pod), spec.function_name)
         return PodInfo.from_pod(answer)
 
     async def release(self, slot: PodSlot) -> None:
@@ -243,12 +320,16 @@ class ClusterProvider:
         if pod is None:
             return
         self.held.pop(pod.name, None)
-        self.write_ms.pop(pod.name, None)
+        writing = self._writes.pop(pod.name, None)
+        if writing is not None and not writing.done():
+            # The release must land after the claim; a write stuck retrying is dropped.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(writing), 5.0)
+            writing.cancel()
         if slot.remote is not None:
             await slot.remote.close()
-        path = f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
         try:
-            await self.api.patch(path, claims.release_patch())
+            await self.api.patch(_pod_path(pod), claims.release_patch())
         except ApiError as exc:
             if exc.status != 404:
                 log.warning("releasing pod %s failed: %s", pod.name, exc)
@@ -270,8 +351,15 @@ class ClusterProvider:
 
         async def one(slot: PodSlot) -> None:
             assert slot.pod is not None
-            path = f"{collection('', 'v1', 'pods', slot.pod.namespace)}/{slot.pod.name}"
             with contextlib.suppress(ApiError, aiohttp.ClientError):
-                await self.api.patch(path, claims.renew_patch(now, slot.last_used))
+                await self.api.patch(_pod_path(slot.pod), claims.renew_patch(now, slot.last_used))
 
         await asyncio.gather(*(one(s) for s in list(self.held.values()) if s.pod is not None))
+
+
+def _pod_path(pod: PodInfo) -> str:
+    return f"{collection('', 'v1', 'pods', pod.namespace)}/{pod.name}"
+
+
+def _at(pod: PodInfo) -> tuple[str, str]:
+    return pod.namespace, pod.name

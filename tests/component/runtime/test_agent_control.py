@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -92,6 +93,39 @@ async def test_remote_round_trip(agent: tuple[Environment, str]) -> None:
         assert remote.state.value == "stopped"
     finally:
         await remote.close()
+
+
+async def test_retire_and_specialize_take_the_agent_once(tmp_path: Path) -> None:
+    """The lock between the operator and the gateways: whichever of retire and specialize
+    comes first wins, the other is refused with EnvironmentStateError; a retired agent retires
+    again (a deletion retried)."""
+    outcomes: dict[str, list[str]] = {}
+    for first in ("specialize", "retire"):
+        env = Environment("python3.12", work_dir=tmp_path / first, log_sink=lambda line: None)
+        runner = web.AppRunner(make_app(env), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        await env.start()
+        gateway, operator = (RemoteEnvironment(f"http://{host}:{port}") for _ in range(2))
+        spec = make_spec(CODE)
+        calls = {"specialize": partial(gateway.specialize, spec), "retire": operator.retire}
+        second = "retire" if first == "specialize" else "specialize"
+        try:
+            await calls[first]()
+            with pytest.raises(EnvironmentStateError):
+                await calls[second]()
+            outcomes[first] = [env.state.value, (await gateway.refresh())["state"]]
+            if first == "retire":
+                await operator.retire()  # again: no error
+        finally:
+            await gateway.close()
+            await operator.close()
+            await runner.cleanup()
+            await env.stop()
+    assert outcomes["specialize"][0] in ("initializing", "ready")
+    assert outcomes["retire"] == ["stopped", "stopped"]
 
 
 async def test_invalid_spec_is_a_400(agent: tuple[Environment, str]) -> None:

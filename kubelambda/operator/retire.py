@@ -1,0 +1,75 @@
+"""Retiring a warm pod before deleting it: the operator's side of the agent's lock.
+
+A gateway takes a `warm` pod by specializing its agent and writes the claim's labels only
+afterwards, beside the first invoke (`gateway/cluster/provider.py`), so a pod the keeper judged
+free may have been taken in between. Before deleting a `warm` pod the keeper asks its agent to
+retire (stop, only while never specialized). The agent takes one of the two, whichever comes
+first: a 409 means a gateway took the pod, which is then left alone (its claim label follows). An
+agent that does not answer within the timeout is deleted, as before: it cannot be taken either,
+unless only the operator's path to it is cut (the one case this does not cover).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import aiohttp
+
+from kubelambda.addresses import http_url
+from kubelambda.kube import contract as c
+from kubelambda.kube.agentauth import agent_token
+from kubelambda.kube.contract import PodInfo
+from kubelambda.runtime.errors import EnvironmentStateError
+from kubelambda.runtime.remote import AgentError, RemoteEnvironment
+
+log = logging.getLogger(__name__)
+
+
+def needs_retire(pod: PodInfo) -> bool:
+    """Only a warm pod can be taken unlabelled; one that exited has no agent to ask."""
+    return pod.state == "warm" and pod.ip is not None and pod.phase == "Running"
+
+
+class Retirer:
+    """Asks agents to retire; one HTTP session for all of them."""
+
+    def __init__(self, agent_key: bytes | None, timeout: float = 1.0) -> None:
+        self.agent_key = agent_key
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=self.timeout)
+            self._session = aiohttp.ClientSession(timeout=timeout)
+        return self._session
+
+    async def may_delete(self, pod: PodInfo) -> bool:
+        """Whether `pod` may be deleted: retired now, or nothing to retire."""
+        if not needs_retire(pod):
+            return True
+        assert pod.ip is not None
+        key = self.agent_key
+        token = agent_token(key, pod.agent_nonce) if key and pod.agent_nonce else None
+        agent = RemoteEnvironment(
+            http_url(pod.ip, c.AGENT_PORT), session=self._client(), token=token
+        )
+        try:
+            await agent.retire()
+        except EnvironmentStateError:
+            log.info(
+                "pod %s/%s was taken by a gateway before its deletion", pod.namespace, pod.name
+            )
+            return False
+        except (aiohttp.ClientError, TimeoutError, AgentError) as exc:
+            log.info(
+                "pod %s/%s: its agent did not answer the retire (%s)", pod.namespace, pod.name, exc
+            )
+        finally:
+            await agent.close()
+        return True
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
