@@ -7,8 +7,8 @@ Each run creates a new Function (so no environment of it exists), waits until th
 it and the warm pool is full, then times its first invocation from the client: admission, the
 pick of a warm pod from the gateway's watch, the POST of the spec to the pod's agent (which takes
 one specialization only, so it decides which replica wins), the runtime's init in the pod (Init
-Duration) and the invocation. The claim's labels are written through the API server beside the
-first invoke; that write's round trip is shown too, but is not part of the cold start.
+Duration) and the invocation. The claim's labels are written through the API server once the
+first call is answered; that write's round trip is shown too, but is not part of the cold start.
 The function is then deleted, so its pod goes back to the operator. Every other cold start runs
 with the operator paused (SIGSTOP, then SIGCONT) for the call: on one machine the pool's refill
 (a new pod, two interpreters starting) shares the cores with the cold start it replaces, and the
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
             ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
             ("    Init Duration (the runtime's init in the pod)", "init"),
             ("    the rest (admission, first invoke's hops, client)", "rest"),
-            ("  beside it: the claim's write of the pod through the apiserver", "write"),
+            ("  after it: the claim's write of the pod through the apiserver", "write"),
         ):
             row(label, figures[prefix + kind])
     row("warm invoke, kept-alive connection (as SDKs do)", figures["warm"])

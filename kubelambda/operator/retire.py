@@ -1,9 +1,9 @@
 """Retiring a warm pod before deleting it: the operator's side of the agent's lock.
 
 A gateway takes a `warm` pod by specializing its agent and writes the claim's labels only
-afterwards, beside the first invoke (`gateway/cluster/provider.py`), so a pod the keeper judged
-free may have been taken in between. Before deleting a `warm` pod the keeper asks its agent to
-retire (stop, only while never specialized). The agent takes one of the two, whichever comes
+afterwards, once its first call is answered (`gateway/cluster/provider.py`), so a pod the keeper
+judged free may have been taken in between. Before deleting a `warm` pod the keeper asks its agent
+to retire (stop, only while never specialized). The agent takes one of the two, whichever comes
 first: a 409 means a gateway took the pod, which is then left alone (its claim label follows). An
 agent that does not answer within the timeout is deleted, as before: it cannot be taken either,
 unless only the operator's path to it is cut (the one case this does not cover).

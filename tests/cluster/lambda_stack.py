@@ -290,6 +290,11 @@ class LambdaStack:
     def live_pods(self, selector: str) -> list[Any]:
         return [p for p in self.pods(selector) if not p.metadata.deletion_timestamp]
 
+    def claimed_pods(self, selector: str, count: int = 1) -> list[Any]:
+        """The `count` live pods of `selector` a gateway claimed. A gateway writes the claim's
+        labels once the first call is answered, so they may follow that answer by a moment."""
+        return self.wait_pods(f"{selector},kubelambda.dev/state=claimed", count, timeout=10)
+
     def wait_pods(
         self, selector: str, count: int, *, ready: bool = True, timeout: float = 45
     ) -> list[Any]:

@@ -207,7 +207,7 @@ def test_a_function_becomes_active_and_answers_boto3_at_the_gateway_pod(release:
     assert json.loads(response["Payload"].read()) == {"hi": "kube"}
 
     # The function's pod ran in the restricted namespace, admitted by Pod Security.
-    # (The claim's labels are written beside the first invoke, so they may follow its answer.)
+    # (The claim's labels are written once the first call is answered, so they follow it.)
     def labelled() -> bool:
         pods = release.core.list_namespaced_pod(release.functions).items
         return any(p.metadata.labels.get("kubelambda.dev/function") == "hello" for p in pods)

@@ -67,7 +67,14 @@ def test_twelve_namespaces_are_served_by_one_operator_and_one_gateway(
     stack.wait_servable(f"{last}.far", timeout=30)
     assert stack.invoke(f"{last}.far")["body"] == 12
     # The gateway claimed the pod through the same client that holds the 48 watches.
-    claimed = stack.core.list_namespaced_pod(
-        last, label_selector="kubelambda.dev/function=far,kubelambda.dev/state=claimed"
+    claimed = wait_until(
+        lambda: (
+            stack.core.list_namespaced_pod(
+                last, label_selector="kubelambda.dev/function=far,kubelambda.dev/state=claimed"
+            ).items
+        ),
+        timeout=10,
+        interval=0.1,
+        what="the pod it claimed to be labelled",
     )
-    assert len(claimed.items) == 1
+    assert len(claimed) == 1

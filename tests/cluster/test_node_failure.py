@@ -30,7 +30,8 @@ from tests.cluster.harness.waiting import wait_until
 from tests.cluster.lambda_stack import LambdaStack, _ready, handler_code, running_stack
 
 SECOND = "harness-node-2"
-CLAIMED = "kubelambda.dev/function=where,kubelambda.dev/state=claimed"
+WHERE = "kubelambda.dev/function=where"
+CLAIMED = f"{WHERE},kubelambda.dev/state=claimed"
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
 
 
@@ -78,7 +79,7 @@ def test_a_dead_nodes_pods_get_no_invokes_and_the_pool_refills_on_the_living_nod
         stack.wait_state("functions", "where", "Active")
         stack.wait_servable("where")
         assert stack.invoke("where")["body"] == 1
-        (pod,) = stack.live_pods(CLAIMED)
+        (pod,) = stack.claimed_pods(WHERE)
         dead_pod = pod.metadata.name
         assert pod.spec.node_name == dead
         (spare,) = stack.wait_pods(WARM, 1, timeout=60)
@@ -98,7 +99,12 @@ def test_a_dead_nodes_pods_get_no_invokes_and_the_pool_refills_on_the_living_nod
         still_ready = _ready(stack.core.read_namespaced_pod(dead_pod, stack.ns))
         answer = stack.invoke("where")
         assert answer.get("body") == 1 and "FunctionError" not in answer, answer
-        served = [p for p in stack.live_pods(CLAIMED) if p.metadata.name != dead_pod]
+        served = wait_until(
+            lambda: [p for p in stack.live_pods(CLAIMED) if p.metadata.name != dead_pod],
+            timeout=10,
+            interval=0.1,
+            what="the pod that served it to be labelled",
+        )
         assert [p.spec.node_name for p in served] == [living], (
             f"the invoke was not served on {living}: {[p.metadata.name for p in served]}\n"
             f"{stack.logs()}"

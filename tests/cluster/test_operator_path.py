@@ -60,8 +60,7 @@ def test_invoke_claims_and_specializes_a_warm_pod_and_the_pool_refills(
     assert response["StatusCode"] == 200, stack.logs()
     assert response["body"] == {"hello": "kube"}
     assert response["ExecutedVersion"] == "$LATEST"
-    claimed = stack.live_pods("kubelambda.dev/function=hello,kubelambda.dev/state=claimed")
-    assert len(claimed) == 1
+    claimed = stack.claimed_pods("kubelambda.dev/function=hello")
     assert claimed[0].metadata.name in before, "a warm pod was claimed, not a new one made"
     assert claimed[0].metadata.labels["kubelambda.dev/claimed-by"] == "gw-a"
     refilled = stack.wait_pods(WARM, stack.warm)
@@ -233,9 +232,8 @@ def test_updating_the_code_changes_latest_only(stack: LambdaStack) -> None:
 
 def _serving_pod(stack: LambdaStack, function: str, version: str) -> str:
     selector = f"kubelambda.dev/function={function},kubelambda.dev/version={version}"
-    pods = stack.live_pods(selector + ",kubelambda.dev/state=claimed")
-    assert len(pods) == 1, [p.metadata.name for p in pods]
-    return str(pods[0].metadata.name)
+    (pod,) = stack.claimed_pods(selector)
+    return str(pod.metadata.name)
 
 
 def test_deleting_a_function_removes_its_pods(stack: LambdaStack) -> None:
@@ -243,7 +241,7 @@ def test_deleting_a_function_removes_its_pods(stack: LambdaStack) -> None:
     stack.wait_state("functions", "doomed", "Active")
     stack.wait_servable("doomed")
     assert stack.invoke("doomed")["body"] == 1
-    assert stack.live_pods("kubelambda.dev/function=doomed")
+    assert stack.claimed_pods("kubelambda.dev/function=doomed")
     stack.delete("functions", "doomed")
     stack.wait_no_pods("kubelambda.dev/function=doomed")
 
@@ -380,7 +378,7 @@ def test_a_function_no_generic_pod_fits_runs_in_its_own_pool(stack: LambdaStack)
     assert parse_quantity(agent.resources.limits["memory"]) == 128 * 2**20
     stack.wait_servable("big")
     assert stack.invoke("big")["body"] == "1024"
-    (claimed,) = stack.live_pods(dedicated + ",kubelambda.dev/state=claimed")
+    (claimed,) = stack.claimed_pods(dedicated)
     assert claimed.metadata.name == warm.metadata.name
     stack.wait_pods(dedicated + ",kubelambda.dev/state=warm", 1)  # refilled
 
@@ -396,7 +394,7 @@ def test_a_128_mb_function_on_a_bigger_generic_pod_is_capped_at_128_mb(stack: La
     stack.wait_servable("hog")
     first = stack.invoke("hog", {"mb": 16})
     assert first["body"]["n"] == 16 * 1024 * 1024, first
-    (claimed,) = stack.live_pods("kubelambda.dev/function=hog,kubelambda.dev/state=claimed")
+    (claimed,) = stack.claimed_pods("kubelambda.dev/function=hog")
     runtime = next(c for c in claimed.spec.containers if c.name == "runtime")
     assert runtime.resources.limits["memory"] != "128Mi"  # a generic pod, bigger than 128 MB
     over = stack.invoke("hog", {"mb": 1024})
@@ -438,4 +436,4 @@ def test_an_event_invocation_is_queued_and_run_by_the_cluster_gateway(stack: Lam
         timeout=20,
         what="the queued event to be invoked",
     )
-    assert stack.live_pods("kubelambda.dev/function=later,kubelambda.dev/state=claimed")
+    assert stack.claimed_pods("kubelambda.dev/function=later")

@@ -34,7 +34,7 @@ def test_a_live_gateway_renews_its_claims_and_a_dead_ones_pods_are_reaped(
     stack.wait_state("functions", "held", "Active")
     stack.wait_servable("held")
     assert stack.invoke("held")["body"] == 1
-    (pod,) = stack.live_pods("kubelambda.dev/function=held,kubelambda.dev/state=claimed")
+    (pod,) = stack.claimed_pods("kubelambda.dev/function=held")
     name = pod.metadata.name
     first = float(pod.metadata.annotations[RENEWED])
 

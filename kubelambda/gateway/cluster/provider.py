@@ -2,17 +2,16 @@
 
 The dispatch core asks a provider for a generic environment and then specializes it with the
 `Target` name resolution produced. Here the environment is a `PodSlot`, and the pod is chosen only
-when the slot is specialized, because only then are the function's namespace and shape (carried
-by the target) known. On demand, the chosen warm pod's agent is sent the spec first: an agent
-takes one specialization only (any later one, or the operator's retire, answers 409), so the
-agent decides which replica won, and the loser tries the next pod. The claim's labels
-(`kube/claims.py`) are then written beside the first invoke, off the cold start's path: they tell
-the operator and the other replicas, they do not decide. A provisioned pod was specialized at
-start, so its claim is the write itself, with a resourceVersion precondition (409: another
-replica won). With no pod to take, it waits for the operator to add one, within a bound. The
-gateway never creates or deletes pods: it releases them (a label) and the operator deletes them.
-Claims are a lease the provider renews in the background; an unrenewed claim is reaped by the
-operator.
+when the slot is specialized, because only then are the function's namespace and shape (carried by
+the target) known. On demand, the chosen warm pod's agent is sent the spec first: an agent takes one
+specialization only (any later one, or the operator's retire, answers 409), so the agent decides
+which replica won, and the loser tries the next pod. The claim's labels (`kube/claims.py`) are then
+written once the first call is answered (or 0.1 s after the take), off the cold start's path: they
+tell the operator and the other replicas, they do not decide. A provisioned pod was specialized at
+start, so its claim is the write itself, with a resourceVersion precondition (409: another replica
+won). With no pod to take, it waits for the operator to add one, within a bound. The gateway never
+creates or deletes pods: it releases them (a label) and the operator deletes them. Claims are a
+lease the provider renews in the background; an unrenewed claim is reaped by the operator.
 """
 
 from __future__ import annotations
@@ -40,6 +39,7 @@ from kubelambda.serving.shape import PodShape
 from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
+CLAIM_WRITE_DELAY = 0.1  # seconds a taken pod may stay unlabelled while its first call runs
 
 
 class NoCapacity(RuntimeError):
@@ -101,6 +101,8 @@ class PodSlot:
             return await self.remote.invoke(request, stream)
         finally:
             self.last_used = time.time()
+            if self.pod is not None:
+                self.provider.answered(self.pod.name)
 
     async def stop(self) -> None:
         if self._stopped:
@@ -123,6 +125,7 @@ class ClusterProvider:
         self._session: aiohttp.ClientSession | None = None
         self._taking: set[str] = set()  # pods this replica is specializing now
         self._writes: dict[str, asyncio.Task[None]] = {}  # pod name -> its claim's write
+        self._first: dict[str, asyncio.Event] = {}  # pod name -> set once a call was answered
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -169,7 +172,7 @@ class ClusterProvider:
         self, spec: EnvironmentSpec, shape: PodShape
     ) -> tuple[PodInfo, RemoteEnvironment]:
         """Take a pod of `shape` for `spec`, waiting within the bound for capacity: on demand
-        by specializing its agent (the claim's labels follow beside the first invoke), a
+        by specializing its agent (the claim's labels follow the first answer), a
         provisioned pod by the claim's preconditioned write (see the module docstring)."""
         want = self._want(spec, shape)
         revision = want.revision or spec_revision(spec)
@@ -191,6 +194,7 @@ class ClusterProvider:
                 remote = await self._take(pod, spec)
                 if remote is not None:
                     phases = ((picked - started) * 1000, (time.perf_counter() - picked) * 1000)
+                    self._first[pod.name] = asyncio.Event()
                     self._writes[pod.name] = asyncio.get_running_loop().create_task(
                         self._write_claim(pod, spec, revision, phases)
                     )
@@ -252,8 +256,16 @@ class ClusterProvider:
     async def _write_claim(
         self, pod: PodInfo, spec: EnvironmentSpec, revision: str, phases: tuple[float, float]
     ) -> None:
-        """Label a pod this replica's specialization took, retrying until it is written, the
-        pod is gone or the slot is released."""
+        """Label a pod this replica's specialization took, once its first call is answered (or
+        after `CLAIM_WRITE_DELAY`, for a long one): the write's encoding and round trip then take
+        no CPU from the cold start. Retried until it is written, the pod is gone or the slot is
+        released."""
+        first = self._first.get(pod.name)
+        if first is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLAIM_WRITE_DELAY):
+                    await first.wait()
+        self._first.pop(pod.name, None)
         body = claims.taken_patch(
             self.settings.identity, spec.function_name, spec.function_version, revision, time.time()
         )
@@ -279,12 +291,18 @@ class ClusterProvider:
         # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
         log.info(
             "specialized pod %s/%s for %s: pick %.1f ms, specialize %.1f ms; the claim's write "
-            "%.1f ms, beside the first invoke",
+            "%.1f ms, after the first answer",
             *_at(pod),
             spec.function_name,
             *phases,
             (time.perf_counter() - began) * 1000,
         )
+
+    def answered(self, pod_name: str) -> None:
+        """A call on the pod was answered: its claim's write may go."""
+        first = self._first.get(pod_name)
+        if first is not None:
+            first.set()
 
     async def settled(self) -> None:
         """Wait until every claim this replica took is written (tests, shutdown)."""
@@ -320,6 +338,7 @@ class ClusterProvider:
         if pod is None:
             return
         self.held.pop(pod.name, None)
+        self.answered(pod.name)  # a claim not yet written goes now, before the release
         writing = self._writes.pop(pod.name, None)
         if writing is not None and not writing.done():
             # The release must land after the claim; a write stuck retrying is dropped.
