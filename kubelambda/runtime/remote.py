@@ -55,6 +55,7 @@ class RemoteEnvironment:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._channel_usable = True
         self._channel_busy = False
+        self._connecting: asyncio.Task[aiohttp.ClientWebSocketResponse | None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
@@ -103,6 +104,7 @@ class RemoteEnvironment:
         if stream is None and not self._channel_busy and self._channel_usable:
             self._channel_busy = True  # from the connect on: a second call takes HTTP
             try:
+                await self._connected_ahead()
                 ws = await self._channel()
                 if ws is not None:
                     return await self._invoke_on(ws, request)
@@ -126,6 +128,20 @@ class RemoteEnvironment:
         if state:
             self._state = EnvState(state)
         return wire.result_from(answer, payload)
+
+    def connect_ahead(self) -> None:
+        """Open the channel now, in the background (beside a specialization), so the first
+        call finds it open: on the cold start's path that is a round trip less."""
+        if self._connecting is None and self._ws is None and self._channel_usable:
+            self._connecting = asyncio.get_running_loop().create_task(self._channel())
+
+    async def _connected_ahead(self) -> None:
+        """Wait for a connect begun ahead; its failure is the channel's next connect's."""
+        task, self._connecting = self._connecting, None
+        if task is not None:
+            await asyncio.wait([task])  # its own outcome stays in it (and is not raised here)
+            if not task.cancelled():
+                task.exception()  # retrieved, so an error is not reported as never awaited
 
     async def _channel(self) -> aiohttp.ClientWebSocketResponse | None:
         """The open channel to the agent, connected on first use (None: the agent has none)."""
@@ -228,6 +244,9 @@ class RemoteEnvironment:
         await self.close()
 
     async def close(self) -> None:
+        if self._connecting is not None:
+            self._connecting.cancel()
+            await self._connected_ahead()
         self._drop_channel()
         for task in list(self._closing):
             with contextlib.suppress(Exception):

@@ -221,6 +221,7 @@ class ClusterProvider:
         """Specialize `pod`'s agent; None if something took it first (another replica's spec,
         the operator's retire) or its agent cannot be reached."""
         remote = self._remote(pod)
+        remote.connect_ahead()  # beside the spec: the first invoke finds the channel open
         self._taking.add(pod.name)
         try:
             # Fetching code (a URL) can take a while; a hung agent must not hold the call.

@@ -164,3 +164,39 @@ async def test_two_calls_at_once_open_one_channel(agent: Agent) -> None:
         assert agent.paths["/kubelambda/v1/invoke"] == 1
     finally:
         await remote.close()
+
+
+async def test_a_channel_opened_ahead_serves_the_first_call(agent: Agent) -> None:
+    """The cluster provider opens the channel beside the specialization: the first call then
+    uses it (no second connect), and an ahead connect refused by the agent leaves the call to
+    HTTP, as a refused connect on the call does."""
+    remote = RemoteEnvironment(agent.url, token="s3cret")
+    try:
+        remote.connect_ahead()
+        await remote.specialize(make_spec(CODE))
+        request = make_request(b"{}")
+        assert (await remote.invoke(request)).request_id == request.request_id
+        assert agent.paths["/kubelambda/v1/channel"] == 1
+        assert agent.paths["/kubelambda/v1/invoke"] == 0
+    finally:
+        await remote.close()
+
+
+async def test_an_ahead_connect_to_an_old_agent_falls_back_to_http(old_agent: Agent) -> None:
+    remote = RemoteEnvironment(old_agent.url)
+    try:
+        remote.connect_ahead()
+        await remote.specialize(make_spec(CODE))
+        request = make_request(b"{}")
+        assert (await remote.invoke(request)).request_id == request.request_id
+        assert old_agent.paths["/kubelambda/v1/channel"] == 1
+        assert old_agent.paths["/kubelambda/v1/invoke"] == 1
+    finally:
+        await remote.close()
+
+
+async def test_closing_during_an_ahead_connect_leaves_nothing_open(agent: Agent) -> None:
+    remote = RemoteEnvironment(agent.url, token="s3cret")
+    remote.connect_ahead()
+    await remote.close()  # at once: the connect is cancelled or closed, never leaked
+    assert remote._ws is None and remote._connecting is None
