@@ -66,7 +66,7 @@ def measure(stack: LambdaStack, calls: int, rounds: int, profile: Path | None) -
     stack.wait_state("functions", "hop", "Active")
     stack.wait_servable("hop")
     stack.invoke("hop")
-    (pod,) = stack.pods("kubelambda.dev/state=claimed,kubelambda.dev/function=hop")
+    (pod,) = stack.claimed_pods("kubelambda.dev/function=hop")
     key = stack.agent_key_file.read_bytes().strip()
     token = agent_token(key, pod.metadata.annotations[NONCE])
     port = int(url.rsplit(":", 1)[1])
