@@ -77,7 +77,7 @@ class PoolKeeper:
         self.backoff = CreateBackoff()
         self._generic_owner: dict[str, Any] | None = None
         self.refill = RefillGate(config.refill_delay, config.refill_floor)
-        self.retirer = Retirer(config.agent_key)
+        self.retirer = Retirer(config.agent_key, lease=config.claim_lease)
 
     def start(self) -> None:
         self.view.subscribe(lambda _kind: self._wake.set())

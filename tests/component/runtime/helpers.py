@@ -1,17 +1,23 @@
-"""Helpers for the execution-environment component tests (specs, requests, zips, waiting)."""
+"""Helpers for the execution-environment component tests (specs, requests, zips, waiting, an
+agent on loopback)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
+from aiohttp import web
 
+from kubelambda.runtime.agent_app import make_app
+from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest
 
 ARN = "arn:aws:lambda:us-east-1:000000000000:function:{name}"
@@ -88,3 +94,26 @@ def gone(pid: int) -> bool:
         return bool(psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
+
+
+@contextlib.asynccontextmanager
+async def serve_agent(
+    work_dir: Path, *, token: str | None = None, first: Any = None
+) -> AsyncIterator[tuple[Environment, str]]:
+    """A warm environment behind the agent's control API on loopback, and its URL; `first`: a
+    middleware put before the app's own."""
+    env = Environment("python3.12", work_dir=work_dir, log_sink=lambda line: None)
+    app = make_app(env, token=token)
+    if first is not None:
+        app.middlewares.insert(0, first)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    await env.start()
+    try:
+        yield env, f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+        await env.stop()

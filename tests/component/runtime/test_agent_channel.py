@@ -17,13 +17,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from kubelambda.runtime.agent_app import make_app
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.errors import EnvironmentBusy
 from kubelambda.runtime.remote import AgentError, RemoteEnvironment
 from kubelambda.runtime.spec import EnvState
 
-from .helpers import make_request, make_spec, wait_until
+from .helpers import make_request, make_spec, serve_agent, wait_until
 
 CODE = {
     "app.py": (
@@ -37,13 +36,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Agent:
-    def __init__(self, env: Environment, url: str, paths: Counter[str]) -> None:
-        self.env, self.url, self.paths = env, url, paths
+    def __init__(
+        self, env: Environment, url: str, paths: Counter[str], *, channel: bool = True
+    ) -> None:
+        self.env, self.url, self.paths, self.channel = env, url, paths, channel
 
 
 async def _serve(tmp_path: Path, *, channel: bool, token: str | None) -> AsyncIterator[Agent]:
-    env = Environment("python3.12", work_dir=tmp_path / "env", log_sink=lambda line: None)
-    app = make_app(env, token=token)
     paths: Counter[str] = Counter()
 
     @web.middleware
@@ -53,18 +52,8 @@ async def _serve(tmp_path: Path, *, channel: bool, token: str | None) -> AsyncIt
             raise web.HTTPNotFound()  # as an agent from before the channel answers
         return await handler(request)
 
-    app.middlewares.insert(0, count)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    await env.start()
-    try:
-        yield Agent(env, f"http://{host}:{port}", paths)
-    finally:
-        await runner.cleanup()
-        await env.stop()
+    async with serve_agent(tmp_path / "env", token=token, first=count) as (env, url):
+        yield Agent(env, url, paths, channel=channel)
 
 
 @pytest.fixture
@@ -166,31 +155,27 @@ async def test_two_calls_at_once_open_one_channel(agent: Agent) -> None:
         await remote.close()
 
 
-async def test_a_channel_opened_ahead_serves_the_first_call(agent: Agent) -> None:
+@pytest.fixture(params=["current", "older"])
+async def either_agent(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Agent]:
+    """An agent with the channel (and a token), or one from before it (without)."""
+    current = request.param == "current"
+    async for served in _serve(tmp_path, channel=current, token="s3cret" if current else None):
+        yield served
+
+
+async def test_a_channel_opened_ahead_serves_the_first_call(either_agent: Agent) -> None:
     """The cluster provider opens the channel beside the specialization: the first call then
-    uses it (no second connect), and an ahead connect refused by the agent leaves the call to
-    HTTP, as a refused connect on the call does."""
+    uses it (no second connect); an older agent refuses it, and the call goes over HTTP, as it
+    would after a refused connect on the call."""
+    agent = either_agent
     remote = RemoteEnvironment(agent.url, token="s3cret")
     try:
         remote.connect_ahead()
         await remote.specialize(make_spec(CODE))
-        request = make_request(b"{}")
-        assert (await remote.invoke(request)).request_id == request.request_id
+        call = make_request(b"{}")
+        assert (await remote.invoke(call)).request_id == call.request_id
         assert agent.paths["/kubelambda/v1/channel"] == 1
-        assert agent.paths["/kubelambda/v1/invoke"] == 0
-    finally:
-        await remote.close()
-
-
-async def test_an_ahead_connect_to_an_old_agent_falls_back_to_http(old_agent: Agent) -> None:
-    remote = RemoteEnvironment(old_agent.url)
-    try:
-        remote.connect_ahead()
-        await remote.specialize(make_spec(CODE))
-        request = make_request(b"{}")
-        assert (await remote.invoke(request)).request_id == request.request_id
-        assert old_agent.paths["/kubelambda/v1/channel"] == 1
-        assert old_agent.paths["/kubelambda/v1/invoke"] == 1
+        assert agent.paths["/kubelambda/v1/invoke"] == (0 if agent.channel else 1)
     finally:
         await remote.close()
 

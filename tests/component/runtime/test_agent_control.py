@@ -23,7 +23,7 @@ from kubelambda.runtime.protocol import ExecutionEnvironment
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import EnvState
 
-from .helpers import gone, make_request, make_spec, wait_until
+from .helpers import gone, make_request, make_spec, serve_agent, wait_until
 
 CODE = {
     "app.py": (
@@ -38,18 +38,8 @@ CODE = {
 
 @pytest.fixture
 async def agent(tmp_path: Path) -> AsyncIterator[tuple[Environment, str]]:
-    env = Environment("python3.12", work_dir=tmp_path / "env", log_sink=lambda line: None)
-    runner = web.AppRunner(make_app(env), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    await env.start()
-    try:
-        yield env, f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()
-        await env.stop()
+    async with serve_agent(tmp_path / "env") as served:
+        yield served
 
 
 async def test_remote_round_trip(agent: tuple[Environment, str]) -> None:
@@ -101,29 +91,21 @@ async def test_retire_and_specialize_take_the_agent_once(tmp_path: Path) -> None
     again (a deletion retried)."""
     outcomes: dict[str, list[str]] = {}
     for first in ("specialize", "retire"):
-        env = Environment("python3.12", work_dir=tmp_path / first, log_sink=lambda line: None)
-        runner = web.AppRunner(make_app(env), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        await env.start()
-        gateway, operator = (RemoteEnvironment(f"http://{host}:{port}") for _ in range(2))
-        spec = make_spec(CODE)
-        calls = {"specialize": partial(gateway.specialize, spec), "retire": operator.retire}
-        second = "retire" if first == "specialize" else "specialize"
-        try:
-            await calls[first]()
-            with pytest.raises(EnvironmentStateError):
-                await calls[second]()
-            outcomes[first] = [env.state.value, (await gateway.refresh())["state"]]
-            if first == "retire":
-                await operator.retire()  # again: no error
-        finally:
-            await gateway.close()
-            await operator.close()
-            await runner.cleanup()
-            await env.stop()
+        async with serve_agent(tmp_path / first) as (env, url):
+            gateway, operator = RemoteEnvironment(url), RemoteEnvironment(url)
+            spec = make_spec(CODE)
+            calls = {"specialize": partial(gateway.specialize, spec), "retire": operator.retire}
+            second = "retire" if first == "specialize" else "specialize"
+            try:
+                await calls[first]()
+                with pytest.raises(EnvironmentStateError):
+                    await calls[second]()
+                outcomes[first] = [env.state.value, (await gateway.refresh())["state"]]
+                if first == "retire":
+                    await operator.retire()  # again: no error
+            finally:
+                await gateway.close()
+                await operator.close()
     assert outcomes["specialize"][0] in ("initializing", "ready")
     assert outcomes["retire"] == ["stopped", "stopped"]
 
