@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -121,13 +122,7 @@ class RemoteEnvironment:
             if stream is not None:
                 return await self._frames(response, stream)
             payload = await response.read()
-            answer = response.headers
-        self.invocations += 1
-        self.last_used_at = time.monotonic()
-        state = answer.get(wire.STATE)
-        if state:
-            self._state = EnvState(state)
-        return wire.result_from(answer, payload)
+            return self._result(response.headers, payload)
 
     def connect_ahead(self) -> None:
         """Open the channel now, in the background (beside a specialization), so the first
@@ -177,6 +172,10 @@ class RemoteEnvironment:
             raise
         if status != 200:
             raise _error(status, json.loads(payload))
+        return self._result(answer, payload)
+
+    def _result(self, answer: Mapping[str, str], payload: bytes) -> InvokeResult:
+        """A buffered call's answer (from either carrier), counted, with the state it left."""
         self.invocations += 1
         self.last_used_at = time.monotonic()
         state = answer.get(wire.STATE)
