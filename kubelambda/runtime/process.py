@@ -191,6 +191,9 @@ class RuntimeProcess:
                 keep = await self._loop.sock_recv(control, 1) == b"W"
         except OSError:
             keep = False  # it died meanwhile; its exit is reported through `exited`
+        except BaseException:
+            control.close()  # cancelled (the environment stopped during a re-init)
+            raise
         if not keep:
             control.close()
             return None

@@ -74,6 +74,10 @@ async def test_handler_error_has_type_message_and_stack_trace(
         ({"app.py": "x = 1\n"}, "nodot", "Runtime.MalformedHandlerName", "nodot"),
     ],
 )
+# A stop during the re-init's release once left its socket to the garbage collector.
+@pytest.mark.filterwarnings(
+    "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
+)
 async def test_init_errors_reach_the_next_invoke(
     provider: ProcessProvider,
     logs: list[str],
@@ -264,6 +268,9 @@ async def test_json_log_format(provider: ProcessProvider, logs: list[str]) -> No
     assert report["metrics"]["memorySizeMB"] == 128 and "initDurationMs" in report["metrics"]
 
 
+@pytest.mark.filterwarnings(
+    "error::ResourceWarning", "error::pytest.PytestUnraisableExceptionWarning"
+)
 async def test_init_phase_is_bounded(tmp_path: Path) -> None:
     provider = ProcessProvider(tmp_path / "envs", log_sink=lambda line: None, init_timeout=0.5)
     try:
