@@ -23,6 +23,12 @@ def agent_token(key: bytes, nonce: str) -> str:
     return hmac.new(key, nonce.encode(), hashlib.sha256).hexdigest()
 
 
+def pod_token(key: bytes | None, nonce: str) -> str | None:
+    """The token of the pod with `nonce`, for a gateway or the operator; None without a key or a
+    nonce (an agent started without a token)."""
+    return agent_token(key, nonce) if key and nonce else None
+
+
 def read_key(path: str | None) -> bytes | None:
     """The shared key from a mounted Secret file (surrounding whitespace dropped); None: none."""
     if not path:

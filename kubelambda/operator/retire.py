@@ -22,7 +22,7 @@ import aiohttp
 
 from kubelambda.addresses import http_url
 from kubelambda.kube import contract as c
-from kubelambda.kube.agentauth import agent_token
+from kubelambda.kube.agentauth import pod_token
 from kubelambda.kube.contract import PodInfo
 from kubelambda.runtime.errors import EnvironmentStateError
 from kubelambda.runtime.remote import AgentError, RemoteEnvironment
@@ -66,8 +66,7 @@ class Retirer:
         if not needs_retire(pod):
             return True
         assert pod.ip is not None
-        key = self.agent_key
-        token = agent_token(key, pod.agent_nonce) if key and pod.agent_nonce else None
+        token = pod_token(self.agent_key, pod.agent_nonce)
         agent = RemoteEnvironment(http_url(pod.ip, self.port), session=self._client(), token=token)
         now = self.clock()
         self._refused = {n: t for n, t in self._refused.items() if now - t < 2 * self.lease}

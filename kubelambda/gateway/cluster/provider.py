@@ -26,7 +26,7 @@ import aiohttp
 
 from kubelambda.addresses import http_url
 from kubelambda.kube import claims
-from kubelambda.kube.agentauth import agent_token
+from kubelambda.kube.agentauth import pod_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
 from kubelambda.kube.contract import PodInfo, spec_revision
 from kubelambda.kube.view import ClusterView
@@ -213,8 +213,7 @@ class ClusterProvider:
     def _remote(self, pod: PodInfo) -> RemoteEnvironment:
         assert pod.ip is not None  # only pods with an IP are candidates
         url = http_url(pod.ip, self.settings.agent_port)  # [v6] bracketed
-        key = self.settings.agent_key
-        token = agent_token(key, pod.agent_nonce) if key and pod.agent_nonce else None
+        token = pod_token(self.settings.agent_key, pod.agent_nonce)
         return RemoteEnvironment(url, session=self._client(), token=token)
 
     async def _take(self, pod: PodInfo, spec: EnvironmentSpec) -> RemoteEnvironment | None:

@@ -18,6 +18,7 @@ import pytest
 from kubelambda.kube.contract import PodInfo
 from kubelambda.operator.retire import Retirer, needs_retire
 from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.errors import EnvironmentStateError
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import EnvState
 
@@ -42,9 +43,12 @@ def warm_pod() -> PodInfo:
 
 
 @pytest.fixture
-async def agent(tmp_path: Path) -> AsyncIterator[tuple[Environment, str]]:
-    async with serve_agent(tmp_path / "env") as served:
-        yield served
+async def agent(tmp_path: Path) -> AsyncIterator[tuple[Environment, str, int]]:
+    """A warm agent on loopback: its environment, URL and port."""
+    async with serve_agent(tmp_path / "env") as (env, url):
+        port = urlsplit(url).port
+        assert port is not None
+        yield env, url, port
 
 
 def test_only_a_warm_serving_pod_is_asked() -> None:
@@ -62,11 +66,9 @@ def test_only_a_warm_serving_pod_is_asked() -> None:
 
 
 async def test_a_free_agent_is_retired_and_a_taken_one_kept_for_a_lease(
-    agent: tuple[Environment, str],
+    agent: tuple[Environment, str, int],
 ) -> None:
-    env, url = agent
-    port = urlsplit(url).port
-    assert port is not None
+    env, url, port = agent
     pod = warm_pod()
     now = [100.0]
     retirer = Retirer(None, lease=60.0, port=port, clock=lambda: now[0])
@@ -85,17 +87,19 @@ async def test_a_free_agent_is_retired_and_a_taken_one_kept_for_a_lease(
 
 
 async def test_a_warm_agent_retires_and_no_gateway_can_take_it(
-    agent: tuple[Environment, str],
+    agent: tuple[Environment, str, int],
 ) -> None:
-    env, url = agent
-    port = urlsplit(url).port
-    assert port is not None
+    env, url, port = agent
     pod = warm_pod()
     retirer = Retirer(None, port=port)
     try:
         assert await retirer.may_delete(pod)
         assert env.state == EnvState.STOPPED
         assert await retirer.may_delete(pod), "retired again: a deletion retried"
+        late = RemoteEnvironment(url)
+        with pytest.raises(EnvironmentStateError):
+            await late.specialize(make_spec(CODE))
+        await late.close()
     finally:
         await retirer.close()
 
