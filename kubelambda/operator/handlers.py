@@ -93,9 +93,11 @@ async def _own(api: KubeApi, plural: str, doc: dict[str, Any], function: Any) ->
     await api.patch(path, {"metadata": {"ownerReferences": [*others, owner]}})
 
 
-async def _wake_aliases(runtime: Runtime, api: KubeApi, namespace: str, function: str) -> None:
+async def wake_aliases(runtime: Runtime, api: KubeApi, namespace: str, function: str) -> list[str]:
     """Aliases waiting for a version are settled as soon as one is published, here, rather
-    than at their handler's next retry (kopf's delay does not end on a change)."""
+    than at their handler's next retry (kopf's delay does not end on a change). Returns the
+    names of the aliases it settled."""
+    settled: list[str] = []
     listing = await api.list(_path("aliases", namespace))
     for alias in listing.get("items", []):
         spec, status = alias.get("spec") or {}, alias.get("status") or {}
@@ -104,7 +106,9 @@ async def _wake_aliases(runtime: Runtime, api: KubeApi, namespace: str, function
         plan = await _plan_alias(runtime, api, alias)
         if plan.wait is None:
             await _write_status(api, "aliases", alias, plan.status)
-            log.info("alias %s settled on a version's publication", alias["metadata"]["name"])
+            settled.append(alias["metadata"]["name"])
+            log.info("alias %s settled on a version's publication", settled[-1])
+    return settled
 
 
 def _post(body: Any, events: list[Event]) -> None:
@@ -293,7 +297,7 @@ async def version_changed(
         await _own(api, "versions", doc, function)
         if plan.status.get("state") == "Active":
             await _move_alias(api, doc, int(plan.status["version"]), function)
-            await _wake_aliases(runtime, api, meta["namespace"], str(name))
+            await wake_aliases(runtime, api, meta["namespace"], str(name))
         return
     raise kopf.TemporaryError("the function's version counter kept changing; retrying", delay=1)
 

@@ -1,5 +1,5 @@
 """Versions and Aliases over a Function's life: `autoPublishAlias` publishes each change and moves
-the alias; an Alias waiting for a version is settled by its publication; lowering a Version's
+the alias; an Alias waiting for a version is settled once it is published; lowering a Version's
 provisioned concurrency removes the extra pods; Versions and Aliases are garbage-collected with
 their Function (ownerReferences, the real garbage collector).
 
@@ -45,22 +45,14 @@ def test_auto_publish_moves_the_alias_and_everything_goes_with_the_function(
     )
     stack.wait_state("aliases", "pub-live", "Active", timeout=30)
 
-    # An alias for a version not yet published waits, and is settled by the publication.
+    # An alias for a version not yet published waits, and is settled once it is published.
+    # Which path settles it (the publication's wake or a kopf retry landing with it) is a race
+    # here; test_operator_wake.py proves the wake with no retry running.
     stack.apply("aliases", "later", {"functionName": "pub", "functionVersion": "3"})
     stack.wait_state("aliases", "later", "Pending")
-    assert stack.operator is not None
-    operator = stack.operator
-    # kopf's retries back off by a second each; after three the next is 3 s away, so the
-    # publication, not a retry that happens to land with it, is what settles the alias.
-    wait_until(
-        lambda: operator.log().count("version 3 of pub not found") >= 3,
-        timeout=30,
-        what="the waiting alias to have been retried three times",
-    )
     stack.apply("versions", "pub-manual", {"functionName": "pub"})
     stack.wait_state("versions", "pub-manual", "Active", version=3, timeout=30)
     stack.wait_state("aliases", "later", "Active", timeout=30)
-    assert "alias later settled on a version's publication" in operator.log()
     later = stack.get("aliases", "later")
     assert (
         later["metadata"]["ownerReferences"][0]["uid"]
