@@ -1,9 +1,9 @@
 """`GET /kubelambda/v1/functions/{name}/logs`: a function's recent lines, and the next ones.
 
 Query: `since` (seconds back, or 10m/2h), `follow` (true: keep the response open and stream each
-new line as it is written). The body is NDJSON, one `{"time", "version", "line"}` per line; the
-name is resolved as Invoke resolves it (`ns.name` or the default namespace), an unknown function
-is Lambda's ResourceNotFoundException.
+new line as it is written, until the client leaves or the gateway stops). The body is NDJSON,
+one `{"time", "version", "line"}` per line; the name is resolved as Invoke resolves it (`ns.name`
+or the default namespace), an unknown function is Lambda's ResourceNotFoundException.
 """
 
 from __future__ import annotations
@@ -35,6 +35,26 @@ def add_routes(
     default_namespace: str,
     clock: Callable[[], float] = time.time,
 ) -> None:
+    # Set as the server shuts down: a follow ends its stream then, rather than holding the
+    # shutdown until its next heartbeat (aiohttp waits for running handlers).
+    stopping = asyncio.Event()
+
+    async def stop_following(_: web.Application) -> None:
+        stopping.set()
+
+    async def _next(queue: asyncio.Queue[LogEntry]) -> LogEntry | None:
+        """The next entry; None for a heartbeat, or once the server is stopping."""
+        getter = asyncio.ensure_future(queue.get())
+        stopped = asyncio.ensure_future(stopping.wait())
+        done, _ = await asyncio.wait(
+            {getter, stopped}, timeout=HEARTBEAT, return_when="FIRST_COMPLETED"
+        )
+        stopped.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        return None
+
     async def logs(request: web.Request) -> web.StreamResponse:
         ref = parse_function_name(request.match_info["name"], None, default_namespace)
         invoker.catalog.entry(ref.namespace, ref.name)  # ResourceNotFoundException if unknown
@@ -52,12 +72,10 @@ def add_routes(
             for entry in logbook.lines(ref.namespace, ref.name, since):
                 await response.write(_encode(entry))
             while queue is not None:
-                try:
-                    entry = await asyncio.wait_for(queue.get(), HEARTBEAT)
-                except TimeoutError:
-                    await response.write(b"\n")
-                    continue
-                await response.write(_encode(entry))
+                following = await _next(queue)
+                if following is None and stopping.is_set():
+                    break
+                await response.write(b"\n" if following is None else _encode(following))
         finally:
             if queue is not None:
                 logbook.unfollow(ref.namespace, ref.name, queue)
@@ -65,3 +83,4 @@ def add_routes(
         return response
 
     app.router.add_get("/kubelambda/v1/functions/{name}/logs", logs)
+    app.on_shutdown.append(stop_following)

@@ -69,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    if args.follow:
+        print(
+            f"kubelambda logs: {args.endpoint} ended the stream (the gateway stopped)",
+            file=sys.stderr,
+        )
     return 0
 
 
