@@ -249,10 +249,14 @@ def _run_kopf(args: argparse.Namespace, config: object) -> int:
         "liveness_endpoint": liveness,
         "memo": kopf.Memo(runtime=Runtime(config)),
     }
+    from kubelambda.loop import exiting, run_loop
+
     if not args.leader_election:
-        kopf.run(**options)
+        try:
+            kopf.run(**options)
+        finally:
+            exiting()
         return 0
-    from kubelambda.loop import run_loop
 
     return run_loop(_lead(args, options))
 

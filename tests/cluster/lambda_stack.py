@@ -101,6 +101,7 @@ class LambdaStack:
         self.extra: list[str] = []  # more served namespaces (the operator's and gateways')
         self.ledger = ledger  # the gateways share one concurrency ledger (Leases in self.ns)
         self.ns = NS
+        self._clients: dict[str, Any] = {}  # gateway URL -> its boto3 Lambda client
         self.kubelet: Kubelet | None = cluster.kubelet if cluster else None
         self.operator: Role | None = None
         self.replicas: dict[str, Role] = {}
@@ -368,7 +369,12 @@ class LambdaStack:
         client: Any = None,
         **kw: Any,
     ) -> dict[str, Any]:
-        client = client or self.lambda_client(gateway)
+        if client is None:
+            # One client per gateway address: building one loads botocore's model (~0.3 s).
+            key = self.gateways[gateway][1]
+            client = self._clients.get(key) or self._clients.setdefault(
+                key, self.lambda_client(gateway)
+            )
         response: dict[str, Any] = client.invoke(
             FunctionName=name, Payload=json.dumps(payload or {}).encode(), **kw
         )
