@@ -28,6 +28,7 @@ import boto3
 import botocore.config
 import kubernetes
 
+from kubelambda.kube.client import KubeApi
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.controlplane import REPO, free_port
 from tests.cluster.harness.kubelet import Kubelet
@@ -37,6 +38,12 @@ GROUP, VERSION = "kubelambda.dev", "v1alpha1"
 AGENT_IMAGE = "kubelambda/kubelambda:0.1.0"
 RUNTIME = "python3.12"
 NS = "default"  # where the kind e2e stack runs; the harness's stacks get their own namespace
+
+
+def admin_api(cluster: Cluster) -> KubeApi:
+    """Our own apiserver client with the cluster's admin credentials."""
+    assert cluster.control.pki is not None
+    return KubeApi(cluster.url, ssl_context=cluster.control.ssl_context(cluster.control.pki.admin))
 
 
 def handler_code(body: str) -> dict[str, str]:
@@ -372,9 +379,9 @@ class LambdaStack:
         if client is None:
             # One client per gateway address: building one loads botocore's model (~0.3 s).
             key = self.gateways[gateway][1]
-            client = self._clients.get(key) or self._clients.setdefault(
-                key, self.lambda_client(gateway)
-            )
+            if key not in self._clients:
+                self._clients[key] = self.lambda_client(gateway)
+            client = self._clients[key]
         response: dict[str, Any] = client.invoke(
             FunctionName=name, Payload=json.dumps(payload or {}).encode(), **kw
         )

@@ -18,15 +18,11 @@ from kubelambda.gateway.ledger.sync import SharedLedger, heartbeat_name, record_
 from kubelambda.kube.client import KubeApi, collection
 from kubelambda.kube.leases import RECORD_ANNOTATION, LeaseStore
 from tests.cluster.harness.cluster import Cluster
+from tests.cluster.lambda_stack import admin_api
 
 BUCKET = "fn/f"
 CAP = 10
 SERVED = "team"  # the namespace whose functions the record is about
-
-
-def _api(cluster: Cluster) -> KubeApi:
-    assert cluster.control.pki is not None
-    return KubeApi(cluster.url, ssl_context=cluster.control.ssl_context(cluster.control.pki.admin))
 
 
 class Replica:
@@ -34,7 +30,7 @@ class Replica:
     as a kill -9 would)."""
 
     def __init__(self, cluster: Cluster, namespace: str, name: str) -> None:
-        self.api = _api(cluster)
+        self.api = admin_api(cluster)
         caps = {SERVED: {BUCKET: CAP}}
         self.ledger = SharedLedger(
             LeaseStore(self.api, namespace), name, lambda: caps, interval=0.05, heartbeat=2.0
@@ -163,7 +159,7 @@ async def test_three_replicas_share_one_bucket_exactly(cluster: Cluster, namespa
 async def test_a_replica_that_stops_gives_back_what_it_does_not_use(
     cluster: Cluster, namespace: str
 ) -> None:
-    api = _api(cluster)
+    api = admin_api(cluster)
     try:
         caps = {SERVED: {BUCKET: CAP}}
         ledger = SharedLedger(LeaseStore(api, namespace), "Gw_One", lambda: caps, interval=0.05)

@@ -32,6 +32,7 @@ from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
 from kubelambda.serving.shape import PodShape
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.waiting import wait_pod_ready
+from tests.cluster.lambda_stack import admin_api
 
 CONFIG = OperatorConfig(agent_image="kubelambda/kubelambda:0.1.0", namespaces=("default",))
 READY_WITHIN = 60.0
@@ -50,11 +51,6 @@ def spec_in(namespace: str) -> EnvironmentSpec:
 
 
 SHAPE = PodShape("python3.12", 128, 512)
-
-
-def admin_api(cluster: Cluster) -> KubeApi:
-    assert cluster.control.pki is not None
-    return KubeApi(cluster.url, ssl_context=cluster.control.ssl_context(cluster.control.pki.admin))
 
 
 async def warm_pod(api: KubeApi, namespace: str) -> dict[str, Any]:

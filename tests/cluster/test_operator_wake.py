@@ -14,17 +14,14 @@ from kubelambda.kube.client import KubeApi, collection
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.handlers import Runtime, wake_aliases
 from tests.cluster.harness.cluster import Cluster
-from tests.cluster.lambda_stack import RUNTIME, handler_code
+from tests.cluster.lambda_stack import RUNTIME, admin_api, handler_code
 
 GROUP, VERSION = "kubelambda.dev", "v1alpha1"
 
 
 @pytest.fixture
 async def api(cluster: Cluster, lambda_crds: list[Any]) -> AsyncIterator[KubeApi]:
-    assert cluster.control.pki is not None
-    client = KubeApi(
-        cluster.url, ssl_context=cluster.control.ssl_context(cluster.control.pki.admin)
-    )
+    client = admin_api(cluster)
     yield client
     await client.close()
 
