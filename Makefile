@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_FLAGS ?=
+# make test's pytest runs on this many workers (pytest-xdist), each test file on one of them; 0: serial
+PYTEST_WORKERS ?= 2
 # COMMAND:DEBIAN_PACKAGE pairs that the component tests need on PATH (node runs nodejs* functions)
 SYSTEM_PACKAGES ?= nats-server:nats-server redis-server:redis-server rabbitmq-server:rabbitmq-server java:default-jre-headless mvn:maven node:nodejs
 export SYSTEM_PACKAGES
@@ -50,7 +52,7 @@ typecheck: $(STAMP)  ## mypy (strict) on the package
 	$(BIN)/mypy kubelambda
 
 pytest: $(STAMP) system-deps tools brokers
-	$(BIN)/pytest -m "not slow" --durations=25 $(PYTEST_FLAGS)
+	$(BIN)/pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_FLAGS)
 
 test: lint typecheck pytest  ## everything CI runs: lint, types, tests (fails if any fails)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.harness import node, volumes
+from tests.cluster.harness.kubelet import first_subnet
 from tests.cluster.harness.podspec import (
     ContainerConfigError,
     ImageTable,
@@ -130,3 +131,17 @@ def test_node_objects() -> None:
     assert lease["metadata"]["namespace"] == "kube-node-lease"
     assert lease["spec"]["leaseDurationSeconds"] == node.LEASE_SECONDS
     assert lease["spec"]["renewTime"].endswith("Z") and "." in lease["spec"]["renewTime"]
+
+
+def test_xdist_workers_draw_pod_subnets_from_their_own_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    drawn: dict[str, set[int]] = {}
+    for worker in ("gw0", "gw1"):
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+        drawn[worker] = {first_subnet() for _ in range(2000)}
+    assert drawn["gw0"].isdisjoint(drawn["gw1"])
+    assert all(2 <= s <= 250 for s in drawn["gw0"] | drawn["gw1"])
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert len({first_subnet() for _ in range(2000)}) > 124  # alone: any of 2..250

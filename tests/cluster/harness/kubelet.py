@@ -18,6 +18,7 @@ import collections
 import concurrent.futures
 import json
 import logging
+import os
 import random
 import socket
 import ssl
@@ -50,6 +51,21 @@ def _ports_free(ip: str, ports: list[int]) -> bool:
             except OSError:
                 return False
     return True
+
+
+def first_subnet() -> int:
+    """Where this kubelet starts handing out pod IPs: a random 127.0.X.0/24 of 2..250, so
+    sessions spread over them; under pytest-xdist each worker (its own cluster and kubelet)
+    draws from its own slice, so two workers' pods never share an address."""
+    worker, workers = (
+        os.environ.get("PYTEST_XDIST_WORKER", ""),
+        os.environ.get("PYTEST_XDIST_WORKER_COUNT", ""),
+    )
+    if not (worker.startswith("gw") and worker[2:].isdigit() and workers.isdigit()):
+        return random.randint(2, 250)
+    size = 249 // max(1, int(workers))
+    low = 2 + (int(worker[2:]) % max(1, int(workers))) * size
+    return random.randint(low, low + size - 1)
 
 
 class Kubelet:
@@ -96,7 +112,7 @@ class Kubelet:
             collections.defaultdict(asyncio.Lock)
         )
         self.errors: list[BaseException] = []
-        self.subnet = random.randint(2, 250)  # spread sessions over 127.0.X.0/24 subnets
+        self.subnet = first_subnet()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="process-kubelet", daemon=True
