@@ -57,7 +57,8 @@ from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
 PHASES = re.compile(
     r"specialized pod \S+ for (?P<name>\S+): pick (?P<pick>[0-9.]+) ms, "
-    r"specialize (?P<specialize>[0-9.]+) ms; the claim's write (?P<write>[0-9.]+) ms"
+    r"specialize (?P<specialize>[0-9.]+) ms (?:\(in the agent (?P<agent>[0-9.]+) ms\))?; "
+    r"the claim's write (?P<write>[0-9.]+) ms"
 )
 
 
@@ -107,7 +108,7 @@ def kept_batch(url: str, name: str, calls: int) -> list[float]:
     return kept
 
 
-KINDS = ("cold", "pick", "write", "specialize", "init", "rest")
+KINDS = ("cold", "pick", "write", "specialize", "agent", "init", "rest")
 CPU_PARTS = ("gateway", "agent", "runtime")
 
 
@@ -204,6 +205,8 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
             figures[f"{prefix}pick"].append(phases[0])
             figures[f"{prefix}write"].append(phases[2])
             figures[f"{prefix}specialize"].append(phases[1])
+            if phases[3] is not None:
+                figures[f"{prefix}agent"].append(phases[3])
             if init_ms is not None:
                 figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
         # Warm calls in the steady state: after the refill the cold start set off is done.
@@ -232,9 +235,9 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
     return figures
 
 
-def phases_of(stack: LambdaStack, name: str) -> tuple[float, float, float] | None:
-    """(pick ms, specialize ms, the claim's write ms) from the gateway's log line for
-    `name`'s cold start."""
+def phases_of(stack: LambdaStack, name: str) -> tuple[float, float, float, float | None] | None:
+    """(pick ms, specialize ms, the claim's write ms, the agent's own part of specialize ms
+    if the line says) from the gateway's log line for `name`'s cold start."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
         for found in PHASES.finditer(stack.gateways["gw-a"][0].log()):
@@ -243,6 +246,7 @@ def phases_of(stack: LambdaStack, name: str) -> tuple[float, float, float] | Non
                     float(found.group("pick")),
                     float(found.group("specialize")),
                     float(found.group("write")),
+                    float(found.group("agent")) if found.group("agent") else None,
                 )
         time.sleep(0.05)
     return None
@@ -280,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             ("  take a warm pod + specialize + first invoke, at the client", "cold"),
             ("    the pick (a warm pod from the gateway's watch)", "pick"),
             ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
+            ("      of which in the agent's handler (read, parse, prepare, release)", "agent"),
             ("    Init Duration (the runtime's init in the pod)", "init"),
             ("    the rest (admission, first invoke's hops, client)", "rest"),
             ("  after it: the claim's write of the pod through the apiserver", "write"),

@@ -34,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import ValidationError
 
 from kubelambda.runtime import wire
@@ -48,6 +48,7 @@ ENVIRONMENT: web.AppKey[Environment] = web.AppKey("environment", Environment)
 WARMED: web.AppKey[asyncio.Event] = web.AppKey("warmed", asyncio.Event)
 TOKEN_ENV = "KUBELAMBDA_AGENT_TOKEN"  # the agent's token, set in its pod by the operator
 CONTROL = "/kubelambda/v1/"
+CLOSE_WAIT = 1.0  # seconds a stopping agent waits for a gateway to answer a channel's close
 _SERVING = (EnvState.WARM, EnvState.READY, EnvState.BUSY, EnvState.INITIALIZING)
 
 
@@ -81,18 +82,26 @@ def _error(status: int, error_type: str, message: str) -> web.Response:
 
 
 async def _specialize(request: web.Request) -> web.Response:
+    """Its answer's Server-Timing header says where the agent's own time went (read, parse,
+    prepare and release), so a cold start's specialize phase can be told from its hops."""
     env = request.app[ENVIRONMENT]
+    began = time.perf_counter()
+    body = await request.read()
+    read = time.perf_counter()
     try:
-        spec = EnvironmentSpec.model_validate_json(await request.read())
+        spec = EnvironmentSpec.model_validate_json(body)
     except ValidationError as exc:
         return _error(400, "InvalidSpec", str(exc))
+    parsed = time.perf_counter()
     try:
         await env.specialize(spec)
     except EnvironmentStateError as exc:
         return _error(409, "EnvironmentStateError", str(exc))
     except CodeError as exc:
         return _error(400, "CodeError", str(exc))
-    return web.json_response(state_document(env))
+    done = time.perf_counter()
+    timing = wire.server_timing(read=read - began, parse=parsed - read, specialize=done - parsed)
+    return web.json_response(state_document(env), headers={wire.SERVER_TIMING: timing})
 
 
 class _FrameStream:
@@ -153,27 +162,57 @@ async def _invoke(request: web.Request) -> web.StreamResponse:
     return web.Response(body=result.payload, headers=headers, content_type="application/json")
 
 
+class _Channels:
+    """The open channels and whether each is in a call. aiohttp's shutdown waits for running
+    handlers, and a channel's runs until its gateway closes it: a stopping agent (its pod
+    deleted) closes the idle ones at once and each busy one once its answer is sent, so it
+    never waits out its shutdown timeout for gateways that still hold a channel."""
+
+    def __init__(self) -> None:
+        self.busy: dict[web.WebSocketResponse, bool] = {}
+        self.stopping = False
+
+    async def close_idle(self, app: web.Application) -> None:
+        self.stopping = True
+        idle = [ws for ws, busy in self.busy.items() if not busy]
+        await asyncio.gather(*(ws.close(code=WSCloseCode.GOING_AWAY) for ws in idle))
+
+
+CHANNELS: web.AppKey[_Channels] = web.AppKey("channels", _Channels)
+
+
 async def _channel(request: web.Request) -> web.StreamResponse:
     """Buffered invocations as WebSocket messages, one answer per request, in order, on the
     connection the gateway keeps to this pod: no HTTP request to parse and build per call.
     Streamed responses keep `/invoke`. A connection that closes mid-call leaves the call
     running, as a dropped `/invoke` does."""
-    env = request.app[ENVIRONMENT]
-    ws = web.WebSocketResponse(max_msg_size=wire.CHANNEL_MAX_MESSAGE)
+    env, channels = request.app[ENVIRONMENT], request.app[CHANNELS]
+    # A gateway reads its channel only during a call, so a close waits for its answer only
+    # briefly: the connection is dropped after that.
+    ws = web.WebSocketResponse(max_msg_size=wire.CHANNEL_MAX_MESSAGE, timeout=CLOSE_WAIT)
     await ws.prepare(request)
-    async for message in ws:
-        if message.type != WSMsgType.BINARY:
-            break
-        headers, payload = wire.channel_unpack(message.data)
-        result = await _run(env, wire.request_from(headers, payload), None)
-        if isinstance(result, tuple):
-            answer = wire.channel_pack([result[0], {}], json.dumps(result[1]).encode())
-        else:
-            answer = wire.channel_pack([200, _answer_headers(env, result)], result.payload)
-        try:
-            await ws.send_bytes(answer)
-        except ConnectionResetError:  # the gateway dropped the channel during the call
-            break
+    channels.busy[ws] = False
+    try:
+        async for message in ws:
+            if message.type != WSMsgType.BINARY:
+                break
+            channels.busy[ws] = True
+            headers, payload = wire.channel_unpack(message.data)
+            result = await _run(env, wire.request_from(headers, payload), None)
+            if isinstance(result, tuple):
+                answer = wire.channel_pack([result[0], {}], json.dumps(result[1]).encode())
+            else:
+                answer = wire.channel_pack([200, _answer_headers(env, result)], result.payload)
+            try:
+                await ws.send_bytes(answer)
+            except ConnectionResetError:  # the gateway dropped the channel during the call
+                break
+            channels.busy[ws] = False
+            if channels.stopping:
+                await ws.close(code=WSCloseCode.GOING_AWAY)
+                break
+    finally:
+        channels.busy.pop(ws, None)
     return ws
 
 
@@ -234,6 +273,8 @@ def make_app(
     middlewares: list[Any] = [bearer_auth(token)] if token else []
     app = web.Application(client_max_size=8 * 1024 * 1024, middlewares=middlewares)
     app[ENVIRONMENT] = env
+    app[CHANNELS] = channels = _Channels()
+    app.on_shutdown.append(channels.close_idle)
     if warmed is not None:
         app[WARMED] = warmed
     app.router.add_post("/kubelambda/v1/specialize", _specialize)

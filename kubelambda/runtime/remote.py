@@ -53,6 +53,7 @@ class RemoteEnvironment:
         self._alive = True
         self.invocations = 0
         self.last_used_at = time.monotonic()
+        self.specialize_timing: dict[str, float] = {}  # the agent's own ms, per phase
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._channel_usable = True
         self._channel_busy = False
@@ -96,6 +97,9 @@ class RemoteEnvironment:
             document = await response.json()
             if response.status != 200:
                 raise _error(response.status, document)
+            self.specialize_timing = wire.server_timing_ms(
+                response.headers.get(wire.SERVER_TIMING, "")
+            )
         self._spec = spec
         self._seen(document)
 

@@ -33,6 +33,7 @@ MEMORY_USED = "X-Kubelambda-Max-Memory-Used-Mb"
 INIT_DURATION = "X-Kubelambda-Init-Duration-Ms"
 STATE = "X-Kubelambda-State"
 STREAMED = "X-Kubelambda-Streamed"
+SERVER_TIMING = "Server-Timing"  # the agent's own time in a specialization, per phase
 
 
 def request_headers(request: InvokeRequest) -> dict[str, str]:
@@ -124,3 +125,22 @@ def channel_pack(head: object, body: bytes) -> bytes:
 def channel_unpack(data: bytes) -> tuple[Any, bytes]:
     head, _, body = data.partition(b"\0")
     return json.loads(head), body
+
+
+def server_timing(**seconds: float) -> str:
+    """A Server-Timing header value (`name;dur=MS, ...`) from phases in seconds."""
+    return ", ".join(f"{name};dur={value * 1000:.2f}" for name, value in seconds.items())
+
+
+def server_timing_ms(value: str) -> dict[str, float]:
+    """The phases of a Server-Timing value, in ms; what does not parse is left out."""
+    phases: dict[str, float] = {}
+    for part in value.split(","):
+        name, _, rest = part.strip().partition(";")
+        key, _, number = rest.partition("=")
+        if name and key.strip() == "dur":
+            try:
+                phases[name] = float(number)
+            except ValueError:
+                continue
+    return phases

@@ -193,7 +193,11 @@ class ClusterProvider:
                 picked = time.perf_counter()
                 remote = await self._take(pod, spec)
                 if remote is not None:
-                    phases = ((picked - started) * 1000, (time.perf_counter() - picked) * 1000)
+                    phases = (
+                        (picked - started) * 1000,
+                        (time.perf_counter() - picked) * 1000,
+                        sum(remote.specialize_timing.values()),
+                    )
                     self._first[pod.name] = asyncio.Event()
                     self._writes[pod.name] = asyncio.get_running_loop().create_task(
                         self._write_claim(pod, spec, revision, phases)
@@ -254,7 +258,7 @@ class ClusterProvider:
             await self.api.patch(_pod_path(pod), body)
 
     async def _write_claim(
-        self, pod: PodInfo, spec: EnvironmentSpec, revision: str, phases: tuple[float, float]
+        self, pod: PodInfo, spec: EnvironmentSpec, revision: str, phases: tuple[float, float, float]
     ) -> None:
         """Label a pod this replica's specialization took, once its first call is answered (or
         after `CLAIM_WRITE_DELAY`, for a long one): the write's encoding and round trip then take
@@ -290,8 +294,8 @@ class ClusterProvider:
         log.info("claimed pod %s/%s for %s", *_at(pod), spec.function_name)
         # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
         log.info(
-            "specialized pod %s/%s for %s: pick %.1f ms, specialize %.1f ms; the claim's write "
-            "%.1f ms, after the first answer",
+            "specialized pod %s/%s for %s: pick %.1f ms, specialize %.1f ms (in the agent %.1f "
+            "ms); the claim's write %.1f ms, after the first answer",
             *_at(pod),
             spec.function_name,
             *phases,

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from kubelambda.runtime.agent_app import CHANNELS, make_app
 from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.errors import EnvironmentBusy
 from kubelambda.runtime.remote import AgentError, RemoteEnvironment
@@ -78,6 +79,8 @@ async def test_buffered_invokes_share_one_channel(agent: Agent) -> None:
             assert json.loads(result.payload) == {"got": {"n": n}, "rid": request.request_id}
             assert result.request_id == request.request_id and result.billed_duration_ms >= 1
         assert remote.state == EnvState.READY and remote.invocations == 3
+        # The specialization's answer said where the agent's own time went.
+        assert set(remote.specialize_timing) == {"read", "parse", "specialize"}
         assert agent.paths["/kubelambda/v1/channel"] == 1  # one connection for all three
         assert agent.paths["/kubelambda/v1/invoke"] == 0
         # An error answer is an answer: the channel stays, and says what HTTP says.
@@ -185,3 +188,39 @@ async def test_closing_during_an_ahead_connect_leaves_nothing_open(agent: Agent)
     remote.connect_ahead()
     await remote.close()  # at once: the connect is cancelled or closed, never leaked
     assert remote._ws is None and remote._connecting is None
+
+
+async def test_a_stopping_agent_closes_its_channels_without_waiting_for_gateways(
+    tmp_path: Path,
+) -> None:
+    """A deleted pod's agent must not wait out aiohttp's shutdown timeout (60 s) for the
+    gateways that hold a channel to it: an idle channel is closed at once, a busy one once
+    its call is answered."""
+    env = Environment("python3.12", work_dir=tmp_path / "env", log_sink=lambda line: None)
+    app = make_app(env)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    url = f"http://{host}:{port}"
+    await env.start()
+    serving, idle = RemoteEnvironment(url), RemoteEnvironment(url)
+    try:
+        await serving.specialize(make_spec(CODE))
+        idle.connect_ahead()
+        await wait_until(lambda: len(app[CHANNELS].busy) == 1)
+        slow = asyncio.create_task(serving.invoke(make_request(b'{"sleep": 1}')))
+        await wait_until(lambda: len(app[CHANNELS].busy) == 2 and env.state == EnvState.BUSY)
+        stopping = asyncio.create_task(runner.cleanup())
+        await wait_until(lambda: len(app[CHANNELS].busy) == 1)  # the idle one is closed
+        assert not slow.done()  # the busy one is still in its call
+        result = await slow
+        assert json.loads(result.payload)["got"] == {"sleep": 1}
+        await asyncio.wait_for(stopping, 10)  # not aiohttp's 60 s
+        assert not app[CHANNELS].busy
+    finally:
+        await serving.close()
+        await idle.close()
+        if runner.server is not None:
+            await runner.cleanup()
+        await env.stop()

@@ -92,3 +92,11 @@ def test_parse_vm_hwm() -> None:
     status = b"Name:\tpython\nVmPeak:\t  20000 kB\nVmHWM:\t   34088 kB\nVmRSS:\t 30000 kB\n"
     assert parse_vm_hwm(status) == 34088
     assert parse_vm_hwm(b"Name:\tkthread\n") == 0
+
+
+def test_server_timing_round_trip_and_what_does_not_parse() -> None:
+    value = wire.server_timing(read=0.0001, parse=0.00042, specialize=0.0021)
+    assert value == "read;dur=0.10, parse;dur=0.42, specialize;dur=2.10"
+    assert wire.server_timing_ms(value) == {"read": 0.1, "parse": 0.42, "specialize": 2.1}
+    assert wire.server_timing_ms("") == {}
+    assert wire.server_timing_ms("a;dur=x, b;desc=y, c;dur=1.5,;dur=2") == {"c": 1.5}
