@@ -15,10 +15,16 @@ and, for the warm Python shim (`pyshim.py`), our Python bootstrap and the pipe c
 
     python/       our bootstrap's modules (stdlib only), written by the agent before it opens
                   the FIFOs (the official image has no kubelambda); the shim imports them warm
-    runtime.sock  the agent listens here; a released child that runs our bootstrap connects
-                  and speaks the Runtime API as frames (`channel.py`), as dev mode's shim does
-                  over its socketpair. The agent takes only the connection of the runtime it
-                  released (the peer's PID, SO_PEERCRED), so a stale child cannot answer
+    runtime.sock  the agent listens here. The Python shim's child, forked ahead, connects
+                  before it waits: the agent then sends its release on that connection (one
+                  frame, `handshake.release_frame`; no files, no release line), and our
+                  bootstrap speaks the Runtime API on it as frames (`channel.py`), as dev mode's
+                  shim does over its socketpair. A child that got no connection (an older
+                  agent, or a release before the agent accepted it) reads the release line and
+                  files and connects after it. The agent takes only a connection from a child
+                  of the shim not yet running, or from the runtime it released (the peer's PID,
+                  SO_PEERCRED, and its parent in /proc), so no one else gets a release or the
+                  Runtime API
 
 The agent opens every FIFO read-write, so no open ever blocks on its side and nothing is lost
 while the shell is between runtimes. The runtime's exit is reported by the shell (a runtime is
@@ -47,6 +53,7 @@ from kubelambda.runtime.handshake import (
     bootstrap_files,
     numbered,
     release_files,
+    release_frame,
     returncode_of,
 )
 from kubelambda.runtime.process import parse_vm_hwm
@@ -56,6 +63,7 @@ OutputSink = Callable[[str], None]
 # Told of a released runtime's pipe-channel connection (the Environment serves it).
 ChannelSink = Callable[["ContainerRuntime", socket.socket], None]
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
+AHEAD_WAIT = 1.0  # seconds a release waits for a re-init's child to connect (else: the line)
 
 
 class ContainerRuntime:
@@ -66,6 +74,7 @@ class ContainerRuntime:
         self.pid: int | None = None
         self.exited: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self.expected_exit = False
+        self.wants_channel = False  # released to run our bootstrap on the pipe channel
         self._status_fd = -1  # /proc/PID/status, open from its start to its end
         self.exited.add_done_callback(lambda _: self.close())
 
@@ -92,8 +101,7 @@ class ContainerRuntime:
         return await self._link.wait_warm()
 
     async def release(self, message: Release) -> None:
-        # Our bootstrap, if it runs, connects to the pipe channel itself (ContainerLink._accept).
-        self._link.release(self, message)
+        await self._link.release(self, message)
 
     def flush_partial(self) -> None:
         self._link.flush_output()
@@ -159,6 +167,14 @@ class ContainerLink:
         self._generation = 0  # releases so far: the number in the release files' names
         self._running: ContainerRuntime | None = None
         self._dead = False
+        self._shell_pid: int | None = None
+        # The connection of the shim's child forked ahead (PID, socket), before its release;
+        # then, released on it, until its `run PID` hands it to the Environment.
+        self._ahead: tuple[int, socket.socket] | None = None
+        self._released: tuple[int, socket.socket] | None = None
+        self._listening_to: socket.socket | None = None  # a released child's, until it speaks
+        self._ahead_ready = asyncio.Event()
+        self._children_connect = False  # this shim's children connect ahead (the Python shim)
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -201,21 +217,89 @@ class ContainerLink:
         self._loop.add_reader(listener.fileno(), self._accept)
 
     def _accept(self) -> None:
-        assert self._listener is not None
-        try:
-            conn, _ = self._listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return
-        # The child wrote `run PID` before it connected: read it first, then match the peer.
+        """Every connection waiting on the listener (a release drains it first, too)."""
+        while self._listener is not None:
+            try:
+                conn, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        # A child released by its line wrote `run PID` before it connected: read it first.
         self._read("events")
         pid = _PEERCRED.unpack(
             conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
         )[0]
         running = self._running
-        if running is None or running.pid != pid or not running.alive or self._on_channel is None:
-            conn.close()  # not the runtime this agent released: it gets no Runtime API here
+        if running is not None and running.pid == pid and running.alive:
+            self._await_first_frame(running, conn)
+        elif self._shell_pid is not None and _parent_of(pid) == self._shell_pid:
+            # The shim's next child, forked ahead: its release goes on this connection.
+            self._drop_ahead()
+            conn.setblocking(False)
+            self._ahead = (pid, conn)
+            self._children_connect = True
+            self._ahead_ready.set()
+        else:
+            conn.close()  # not the shim's: it gets no release and no Runtime API here
+
+    def _await_first_frame(self, runtime: ContainerRuntime, conn: socket.socket) -> None:
+        """Hand the released runtime's connection over on its first frame: a child that runs
+        something other than our bootstrap (awslambdaric, an exec) closes it instead."""
+        if self._listening_to is not None:
+            self._loop.remove_reader(self._listening_to.fileno())
+            self._listening_to.close()
+        conn.setblocking(False)
+        self._listening_to = conn
+        self._loop.add_reader(conn.fileno(), self._first_frame, runtime, conn)
+
+    def _first_frame(self, runtime: ContainerRuntime, conn: socket.socket) -> None:
+        self._loop.remove_reader(conn.fileno())
+        self._listening_to = None
+        try:
+            spoke = conn.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            self._await_first_frame(runtime, conn)
             return
-        self._on_channel(running, conn)
+        except OSError:
+            spoke = b""
+        if spoke and runtime.alive and runtime is self._running:
+            self._hand(runtime, conn)
+        else:
+            conn.close()
+
+    def _hand(self, runtime: ContainerRuntime, conn: socket.socket) -> None:
+        """The released runtime's connection: the pipe channel, if it runs our bootstrap."""
+        if runtime.wants_channel and self._on_channel is not None:
+            conn.setblocking(True)
+            self._on_channel(runtime, conn)
+        else:
+            conn.close()
+
+    @property
+    def connected_ahead(self) -> bool:
+        """Whether the shim's next child is connected, waiting for its release on it."""
+        return self._ahead is not None
+
+    def _connection_of(self, pid: int) -> socket.socket | None:
+        """The connection the child `pid` made before its release: released on it, or (a
+        release by the line, sent before the agent accepted it) still held as ahead."""
+        for held in (self._released, self._ahead):
+            if held is not None and held[0] == pid:
+                if held is self._released:
+                    self._released = None
+                else:
+                    self._ahead = None
+                    self._ahead_ready.clear()
+                return held[1]
+        return None
+
+    def _drop_ahead(self) -> None:
+        if self._ahead is not None:
+            self._ahead[1].close()
+            self._ahead = None
+        self._ahead_ready.clear()
 
     def spawn(self) -> ContainerRuntime:
         return ContainerRuntime(self)
@@ -223,12 +307,39 @@ class ContainerLink:
     async def wait_warm(self) -> bool:
         return await asyncio.shield(self._warm)
 
-    def release(self, runtime: ContainerRuntime, message: Release) -> None:
+    async def release(self, runtime: ContainerRuntime, message: Release) -> None:
         # Each release's files are new files (`release-N.json`, `release-N.env`), named on its
         # line (`go N`): the shim reads them only after that line, so they need no atomic
         # rename, and on ext4 a rename over a file (or a truncate) forces its blocks out
         # first: 1-5 ms of the Init Duration on a busy disk. Two generations are kept (a
         # release may wait for its child behind one not started yet).
+        runtime.wants_channel = message["mode"] == "python" and message.get("channel") == "pipe"
+        if self._dead:
+            runtime.finish(-signal.SIGKILL)
+            return
+        self._accept()
+        if self._ahead is None and self._children_connect:
+            # A re-init's child, just forked: it can take no release before it is up anyway.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(AHEAD_WAIT):
+                    await self._ahead_ready.wait()
+            if self._dead:
+                runtime.finish(-signal.SIGKILL)
+                return
+        if self._ahead is not None:
+            pid, conn = self._ahead
+            self._ahead = None
+            self._ahead_ready.clear()
+            try:
+                conn.send(release_frame(message))  # far below the socket's buffer: whole
+            except OSError:  # that child is gone: its successor reads the line
+                conn.close()
+            else:
+                if self._released is not None:  # a child that died before its `run PID`
+                    self._released[1].close()
+                self._released = (pid, conn)
+                self._waiting.append(runtime)
+                return
         self._generation += 1
         generation = self._generation
         for name, content in release_files(message).items():
@@ -236,9 +347,6 @@ class ContainerLink:
         for name in ("release.json", "release.env"):
             with contextlib.suppress(FileNotFoundError):
                 (self.directory / numbered(name, generation - 2)).unlink()
-        if self._dead:
-            runtime.finish(-signal.SIGKILL)
-            return
         self._waiting.append(runtime)
         os.write(self._fds["release"], f"go {generation}\n".encode())
 
@@ -249,6 +357,14 @@ class ContainerLink:
             self._on_output(line.decode(errors="replace"))
 
     def close(self) -> None:
+        self._drop_ahead()
+        if self._listening_to is not None:
+            self._loop.remove_reader(self._listening_to.fileno())
+            self._listening_to.close()
+            self._listening_to = None
+        if self._released is not None:
+            self._released[1].close()
+            self._released = None
         if self._listener is not None:
             self._loop.remove_reader(self._listener.fileno())
             self._listener.close()
@@ -290,8 +406,11 @@ class ContainerLink:
         if kind == "warm":
             self._watch_shell(number)
         elif kind == "run" and self._waiting:
-            self._running = self._waiting.popleft()
-            self._running.started(number)
+            self._running = running = self._waiting.popleft()
+            running.started(number)
+            conn = self._connection_of(number)
+            if conn is not None:
+                self._await_first_frame(running, conn)
         elif kind == "exit" and self._running is not None:
             self.flush_output()  # what it wrote before it ended comes first
             running, self._running = self._running, None
@@ -300,6 +419,7 @@ class ContainerLink:
     def _watch_shell(self, pid: int) -> None:
         if self._pidfd >= 0:
             return
+        self._shell_pid = pid
         try:
             self._pidfd = os.pidfd_open(pid)
         except OSError:  # gone already
@@ -326,6 +446,18 @@ class ContainerLink:
                 runtime.finish(-signal.SIGKILL)
         self._running = None
         self._waiting.clear()
+
+
+def _parent_of(pid: int) -> int | None:
+    """`pid`'s parent (the runtime container shares the pod's PID namespace), or None."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"PPid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def _bind(listener: socket.socket, path: Path) -> None:

@@ -84,14 +84,28 @@ def release_files(message: Release) -> dict[str, str]:
     cap_kb = address_space(memory_mb) // 1024 if memory_mb else None
     if cap_kb:  # the sourcing shell caps what it execs: the function's own memorySize
         text += f"ulimit -v {cap_kb} 2>/dev/null\n"
-    document = {
-        "env": dict(env),
+    return {"release.json": json.dumps(release_document(message)), "release.env": text}
+
+
+def release_document(message: Release) -> dict[str, object]:
+    """What the Python shim's child applies: the function's variables, its address-space cap
+    (from memorySize), and how to run it (`mode`, `channel`, `sys_path`; `prepare.py`). As
+    `release.json`, or as the one frame the agent sends on the child's pre-connected socket."""
+    memory_mb = message.get("memory_mb")
+    cap_kb = address_space(memory_mb) // 1024 if memory_mb else None
+    return {
+        "env": dict(message["env"]),
         "address_space": cap_kb * 1024 if cap_kb else None,
         "mode": message["mode"],
         "channel": message.get("channel", "http"),
         "sys_path": message.get("sys_path", []),
     }
-    return {"release.json": json.dumps(document), "release.env": text}
+
+
+def release_frame(message: Release) -> bytes:
+    """The release on the socket: a 4-byte big-endian length, then `release_document`'s JSON."""
+    body = json.dumps(release_document(message)).encode()
+    return len(body).to_bytes(4, "big") + body
 
 
 def numbered(name: str, generation: int) -> str:

@@ -6,12 +6,14 @@ shim. It speaks the same FIFO protocol (`container.py`: `warm PID`, `run PID`, `
 `events`, one line on `release` per runtime, the runtime's output on `output`), but before it
 says warm it imports the runtime interface client (awslambdaric, from /var/runtime in the
 official images) and our own Python bootstrap, which the agent writes into the handshake
-folder (`python/`) before it opens its end of the FIFOs. A child forked ahead waits for each
-release line, then applies its `release-N.json` and moves to the task root. Where the release says
-`mode: python` (a Zip function on a managed Python runtime without a wrapper: the decision dev
-mode makes, `envvars.runs_in_process`) it runs our bootstrap in-process, which speaks the
-Runtime API as frames on the agent's Unix socket (`runtime.sock`, the pipe channel, as dev mode
-does over its socketpair); otherwise, or where our files are missing, it runs awslambdaric
+folder (`python/`) before it opens its end of the FIFOs. A child forked ahead connects to the
+agent's socket (`runtime.sock`) and waits for its release there, one frame (a length, then the
+release document); where the agent refused the connection (an older agent) or released it by
+the FIFO, it reads the release line and `release-N.json`. It then moves to the task root.
+Where the release says `mode: python` (a Zip function on a managed Python runtime without a
+wrapper: the decision dev mode makes, `envvars.runs_in_process`) it runs our bootstrap
+in-process, which speaks the Runtime API as frames on that connection (the pipe channel, as dev
+mode does over its socketpair); otherwise, or where our files are missing, it runs awslambdaric
 in-process over HTTP; with an AWS_LAMBDA_EXEC_WRAPPER (which the image's entry point runs) or
 where awslambdaric cannot be imported, it execs the entry point with the handler, as the `sh`
 shim does. A specialization then costs the handler's import, not an interpreter's start plus a
@@ -28,6 +30,7 @@ import importlib
 import json
 import os
 import resource
+import select
 import shlex
 import socket
 import sys
@@ -136,6 +139,40 @@ def _release(handshake: str, line: bytes) -> tuple[dict[str, str], int | None, d
         return env, cap, {}
 
 
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return b""
+        data += chunk
+    return data
+
+
+def _wait_release(
+    handshake: str, sock: socket.socket | None
+) -> tuple[bytes, dict[str, object] | None, socket.socket | None]:
+    """Wait for this child's release: a frame on `sock` (the document, and the line empty) or a
+    line on the `release` FIFO (the document None: read it from its files). An EOF on `sock`
+    (the agent did not keep the connection) leaves the FIFO; an EOF there is an empty line."""
+    fifo = os.open(os.path.join(handshake, "release"), os.O_RDONLY | os.O_NONBLOCK)
+    os.set_blocking(fifo, True)
+    try:
+        while True:
+            ready, _, _ = select.select([fifo] + ([sock] if sock is not None else []), [], [])
+            if sock is not None and sock in ready:
+                size = _recv_exactly(sock, 4)
+                body = _recv_exactly(sock, int.from_bytes(size, "big")) if size else b""
+                if body:
+                    return b"", json.loads(body), sock
+                sock.close()
+                sock = None
+                continue
+            return _read_fd_line(fifo), None, sock
+    finally:
+        os.close(fifo)
+
+
 def _connect(handshake: str) -> socket.socket | None:
     """The pipe channel: a connection to the agent's socket, or None (the agent has none)."""
     here = os.getcwd()
@@ -165,24 +202,33 @@ def _child(
     # Opened while it waits, not after the release (the agent holds the read ends).
     out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
     null = os.open(os.devnull, os.O_RDONLY)
-    line = _read_line(os.path.join(handshake, "release"))
-    if not line:
+    line, document, sock = _wait_release(handshake, _connect(handshake))
+    if document is None and not line:
         os._exit(0)
     os.write(tell, b"r")
     os.close(tell)
     os.write(events, f"run {os.getpid()}\n".encode())
     os.close(events)  # the function's code gets none of the handshake's descriptors
     try:
-        env, cap, message = _release(handshake, line)
+        if document is not None:
+            message, given = document, document.get("env")
+            env = {str(k): str(v) for k, v in given.items()} if isinstance(given, dict) else {}
+            cap = message.get("address_space")
+        else:
+            env, cap, message = _release(handshake, line)
         os.environ.update(env)
-        if cap is not None:
+        if isinstance(cap, int):
             resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
         channel = None
         if ours is not None and message.get("mode") == "python":
             if message.get("channel") == "pipe":
-                channel = _connect(handshake)  # after `run PID`: the agent matches the peer
+                # After `run PID`: the agent matches the peer of a new connection.
+                channel = sock if sock is not None else _connect(handshake)
+                sock = None
         else:
             ours = None
+        if sock is not None:
+            sock.close()
         if task_root:
             os.chdir(task_root)
         os.dup2(null, 0)
@@ -218,20 +264,16 @@ def _child(
         os._exit(127)
 
 
-def _read_line(path: str) -> bytes:
+def _read_fd_line(fd: int) -> bytes:
     """One line, byte by byte as `sh`'s `read` does: a buffered read could swallow the next
     release line along with this one."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        line = b""
-        while not line.endswith(b"\n"):
-            byte = os.read(fd, 1)
-            if not byte:
-                break
-            line += byte
-        return line
-    finally:
-        os.close(fd)
+    line = b""
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line
 
 
 def main(argv: list[str]) -> None:

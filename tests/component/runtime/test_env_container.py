@@ -27,7 +27,7 @@ from kubelambda.runtime.handshake import PYSHIM, SHIM
 from kubelambda.runtime.prepare import SharedDirs
 from kubelambda.runtime.spec import EnvState
 
-from .helpers import make_request, make_spec
+from .helpers import make_request, make_spec, wait_until
 
 CODE = """
 import os, sys, time
@@ -251,3 +251,42 @@ async def test_our_bootstrap_streams_over_http_between_pipe_calls(tmp_path: Path
         whole = json.loads((await env.invoke(make_request(_event(whole=True)))).payload)
         assert b"".join(sink.chunks) == f"one;{whole['pid']}".encode()
         assert whole["runtime"] == OURS and env.carrier == "pipe"
+
+
+@pytest.mark.parametrize("shim_kind", ["python", "sh"])
+async def test_the_python_shims_child_is_released_on_its_connection(
+    tmp_path: Path, shim_kind: str
+) -> None:
+    """The Python shim's child, forked ahead, connected before it waited: its release (the
+    first and a re-init's) is one frame on that connection, which then carries the Runtime API,
+    with no release files or line to read. The `sh` shim still gets the files."""
+    async with _container(tmp_path, shim_kind) as (env, logs, _):
+        if shim_kind == "python":  # as a warm pod's, long before its specialization
+            link = env._link
+            await wait_until(lambda: link is not None and link.connected_ahead)
+        await env.specialize(make_spec({"app.py": CODE}))
+        crashed = await env.invoke(make_request(_event(exit=3)))
+        assert json.loads(crashed.payload)["errorType"] == "Runtime.ExitError"
+        again = await env.invoke(make_request(_event(n=2)))  # a re-init: a new child
+        assert again.function_error is None and again.init_duration_ms is not None, logs
+        written = sorted(p.name for p in env_handshake(env).glob("release-*"))
+        if shim_kind == "python":
+            assert written == [] and env.carrier == "pipe"
+        else:
+            names = ("release-{}.env", "release-{}.json")
+            assert written == [name.format(n) for n in (1, 2) for name in names]
+
+
+async def test_a_child_whose_connection_the_agent_refused_reads_the_release_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As an older agent does (it keeps only the released runtime's connection): the child
+    sees its connection closed, reads the release line and files, and connects after it."""
+    monkeypatch.setattr("kubelambda.runtime.container._parent_of", lambda pid: None)
+    async with _container(tmp_path, "python") as (env, logs, _):
+        await env.specialize(make_spec({"app.py": CODE}))
+        result = await env.invoke(make_request(_event(n=1)))
+        assert result.function_error is None, "\n".join(logs)
+        assert json.loads(result.payload)["runtime"] == OURS and env.carrier == "pipe"
+        written = sorted(p.name for p in env_handshake(env).glob("release-*"))
+        assert written == ["release-1.env", "release-1.json"]
