@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             ("  take a warm pod + specialize + first invoke, at the client", "cold"),
             ("    the pick (a warm pod from the gateway's watch)", "pick"),
             ("    specialize (POST the spec; the agent fetches, releases)", "specialize"),
-            ("      of which in the agent's handler (read, parse, prepare, release)", "agent"),
+            ("      of which in the agent (read, parse, prepare, release)", "agent"),
             ("    Init Duration (the runtime's init in the pod)", "init"),
             ("    the rest (admission, first invoke's hops, client)", "rest"),
             ("  after it: the claim's write of the pod through the apiserver", "write"),

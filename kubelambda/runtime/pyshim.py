@@ -244,6 +244,9 @@ def _child(
             paths = [p for p in extra if isinstance(p, str)] if isinstance(extra, list) else []
             sys.path[:0] = [p for p in paths if p not in sys.path]
             sys.argv = [str(ours.__file__)]
+            # As Lambda's read-only /var/task: the handler's import writes no __pycache__
+            # (a folder, a file and a rename on the cold start's path).
+            sys.dont_write_bytecode = True
             ours.main(channel_fd=channel.detach() if channel is not None else None)
             os._exit(0)
         if not ric or os.environ.get("AWS_LAMBDA_EXEC_WRAPPER"):

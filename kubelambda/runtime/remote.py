@@ -129,8 +129,9 @@ class RemoteEnvironment:
             return self._result(response.headers, payload)
 
     def connect_ahead(self) -> None:
-        """Open the channel now, in the background (beside a specialization), so the first
-        call finds it open: on the cold start's path that is a round trip less."""
+        """Open the channel now, in the background (once a specialization is answered, while
+        the runtime initializes), so the first call finds it open: on the cold start's path
+        that is a round trip less."""
         if self._connecting is None and self._ws is None and self._channel_usable:
             self._connecting = asyncio.get_running_loop().create_task(self._channel())
 

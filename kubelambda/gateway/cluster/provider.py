@@ -224,12 +224,14 @@ class ClusterProvider:
         """Specialize `pod`'s agent; None if something took it first (another replica's spec,
         the operator's retire) or its agent cannot be reached."""
         remote = self._remote(pod)
-        remote.connect_ahead()  # beside the spec: the first invoke finds the channel open
         self._taking.add(pod.name)
         try:
             # Fetching code (a URL) can take a while; a hung agent must not hold the call.
             async with asyncio.timeout(self.settings.specialize_timeout):
                 await remote.specialize(spec)
+            # While the runtime initializes: the first invoke finds the channel open, and the
+            # agent handles the upgrade after the spec, not before it.
+            remote.connect_ahead()
         except EnvironmentStateError:
             self.conflicts += 1
             log.info("pod %s/%s was taken first (another replica or the operator)", *_at(pod))

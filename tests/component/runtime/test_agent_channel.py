@@ -167,14 +167,14 @@ async def either_agent(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncI
 
 
 async def test_a_channel_opened_ahead_serves_the_first_call(either_agent: Agent) -> None:
-    """The cluster provider opens the channel beside the specialization: the first call then
-    uses it (no second connect); an older agent refuses it, and the call goes over HTTP, as it
-    would after a refused connect on the call."""
+    """The cluster provider opens the channel once the specialization is answered: the first
+    call then uses it (no second connect); an older agent refuses it, and the call goes over
+    HTTP, as it would after a refused connect on the call."""
     agent = either_agent
     remote = RemoteEnvironment(agent.url, token="s3cret")
     try:
-        remote.connect_ahead()
         await remote.specialize(make_spec(CODE))
+        remote.connect_ahead()
         call = make_request(b"{}")
         assert (await remote.invoke(call)).request_id == call.request_id
         assert agent.paths["/kubelambda/v1/channel"] == 1
