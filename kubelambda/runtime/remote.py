@@ -110,7 +110,8 @@ class RemoteEnvironment:
             self._channel_busy = True  # from the connect on: a second call takes HTTP
             try:
                 await self._connected_ahead()
-                ws = await self._channel()
+                # A connect begun ahead may have found an agent without the channel.
+                ws = await self._channel() if self._channel_usable else None
                 if ws is not None:
                     return await self._invoke_on(ws, request)
             finally:

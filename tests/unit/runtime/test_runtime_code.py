@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -132,7 +133,7 @@ async def test_specialization_caps_the_runtime_at_the_functions_memory_size(tmp_
     """Issue 12, defect 5: whatever the environment (a 512 MB generic pod, a dev process), the
     release carries the function's own memorySize, and the runtime container's shim is told to
     cap its address space at it (the process shim gets a cgroup or RLIMIT_AS from it)."""
-    from kubelambda.runtime.container import ContainerLink
+    from kubelambda.runtime.handshake import release_document, release_files, release_frame
     from kubelambda.runtime.limits import address_space
     from kubelambda.runtime.prepare import SharedDirs, prepare
 
@@ -150,9 +151,12 @@ async def test_specialization_caps_the_runtime_at_the_functions_memory_size(tmp_
     shared = SharedDirs(tmp_path / "hs", tmp_path / "task", tmp_path / "layers")
     pod = await prepare(spec, cache=cache, work_dir=tmp_path / "w2", runtime_api="x", shared=shared)
     assert pod.message["memory_mb"] == 128
-    (tmp_path / "hs").mkdir()
-    link = ContainerLink(tmp_path / "hs", on_output=lambda line: None)
-    link._dead = True  # no shim on the other end: only what it would source is checked
-    link.release(link.spawn(), pod.message)
-    written = (tmp_path / "hs" / "release-1.env").read_text()  # the first release's file
-    assert f"ulimit -v {address_space(128) // 1024}" in written
+    # What the `sh` shim sources, and what the Python shim's child applies (from its file or
+    # from the frame on its connection): the same cap.
+    files = release_files(pod.message)
+    assert f"ulimit -v {address_space(128) // 1024}" in files["release.env"]
+    document = release_document(pod.message)
+    assert document["address_space"] == address_space(128) // 1024 * 1024
+    assert json.loads(files["release.json"]) == document
+    frame = release_frame(pod.message)
+    assert json.loads(frame[4:]) == document and int.from_bytes(frame[:4], "big") == len(frame) - 4
