@@ -308,11 +308,8 @@ class ContainerLink:
         return await asyncio.shield(self._warm)
 
     async def release(self, runtime: ContainerRuntime, message: Release) -> None:
-        # Each release's files are new files (`release-N.json`, `release-N.env`), named on its
-        # line (`go N`): the shim reads them only after that line, so they need no atomic
-        # rename, and on ext4 a rename over a file (or a truncate) forces its blocks out
-        # first: 1-5 ms of the Init Duration on a busy disk. Two generations are kept (a
-        # release may wait for its child behind one not started yet).
+        """On the connection of the shim's child waiting for it, if there is one, else by the
+        release files and line."""
         runtime.wants_channel = message["mode"] == "python" and message.get("channel") == "pipe"
         if self._dead:
             runtime.finish(-signal.SIGKILL)
@@ -340,6 +337,11 @@ class ContainerLink:
                 self._released = (pid, conn)
                 self._waiting.append(runtime)
                 return
+        # Each release's files are new files (`release-N.json`, `release-N.env`), named on its
+        # line (`go N`): the shim reads them only after that line, so they need no atomic
+        # rename, and on ext4 a rename over a file (or a truncate) forces its blocks out
+        # first: 1-5 ms of the Init Duration on a busy disk. Two generations are kept (a
+        # release may wait for its child behind one not started yet).
         self._generation += 1
         generation = self._generation
         for name, content in release_files(message).items():

@@ -203,8 +203,14 @@ def _child(
     out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
     null = os.open(os.devnull, os.O_RDONLY)
     line, document, sock = _wait_release(handshake, _connect(handshake))
-    if document is None and not line:
-        os._exit(0)
+    if document is None:
+        if not line:
+            os._exit(0)
+        if sock is not None:
+            # Released by the line: an agent may have refused this connection after it was
+            # made (an older one does), so the channel is a new connection, as it always was.
+            sock.close()
+            sock = None
     os.write(tell, b"r")
     os.close(tell)
     os.write(events, f"run {os.getpid()}\n".encode())
