@@ -24,7 +24,7 @@ and, for the warm Python shim (`pyshim.py`), our Python bootstrap and the pipe c
                   files and connects after it. The agent takes only a connection from a child
                   of the shim not yet running, or from the runtime it released (the peer's PID,
                   SO_PEERCRED, and its parent in /proc), so no one else gets a release or the
-                  Runtime API
+                  Runtime API (`childsockets.py`)
 
 The agent opens every FIFO read-write, so no open ever blocks on its side and nothing is lost
 while the shell is between runtimes. The runtime's exit is reported by the shell (a runtime is
@@ -41,19 +41,17 @@ import contextlib
 import os
 import signal
 import socket
-import struct
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from kubelambda.runtime.childsockets import ChildSockets
 from kubelambda.runtime.handshake import (
     BOOTSTRAP_DIR,
-    CHANNEL_SOCKET,
     FIFOS,
     bootstrap_files,
     numbered,
     release_files,
-    release_frame,
     returncode_of,
 )
 from kubelambda.runtime.process import parse_vm_hwm
@@ -62,8 +60,6 @@ from kubelambda.runtime.release import Release
 OutputSink = Callable[[str], None]
 # Told of a released runtime's pipe-channel connection (the Environment serves it).
 ChannelSink = Callable[["ContainerRuntime", socket.socket], None]
-_PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-AHEAD_WAIT = 1.0  # seconds a release waits for a re-init's child to connect (else: the line)
 
 
 class ContainerRuntime:
@@ -156,8 +152,6 @@ class ContainerLink:
     ) -> None:
         self.directory = directory
         self._on_output = on_output
-        self._on_channel = on_channel
-        self._listener: socket.socket | None = None
         self._loop = asyncio.get_running_loop()
         self._fds: dict[str, int] = {}
         self._partial = {"events": b"", "output": b""}
@@ -167,14 +161,15 @@ class ContainerLink:
         self._generation = 0  # releases so far: the number in the release files' names
         self._running: ContainerRuntime | None = None
         self._dead = False
-        self._shell_pid: int | None = None
-        # The connection of the shim's child forked ahead (PID, socket), before its release;
-        # then, released on it, until its `run PID` hands it to the Environment.
-        self._ahead: tuple[int, socket.socket] | None = None
-        self._released: tuple[int, socket.socket] | None = None
-        self._listening_to: socket.socket | None = None  # a released child's, until it speaks
-        self._ahead_ready = asyncio.Event()
-        self._children_connect = False  # this shim's children connect ahead (the Python shim)
+        # runtime.sock, where the Python shim's children connect (`childsockets.py`).
+        self.sockets: ChildSockets[ContainerRuntime] | None = None
+        if on_channel is not None:
+            self.sockets = ChildSockets(
+                directory,
+                on_channel,
+                running=lambda: self._running,
+                read_events=lambda: self._read("events"),
+            )
 
     def open(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -184,8 +179,8 @@ class ContainerLink:
         # Before the FIFOs are opened: the Python shim, blocked opening `events` until the
         # agent has its end open, imports our bootstrap right after (pyshim.py).
         self._ship_bootstrap()
-        if self._on_channel is not None:
-            self._listen()
+        if self.sockets is not None:
+            self.sockets.listen()
         for name in FIFOS:
             # Read-write: never blocks, and the pipe outlives each shell-side open.
             self._fds[name] = os.open(self.directory / name, os.O_RDWR | os.O_NONBLOCK)
@@ -201,106 +196,6 @@ class ContainerLink:
             staged.write_text(source)
             staged.replace(path)  # whole, never half-written
 
-    def _listen(self) -> None:
-        path = self.directory / CHANNEL_SOCKET
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            _bind(listener, path)
-            listener.listen(8)
-        except OSError:
-            listener.close()
-            raise
-        listener.setblocking(False)
-        self._listener = listener
-        self._loop.add_reader(listener.fileno(), self._accept)
-
-    def _accept(self) -> None:
-        """Every connection waiting on the listener (a release drains it first, too)."""
-        while self._listener is not None:
-            try:
-                conn, _ = self._listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            self._take(conn)
-
-    def _take(self, conn: socket.socket) -> None:
-        # A child released by its line wrote `run PID` before it connected: read it first.
-        self._read("events")
-        pid = _PEERCRED.unpack(
-            conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
-        )[0]
-        running = self._running
-        if running is not None and running.pid == pid and running.alive:
-            self._await_first_frame(running, conn)
-        elif self._shell_pid is not None and _parent_of(pid) == self._shell_pid:
-            # The shim's next child, forked ahead: its release goes on this connection.
-            self._drop_ahead()
-            conn.setblocking(False)
-            self._ahead = (pid, conn)
-            self._children_connect = True
-            self._ahead_ready.set()
-        else:
-            conn.close()  # not the shim's: it gets no release and no Runtime API here
-
-    def _await_first_frame(self, runtime: ContainerRuntime, conn: socket.socket) -> None:
-        """Hand the released runtime's connection over on its first frame: a child that runs
-        something other than our bootstrap (awslambdaric, an exec) closes it instead."""
-        if self._listening_to is not None:
-            self._loop.remove_reader(self._listening_to.fileno())
-            self._listening_to.close()
-        conn.setblocking(False)
-        self._listening_to = conn
-        self._loop.add_reader(conn.fileno(), self._first_frame, runtime, conn)
-
-    def _first_frame(self, runtime: ContainerRuntime, conn: socket.socket) -> None:
-        self._loop.remove_reader(conn.fileno())
-        self._listening_to = None
-        try:
-            spoke = conn.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            self._await_first_frame(runtime, conn)
-            return
-        except OSError:
-            spoke = b""
-        if spoke and runtime.alive and runtime is self._running:
-            self._hand(runtime, conn)
-        else:
-            conn.close()
-
-    def _hand(self, runtime: ContainerRuntime, conn: socket.socket) -> None:
-        """The released runtime's connection: the pipe channel, if it runs our bootstrap."""
-        if runtime.wants_channel and self._on_channel is not None:
-            conn.setblocking(True)
-            self._on_channel(runtime, conn)
-        else:
-            conn.close()
-
-    @property
-    def connected_ahead(self) -> bool:
-        """Whether the shim's next child is connected, waiting for its release on it."""
-        return self._ahead is not None
-
-    def _connection_of(self, pid: int) -> socket.socket | None:
-        """The connection the child `pid` made before its release: released on it, or (a
-        release by the line, sent before the agent accepted it) still held as ahead."""
-        for held in (self._released, self._ahead):
-            if held is not None and held[0] == pid:
-                if held is self._released:
-                    self._released = None
-                else:
-                    self._ahead = None
-                    self._ahead_ready.clear()
-                return held[1]
-        return None
-
-    def _drop_ahead(self) -> None:
-        if self._ahead is not None:
-            self._ahead[1].close()
-            self._ahead = None
-        self._ahead_ready.clear()
-
     def spawn(self) -> ContainerRuntime:
         return ContainerRuntime(self)
 
@@ -314,29 +209,14 @@ class ContainerLink:
         if self._dead:
             runtime.finish(-signal.SIGKILL)
             return
-        self._accept()
-        if self._ahead is None and self._children_connect:
-            # A re-init's child, just forked: it can take no release before it is up anyway.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(AHEAD_WAIT):
-                    await self._ahead_ready.wait()
-            if self._dead:
-                runtime.finish(-signal.SIGKILL)
-                return
-        if self._ahead is not None:
-            pid, conn = self._ahead
-            self._ahead = None
-            self._ahead_ready.clear()
-            try:
-                conn.send(release_frame(message))  # far below the socket's buffer: whole
-            except OSError:  # that child is gone: its successor reads the line
-                conn.close()
-            else:
-                if self._released is not None:  # a child that died before its `run PID`
-                    self._released[1].close()
-                self._released = (pid, conn)
-                self._waiting.append(runtime)
-                return
+        if self.sockets is not None and await self.sockets.send_release(
+            message, dead=lambda: self._dead
+        ):
+            self._waiting.append(runtime)
+            return
+        if self._dead:
+            runtime.finish(-signal.SIGKILL)
+            return
         # Each release's files are new files (`release-N.json`, `release-N.env`), named on its
         # line (`go N`): the shim reads them only after that line, so they need no atomic
         # rename, and on ext4 a rename over a file (or a truncate) forces its blocks out
@@ -359,20 +239,8 @@ class ContainerLink:
             self._on_output(line.decode(errors="replace"))
 
     def close(self) -> None:
-        self._drop_ahead()
-        if self._listening_to is not None:
-            self._loop.remove_reader(self._listening_to.fileno())
-            self._listening_to.close()
-            self._listening_to = None
-        if self._released is not None:
-            self._released[1].close()
-            self._released = None
-        if self._listener is not None:
-            self._loop.remove_reader(self._listener.fileno())
-            self._listener.close()
-            self._listener = None
-            with contextlib.suppress(OSError):
-                (self.directory / CHANNEL_SOCKET).unlink()
+        if self.sockets is not None:
+            self.sockets.close()
         for name, fd in self._fds.items():
             if name != "release":
                 self._loop.remove_reader(fd)
@@ -410,9 +278,8 @@ class ContainerLink:
         elif kind == "run" and self._waiting:
             self._running = running = self._waiting.popleft()
             running.started(number)
-            conn = self._connection_of(number)
-            if conn is not None:
-                self._await_first_frame(running, conn)
+            if self.sockets is not None:
+                self.sockets.started(running, number)
         elif kind == "exit" and self._running is not None:
             self.flush_output()  # what it wrote before it ended comes first
             running, self._running = self._running, None
@@ -421,7 +288,8 @@ class ContainerLink:
     def _watch_shell(self, pid: int) -> None:
         if self._pidfd >= 0:
             return
-        self._shell_pid = pid
+        if self.sockets is not None:
+            self.sockets.shell_pid = pid
         try:
             self._pidfd = os.pidfd_open(pid)
         except OSError:  # gone already
@@ -448,28 +316,3 @@ class ContainerLink:
                 runtime.finish(-signal.SIGKILL)
         self._running = None
         self._waiting.clear()
-
-
-def _parent_of(pid: int) -> int | None:
-    """`pid`'s parent (the runtime container shares the pod's PID namespace), or None."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"PPid:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _bind(listener: socket.socket, path: Path) -> None:
-    """Bind a Unix socket to `path`. sun_path holds 107 bytes and an emptyDir's folder on a node
-    (or in the test kubelet) can be longer: then through the folder's short /proc/self/fd name."""
-    if len(os.fsencode(path)) < 100:
-        listener.bind(str(path))
-        return
-    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        listener.bind(f"/proc/self/fd/{folder}/{path.name}")
-    finally:
-        os.close(folder)

@@ -262,8 +262,8 @@ async def test_the_python_shims_child_is_released_on_its_connection(
     with no release files or line to read. The `sh` shim still gets the files."""
     async with _container(tmp_path, shim_kind) as (env, logs, _):
         if shim_kind == "python":  # as a warm pod's, long before its specialization
-            link = env._link
-            await wait_until(lambda: link is not None and link.connected_ahead)
+            sockets = env._link.sockets if env._link is not None else None
+            await wait_until(lambda: sockets is not None and sockets.connected_ahead)
         await env.specialize(make_spec({"app.py": CODE}))
         crashed = await env.invoke(make_request(_event(exit=3)))
         assert json.loads(crashed.payload)["errorType"] == "Runtime.ExitError"
@@ -282,7 +282,7 @@ async def test_a_child_whose_connection_the_agent_refused_reads_the_release_line
 ) -> None:
     """As an older agent does (it keeps only the released runtime's connection): the child
     sees its connection closed, reads the release line and files, and connects after it."""
-    monkeypatch.setattr("kubelambda.runtime.container._parent_of", lambda pid: None)
+    monkeypatch.setattr("kubelambda.runtime.childsockets._parent_of", lambda pid: None)
     async with _container(tmp_path, "python") as (env, logs, _):
         await env.specialize(make_spec({"app.py": CODE}))
         result = await env.invoke(make_request(_event(n=1)))
