@@ -30,6 +30,7 @@ from kubelambda.sources.readers import runner_for
 log = logging.getLogger(__name__)
 RESTART_FIRST = 1.0
 RESTART_CAP = 30.0
+STOP_TIMEOUT = 3.0  # seconds a stopping poller may take (its client's cleanup included)
 _USERINFO = re.compile(r"://[^/@\s]+@")
 
 Credentials = Callable[[PollerConfig], Awaitable[dict[str, str]]]
@@ -226,10 +227,16 @@ class PollerSet:
             self.metrics.running.labels(**labels).set(0)
 
     async def _stop(self, key: str) -> None:
+        """Cancel a poller and wait for it, within `STOP_TIMEOUT`: one whose client hangs in
+        its cleanup must not hold every later reload (it is left to finish on its own)."""
         running = self.pollers.pop(key)
         running.task.cancel()
+        done, _ = await asyncio.wait({running.task}, timeout=STOP_TIMEOUT)
+        if not done:
+            log.warning("poller %s did not stop within %g s; going on", key, STOP_TIMEOUT)
+            return
         with contextlib.suppress(asyncio.CancelledError, Exception):
-            await running.task
+            running.task.result()
 
     async def close(self) -> None:
         async with self._applying:

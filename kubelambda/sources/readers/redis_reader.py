@@ -119,4 +119,7 @@ async def run(ctx: Context) -> None:
         worker.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await worker
-        await client.aclose()
+        # Bounded: a command cancelled mid-read can leave the pool's disconnect waiting.
+        with contextlib.suppress(TimeoutError, Exception):
+            async with asyncio.timeout(2.0):
+                await client.aclose()

@@ -67,3 +67,46 @@ def test_the_same_failure_is_warned_once_and_a_new_one_again(
         "PROBLEM: ConnectionError: broker down",
         "PROBLEM: ConnectionError: bad password",
     ]
+
+
+def test_a_poller_that_does_not_stop_holds_no_reload(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A source whose cleanup hangs (a client that never finishes closing): disabling its
+    mapping still takes effect within the bound, and says so."""
+    release = asyncio.Event()
+    running = asyncio.Event()
+
+    async def run(ctx: Context) -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()  # ignores the cancellation until released
+
+    monkeypatch.setattr(runner, "runner_for", lambda kind: run)
+    monkeypatch.setattr(runner, "STOP_TIMEOUT", 0.2)
+    states: list[str] = []
+
+    async def go() -> float:
+        pollers = PollerSet(
+            GatewayInvoker("http://127.0.0.1:9"),
+            SourceMetrics(),
+            on_status=lambda config, status: states.append(status.state),
+        )
+        try:
+            await pollers.apply([poller_config(mapping(source=REDIS, startingPosition="LATEST"))])
+            await asyncio.wait_for(running.wait(), 10)
+            began = asyncio.get_running_loop().time()
+            disabled = mapping(source=REDIS, startingPosition="LATEST", enabled=False)
+            await asyncio.wait_for(pollers.apply([poller_config(disabled)]), 5)
+            return asyncio.get_running_loop().time() - began
+        finally:
+            release.set()
+            await pollers.close()
+            await pollers.invoker.close()
+
+    with caplog.at_level(logging.WARNING, logger="kubelambda.sources.runner"):
+        took = asyncio.run(go())
+    assert states[-1] == "Disabled" and took < 2
+    assert any("did not stop within" in r.getMessage() for r in caplog.records)
