@@ -153,8 +153,10 @@ def _wait_release(
     handshake: str, sock: socket.socket | None
 ) -> tuple[bytes, dict[str, object] | None, socket.socket | None]:
     """Wait for this child's release: a frame on `sock` (the document, and the line empty) or a
-    line on the `release` FIFO (the document None: read it from its files). An EOF on `sock`
-    (the agent did not keep the connection) leaves the FIFO; an EOF there is an empty line."""
+    line on the `release` FIFO (the document None: read it from its files; `sock` is closed, as
+    an agent may have refused it after it was made, so the channel is a new connection, as it
+    always was). An EOF on `sock` (the agent did not keep it) leaves the FIFO; an EOF there is
+    an empty line."""
     fifo = os.open(os.path.join(handshake, "release"), os.O_RDONLY | os.O_NONBLOCK)
     os.set_blocking(fifo, True)
     try:
@@ -168,7 +170,9 @@ def _wait_release(
                 sock.close()
                 sock = None
                 continue
-            return _read_fd_line(fifo), None, sock
+            if sock is not None:
+                sock.close()
+            return _read_fd_line(fifo), None, None
     finally:
         os.close(fifo)
 
@@ -203,14 +207,8 @@ def _child(
     out = os.open(os.path.join(handshake, "output"), os.O_WRONLY)
     null = os.open(os.devnull, os.O_RDONLY)
     line, document, sock = _wait_release(handshake, _connect(handshake))
-    if document is None:
-        if not line:
-            os._exit(0)
-        if sock is not None:
-            # Released by the line: an agent may have refused this connection after it was
-            # made (an older one does), so the channel is a new connection, as it always was.
-            sock.close()
-            sock = None
+    if document is None and not line:
+        os._exit(0)
     os.write(tell, b"r")
     os.close(tell)
     os.write(events, f"run {os.getpid()}\n".encode())

@@ -110,8 +110,7 @@ class RemoteEnvironment:
             self._channel_busy = True  # from the connect on: a second call takes HTTP
             try:
                 await self._connected_ahead()
-                # A connect begun ahead may have found an agent without the channel.
-                ws = await self._channel() if self._channel_usable else None
+                ws = await self._channel()
                 if ws is not None:
                     return await self._invoke_on(ws, request)
             finally:
@@ -145,9 +144,12 @@ class RemoteEnvironment:
                 task.exception()  # retrieved, so an error is not reported as never awaited
 
     async def _channel(self) -> aiohttp.ClientWebSocketResponse | None:
-        """The open channel to the agent, connected on first use (None: the agent has none)."""
+        """The open channel to the agent, connected on first use (None: the agent has none,
+        as a connect begun ahead may have found)."""
         if self._ws is not None and not self._ws.closed:
             return self._ws
+        if not self._channel_usable:
+            return None
         try:
             self._ws = await self._client().ws_connect(
                 f"{self.base_url}/kubelambda/v1/channel",
