@@ -12,23 +12,30 @@ first call is answered; that write's round trip is shown too, but is not part of
 The function is then deleted, so its pod goes back to the operator. Every other cold start runs
 with the operator paused (SIGSTOP, then SIGCONT) for the call: on one machine the pool's refill
 (a new pod, two interpreters starting) shares the cores with the cold start it replaces, and the
-two figures show what that race costs. After each cold start a
-batch of warm invocations of the same function is timed, so warm and cold samples interleave
-and a drift in the machine's load hits both alike.
+two figures show what that race costs. After each cold start, once the refill is done and the
+machine is quiet (its watch events and status writes handled), a batch of sequential warm
+invocations is timed on a function in use all along (one kept-alive connection, as an SDK
+keeps), so warm and cold samples interleave and a drift in the machine's load hits both alike.
+The batch's first 5 calls are shown apart: they follow an idle spell, and on this VM a call
+that wakes idle CPUs costs about half again as much. Then the new function's own next 5 calls
+(a fresh runtime's first warm calls) and 5 calls on a new connection each. Every call is timed
+by a client in its own process (`bench.caller`): the process kubelet is a thread of this one
+and reads each pod's output as it comes, so a client here would wait for the GIL behind it.
 
 The breakdown comes from the gateway's log line for each cold start ("specialized pod ... pick
 X ms, specialize Y ms; the claim's write Z ms") and the REPORT line's Init Duration; "the rest"
 is what is left of the client's figure: admission, routing, the first invoke's hops to the
 runtime and back, the client.
 
-Around each kept-alive warm batch the bench also reads the CPU time (`/proc/PID/task/*/schedstat`,
-nanoseconds) of the gateway, of the serving pod's agent container and of its runtime container
-(each container is its own process group in the process kubelet), and again after an idle
-spell as long as the batch, so it prints each one's CPU per warm call less what it burns
-without calls (watch events, probes), measured in the same run as the latencies; and the
-Runtime API carrier the agent reports (`channel`: pipe for our bootstrap, http for awslambdaric).
+Around each warm batch (past its first 5 calls) the bench also reads the CPU time
+(`/proc/PID/task/*/schedstat`, nanoseconds) of the gateway, of the serving pod's agent
+container and of its runtime container (each container is its own process group in the
+process kubelet), and again after an idle spell as long as the batch, so it prints each one's
+CPU per warm call less what it burns without calls (watch events, probes), measured in the same
+run as the latencies; and the Runtime API carrier the agent reports (`channel`: pipe for our
+bootstrap, http for awslambdaric).
 
-Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-calls N] [--refill-delay S]`
+Run: `.venv/bin/python -m bench.cluster [--runs N] [--warm-batch N] [--refill-delay S]`
 (`--refill-delay` is the operator's: how long a pool with a free pod left waits after a claim
 before it refills; unset, the operator's default).
 """
@@ -36,8 +43,6 @@ before it refills; unset, the operator's default).
 from __future__ import annotations
 
 import argparse
-import base64
-import http.client
 import os
 import re
 import signal
@@ -45,16 +50,16 @@ import statistics
 import subprocess
 import tempfile
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
+from bench.caller import Caller
 from tests.cluster.conftest import crd_documents, install_crds
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.controlplane import REPO
 from tests.cluster.lambda_stack import LambdaStack, handler_code, running_stack
 
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
+STEADY = "steady"  # the function in use all along, for the warm figures
 PHASES = re.compile(
     r"specialized pod \S+ for (?P<name>\S+): pick (?P<pick>[0-9.]+) ms, "
     r"specialize (?P<specialize>[0-9.]+) ms (?:\(in the agent (?P<agent>[0-9.]+) ms\))?; "
@@ -71,45 +76,37 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def invoke(url: str, name: str) -> tuple[float, float | None]:
-    """(client-side milliseconds on a new connection, Init Duration in ms or None)."""
-    request = urllib.request.Request(
-        f"{url}/2015-03-31/functions/{name}/invocations",
-        data=b"{}",
-        headers={"X-Amz-Log-Type": "Tail"},
-        method="POST",
-    )
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=60) as response:
-        response.read()
-        tail = base64.b64decode(response.headers["X-Amz-Log-Result"]).decode()
-    elapsed = (time.perf_counter() - started) * 1000
+def cold_invoke(caller: Caller, name: str) -> tuple[float, float | None]:
+    """(client-side ms on a new connection, Init Duration in ms or None)."""
+    elapsed, tail = caller.tail(name)
     found = re.search(r"Init Duration: ([0-9.]+) ms", tail)
     return elapsed, float(found.group(1)) if found else None
 
 
-def kept_batch(url: str, name: str, calls: int) -> list[float]:
-    """`calls` warm invocations on one kept-alive connection; client-side milliseconds."""
-    parsed = urllib.parse.urlsplit(url)
-    path = f"/2015-03-31/functions/{name}/invocations"
-    conn = http.client.HTTPConnection(parsed.hostname or "127.0.0.1", parsed.port, timeout=60)
-    kept: list[float] = []
-    try:
-        for _ in range(calls):
-            started = time.perf_counter()
-            conn.request("POST", path, body=b"{}")
-            response = conn.getresponse()
-            response.read()
-            if response.status != 200:
-                raise RuntimeError(f"warm call answered {response.status}")
-            kept.append((time.perf_counter() - started) * 1000)
-    finally:
-        conn.close()
-    return kept
-
-
 KINDS = ("cold", "pick", "write", "specialize", "agent", "init", "rest")
 CPU_PARTS = ("gateway", "agent", "runtime")
+
+
+def busy_jiffies() -> int:
+    """The machine's CPU time so far outside idle and iowait, in clock ticks (/proc/stat)."""
+    with open("/proc/stat") as file:
+        fields = [int(x) for x in file.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def wait_quiet(window: float = 0.2, share: float = 0.15, timeout: float = 5.0) -> bool:
+    """Wait until the whole machine spends under `share` of one core over `window` seconds:
+    the refill, its watch events and status writes done. On a real cluster the control plane
+    and other pods run elsewhere; here they share the two cores with the warm path. False if
+    it never got that quiet within `timeout`."""
+    tick = os.sysconf("SC_CLK_TCK")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = busy_jiffies()
+        time.sleep(window)
+        if (busy_jiffies() - before) / tick < share * window:
+            return True
+    return False
 
 
 def _cpu_ns(pid: int) -> int:
@@ -168,21 +165,33 @@ def cpu_snapshot(groups: dict[str, int]) -> dict[str, int]:
     }
 
 
-def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[float]]:
+FIRST = 5  # the first calls of each warm batch, after an idle spell, are counted apart
+
+
+def measure(
+    stack: LambdaStack, caller: Caller, runs: int, warm_batch: int
+) -> dict[str, list[float]]:
     """Cold starts, every other one with the operator paused (SIGSTOP) for the call: on this
     machine the pool's refill (a new pod: two interpreters starting) otherwise runs on the same
     cores as the cold start it replaces; `paused_*` is the cold start without that race."""
-    url = stack.gateways["gw-a"][1]
     assert stack.operator is not None
     operator = stack.operator.proc.pid
     figures: dict[str, list[float]] = {
         f"{prefix}{k}": [] for prefix in ("", "paused_") for k in KINDS
     }
-    figures["warm"], figures["warm_new"] = [], []
+    for kind in ("warm", "warm_first", "warm_after_cold", "warm_new"):
+        figures[kind] = []
     for part in CPU_PARTS:
         figures[f"cpu_{part}"] = []  # ms of CPU per warm call, one figure per batch
     channels: dict[str, int] = {}
-    per_run = max(1, warm_calls // max(1, runs))
+    quiet = 0  # warm batches taken on a quiet machine (the others waited 5 s in vain)
+    # The steady state: one function in use for the whole run, on one kept-alive connection.
+    stack.function(STEADY, handler_code("event"))
+    stack.wait_state("functions", STEADY, "Active")
+    stack.wait_servable(STEADY)
+    caller.kept(STEADY, 50)  # its cold start, then the code paths warm
+    stack.wait_pods(WARM, stack.warm)
+    groups = serving_parts(stack, STEADY)
     for index in range(runs):
         name = f"cold-{index}"
         stack.function(name, handler_code("event"))
@@ -193,7 +202,7 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
         if prefix:
             os.kill(operator, signal.SIGSTOP)
         try:
-            elapsed, init_ms = invoke(url, name)
+            elapsed, init_ms = cold_invoke(caller, name)
         finally:
             if prefix:
                 os.kill(operator, signal.SIGCONT)
@@ -209,12 +218,13 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
                 figures[f"{prefix}agent"].append(phases[3])
             if init_ms is not None:
                 figures[f"{prefix}rest"].append(elapsed - phases[0] - phases[1] - init_ms)
-        # Warm calls in the steady state: after the refill the cold start set off is done.
+        # Warm calls once the refill the cold start set off is done and has settled.
         stack.wait_pods(WARM, stack.warm)
-        groups = serving_parts(stack, name)
+        quiet += wait_quiet()
+        figures["warm_first"] += caller.kept(STEADY, FIRST)
         before = cpu_snapshot(groups) if groups else None
         started = time.perf_counter()
-        kept = kept_batch(url, name, per_run)
+        kept = caller.kept(STEADY, max(1, warm_batch - FIRST))
         if groups and before:
             after = cpu_snapshot(groups)
             # What the same processes burn meanwhile without calls (watch events, probes,
@@ -224,14 +234,15 @@ def measure(stack: LambdaStack, runs: int, warm_calls: int) -> dict[str, list[fl
             for part in CPU_PARTS:
                 busy = (after[part] - before[part]) - (idle[part] - after[part])
                 figures[f"cpu_{part}"].append(max(0, busy) / 1e6 / len(kept))
-            pod = stack.live_pods(f"kubelambda.dev/function={name}")[0].metadata.name
-            channel = str(stack.agent_state(pod).get("channel", "http (not reported)"))
-            channels[channel] = channels.get(channel, 0) + 1
-        fresh = [invoke(url, name)[0] for _ in range(per_run)]
+        figures["warm_after_cold"] += caller.kept(name, FIRST)
+        pod = stack.live_pods(f"kubelambda.dev/function={name}")[0].metadata.name
+        channel = str(stack.agent_state(pod).get("channel", "http (not reported)"))
+        channels[channel] = channels.get(channel, 0) + 1
         figures["warm"] += kept
-        figures["warm_new"] += fresh
+        figures["warm_new"] += caller.fresh(name, FIRST)
         stack.delete("functions", name)
-    print(f"Runtime API carrier of the warm pods (agent's state): {channels}")
+    print(f"Runtime API carrier of the cold-started pods (agent's state): {channels}")
+    print(f"warm batches begun on a quiet machine: {quiet} of {runs}")
     return figures
 
 
@@ -255,7 +266,9 @@ def phases_of(stack: LambdaStack, name: str) -> tuple[float, float, float, float
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=60, help="cold starts, half paused (60)")
-    parser.add_argument("--warm-calls", type=int, default=400, help="warm calls to time (400)")
+    parser.add_argument(
+        "--warm-batch", type=int, default=50, help="warm calls after each cold start (50)"
+    )
     parser.add_argument("--refill-delay", type=float, help="the operator's --refill-delay")
     args = parser.parse_args(argv)
     flags = () if args.refill_delay is None else (f"--refill-delay={args.refill_delay:g}",)
@@ -268,9 +281,10 @@ def main(argv: list[str] | None = None) -> None:
         install_crds(cluster.client, crd_documents(REPO / "crds"))
         with running_stack(cluster, Path(tmp) / "stack", warm=3, operator_flags=flags) as stack:
             stack.wait_pods(WARM, stack.warm)
-            invoke_warmup(stack)
-            started = uptime()
-            figures = measure(stack, args.runs, args.warm_calls)
+            with Caller(stack.gateways["gw-a"][1]) as caller:
+                invoke_warmup(stack, caller)
+                started = uptime()
+                figures = measure(stack, caller, args.runs, args.warm_batch)
     print(f"load before the stack: {before}")
     print(f"load before the runs:  {started}")
     print(f"load after the runs:   {uptime()}")
@@ -290,7 +304,10 @@ def main(argv: list[str] | None = None) -> None:
             ("  after it: the claim's write of the pod through the apiserver", "write"),
         ):
             row(label, figures[prefix + kind])
-    row("warm invoke, kept-alive connection (as SDKs do)", figures["warm"])
+    print("warm invoke of a function in use, on a kept-alive connection (as SDKs keep one)")
+    row("  sequential calls (each batch's calls after the first 5)", figures["warm"])
+    row("  the first 5 calls of each batch (the machine idle before)", figures["warm_first"])
+    row("warm invoke, a cold-started function's next 5 calls", figures["warm_after_cold"])
     row("warm invoke, a new connection per call", figures["warm_new"])
     print("CPU per warm call (kept-alive batches less an idle spell as long; p50/p95 of batches)")
     for part in CPU_PARTS:
@@ -303,12 +320,12 @@ def row(label: str, samples: list[float], unit: str = "ms", digits: int = 1) -> 
         print(f"{label:<66} {len(samples):>4} {p50:>7.{digits}f}{unit} {p95:>7.{digits}f}{unit}")
 
 
-def invoke_warmup(stack: LambdaStack) -> None:
+def invoke_warmup(stack: LambdaStack, caller: Caller) -> None:
     """One throwaway cold start, so imports and connections in the gateway are warm."""
     stack.function("warmup", handler_code("event"))
     stack.wait_state("functions", "warmup", "Active")
     stack.wait_servable("warmup")
-    invoke(stack.gateways["gw-a"][1], "warmup")
+    caller.tail("warmup")
     stack.delete("functions", "warmup")
 
 

@@ -6,9 +6,10 @@ specialized), then rounds of sequential warm calls alternate between the gateway
 connection, as an SDK uses) and the pod's agent directly (`POST /kubelambda/v1/invoke` with the
 token a gateway derives, what the gateway itself sends), and `kubelambda dev` serving the same
 handler (the same dispatch core, its runtime on a pipe: no hop). CPU time per call is utime +
-stime from /proc/PID/stat over each process's own rounds. With `--profile FILE`, py-spy samples
-the cluster gateway during one more round (the thread holding the GIL; a send that wakes
-another process shows as time in the send, CPU or not) and prints the top entries.
+stime from /proc/PID/stat over each process's own rounds (and, through the gateway, each of the
+pod's containers' CPU from schedstat). With `--profile FILE`, py-spy samples the cluster gateway
+(and the pod's agent, into FILE.agent) during one more round (the thread holding the GIL; a send
+that wakes another process shows as time in the send, CPU or not) and prints the top entries.
 
 Run: `.venv/bin/python -m bench.hop [--calls N] [--rounds N] [--profile FILE]`.
 """
@@ -27,7 +28,7 @@ import urllib.parse
 from collections import Counter
 from pathlib import Path
 
-from bench.cluster import uptime
+from bench.cluster import cpu_snapshot, serving_parts, uptime
 from bench.gateway import Gateway
 from kubelambda.kube.agentauth import NONCE, agent_token
 from tests.cluster.conftest import crd_documents, install_crds
@@ -67,6 +68,8 @@ def measure(stack: LambdaStack, calls: int, rounds: int, profile: Path | None) -
     stack.wait_servable("hop")
     stack.invoke("hop")
     (pod,) = stack.claimed_pods("kubelambda.dev/function=hop")
+    groups = serving_parts(stack, "hop")  # the gateway, and the pod's containers' groups
+    parts: dict[str, float] = {}
     key = stack.agent_key_file.read_bytes().strip()
     token = agent_token(key, pod.metadata.annotations[NONCE])
     port = int(url.rsplit(":", 1)[1])
@@ -98,10 +101,14 @@ def measure(stack: LambdaStack, calls: int, rounds: int, profile: Path | None) -
     wall = 0.0
     for _ in range(rounds):
         before = cpu_seconds(gateway)
+        snapshot = cpu_snapshot(groups) if groups else {}
         started = time.perf_counter()
         through += timed(to_gateway, gw_path, {}, calls)
         wall += time.perf_counter() - started
         after = cpu_seconds(gateway)
+        if groups:
+            for part, ns in cpu_snapshot(groups).items():
+                parts[part] = parts.get(part, 0.0) + (ns - snapshot[part]) / 1e9
         user += after[0] - before[0]
         system += after[1] - before[1]
         direct += timed(to_agent, agent_path, agent_headers, calls)
@@ -130,35 +137,49 @@ def measure(stack: LambdaStack, calls: int, rounds: int, profile: Path | None) -
         f"gateway CPU at rest: {idle_rate * 1000:.1f} ms per second; per call without it: "
         f"{(user + system - idle_rate * wall) / n * 1000:.3f} ms"
     )
-    if profile is not None:
-        spy = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "--format",
-                "raw",
-                "--rate",
-                "500",
-                "--gil",  # only the thread holding the GIL: Python's CPU, not its waits
-                "--nonblocking",
-                "-p",
-                str(gateway),
-                "-o",
-                str(profile),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+    if parts:
+        print(
+            "CPU per warm call through the gateway (schedstat, at rest included): "
+            + ", ".join(f"{part} {seconds / n * 1000:.3f} ms" for part, seconds in parts.items())
         )
+    if profile is not None:
+        # The gateway, and the agent (its container's process) when it was found.
+        targets = {"gateway": (gateway, profile)}
+        if groups:
+            targets["agent"] = (groups["agent"], profile.with_name(profile.name + ".agent"))
+        spies = [
+            subprocess.Popen(
+                [
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "500",
+                    "--gil",  # only the thread holding the GIL: Python's CPU, not its waits
+                    "--nonblocking",
+                    "-p",
+                    str(pid),
+                    "-o",
+                    str(path),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid, path in targets.values()
+        ]
         time.sleep(1.0)  # py-spy attaches
         timed(to_gateway, gw_path, {}, calls * 3)
-        spy.send_signal(2)
-        spy.wait(30)
-        top(profile)
+        for spy in spies:
+            spy.send_signal(2)
+            spy.wait(30)
+        for name, (_pid, path) in targets.items():
+            top(path, name)
     to_gateway.close()
     to_agent.close()
 
 
-def top(profile: Path, count: int = 25) -> None:
+def top(profile: Path, name: str, count: int = 25) -> None:
     """Self and inclusive shares of the sampled frames, from py-spy's collapsed stacks."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
@@ -173,7 +194,7 @@ def top(profile: Path, count: int = 25) -> None:
         own[frames[-1]] += samples
         for frame in set(frames):
             inclusive[frame] += samples
-    print(f"py-spy: {total} samples of the gateway")
+    print(f"py-spy: {total} samples of the {name}")
     for title, counter in (("self", own), ("inclusive", inclusive)):
         print(f"  top by {title}:")
         for frame, samples in counter.most_common(count):
@@ -184,7 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=200, help="calls per round (200)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of each path (5)")
-    parser.add_argument("--profile", type=Path, help="py-spy the gateway into this file")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the gateway into FILE (and the agent into FILE.agent)"
+    )
     args = parser.parse_args(argv)
     with (
         tempfile.TemporaryDirectory(prefix="kubelambda-bench-") as tmp,

@@ -1,7 +1,8 @@
 """Three gateway replicas share one concurrency ledger on the real control plane.
 
-One client spreads 100 concurrent callers over three `kubelambda gateway --cluster` processes
-(with `--ledger-namespace`). The function has reservedConcurrency 10 and appends its own start
+100 concurrent boto3 callers (in four processes of their own, `tests/cluster/callers.py`, so
+they do not share the GIL with the process kubelet) spread over three `kubelambda gateway
+--cluster` processes (with `--ledger-namespace`). The function has reservedConcurrency 10 and appends its own start
 and end times to a file on the host, so calls whose answers are lost (the killed replica's)
 count too. Never more than 10 run at once; every refusal is a 429 with Lambda's reason; after
 one replica is killed with SIGKILL mid-load, the bound holds and the two others reach 90 % of
@@ -11,8 +12,9 @@ the reservation within 5 s.
 from __future__ import annotations
 
 import json
-import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,18 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-import botocore.config
-import botocore.exceptions
 import pytest
 
 from tests.cluster.harness.cluster import Cluster
+from tests.cluster.harness.controlplane import REPO
 from tests.cluster.harness.waiting import wait_until
 from tests.cluster.lambda_stack import LambdaStack, _ready, running_stack
 
 RESERVED = 10
 WARM = "kubelambda.dev/pool=generic,kubelambda.dev/state=warm"
 CALLERS = 100
+PROCESSES = 4  # the callers' processes (25 boto3 threads each)
 GATEWAYS = ("gw-a", "gw-b", "gw-c")
 REASONS = {
     "ReservedFunctionConcurrentInvocationLimitExceeded",
@@ -60,66 +61,55 @@ def stack(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @dataclass
 class Calls:
-    """What the callers saw, shared between their threads."""
+    """What the caller processes saw, gathered from their output by one thread each."""
 
     served: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     refusals: list[dict[str, Any]] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
     unreachable: set[str] = field(default_factory=set)
-    killed: str | None = None  # the replica killed with SIGKILL: its calls may fail
+    killed: tuple[str, float] | None = None  # the replica killed with SIGKILL, and when
     lost: int = 0  # calls the killed replica never answered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def take(self, record: dict[str, Any]) -> None:
+        with self.lock:
+            if "served" in record:
+                self.served.setdefault(record["served"], []).append(
+                    (record["start"], record["end"])
+                )
+            elif "refused" in record:
+                self.refusals.append(record)
+            elif self.killed and record["failed"] == self.killed[0] and record.get("transport"):
+                # Dropped mid-call or refused once it was killed: the callers move on.
+                self.unreachable.add(record["failed"])
+                self.lost += 1
+            else:
+                self.other.append(f"{record['failed']}: {record['error']}")
 
-def _client(stack: LambdaStack, gateway: str) -> Any:
-    return boto3.session.Session().client(
-        "lambda",
-        endpoint_url=stack.gateways[gateway][1],
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-        # No retries: every answer is seen. Admitted calls may wait for a pod up to the
-        # gateway's claim timeout (60 s) on a loaded machine.
-        config=botocore.config.Config(
-            retries={"total_max_attempts": 1}, read_timeout=150, connect_timeout=5
-        ),
-    )
 
+def _callers(stack: LambdaStack, calls: Calls) -> list[subprocess.Popen[str]]:
+    """CALLERS boto3 threads over PROCESSES processes (tests/cluster/callers.py), each
+    process's output read into `calls` as it comes."""
+    urls = [f"{g}={stack.gateways[g][1]}" for g in GATEWAYS]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.cluster.callers", str(CALLERS // PROCESSES), *urls],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+        for _ in range(PROCESSES)
+    ]
 
-def _caller(stack: LambdaStack, index: int, calls: Calls, stop: threading.Event) -> None:
-    clients = {g: _client(stack, g) for g in GATEWAYS}
-    turn = index
-    while not stop.is_set():
-        live = [g for g in GATEWAYS if g not in calls.unreachable]
-        gateway = live[turn % len(live)]
-        turn += 1
-        try:
-            response = clients[gateway].invoke(FunctionName="bounded", Payload=b"{}")
-            body = json.loads(response["Payload"].read())
-            with calls.lock:
-                calls.served.setdefault(gateway, []).append((body["start"], body["end"]))
-        except botocore.exceptions.ClientError as exc:
-            meta = exc.response.get("ResponseMetadata", {})
-            refusal = {
-                "status": meta.get("HTTPStatusCode"),
-                "code": exc.response.get("Error", {}).get("Code"),
-                "reason": exc.response.get("Reason"),
-            }
-            with calls.lock:
-                if refusal["status"] == 429 or refusal["code"] == "TooManyRequestsException":
-                    calls.refusals.append(refusal)
-                else:
-                    message = exc.response.get("Error", {}).get("Message")
-                    calls.other.append(f"{gateway}: {refusal} {message}")
-            stop.wait(random.uniform(0.5, 1.5))  # the client honours Retry-After: 1
-        except (botocore.exceptions.BotoCoreError, OSError) as exc:
-            with calls.lock:
-                if gateway == calls.killed:
-                    # Dropped mid-call or refused: the client moves on to the other replicas.
-                    calls.unreachable.add(gateway)
-                    calls.lost += 1
-                else:
-                    calls.other.append(f"{gateway}: {exc!r}")
+    def read(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            calls.take(json.loads(line))
+
+    for proc in procs:
+        threading.Thread(target=read, args=(proc,), daemon=True).start()
+    return procs
 
 
 def _intervals(trace: Path) -> list[tuple[float, float]]:
@@ -178,13 +168,8 @@ def test_three_replicas_never_run_more_than_the_reservation(stack: LambdaStack) 
 
         wait_until(known, timeout=30, interval=0.1, what=f"{gateway} to serve the function")
 
-    calls, stop = Calls(), threading.Event()
-    threads = [
-        threading.Thread(target=_caller, args=(stack, i, calls, stop), daemon=True)
-        for i in range(CALLERS)
-    ]
-    for thread in threads:
-        thread.start()
+    calls = Calls()
+    procs = _callers(stack, calls)
     try:
         # Warm: the three replicas together reach the reservation.
         wait_until(
@@ -208,9 +193,9 @@ def test_three_replicas_never_run_more_than_the_reservation(stack: LambdaStack) 
             what="the warm pool to refill",
         )
         role, _ = stack.gateways["gw-c"]
-        with calls.lock:
-            calls.killed = "gw-c"
         killed = time.time()
+        with calls.lock:
+            calls.killed = ("gw-c", killed)
         role.proc.send_signal(signal.SIGKILL)
         role.proc.wait(10)
         survivors = ("gw-a", "gw-b")
@@ -230,9 +215,11 @@ def test_three_replicas_never_run_more_than_the_reservation(stack: LambdaStack) 
             what="calls after the takeover",
         )
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()  # each caller finishes its call in flight, then exits
+        for proc in procs:
+            proc.wait(180)
 
     intervals = _intervals(trace)
     peak, when = _peak(intervals)
