@@ -39,7 +39,7 @@ from kubelambda.serving.errors import (
     bad_parameter,
     unknown_operation,
 )
-from kubelambda.serving.names import FunctionRef, parse_function_name, validation_error
+from kubelambda.serving.names import FunctionRef, cached_function_ref, validation_error
 from kubelambda.serving.urls import PATH_PREFIX, UrlDomain
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class GatewayApi:
         ):
             return parsed
         # An empty `Qualifier=` is refused, as Lambda refuses it (it never means $LATEST).
-        return parse_function_name(
+        return cached_function_ref(
             request.match_info["name"], request.query.get("Qualifier"), self.default_namespace
         )
 

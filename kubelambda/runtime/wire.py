@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from kubelambda.runtime.spec import InvokeRequest, InvokeResult
 
 # A streamed invocation over the control API: the request asks with STREAM; the answer is a
@@ -119,12 +121,12 @@ CHANNEL_MAX_MESSAGE = 8 * 1024 * 1024  # Lambda's 6 MB payloads and their header
 
 
 def channel_pack(head: object, body: bytes) -> bytes:
-    return json.dumps(head).encode() + b"\0" + body
+    return orjson.dumps(head) + b"\0" + body  # orjson: a third of json's cost, per call
 
 
 def channel_unpack(data: bytes) -> tuple[Any, bytes]:
     head, _, body = data.partition(b"\0")
-    return json.loads(head), body
+    return orjson.loads(head), body
 
 
 def server_timing(**seconds: float) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from kubelambda.api.common import LATEST
 from kubelambda.serving.errors import LambdaError, bad_parameter
@@ -104,6 +105,11 @@ def parse_function_name(raw: str, qualifier: str | None, default_namespace: str)
         name=match.group("name"),
         qualifier=in_name or qualifier or None,
     )
+
+
+# The same function names come again and again: parse each once (FunctionRef is frozen; an
+# invalid name raises, and lru_cache keeps no exception).
+cached_function_ref = lru_cache(maxsize=4096)(parse_function_name)
 
 
 def function_arn(region: str, namespace: str, name: str, qualifier: str | None = None) -> str:

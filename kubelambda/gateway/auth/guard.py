@@ -33,7 +33,7 @@ from kubelambda.gateway.http import body_once, refuse_unread
 from kubelambda.runtime.limits import ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT
 from kubelambda.serving.control.store import Caller
 from kubelambda.serving.errors import LambdaError
-from kubelambda.serving.names import function_arn, parse_function_name
+from kubelambda.serving.names import cached_function_ref, function_arn, parse_function_name
 from kubelambda.serving.urls import PATH_PREFIX
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -81,9 +81,6 @@ def _rule(canonical: str) -> tuple[str, tuple[str, str]] | None:
     return _SHAPED.get(_shape(canonical))
 
 
-# The same function names come again and again: parse each once (FunctionRef is frozen; an
-# invalid name raises, and lru_cache keeps no exception).
-_function_ref = lru_cache(maxsize=4096)(parse_function_name)
 # Open to anyone: probes and metrics (and function URLs, whose authType decides). Every other
 # request, even to an operation this gateway does not serve, must authenticate first.
 OPEN = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -240,7 +237,7 @@ class Guard:
             await self.require(identity, verb, action, namespace, None)
             request[MAY_READ] = await self.authorizer.allowed(identity, "get", namespace, None)
             return
-        ref = _function_ref(name, request.query.get("Qualifier"), self.default_namespace)
+        ref = cached_function_ref(name, request.query.get("Qualifier"), self.default_namespace)
         request[FUNCTION_REF] = ref  # the handler's own (same name, qualifier and namespace)
         if verb == "get" and canonical not in GET_ONLY:
             may_read = await self.authorizer.allowed(identity, "get", ref.namespace, ref.name)
