@@ -64,6 +64,17 @@ def matches(pod: PodInfo, want: Want) -> bool:
     return pod.pool == "function" and pod.function == want.function and pod.shape == want.shape.key
 
 
+def takeable(pod: PodInfo) -> bool:
+    """Whether an on-demand specialization could take `pod` (a `warm` one of any pool)."""
+    return (
+        pod.state == "warm"
+        and pod.serving
+        and pod.phase == "Running"
+        and bool(pod.ip)
+        and not pod.deleting
+    )
+
+
 def serving(pod: Mapping[str, Any]) -> bool:
     """Whether a claimed pod may still take invocations: Running, Ready and not being deleted.
 

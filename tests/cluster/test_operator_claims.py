@@ -1,8 +1,10 @@
 """Claiming warm pods on the real apiserver: two gateway providers race for one pod; its agent
 takes one specialization only, so exactly one wins, and the loser moves on (here: waits, within
-its bound, for another pod). The winner's claim labels follow; the operator's retire is the other
-side of the agent's lock (a pod taken before its labels are written is never deleted); a
-provisioned pod's claim is decided by the write's resourceVersion precondition.
+its bound, for another pod). Connections opened ahead to a warm agent serve the take, and are
+closed by the other replica once the pod is claimed. The winner's claim labels follow; the
+operator's retire is the other side of the agent's lock (a pod taken before its labels are
+written is never deleted); a provisioned pod's claim is decided by the write's resourceVersion
+precondition.
 
 The pod is written by the real pod builder, bound by the real scheduler and run by the process
 kubelet until Ready; no operator runs, so nothing else creates or claims pods meanwhile.
@@ -28,7 +30,7 @@ from kubelambda.operator.podbuilder import PodRequest, build_pod
 from kubelambda.operator.retire import Retirer, needs_retire
 from kubelambda.runtime.errors import EnvironmentStateError
 from kubelambda.runtime.remote import RemoteEnvironment
-from kubelambda.runtime.spec import CodeRef, EnvironmentSpec
+from kubelambda.runtime.spec import CodeRef, EnvironmentSpec, InvokeRequest
 from kubelambda.serving.shape import PodShape
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.waiting import wait_pod_ready
@@ -117,6 +119,48 @@ async def test_two_replicas_race_for_one_pod_and_exactly_one_wins(
         assert any("f:spec" in entry.get("fieldsV1", {}) for entry in before)
         after = stored["metadata"].get("managedFields") or []
         assert not any("f:spec" in entry.get("fieldsV1", {}) for entry in after), after
+        for provider, view in ((a, view_a), (b, view_b)):
+            await provider.stop_all()
+            await view.stop()
+    finally:
+        await api.close()
+
+
+@pytest.mark.timeout(60)
+async def test_connections_opened_ahead_serve_the_take_and_close_once_another_replica_took_it(
+    cluster: Cluster, namespace: str, kubeconfig: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = admin_api(cluster)
+    try:
+        pod = await warm_pod(api, namespace)
+        name = pod["metadata"]["name"]
+        (a, view_a), (b, view_b) = (
+            await replica(api, "gw-a", namespace),
+            await replica(api, "gw-b", namespace),
+        )
+        for provider, view in ((a, view_a), (b, view_b)):
+            while view.get("pods", namespace, name) is None:
+                await view.wait_for_pods(5)
+            provider.ahead.sync(view.pod_infos())  # as connect_ahead_forever does on a change
+            await provider.ahead.settled()
+            assert len(provider.ahead) == 1, "the warm agent answered its state"
+        caplog.set_level("INFO", logger="kubelambda.gateway.cluster.provider")
+        claimed, remote = await a.claim(spec_in(namespace), SHAPE)
+        assert claimed.name == name and len(a.ahead) == 0
+        result = await remote.invoke(InvokeRequest(invoked_function_arn=SPEC.function_arn))
+        assert result.payload == b"1"
+        await a.settled()
+        assert f"{name} for hello" in caplog.text and "connections opened ahead" in caplog.text
+        # b sees a's labels: its connections to the pod are closed, and it never takes it.
+        while (view_b.get("pods", namespace, name) or {}).get("metadata", {}).get("labels", {}).get(
+            "kubelambda.dev/state"
+        ) != "claimed":
+            await view_b.wait_for_pods(5)
+        b.ahead.sync(view_b.pod_infos())
+        await b.ahead.settled()
+        assert len(b.ahead) == 0
+        with pytest.raises(NoCapacity):
+            await b.claim(spec_in(namespace), SHAPE)
         for provider, view in ((a, view_a), (b, view_b)):
             await provider.stop_all()
             await view.stop()

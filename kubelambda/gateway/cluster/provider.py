@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import aiohttp
 
 from kubelambda.addresses import http_url
+from kubelambda.gateway.cluster.ahead import KEEPALIVE, ConnectionsAhead
 from kubelambda.kube import claims
 from kubelambda.kube.agentauth import pod_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
@@ -126,12 +127,13 @@ class ClusterProvider:
         self._taking: set[str] = set()  # pods this replica is specializing now
         self._writes: dict[str, asyncio.Task[None]] = {}  # pod name -> its claim's write
         self._first: dict[str, asyncio.Event] = {}  # pod name -> set once a call was answered
+        self.ahead = ConnectionsAhead(self._remote)  # to the agents of pods we may take
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
             # No cap on connections: each held pod keeps its agent's channel open for good.
-            connector = aiohttp.TCPConnector(limit=0)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE)
             self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._session
 
@@ -145,6 +147,7 @@ class ClusterProvider:
         await env.stop()
 
     async def stop_all(self) -> None:
+        await self.ahead.close()
         await asyncio.gather(*(slot.stop() for slot in list(self.held.values())))
         if self._session is not None:
             await self._session.close()
@@ -191,8 +194,9 @@ class ClusterProvider:
                         return won, self._remote(won)
                     continue
                 picked = time.perf_counter()
-                remote = await self._take(pod, spec)
-                if remote is not None:
+                taken = await self._take(pod, spec)
+                if taken is not None:
+                    remote, ahead = taken
                     phases = (
                         (picked - started) * 1000,
                         (time.perf_counter() - picked) * 1000,
@@ -200,7 +204,7 @@ class ClusterProvider:
                     )
                     self._first[pod.name] = asyncio.Event()
                     self._writes[pod.name] = asyncio.get_running_loop().create_task(
-                        self._write_claim(pod, spec, revision, phases)
+                        self._write_claim(pod, spec, revision, phases, ahead)
                     )
                     return pod, remote
             left = deadline - time.monotonic()
@@ -220,10 +224,14 @@ class ClusterProvider:
         token = pod_token(self.settings.agent_key, pod.agent_nonce)
         return RemoteEnvironment(url, session=self._client(), token=token)
 
-    async def _take(self, pod: PodInfo, spec: EnvironmentSpec) -> RemoteEnvironment | None:
-        """Specialize `pod`'s agent; None if something took it first (another replica's spec,
-        the operator's retire) or its agent cannot be reached."""
-        remote = self._remote(pod)
+    async def _take(
+        self, pod: PodInfo, spec: EnvironmentSpec
+    ) -> tuple[RemoteEnvironment, bool] | None:
+        """Specialize `pod`'s agent: its client, and whether its connections were opened ahead.
+        None if something took it first (another replica's spec, the operator's retire) or its
+        agent cannot be reached."""
+        prepared = self.ahead.take(pod)
+        remote = prepared or self._remote(pod)
         self._taking.add(pod.name)
         try:
             # Fetching code (a URL) can take a while; a hung agent must not hold the call.
@@ -249,7 +257,7 @@ class ClusterProvider:
             raise
         finally:
             self._taking.discard(pod.name)
-        return remote
+        return remote, prepared is not None
 
     async def _abandon(self, pod: PodInfo, remote: RemoteEnvironment) -> None:
         """A pod whose specialization may or may not have happened is handed to the operator,
@@ -260,7 +268,12 @@ class ClusterProvider:
             await self.api.patch(_pod_path(pod), body)
 
     async def _write_claim(
-        self, pod: PodInfo, spec: EnvironmentSpec, revision: str, phases: tuple[float, float, float]
+        self,
+        pod: PodInfo,
+        spec: EnvironmentSpec,
+        revision: str,
+        phases: tuple[float, float, float],
+        ahead: bool,
     ) -> None:
         """Label a pod this replica's specialization took, once its first call is answered (or
         after `CLAIM_WRITE_DELAY`, for a long one): the write's encoding and round trip then take
@@ -297,11 +310,12 @@ class ClusterProvider:
         # The cold start's phases as this replica saw them (bench/cluster.py reads this line).
         log.info(
             "specialized pod %s/%s for %s: pick %.1f ms, specialize %.1f ms (in the agent %.1f "
-            "ms); the claim's write %.1f ms, after the first answer",
+            "ms); the claim's write %.1f ms, after the first answer; its connections opened %s",
             *_at(pod),
             spec.function_name,
             *phases,
             (time.perf_counter() - began) * 1000,
+            "ahead" if ahead else "at the take",
         )
 
     def answered(self, pod_name: str) -> None:
@@ -364,6 +378,13 @@ class ClusterProvider:
     def hold(self, slot: PodSlot) -> None:
         if slot.pod is not None:
             self.held[slot.pod.name] = slot
+
+    async def connect_ahead_forever(self) -> None:
+        """Keep connections open to the agents of the pods this replica may take (`ahead.py`),
+        synced on every pod change and every few seconds (for the refresh)."""
+        while True:
+            self.ahead.sync(self.view.pod_infos(), skip=self._taking | self.held.keys())
+            await self.view.wait_for_pods(5.0)
 
     async def renew_forever(self) -> None:
         """Renew every claim this replica holds, at a third of the lease."""

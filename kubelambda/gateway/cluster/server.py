@@ -22,6 +22,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prometheus_client import Gauge
+
 from kubelambda.api.common import DEFAULT_REGION
 from kubelambda.gateway.admission import PoolLimits
 from kubelambda.gateway.assembly import Gateway, GatewaySettings
@@ -137,11 +139,20 @@ def cluster_gateway(settings: ClusterSettings, api: KubeApi | None = None) -> Ga
         specs=SpecBuilder(
             region=settings.region, images=True, resolve=code.resolve, secrets=secrets.lookup
         ),
-        background=[provider.renew_forever, source.refresh_secrets_forever],
+        background=[
+            provider.renew_forever,
+            provider.connect_ahead_forever,
+            source.refresh_secrets_forever,
+        ],
         guard=guard,
         control=control,
     )
     served.append(gateway)
+    Gauge(
+        "kubelambda_agent_connections_ahead",
+        "Warm pods whose agent this replica keeps connections open to, for its next cold starts",
+        registry=gateway.invoker.metrics.registry,
+    ).set_function(lambda: len(provider.ahead))
     if settings.ledger_namespace:
         shared = SharedLedger(
             LeaseStore(api, settings.ledger_namespace),
