@@ -29,7 +29,7 @@ from kubelambda.gateway.cluster.ahead import KEEPALIVE, ConnectionsAhead
 from kubelambda.kube import claims
 from kubelambda.kube.agentauth import pod_token
 from kubelambda.kube.client import ApiError, KubeApi, collection
-from kubelambda.kube.contract import PodInfo, spec_revision
+from kubelambda.kube.contract import STATE, PodInfo, spec_revision
 from kubelambda.kube.view import ClusterView
 from kubelambda.runtime.archive import CodeError
 from kubelambda.runtime.errors import EnvironmentStateError
@@ -41,6 +41,7 @@ from kubelambda.serving.target import InitType, Target
 
 log = logging.getLogger(__name__)
 CLAIM_WRITE_DELAY = 0.1  # seconds a taken pod may stay unlabelled while its first call runs
+AHEAD_SETTLE = 0.2  # seconds between passes of the connections ahead over the pods
 
 
 class NoCapacity(RuntimeError):
@@ -383,8 +384,15 @@ class ClusterProvider:
         """Keep connections open to the agents of the pods this replica may take (`ahead.py`),
         synced on every pod change and every few seconds (for the refresh)."""
         while True:
-            self.ahead.sync(self.view.pod_infos(), skip=self._taking | self.held.keys())
+            warm = [
+                self.view.pod_info(pod)
+                for pod in self.view.objects("pods")
+                if ((pod.get("metadata") or {}).get("labels") or {}).get(STATE) == "warm"
+            ]
+            self.ahead.sync(warm, skip=self._taking | self.held.keys())
             await self.view.wait_for_pods(5.0)
+            # One pass for a burst of pod changes (claims, renewals): each pass reads the pods.
+            await asyncio.sleep(AHEAD_SETTLE)
 
     async def renew_forever(self) -> None:
         """Renew every claim this replica holds, at a third of the lease."""
