@@ -2,11 +2,11 @@
 
 100 concurrent boto3 callers (in four processes of their own, `tests/cluster/callers.py`, so
 they do not share the GIL with the process kubelet) spread over three `kubelambda gateway
---cluster` processes (with `--ledger-namespace`). The function has reservedConcurrency 10 and appends its own start
-and end times to a file on the host, so calls whose answers are lost (the killed replica's)
-count too. Never more than 10 run at once; every refusal is a 429 with Lambda's reason; after
-one replica is killed with SIGKILL mid-load, the bound holds and the two others reach 90 % of
-the reservation within 5 s.
+--cluster` processes (with `--ledger-namespace`). The function has reservedConcurrency 10 and
+appends its own start and end times to a file on the host, so calls whose answers are lost (the
+killed replica's) count too. Never more than 10 run at once; every refusal is a 429 with
+Lambda's reason; after one replica is killed with SIGKILL mid-load, the bound holds and the two
+others reach 90 % of the reservation within 5 s.
 """
 
 from __future__ import annotations
