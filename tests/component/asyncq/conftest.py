@@ -80,4 +80,6 @@ class Functions:
         path = self.runs / f"{name}.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line]
+        # Only whole lines: a run may be writing its line as this reads (seen in make test).
+        lines = path.read_text().split("\n")[:-1]
+        return [json.loads(line) for line in lines if line]
