@@ -1,6 +1,7 @@
 """What the side-by-side benchmarks share: the no-op function, served systems as subprocesses
 that say when they are ready, and the measurements (warm latency with a plain HTTP client,
-throughput with aiohttp clients, cold starts of new functions, the first call after ready).
+throughput with aiohttp clients and its CPU per call, cold starts of new functions, the first
+call after ready).
 
 A `Served` system is anything that answers Lambda's Invoke API on loopback:
 `POST /2015-03-31/functions/NAME/invocations`. Every measurement takes one system and one
@@ -22,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -166,7 +168,44 @@ def warm_latency(system: Served, calls: int, warmup: int = 20) -> list[float]:
         client.close()
 
 
-async def _throughput(url: str, connections: int, seconds: float, warmup: float) -> float:
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by `pid` and its live descendants, summed per
+    command name (/proc). A process that exits between two readings drops out of the sum."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, str, float]] = {}  # pid -> (parent, command, seconds)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as file:
+                text = file.read()
+        except OSError:
+            continue  # gone meanwhile
+        command = text[text.find("(") + 1 : text.rfind(")")]
+        fields = text[text.rfind(")") + 2 :].split()
+        stats[int(entry)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / tick)
+    tree, grown = {pid} if pid in stats else set(), True
+    while grown:
+        more = {p for p, (parent, _, _) in stats.items() if parent in tree} - tree
+        tree |= more
+        grown = bool(more)
+    per: dict[str, float] = {}
+    for p in tree:
+        _, command, seconds = stats[p]
+        per[command] = per.get(command, 0.0) + seconds
+    return per
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One throughput batch: invokes/s, and the CPU each counted call cost (ms)."""
+
+    per_second: float
+    server_ms: dict[str, float]  # the system's process tree, per command name
+    client_ms: float  # the aiohttp client (this thread)
+
+
+async def _throughput(url: str, connections: int, seconds: float, warmup: float, pid: int) -> Rate:
     done = 0
 
     async def worker(session: aiohttp.ClientSession, until: float, count: bool) -> None:
@@ -184,14 +223,26 @@ async def _throughput(url: str, connections: int, seconds: float, warmup: float)
         # Warm-up: `connections` warm environments exist before anything is counted.
         until = time.perf_counter() + warmup
         await asyncio.gather(*(worker(session, until, False) for _ in range(connections)))
+        server_before, client_before = tree_cpu(pid), time.thread_time()
         start = time.perf_counter()
         await asyncio.gather(*(worker(session, start + seconds, True) for _ in range(connections)))
-        return done / (time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        client = time.thread_time() - client_before
+        server_after = tree_cpu(pid)
+    calls = max(done, 1)
+    server = {
+        command: (used - server_before.get(command, 0.0)) * 1000 / calls
+        for command, used in server_after.items()
+    }
+    return Rate(done / elapsed, server, client * 1000 / calls)
 
 
-def throughput(system: Served, connections: int, seconds: float, warmup: float = 1.0) -> float:
-    """No-op invokes/s with `connections` aiohttp clients (one process, like the issue's)."""
-    return asyncio.run(_throughput(system.url("noop"), connections, seconds, warmup))
+def throughput(system: Served, connections: int, seconds: float, warmup: float = 1.0) -> Rate:
+    """No-op invokes/s with `connections` aiohttp clients (one process, like the issue's),
+    and what each call cost the system's processes and the client in CPU."""
+    return asyncio.run(
+        _throughput(system.url("noop"), connections, seconds, warmup, system.proc.pid)
+    )
 
 
 def cold_burst(system: Served, functions: Sequence[str]) -> list[float]:

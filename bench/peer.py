@@ -7,7 +7,8 @@ batch with the systems interleaved (the order rotates), so the machine's other w
 all of them alike. The table it prints is the one of bench/README.md ("Side by side"):
 
 - warm p50 / p99: sequential calls from a plain HTTP client (http.client, one connection);
-- throughput: no-op invokes/s from 8 and 32 aiohttp clients, median of the batches;
+- throughput: no-op invokes/s from 8 and 32 aiohttp clients, median of the batches, and the
+  CPU each call cost the system's processes and the client at 8 connections;
 - cold start of a new function: its first call (p50 over the bursts' first calls);
 - 5 new functions back to back: the first calls of 5 never-called functions in a row, a pause
   between bursts; p90 of each position, the worst position shown;
@@ -31,6 +32,7 @@ from pathlib import Path
 
 from bench.common import (
     NOOP,
+    Rate,
     Served,
     cold_burst,
     first_call_after_ready,
@@ -180,9 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-peer-"))
     fresh = new_names("new", 5 * args.bursts)
     load_before = os.getloadavg()
-    rows = run(args, work, fresh)
+    rows, costs = run(args, work, fresh)
     load_after = os.getloadavg()
     print_table(rows)
+    print_costs(costs)
     print(
         f"\nload average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after; "
         f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d')}"
@@ -193,7 +196,9 @@ def main(argv: list[str] | None = None) -> None:
 Row = tuple[str, float | None, float | None, float | None, str]  # name, floor, peer, kl, unit
 
 
-def run(args: argparse.Namespace, work: Path, fresh: list[str]) -> list[Row]:
+def run(
+    args: argparse.Namespace, work: Path, fresh: list[str]
+) -> tuple[list[Row], dict[str, list[Rate]]]:
     kl_folder = kubelambda_folder(work / "kl", fresh)
     peer_folder = peer_service(work / "peer", fresh)
     floor = start_floor()
@@ -206,11 +211,14 @@ def run(args: argparse.Namespace, work: Path, fresh: list[str]) -> list[Row]:
             for system in rotate(systems, turn):
                 latency[system.name] += warm_latency(system, args.calls)
         rates: dict[tuple[str, int], list[float]] = {}
+        costs: dict[str, list[Rate]] = {}
         for connections in (8, 32):
             for turn in range(args.rate_batches):
                 for system in rotate(systems, turn):
-                    rate = throughput(system, connections, args.seconds)
-                    rates.setdefault((system.name, connections), []).append(rate)
+                    batch = throughput(system, connections, args.seconds)
+                    rates.setdefault((system.name, connections), []).append(batch.per_second)
+                    if connections == 8:
+                        costs.setdefault(system.name, []).append(batch)
         bursts: dict[str, list[list[float]]] = {peer.name: [], kl.name: []}
         for burst in range(args.bursts):
             names = fresh[5 * burst : 5 * burst + 5]
@@ -243,11 +251,14 @@ def run(args: argparse.Namespace, work: Path, fresh: list[str]) -> list[Row]:
         runs = bursts[name]
         return max(ms([run[i] for run in runs], 0.9) for i in range(5))
 
-    return [
-        ("warm p50, plain HTTP client", *(ms(latency[s.name], 0.5) for s in systems), "ms"),
-        ("warm p99, plain HTTP client", *(ms(latency[s.name], 0.99) for s in systems), "ms"),
-        ("no-op throughput, 8 connections", *(rate(s.name, 8) for s in systems), "/s"),
-        ("no-op throughput, 32 connections", *(rate(s.name, 32) for s in systems), "/s"),
+    def each(figure: Callable[[str], float]) -> tuple[float, float, float]:
+        return figure(floor.name), figure(peer.name), figure(kl.name)
+
+    rows: list[Row] = [
+        ("warm p50, plain HTTP client", *each(lambda n: ms(latency[n], 0.5)), "ms"),
+        ("warm p99, plain HTTP client", *each(lambda n: ms(latency[n], 0.99)), "ms"),
+        ("no-op throughput, 8 connections", *each(lambda n: rate(n, 8)), "/s"),
+        ("no-op throughput, 32 connections", *each(lambda n: rate(n, 32)), "/s"),
         (
             "cold start, first call of a new function, p50",
             None,
@@ -270,6 +281,7 @@ def run(args: argparse.Namespace, work: Path, fresh: list[str]) -> list[Row]:
             "ms",
         ),
     ]
+    return rows, costs
 
 
 def print_table(rows: list[Row]) -> None:
@@ -286,6 +298,19 @@ def print_table(rows: list[Row]) -> None:
     warm = rows[0]
     if warm[1] and warm[3]:
         print(f"\nkubelambda warm p50 / floor: {warm[3] / warm[1]:.2f}")
+
+
+def print_costs(costs: dict[str, list[Rate]]) -> None:
+    """CPU per call in the 8-connection batches (medians): what bounds the throughput rows."""
+    print("\nCPU per call at 8 connections (median of the batches):")
+    for name, batches in costs.items():
+        commands = sorted({c for b in batches for c in b.server_ms})
+        each = {c: median([b.server_ms.get(c, 0.0) for b in batches]) for c in commands}
+        server = median([sum(b.server_ms.values()) for b in batches])
+        shown = sorted(((ms, c) for c, ms in each.items() if ms >= 0.0005), reverse=True)
+        parts = ", ".join(f"{c} {ms:.3f}" for ms, c in shown)
+        client = median([b.client_ms for b in batches])
+        print(f"  {name}: server {server:.3f} ms ({parts}); aiohttp client {client:.3f} ms")
 
 
 if __name__ == "__main__":
