@@ -48,8 +48,8 @@ format: $(STAMP)  ## apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-typecheck: $(STAMP)  ## mypy (strict) on the package
-	$(BIN)/mypy kubelambda
+typecheck: $(STAMP)  ## mypy (strict) on the package and the benchmarks (and the test helpers they import)
+	$(BIN)/mypy kubelambda bench
 
 pytest: $(STAMP) system-deps tools brokers
 	$(BIN)/pytest -m "not slow" -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_FLAGS)

@@ -3,7 +3,8 @@
 1. Warm invoke p50 through the cluster path, on the real control plane of `tests/cluster`: one
    gateway admitting alone (`gw-a`) against a replica of two that share the ledger (`gw-b`,
    with `gw-c` beside it), on the same function (reservedConcurrency 10), in alternating
-   batches so load drifts hit both alike.
+   batches so load drifts hit both alike; each call on a new connection, timed by a client in
+   its own process (`bench.caller`).
 2. The hot path alone: `SharedLedger.take` + `put` in a tight loop (no I/O).
 3. Rebalancing: three `SharedLedger`s (each its own API client) on the real apiserver share a
    bucket of 10 under spread traffic; then all traffic moves to one. The time until that one
@@ -22,7 +23,8 @@ import time
 import timeit
 from pathlib import Path
 
-from bench.cluster import invoke, percentile
+from bench.caller import Caller
+from bench.cluster import percentile
 from kubelambda.gateway.ledger.sync import SharedLedger
 from kubelambda.kube.client import KubeApi
 from kubelambda.kube.leases import LeaseStore
@@ -43,14 +45,18 @@ def warm_path(cluster: Cluster, workdir: Path, calls: int) -> dict[str, list[flo
         stack.wait_state("functions", "warm", "Active", timeout=60)
         stack.wait_servable("warm")
         urls = {"alone": stack.gateways["gw-a"][1], "ledger": stack.gateways["gw-b"][1]}
-        for url in urls.values():
-            for _ in range(20):  # claim a pod and warm the connections
-                invoke(url, "warm")
-        samples: dict[str, list[float]] = {k: [] for k in urls}
-        while min(len(v) for v in samples.values()) < calls:
-            for key, url in urls.items():
-                samples[key] += [invoke(url, "warm")[0] for _ in range(50)]
-        return samples
+        callers = {key: Caller(url) for key, url in urls.items()}
+        try:
+            for caller in callers.values():
+                caller.fresh("warm", 20)  # claim a pod and warm the gateway's connections
+            samples: dict[str, list[float]] = {k: [] for k in urls}
+            while min(len(v) for v in samples.values()) < calls:
+                for key, caller in callers.items():
+                    samples[key] += caller.fresh("warm", 50)
+            return samples
+        finally:
+            for caller in callers.values():
+                caller.close()
 
 
 def hot_path() -> float:

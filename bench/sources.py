@@ -82,7 +82,7 @@ def one(name: str, root: Path, dev: KubelambdaDev) -> tuple[float, float, float,
     )
     try:
         poller = psutil.Process(proc.pid)
-        broker_proc = psutil.Process(server.proc.pid)  # type: ignore[attr-defined]
+        broker_proc = psutil.Process(server.proc.pid)
         brokers = [broker_proc, *broker_proc.children(recursive=True)]  # RabbitMQ: its BEAM
         wait_until(lambda: delivered(port) > 0, 120, f"the first {name} batch", 0.02)
         first, first_at, first_cpu = delivered(port), time.monotonic(), cpu_seconds(poller)
@@ -109,8 +109,8 @@ class Factory:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def mktemp(self, name: str) -> Path:
-        path = self.root / f"srv-{name}"
+    def mktemp(self, basename: str, /) -> Path:
+        path = self.root / f"srv-{basename}"
         path.mkdir()
         return path
 

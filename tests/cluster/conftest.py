@@ -15,6 +15,7 @@ started, or any port they listened on, outlives them.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,11 +90,15 @@ def install_crds(client: kubernetes.client.ApiClient, docs: list[dict[str, Any]]
         return True
 
     crds = [
-        wait_until(lambda d=doc: established(d["metadata"]["name"]), timeout=30, what="Established")
+        wait_until(
+            functools.partial(established, doc["metadata"]["name"]), timeout=30, what="Established"
+        )
         for doc in docs
     ]
     for doc in docs:
-        wait_until(lambda d=doc: served(d), timeout=30, what=f"{doc['metadata']['name']} served")
+        wait_until(
+            functools.partial(served, doc), timeout=30, what=f"{doc['metadata']['name']} served"
+        )
     return crds
 
 

@@ -11,6 +11,7 @@ The pytest session fixture and `scripts/cluster-up` share it.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import time
@@ -163,6 +164,10 @@ def _node_ready(node: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in conditions)
 
 
+def _namespace_gone(core: kubernetes.client.CoreV1Api, name: str) -> bool:
+    return name not in {n.metadata.name for n in core.list_namespace().items}
+
+
 def wait_namespaces_gone(
     client: kubernetes.client.ApiClient, names: list[str], timeout: float
 ) -> None:
@@ -171,7 +176,7 @@ def wait_namespaces_gone(
     deadline = time.monotonic() + timeout
     for name in names:
         wait_until(
-            lambda name=name: name not in {n.metadata.name for n in core.list_namespace().items},
+            functools.partial(_namespace_gone, core, name),
             timeout=max(1.0, deadline - time.monotonic()),
             what=f"namespace {name} to be gone",
         )

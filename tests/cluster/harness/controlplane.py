@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import functools
 import json
 import signal
 import socket
@@ -334,7 +335,7 @@ class ControlPlane:
         for component, port in started:
             self._wait(
                 component,
-                lambda port=port: _http_ok(f"https://127.0.0.1:{port}/healthz", insecure),
+                functools.partial(_http_ok, f"https://127.0.0.1:{port}/healthz", insecure),
                 timeout,
                 "/healthz",
             )

@@ -161,11 +161,12 @@ class Receiver:
             return [h for h in self.hooks if h.path == path]
 
     def wait_for(self, path: str, count: int = 1, timeout: float = 20.0) -> list[Hook]:
-        return wait_until(
+        hooks: list[Hook] = wait_until(
             lambda: (got := self.received(path)) and len(got) >= count and got,
             timeout,
             f"{count} POST(s) to {path}",
         )
+        return hooks
 
     def stop(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import yaml
@@ -37,7 +37,13 @@ def brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]
         server.stop()
 
 
-def broker(brokers: dict[str, Any], name: str, tmp: pytest.TempPathFactory) -> Any:
+class Folders(Protocol):
+    """Where a broker keeps its data: pytest's TempPathFactory, or a bench's own."""
+
+    def mktemp(self, basename: str, /) -> Path: ...
+
+
+def broker(brokers: dict[str, Any], name: str, tmp: Folders) -> Any:
     if name not in brokers:
         folder = tmp.mktemp(name)
         factory = {
