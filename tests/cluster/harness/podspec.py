@@ -80,6 +80,16 @@ def lambda_python_image(minor: str = "") -> ImageSpec:
     )
 
 
+def lambda_provided_image() -> ImageSpec:
+    """public.ecr.aws/lambda/provided:al2023: no language runtime; its entrypoint execs
+    /var/runtime/bootstrap. A custom runtime's shell and curl come from the host's PATH."""
+    env = {"LAMBDA_TASK_ROOT": "/var/task", "LAMBDA_RUNTIME_DIR": "/var/runtime"}
+    entrypoint = {"/lambda-entrypoint.sh": str(IMAGES_DIR / "provided-entrypoint.sh")}
+    return ImageSpec(
+        entrypoint=("/lambda-entrypoint.sh",), env=env, executables=_host_tools() | entrypoint
+    )
+
+
 def plain_python_image() -> ImageSpec:
     names = ("python", "python3", "/usr/local/bin/python", "/usr/local/bin/python3")
     return ImageSpec(
@@ -104,6 +114,7 @@ class ImageTable:
             "public.ecr.aws/lambda/python:3*",
             lambda image: lambda_python_image(image.rsplit(":3.", 1)[-1].split("-")[0]),
         )
+        table.add("public.ecr.aws/lambda/provided:al2*", lambda_provided_image())
         return table
 
     def add(self, pattern: str, spec: ImageSpec) -> None:
