@@ -1,5 +1,6 @@
-"""The function pod on a real cluster (issue 16): big ConfigMap code on provisioned pods, cold
-nodes whose runtime image takes 40 s to pull, probes that never kill a pod still warming up.
+"""The function pod on a real cluster (issue 16): big ConfigMap code on provisioned pods, a 20 MB
+zip from a URL within the agent's memory limit, cold nodes whose runtime image takes 40 s to
+pull, probes that never kill a pod still warming up.
 
 The real control plane, the real `kubelambda operator` and `kubelambda gateway --cluster`, the
 process kubelet as the node (its simulated image pull is the cold node), boto3 as the client.
@@ -8,9 +9,13 @@ process kubelet as the node (its simulated image pull is the cold node), boto3 a
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import hashlib
+import http.server
 import io
 import os
+import threading
 import time
 import uuid
 import zipfile
@@ -19,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes.utils import parse_quantity
 
 from kubelambda.kube import contract as c
 from kubelambda.runtime.spec import EnvironmentSpec
@@ -88,6 +94,82 @@ def test_a_900_kib_configmap_function_gets_provisioned_pods_that_serve_it(
     response = stack.invoke("big", Qualifier="live")
     assert response["body"] == {"size": len(blob), "sha": hashlib.sha256(blob).hexdigest()}
     assert len(stack.live_pods("kubelambda.dev/function=big")) == 1, "the provisioned pod served"
+
+
+ZIP_MB = 20  # the issue's "ordinary code": held whole it peaked the agent at 94 MB
+
+
+def _status_kb(pid: int, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {name} in /proc/{pid}/status")
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # no request lines in the test's output
+
+
+@contextlib.contextmanager
+def _served(path: Path) -> Iterator[str]:
+    """`path` over HTTP on loopback (a code URL, as S3 or an artifact store would serve it)."""
+    handler = functools.partial(_QuietFiles, directory=str(path.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{path.name}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_20_mb_zip_from_a_url_stays_within_the_agents_memory_limit(
+    stack: LambdaStack, tmp_path: Path
+) -> None:
+    """Issue 16, point 2: the agent sidecar has the operator's default limit (128 MiB; the
+    chart's values size it), and a warm pod specialized with a 20 MB zip from a URL serves it
+    with the agent's peak RSS (VmHWM of its process, reset before the call) far below that
+    limit and growing by much less than the zip: the download is streamed to disk."""
+    assert stack.cluster.kubelet is not None
+    archive = tmp_path / "code.zip"
+    handler = (
+        "import os\n\ndef handler(event, context):\n"
+        "    return os.path.getsize(os.path.join(os.path.dirname(__file__), 'blob.bin'))\n"
+    )
+    archive.write_bytes(
+        _zip({"app.py": handler.encode(), "blob.bin": os.urandom(ZIP_MB * 1024 * 1024)})
+    )
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    (warm,) = stack.wait_pods(WARM, 1)
+    agent_spec = {k.name: k for k in warm.spec.containers}["agent"]
+    limit_kb = int(parse_quantity(agent_spec.resources.limits["memory"])) // 1024
+    assert limit_kb == 128 * 1024  # the operator's default (--agent-memory, the chart's value)
+    run = stack.cluster.kubelet.pods[(stack.ns, warm.metadata.name)]
+    (agent,) = [k for k in run.mains if k.name == "agent"]
+    assert agent.proc is not None
+    pid = agent.proc.pid
+    before = _status_kb(pid, "VmRSS")
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    with _served(archive) as url:
+        stack.apply(
+            "functions",
+            "bigzip",
+            {"runtime": RUNTIME, "handler": "app.handler", "code": {"url": url, "sha256": digest}},
+        )
+        stack.wait_state("functions", "bigzip", "Active")
+        stack.wait_servable("bigzip")
+        served = stack.invoke("bigzip")
+    assert served["body"] == ZIP_MB * 1024 * 1024, served["body"]
+    (claimed,) = stack.claimed_pods("kubelambda.dev/function=bigzip")
+    assert claimed.metadata.name == warm.metadata.name  # the pod whose agent was measured
+    peak = _status_kb(pid, "VmHWM")
+    size_kb = archive.stat().st_size // 1024
+    print(f"agent RSS {before} KiB, peak {peak} KiB (limit {limit_kb}) for a {size_kb} KiB zip")
+    assert peak < limit_kb * 0.75, f"the agent peaked at {peak} KiB of its {limit_kb} KiB limit"
+    assert peak - before < size_kb * 0.3, f"its peak grew {peak - before} KiB for {size_kb} KiB"
 
 
 @pytest.mark.slow  # over a minute of wall time: make test-slow
