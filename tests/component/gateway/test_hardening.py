@@ -10,6 +10,7 @@ import asyncio
 import base64
 import io
 import json
+import re
 import signal
 import socket
 import stat
@@ -180,6 +181,9 @@ def test_output_without_newlines_is_cut_and_does_not_stall_others(gw: DevGateway
     assert served_meanwhile > 0  # another function was served while the spew ran
     growth = (server.memory_info().rss - rss_before) / 2**20
     assert growth < 100, f"the gateway grew by {growth:.0f} MiB"
+    # The terminal writes functions' lines in batches, after the answer: wait for the END line,
+    # written after everything the function printed.
+    gw.wait_for_log(rf"END RequestId: {re.escape(result['ResponseMetadata']['RequestId'])}")
     prefix = "[spew:$LATEST] "  # dev mode's label on each line a function writes
     lines = [line.removeprefix(prefix) for line in gw.log().splitlines() if "xxxx" in line[:40]]
     assert lines and max(len(line) for line in lines) <= MAX_LINE
