@@ -184,11 +184,9 @@ def tree_cpu(pid: int) -> dict[str, float]:
         command = text[text.find("(") + 1 : text.rfind(")")]
         fields = text[text.rfind(")") + 2 :].split()
         stats[int(entry)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / tick)
-    tree, grown = {pid} if pid in stats else set(), True
-    while grown:
-        more = {p for p, (parent, _, _) in stats.items() if parent in tree} - tree
+    tree = {pid} if pid in stats else set()
+    while more := {p for p, (parent, _, _) in stats.items() if parent in tree} - tree:
         tree |= more
-        grown = bool(more)
     per: dict[str, float] = {}
     for p in tree:
         _, command, seconds = stats[p]
