@@ -53,6 +53,7 @@ import time
 from pathlib import Path
 
 from bench.caller import Caller
+from bench.common import proc_stats
 from tests.cluster.conftest import crd_documents, install_crds
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.controlplane import REPO
@@ -127,18 +128,7 @@ def _cpu_ns(pid: int) -> int:
 
 def group_cpu_ns(pgid: int) -> int:
     """CPU time of the processes of process group `pgid` (one container in the kubelet)."""
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as file:
-                stat = file.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[2]) == pgid:
-            total += _cpu_ns(int(entry))
-    return total
+    return sum(_cpu_ns(pid) for pid, stat in proc_stats().items() if stat.group == pgid)
 
 
 def serving_parts(stack: LambdaStack, name: str) -> dict[str, int] | None:

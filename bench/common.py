@@ -168,11 +168,20 @@ def warm_latency(system: Served, calls: int, warmup: int = 20) -> list[float]:
         client.close()
 
 
-def tree_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by `pid` and its live descendants, summed per
-    command name (/proc). A process that exits between two readings drops out of the sum."""
+@dataclass(frozen=True)
+class ProcStat:
+    """One process, from /proc/PID/stat."""
+
+    parent: int
+    group: int  # process group
+    command: str
+    seconds: float  # CPU so far, user + system
+
+
+def proc_stats() -> dict[int, ProcStat]:
+    """Every live process by PID; one that exits while they are read is left out."""
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, str, float]] = {}  # pid -> (parent, command, seconds)
+    stats: dict[int, ProcStat] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -181,16 +190,26 @@ def tree_cpu(pid: int) -> dict[str, float]:
                 text = file.read()
         except OSError:
             continue  # gone meanwhile
-        command = text[text.find("(") + 1 : text.rfind(")")]
         fields = text[text.rfind(")") + 2 :].split()
-        stats[int(entry)] = (int(fields[1]), command, (int(fields[11]) + int(fields[12])) / tick)
+        stats[int(entry)] = ProcStat(
+            parent=int(fields[1]),
+            group=int(fields[2]),
+            command=text[text.find("(") + 1 : text.rfind(")")],
+            seconds=(int(fields[11]) + int(fields[12])) / tick,
+        )
+    return stats
+
+
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by `pid` and its live descendants, summed per command name. A
+    process that exits between two readings drops out of the sum."""
+    stats = proc_stats()
     tree = {pid} if pid in stats else set()
-    while more := {p for p, (parent, _, _) in stats.items() if parent in tree} - tree:
+    while more := {p for p, stat in stats.items() if stat.parent in tree} - tree:
         tree |= more
     per: dict[str, float] = {}
     for p in tree:
-        _, command, seconds = stats[p]
-        per[command] = per.get(command, 0.0) + seconds
+        per[stats[p].command] = per.get(stats[p].command, 0.0) + stats[p].seconds
     return per
 
 

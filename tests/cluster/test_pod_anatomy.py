@@ -31,6 +31,7 @@ from kubelambda.runtime.spec import EnvironmentSpec
 from tests.cluster.harness.cluster import Cluster
 from tests.cluster.harness.waiting import wait_until
 from tests.cluster.lambda_stack import RUNTIME, LambdaStack, handler_code, running_stack
+from tests.component.runtime.helpers import BIG_ZIP_MB, big_zip, reset_peak, status_kb
 
 ANNOTATION_CAP = 256 * 1024  # the apiserver's limit on a pod's annotations, together
 PULL_SECONDS = 40  # a cold node's image pull, as the issue measured
@@ -96,16 +97,6 @@ def test_a_900_kib_configmap_function_gets_provisioned_pods_that_serve_it(
     assert len(stack.live_pods("kubelambda.dev/function=big")) == 1, "the provisioned pod served"
 
 
-ZIP_MB = 20  # the issue's "ordinary code": held whole it peaked the agent at 94 MB
-
-
-def _status_kb(pid: int, name: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {name} in /proc/{pid}/status")
-
-
 class _QuietFiles(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # no request lines in the test's output
@@ -135,14 +126,7 @@ def test_a_20_mb_zip_from_a_url_stays_within_the_agents_memory_limit(
     limit and growing by much less than the zip: the download is streamed to disk."""
     assert stack.cluster.kubelet is not None
     archive = tmp_path / "code.zip"
-    handler = (
-        "import os\n\ndef handler(event, context):\n"
-        "    return os.path.getsize(os.path.join(os.path.dirname(__file__), 'blob.bin'))\n"
-    )
-    archive.write_bytes(
-        _zip({"app.py": handler.encode(), "blob.bin": os.urandom(ZIP_MB * 1024 * 1024)})
-    )
-    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    digest = big_zip(archive)
     (warm,) = stack.wait_pods(WARM, 1)
     agent_spec = {k.name: k for k in warm.spec.containers}["agent"]
     limit_kb = int(parse_quantity(agent_spec.resources.limits["memory"])) // 1024
@@ -151,8 +135,8 @@ def test_a_20_mb_zip_from_a_url_stays_within_the_agents_memory_limit(
     (agent,) = [k for k in run.mains if k.name == "agent"]
     assert agent.proc is not None
     pid = agent.proc.pid
-    before = _status_kb(pid, "VmRSS")
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = status_kb(pid, "VmRSS")
+    reset_peak(pid)
     with _served(archive) as url:
         stack.apply(
             "functions",
@@ -162,10 +146,10 @@ def test_a_20_mb_zip_from_a_url_stays_within_the_agents_memory_limit(
         stack.wait_state("functions", "bigzip", "Active")
         stack.wait_servable("bigzip")
         served = stack.invoke("bigzip")
-    assert served["body"] == ZIP_MB * 1024 * 1024, served["body"]
+    assert served["body"] == BIG_ZIP_MB * 1024 * 1024, served["body"]
     (claimed,) = stack.claimed_pods("kubelambda.dev/function=bigzip")
     assert claimed.metadata.name == warm.metadata.name  # the pod whose agent was measured
-    peak = _status_kb(pid, "VmHWM")
+    peak = status_kb(pid, "VmHWM")
     size_kb = archive.stat().st_size // 1024
     print(f"agent RSS {before} KiB, peak {peak} KiB (limit {limit_kb}) for a {size_kb} KiB zip")
     assert peak < limit_kb * 0.75, f"the agent peaked at {peak} KiB of its {limit_kb} KiB limit"

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import io
+import os
 import time
 import zipfile
 from collections.abc import AsyncIterator, Callable
@@ -74,6 +76,36 @@ def zip_bytes(files: dict[str, str], modes: dict[str, int] | None = None) -> byt
             info.external_attr = ((modes or {}).get(name, 0o644) | 0o100000) << 16
             archive.writestr(info, content)
     return buffer.getvalue()
+
+
+BIG_ZIP_MB = 20  # issue 16's "ordinary code": held whole, it peaked the agent at 94 MB
+
+
+def big_zip(path: Path) -> str:
+    """Write a zip of `BIG_ZIP_MB` incompressible MiB (`blob.bin`) and `app.handler`, which
+    returns the blob's size; returns the zip's sha256."""
+    handler = (
+        "import os\n\ndef handler(event, context):\n"
+        "    return os.path.getsize(os.path.join(os.path.dirname(__file__), 'blob.bin'))\n"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("app.py", handler)
+        archive.writestr("blob.bin", os.urandom(BIG_ZIP_MB * 1024 * 1024))
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def status_kb(pid: int, field: str) -> int:
+    """A kB figure (VmRSS, VmHWM, ...) of /proc/PID/status."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def reset_peak(pid: int) -> None:
+    """VmHWM := VmRSS, so a later VmHWM counts only what came after."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def b64(data: bytes) -> str:

@@ -6,13 +6,10 @@ the download (/proc/PID/clear_refs), so only the specialization's own growth cou
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import os
 import signal
 import socket
 import sys
-import zipfile
 from pathlib import Path
 
 from aiohttp import web
@@ -20,9 +17,7 @@ from aiohttp import web
 from kubelambda.runtime.remote import RemoteEnvironment
 from kubelambda.runtime.spec import CodeRef
 
-from .helpers import make_request, make_spec
-
-ZIP_MB = 20
+from .helpers import BIG_ZIP_MB, big_zip, make_request, make_spec, reset_peak, status_kb
 
 
 def _free_port() -> int:
@@ -31,32 +26,9 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
-def _reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-
-
-def _big_zip(path: Path) -> str:
-    handler = (
-        "import os\n\ndef handler(event, context):\n"
-        "    return os.path.getsize(os.path.join(os.path.dirname(__file__), 'blob.bin'))\n"
-    )
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
-        archive.writestr("app.py", handler)
-        archive.writestr("blob.bin", os.urandom(ZIP_MB * 1024 * 1024))  # incompressible
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
-
-
 async def test_a_20_mb_zip_from_a_url_does_not_grow_the_agent_by_its_size(tmp_path: Path) -> None:
     archive = tmp_path / "code.zip"
-    digest = _big_zip(archive)
+    digest = big_zip(archive)
     size_kb = archive.stat().st_size // 1024
     app = web.Application()
 
@@ -90,13 +62,13 @@ async def test_a_20_mb_zip_from_a_url_does_not_grow_the_agent_by_its_size(tmp_pa
         assert b"control API on 127.0.0.1" in banner, banner
         assert b"warm" in await asyncio.wait_for(agent.stderr.readline(), 30)
         assert (await remote.refresh())["state"] == "warm"
-        before = _status_kb(agent.pid, "VmRSS")
-        _reset_peak(agent.pid)
-        assert _status_kb(agent.pid, "VmHWM") <= before + 1024
+        before = status_kb(agent.pid, "VmRSS")
+        reset_peak(agent.pid)
+        assert status_kb(agent.pid, "VmHWM") <= before + 1024
         await remote.specialize(make_spec(CodeRef(url=code_url, sha256=digest)))
         result = await remote.invoke(make_request())
-        assert json.loads(result.payload) == ZIP_MB * 1024 * 1024  # the code was served
-        growth = _status_kb(agent.pid, "VmHWM") - before
+        assert json.loads(result.payload) == BIG_ZIP_MB * 1024 * 1024  # the code was served
+        growth = status_kb(agent.pid, "VmHWM") - before
         print(f"agent RSS {before} KiB, peak growth {growth} KiB for a {size_kb} KiB zip")
         # Held whole (and joined) the zip cost twice its size; streamed, a few buffers.
         assert growth < size_kb * 0.3, f"peak RSS grew by {growth} KiB for a {size_kb} KiB zip"
