@@ -233,8 +233,11 @@ class DevServer:
             ),
         )
         self.logbook = LogBook()
+        # END and REPORT are written after each answer is sent, off the call's path.
         processes = ProcessProvider(
-            settings.state / "environments", environment_sink=self._function_line
+            settings.state / "environments",
+            environment_sink=self._function_line,
+            defer_closing=True,
         )
         self.gateway = Gateway(
             GatewaySettings(

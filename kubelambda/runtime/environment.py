@@ -22,6 +22,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from kubelambda.runtime import errors, report
@@ -69,8 +70,13 @@ class Environment:
         cgroups: CgroupTree | None = None,
         channel: Channel = "pipe",
         start_timeout: float = START_TIMEOUT,
+        defer_closing: bool = False,
     ) -> None:
         self.runtime = runtime
+        # Dev mode's gateway: END, REPORT and Max Memory Used are written just after the
+        # answer goes out (see `settle`); in the agent they travel with the answer.
+        self._defer_closing = defer_closing
+        self._unsettled: tuple[report.Closing, InvokeResult] | None = None
         # A runtime container may start long after the agent (its image still pulling).
         self._start_timeout = start_timeout
         # Our Python bootstrap's carrier for the Runtime API (`channel.py`); every other
@@ -224,6 +230,7 @@ class Environment:
         """Graceful: SIGTERM the runtime's process group, SIGKILL it after the grace period."""
         if self._state == EnvState.STOPPED:
             return
+        self.settle()
         self._state = EnvState.STOPPED
         if self._reinit_task is not None:
             self._reinit_task.cancel()
@@ -250,6 +257,7 @@ class Environment:
         client_context: str | None,
         stream: ResponseStream | None,
     ) -> InvokeResult:
+        self.settle()  # the last invocation's END and REPORT come before this one's START
         init = self._init.future
         assert init is not None, "a specialized environment always has an init"
         if not init.done():
@@ -281,20 +289,21 @@ class Environment:
             self._inflight = None
         duration_ms = (time.perf_counter() - started) * 1000
         proc = self._proc
-        if proc is not None and proc.alive:
-            proc.flush_partial()  # what the handler printed belongs before END
-            self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
         # Only a runtime that exited can have been OOM-killed (its cgroup's counter is a read).
         oom = outcome.kind == "exit" and proc is not None and proc.oom_killed()
         kind = errors.ending_kind(outcome, oom)
-        if kind == "response":
-            result = self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None)
+        # "error": the function failed, the platform did not (no Status in REPORT).
+        if kind == "response" or kind == "error":
+            if self._defer_closing and self._tail is None:
+                result = self._finish_later(spec, rid, outcome.body, duration_ms, init_ms, kind)
+            else:
+                self._measure()
+                result = self._finish(
+                    spec, rid, outcome.body, duration_ms, init_ms, None, None, kind == "error"
+                )
             result.streamed = outcome.streamed
             return result
-        if kind == "error":  # the function failed; the platform did not (no Status in REPORT)
-            result = self._finish(spec, rid, outcome.body, duration_ms, init_ms, None, None, True)
-            result.streamed = outcome.streamed
-            return result
+        self._measure()
         if kind == "too_large":
             body = errors.response_too_large_body(outcome.size)
             return self._finish(
@@ -329,11 +338,52 @@ class Environment:
     ) -> InvokeResult:
         """Write END and REPORT and build the result (Unhandled when anything failed)."""
         rss = self._max_rss_kb
-        end = report.Closing.of(spec, rid, duration_ms, init_ms, rss, status, error_type)
-        self._platform(end.end_line)
-        self._platform(end.report_line)
+        closing = report.Closing.of(spec, rid, duration_ms, init_ms, rss, status, error_type)
+        self._write_closing(closing)
         tail, self._tail = self._tail, None
-        return end.result(payload, function_error, tail.text() if tail is not None else None)
+        return closing.result(payload, function_error, tail.text() if tail is not None else None)
+
+    def _finish_later(
+        self,
+        spec: EnvironmentSpec,
+        rid: str,
+        payload: bytes,
+        duration_ms: float,
+        init_ms: float | None,
+        kind: str,
+    ) -> InvokeResult:
+        """The result now; END, REPORT and the memory peak once this loop turn has sent the
+        answer (the caller writes it without yielding), or before anything else this
+        environment does. Its Max Memory Used is the peak read then."""
+        self._tail = None
+        closing = report.Closing.of(spec, rid, duration_ms, init_ms, self._max_rss_kb, None, None)
+        result = closing.result(payload, kind == "error", None)
+        self._unsettled = (closing, result)
+        asyncio.get_running_loop().call_soon(self.settle)
+        return result
+
+    def settle(self) -> None:
+        """Write a deferred END and REPORT, if one is pending (the handler's output first)."""
+        pending, self._unsettled = self._unsettled, None
+        if pending is None:
+            return
+        closing, result = pending
+        self._measure()
+        closing = replace(closing, used_mb=report.memory_mb(self._max_rss_kb))
+        result.max_memory_used_mb = closing.used_mb
+        self._write_closing(closing)
+
+    def _measure(self) -> None:
+        """Emit what the handler printed (it belongs before END) and read the memory peak."""
+        proc = self._proc
+        if proc is not None and proc.alive:
+            proc.flush_partial()
+            self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
+
+    def _write_closing(self, closing: report.Closing) -> None:
+        end, report_line = closing.lines()
+        self._platform(end)
+        self._platform(report_line)
 
     def _on_timeout(self, invocation: PendingInvocation) -> None:
         if invocation.outcome.done():
@@ -362,6 +412,7 @@ class Environment:
         return proc
 
     def _begin_init(self, *, ahead: bool = False) -> None:
+        self.settle()
         self._detach()  # the previous generation's channel, if any
         self._api.reset()
         self._init.begin(self._spec.log_format if self._spec else "Text", ahead=ahead)

@@ -42,6 +42,7 @@ class ProcessProvider:
         stop_grace: float = 2.0,
         python: str = sys.executable,
         channel: Channel = "pipe",
+        defer_closing: bool = False,
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
@@ -53,6 +54,7 @@ class ProcessProvider:
         self._stop_grace = stop_grace
         self._python = python
         self._channel = channel
+        self._defer_closing = defer_closing  # see `Environment.settle`
         self._environments: list[Environment] = []
         self._counter = 0
         # Each runtime in its own cgroup where the machine allows (containment, memory caps).
@@ -85,6 +87,7 @@ class ProcessProvider:
             python=self._python,
             cgroups=self.cgroups,
             channel=self._channel,
+            defer_closing=self._defer_closing,
         )
         if labelled is not None:
             holder.append(env)

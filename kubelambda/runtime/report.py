@@ -164,7 +164,7 @@ def stdout_sink(line: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Closing:
-    """The END and REPORT lines of one invocation, and the figures its result carries."""
+    """The figures of one invocation's END and REPORT lines, which its result carries too."""
 
     spec: EnvironmentSpec
     request_id: str
@@ -172,9 +172,8 @@ class Closing:
     billed_ms: int
     used_mb: int
     init_ms: float | None
+    status: Status | None
     error_type: str | None
-    end_line: str
-    report_line: str
 
     @classmethod
     def of(
@@ -189,20 +188,22 @@ class Closing:
     ) -> Closing:
         billed = billed_duration_ms(duration_ms)
         used = memory_mb(max_rss_kb)
+        return cls(spec, request_id, duration_ms, billed, used, init_ms, status, error_type)
+
+    def lines(self) -> tuple[str, str]:
+        """END, then REPORT, in the function's log format."""
         line = Report(
-            request_id, duration_ms, billed, spec.memory_size, used, init_ms, status, error_type
+            self.request_id,
+            self.duration_ms,
+            self.billed_ms,
+            self.spec.memory_size,
+            self.used_mb,
+            self.init_ms,
+            self.status,
+            self.error_type,
         )
-        return cls(
-            spec,
-            request_id,
-            duration_ms,
-            billed,
-            used,
-            init_ms,
-            error_type,
-            end_line(request_id, spec.log_format),
-            report_line(line, spec.log_format),
-        )
+        fmt = self.spec.log_format
+        return end_line(self.request_id, fmt), report_line(line, fmt)
 
     def result(self, payload: bytes, function_error: bool, tail: str | None) -> InvokeResult:
         return InvokeResult(
