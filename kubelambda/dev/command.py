@@ -54,6 +54,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-reload", action="store_true", help="do not watch DIR for changes")
     parser.add_argument(
+        "--no-pinning",
+        action="store_true",
+        help="let the OS place the gateway and the runtimes on CPUs (by default the gateway "
+        "runs on one CPU, a lone invocation's runtime beside it, concurrent ones on the others)",
+    )
+    parser.add_argument(
         "--secrets",
         metavar="FILE",
         type=Path,
@@ -176,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
         auth=modes,
         keys=args.keys,
         s3_endpoint=args.s3_endpoint,
+        pin_cpus=not args.no_pinning,
     )
     if args.retry_base <= 0 or args.async_concurrency < 1:
         print("kubelambda dev: --retry-base must be > 0, --async-concurrency >= 1", file=sys.stderr)

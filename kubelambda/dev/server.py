@@ -32,6 +32,7 @@ from kubelambda.gateway.local import LocalEnvironments
 from kubelambda.gateway.pool import PoolSettings
 from kubelambda.kube.client import KubeApi
 from kubelambda.runtime.environment import Environment
+from kubelambda.runtime.placement import CpuPlacement
 from kubelambda.runtime.provider import ProcessProvider
 from kubelambda.runtime.s3 import S3Endpoint
 from kubelambda.serving.codestore import FolderCodeStore
@@ -72,6 +73,9 @@ class DevSettings:
     auth: frozenset[str] = frozenset()  # --auth modes; empty: none
     keys: Path | None = None  # --keys FILE (sigv4)
     s3_endpoint: str | None = None  # where CreateFunction's S3Bucket/S3Key are read from
+    # Pin the gateway's loop to one CPU, a lone invocation's runtime beside it (`placement.py`);
+    # the constructing thread must be the loop's.
+    pin_cpus: bool = False
 
     @property
     def state(self) -> Path:
@@ -238,6 +242,7 @@ class DevServer:
             settings.state / "environments",
             environment_sink=self._function_line,
             defer_closing=True,
+            placement=CpuPlacement.pin_this_thread() if settings.pin_cpus else None,
         )
         self.gateway = Gateway(
             GatewaySettings(

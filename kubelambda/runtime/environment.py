@@ -38,6 +38,7 @@ from kubelambda.runtime.errors import (
 )
 from kubelambda.runtime.init import InitPhase
 from kubelambda.runtime.invocation import decode_client_context, next_headers
+from kubelambda.runtime.placement import CpuPlacement, Place
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
 from kubelambda.runtime.release import Channel, Release
@@ -71,12 +72,16 @@ class Environment:
         channel: Channel = "pipe",
         start_timeout: float = START_TIMEOUT,
         defer_closing: bool = False,
+        placement: CpuPlacement | None = None,
     ) -> None:
         self.runtime = runtime
         # Dev mode's gateway: END, REPORT and Max Memory Used are written just after the
         # answer goes out (see `settle`); in the agent they travel with the answer.
         self._defer_closing = defer_closing
         self._unsettled: tuple[report.Closing, InvokeResult] | None = None
+        # Dev mode: which CPUs the runtime runs on, set as each invocation starts.
+        self._placement = placement
+        self._place: Place | None = None  # where the current runtime process is (None: as born)
         # A runtime container may start long after the agent (its image still pulling).
         self._start_timeout = start_timeout
         # Our Python bootstrap's carrier for the Runtime API (`channel.py`); every other
@@ -279,6 +284,9 @@ class Environment:
         )
         loop = asyncio.get_running_loop()
         self._inflight = invocation
+        placement, proc = self._placement, self._proc
+        if placement is not None and proc is not None and proc.pid is not None:
+            self._place = placement.enter(proc.pid, self._place)
         started = time.perf_counter()
         timer = loop.call_later(spec.timeout, self._on_timeout, invocation)
         self._api.dispatch(invocation)
@@ -287,6 +295,8 @@ class Environment:
         finally:
             timer.cancel()
             self._inflight = None
+            if placement is not None and proc is not None and proc.pid is not None:
+                placement.leave()
         duration_ms = (time.perf_counter() - started) * 1000
         proc = self._proc
         # Only a runtime that exited can have been OOM-killed (its cgroup's counter is a read).
@@ -408,6 +418,9 @@ class Environment:
                 cwd=self.work_dir, on_output=self._emit, python=self._python, cgroups=self._cgroups
             )
         self._proc = proc
+        self._place = None
+        if self._placement is not None and proc.pid is not None:
+            self._place = self._placement.started(proc.pid)
         proc.exited.add_done_callback(lambda _: self._on_exit(proc))
         return proc
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.code import CodeCache
 from kubelambda.runtime.environment import Environment, LogSink
+from kubelambda.runtime.placement import CpuPlacement
 from kubelambda.runtime.release import Channel
 from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
@@ -43,6 +44,7 @@ class ProcessProvider:
         python: str = sys.executable,
         channel: Channel = "pipe",
         defer_closing: bool = False,
+        placement: CpuPlacement | None = None,
     ) -> None:
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="kubelambda-envs-"))
@@ -55,6 +57,7 @@ class ProcessProvider:
         self._python = python
         self._channel = channel
         self._defer_closing = defer_closing  # see `Environment.settle`
+        self._placement = placement  # one for all its environments: it counts their calls
         self._environments: list[Environment] = []
         self._counter = 0
         # Each runtime in its own cgroup where the machine allows (containment, memory caps).
@@ -88,6 +91,7 @@ class ProcessProvider:
             cgroups=self.cgroups,
             channel=self._channel,
             defer_closing=self._defer_closing,
+            placement=self._placement,
         )
         if labelled is not None:
             holder.append(env)

@@ -8,10 +8,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.component.gateway.conftest import KUBELAMBDA, DevGateway
 
@@ -198,3 +200,49 @@ def test_kubelambda_invoke_prints_payload_version_and_tail(gateway: DevGateway) 
         timeout=60,
     )
     assert failed.returncode == 1 and "function error: Unhandled" in failed.stderr
+
+
+PLACED_CODE = """\
+import os
+
+def handler(event, context):
+    return {"cpus": sorted(os.sched_getaffinity(0))}
+"""
+
+
+def _placed_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "fns"
+    (folder / "hot").mkdir(parents=True)
+    (folder / "hot.yaml").write_text(HOT_MANIFEST)
+    (folder / "hot" / "app.py").write_text(PLACED_CODE)
+    return folder
+
+
+def _runtime_cpus(dev: DevGateway) -> list[int]:
+    request = urllib.request.Request(
+        f"{dev.url}/2015-03-31/functions/hot/invocations", data=b"{}", method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        cpus: list[int] = json.loads(response.read())["cpus"]
+        return cpus
+
+
+def test_the_gateway_runs_on_one_cpu_and_a_lone_call_beside_it_unless_told_not_to(
+    tmp_path: Path,
+) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("needs two CPUs allowed to this process")
+    dev = DevGateway(_placed_folder(tmp_path / "pinned"), "--no-reload")
+    try:
+        gateway_cpus = sorted(os.sched_getaffinity(dev.proc.pid))  # its loop's thread
+        assert gateway_cpus == [max(allowed)]
+        assert _runtime_cpus(dev) == gateway_cpus
+    finally:
+        dev.stop()
+    free = DevGateway(_placed_folder(tmp_path / "free"), "--no-reload", "--no-pinning")
+    try:
+        assert sorted(os.sched_getaffinity(free.proc.pid)) == allowed
+        assert _runtime_cpus(free) == allowed
+    finally:
+        free.stop()
