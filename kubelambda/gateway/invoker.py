@@ -270,7 +270,8 @@ class Invoker:
         finally:
             concurrent.dec()
             self._release(resolved.entry.namespace, lease)
-        self._account(series, labels, result, start)
+        # Counted in the loop turn after this one, once the caller has sent its answer.
+        asyncio.get_running_loop().call_soon(self._account, series, labels, result, start)
         if self.tail_to_logbook and result.log_tail:
             self.logbook.add_tail(
                 resolved.entry.namespace,
