@@ -284,9 +284,10 @@ class Environment:
         )
         loop = asyncio.get_running_loop()
         self._inflight = invocation
-        placement, proc = self._placement, self._proc
-        if placement is not None and proc is not None and proc.pid is not None:
-            self._place = placement.enter(proc.pid, self._place)
+        placement = self._placement
+        pid = self._proc.pid if placement is not None and self._proc is not None else None
+        if placement is not None and pid is not None:
+            self._place = placement.enter(pid, self._place)
         started = time.perf_counter()
         timer = loop.call_later(spec.timeout, self._on_timeout, invocation)
         self._api.dispatch(invocation)
@@ -295,7 +296,7 @@ class Environment:
         finally:
             timer.cancel()
             self._inflight = None
-            if placement is not None and proc is not None and proc.pid is not None:
+            if placement is not None and pid is not None:
                 placement.leave()
         duration_ms = (time.perf_counter() - started) * 1000
         proc = self._proc
