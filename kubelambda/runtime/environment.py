@@ -21,11 +21,9 @@ import contextlib
 import socket
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
-from kubelambda.runtime import errors, report
+from kubelambda.runtime import errors
 from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.channel import PipeChannel, attach
 from kubelambda.runtime.code import CodeCache
@@ -39,6 +37,7 @@ from kubelambda.runtime.errors import (
 from kubelambda.runtime.init import InitPhase
 from kubelambda.runtime.invocation import decode_client_context, next_headers
 from kubelambda.runtime.placement import CpuPlacement, Place
+from kubelambda.runtime.platform_log import LogSink, PlatformLog
 from kubelambda.runtime.prepare import SharedDirs, prepare
 from kubelambda.runtime.process import RuntimeHandle, RuntimeProcess
 from kubelambda.runtime.release import Channel, Release
@@ -47,7 +46,6 @@ from kubelambda.runtime.server import Ending, PendingInvocation, RuntimeApi
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState, InvokeRequest, InvokeResult
 from kubelambda.runtime.stream import ResponseStream
 
-LogSink = Callable[[str], None]
 START_TIMEOUT = 30.0  # seconds for a shim to come up warm
 _TAKEN = (EnvState.INITIALIZING, EnvState.READY, EnvState.BUSY)  # a specialization holds it
 
@@ -76,9 +74,13 @@ class Environment:
     ) -> None:
         self.runtime = runtime
         # Dev mode's gateway: END, REPORT and Max Memory Used are written just after the
-        # answer goes out (see `settle`); in the agent they travel with the answer.
-        self._defer_closing = defer_closing
-        self._unsettled: tuple[report.Closing, InvokeResult] | None = None
+        # answer goes out; in the agent they travel with the answer (`platform_log.py`).
+        self._log = PlatformLog(
+            log_sink,
+            level=lambda: self._spec.system_log_level if self._spec else None,
+            measure=self._measure,
+            defer=defer_closing,
+        )
         # Dev mode: which CPUs the runtime runs on, set as each invocation starts.
         self._placement = placement
         self._place: Place | None = None  # where the current runtime process is (None: as born)
@@ -90,7 +92,6 @@ class Environment:
         self._pipe: PipeChannel | None = None
         self._attaching: asyncio.Task[None] | None = None  # a runtime container's connection
         self.work_dir = Path(work_dir)
-        self._sink = log_sink
         self._cache = code_cache or CodeCache(self.work_dir / "code-cache")
         self._stop_grace = stop_grace
         self._python = python
@@ -108,14 +109,13 @@ class Environment:
         self._init = InitPhase(
             runtime,
             init_timeout,
-            emit=self._emit,
-            info=self._platform,
+            emit=self._log.emit,
+            info=self._log.platform,
             kill=self._kill,
             settled=self._init_settled,
         )
         self._reinit_task: asyncio.Task[None] | None = None
         self._inflight: PendingInvocation | None = None
-        self._tail: report.LogTail | None = None
         self._max_rss_kb = 0
         self.created_at = time.monotonic()
         self.last_used_at = self.created_at
@@ -158,7 +158,7 @@ class Environment:
         try:
             if self._shared is not None:
                 self._link = ContainerLink(
-                    self._shared.handshake, on_output=self._emit, on_channel=self._on_channel
+                    self._shared.handshake, on_output=self._log.emit, on_channel=self._on_channel
                 )
                 self._link.open()
             proc = self._spawn()
@@ -235,7 +235,7 @@ class Environment:
         """Graceful: SIGTERM the runtime's process group, SIGKILL it after the grace period."""
         if self._state == EnvState.STOPPED:
             return
-        self.settle()
+        self._log.settle()
         self._state = EnvState.STOPPED
         if self._reinit_task is not None:
             self._reinit_task.cancel()
@@ -262,7 +262,7 @@ class Environment:
         client_context: str | None,
         stream: ResponseStream | None,
     ) -> InvokeResult:
-        self.settle()  # the last invocation's END and REPORT come before this one's START
+        self._log.settle()  # the last invocation's END and REPORT come before this START
         init = self._init.future
         assert init is not None, "a specialized environment always has an init"
         if not init.done():
@@ -270,11 +270,10 @@ class Environment:
         failure = init.result()
         init_ms = self._init.take_duration()
         rid = request.request_id
-        self._tail = report.LogTail() if request.log_tail else None
-        self._platform(report.start_line(rid, spec.function_version, spec.log_format))
+        self._log.begin(spec, rid, request.log_tail)
         if failure is not None:
             body, error_type = errors.init_failure_body(failure, rid)
-            result = self._finish(spec, rid, body, 0.0, init_ms, "error", error_type)
+            result = self._close(spec, rid, body, 0.0, init_ms, "error", error_type)
             self._reinit()  # Lambda re-runs a failed init for every invoke
             return result
         epoch = time.time()
@@ -305,19 +304,22 @@ class Environment:
         kind = errors.ending_kind(outcome, oom)
         # "error": the function failed, the platform did not (no Status in REPORT).
         if kind == "response" or kind == "error":
-            if self._defer_closing and self._tail is None:
-                result = self._finish_later(spec, rid, outcome.body, duration_ms, init_ms, kind)
+            failed = kind == "error"
+            if self._log.deferring:
+                result = self._log.close_later(
+                    spec, rid, outcome.body, duration_ms, init_ms, self._max_rss_kb, failed
+                )
             else:
-                self._measure()
-                result = self._finish(
-                    spec, rid, outcome.body, duration_ms, init_ms, None, None, kind == "error"
+                rss = self._measure()
+                result = self._log.close(
+                    spec, rid, outcome.body, duration_ms, init_ms, rss, function_error=failed
                 )
             result.streamed = outcome.streamed
             return result
         self._measure()
         if kind == "too_large":
             body = errors.response_too_large_body(outcome.size)
-            return self._finish(
+            return self._close(
                 spec, rid, body, duration_ms, init_ms, "error", "Function.ResponseSizeTooLarge"
             )
         if kind == "oom":  # Lambda kills it: the next invoke gets a fresh runtime
@@ -325,76 +327,39 @@ class Environment:
             self._max_rss_kb = max(self._max_rss_kb, spec.memory_size * 1024)
         self._api.abandon()
         if kind == "timeout":
-            self._emit(errors.timeout_message(rid, spec.timeout, time.time()))
+            self._log.emit(errors.timeout_message(rid, spec.timeout, time.time()))
             body = errors.timeout_body(rid, spec.timeout, time.time())
-            result = self._finish(
+            result = self._close(
                 spec, rid, body, duration_ms, init_ms, "timeout", "Sandbox.Timedout"
             )
         else:
             body, error_type = errors.ended_body(kind, rid, outcome.returncode)
-            result = self._finish(spec, rid, body, duration_ms, init_ms, "error", error_type)
+            result = self._close(spec, rid, body, duration_ms, init_ms, "error", error_type)
         self._reinit()  # the runtime was killed or died: the next invoke gets a fresh one
         return result
 
-    def _finish(
+    def _close(
         self,
         spec: EnvironmentSpec,
         rid: str,
         payload: bytes,
         duration_ms: float,
         init_ms: float | None,
-        status: Status | None,
-        error_type: str | None,
-        function_error: bool = False,
+        status: Status,
+        error_type: str,
     ) -> InvokeResult:
-        """Write END and REPORT and build the result (Unhandled when anything failed)."""
-        rss = self._max_rss_kb
-        closing = report.Closing.of(spec, rid, duration_ms, init_ms, rss, status, error_type)
-        self._write_closing(closing)
-        tail, self._tail = self._tail, None
-        return closing.result(payload, function_error, tail.text() if tail is not None else None)
+        """END and REPORT now for an invocation the platform ended (the result is Unhandled)."""
+        return self._log.close(
+            spec, rid, payload, duration_ms, init_ms, self._max_rss_kb, status, error_type
+        )
 
-    def _finish_later(
-        self,
-        spec: EnvironmentSpec,
-        rid: str,
-        payload: bytes,
-        duration_ms: float,
-        init_ms: float | None,
-        kind: str,
-    ) -> InvokeResult:
-        """The result now; END, REPORT and the memory peak once this loop turn has sent the
-        answer (the caller writes it without yielding), or before anything else this
-        environment does. Its Max Memory Used is the peak read then."""
-        self._tail = None
-        closing = report.Closing.of(spec, rid, duration_ms, init_ms, self._max_rss_kb, None, None)
-        result = closing.result(payload, kind == "error", None)
-        self._unsettled = (closing, result)
-        asyncio.get_running_loop().call_soon(self.settle)
-        return result
-
-    def settle(self) -> None:
-        """Write a deferred END and REPORT, if one is pending (the handler's output first)."""
-        pending, self._unsettled = self._unsettled, None
-        if pending is None:
-            return
-        closing, result = pending
-        self._measure()
-        closing = replace(closing, used_mb=report.memory_mb(self._max_rss_kb))
-        result.max_memory_used_mb = closing.used_mb
-        self._write_closing(closing)
-
-    def _measure(self) -> None:
-        """Emit what the handler printed (it belongs before END) and read the memory peak."""
+    def _measure(self) -> int:
+        """Emit what the handler printed (it belongs before END); the memory peak, read now."""
         proc = self._proc
         if proc is not None and proc.alive:
             proc.flush_partial()
             self._max_rss_kb = max(self._max_rss_kb, proc.max_rss_kb())
-
-    def _write_closing(self, closing: report.Closing) -> None:
-        end, report_line = closing.lines()
-        self._platform(end)
-        self._platform(report_line)
+        return self._max_rss_kb
 
     def _on_timeout(self, invocation: PendingInvocation) -> None:
         if invocation.outcome.done():
@@ -416,7 +381,10 @@ class Environment:
             proc = self._link.spawn()
         else:
             proc = RuntimeProcess(
-                cwd=self.work_dir, on_output=self._emit, python=self._python, cgroups=self._cgroups
+                cwd=self.work_dir,
+                on_output=self._log.emit,
+                python=self._python,
+                cgroups=self._cgroups,
             )
         self._proc = proc
         self._place = None
@@ -426,7 +394,7 @@ class Environment:
         return proc
 
     def _begin_init(self, *, ahead: bool = False) -> None:
-        self.settle()
+        self._log.settle()
         self._detach()  # the previous generation's channel, if any
         self._api.reset()
         self._init.begin(self._spec.log_format if self._spec else "Text", ahead=ahead)
@@ -502,13 +470,3 @@ class Environment:
             self._state = EnvState.FAILED
         elif self._init.succeeded:
             self._reinit()  # died while idle: have a fresh runtime ready for the next call
-
-    def _platform(self, line: str) -> None:
-        """An INFO platform line, written unless the function's systemLogLevel is WARN."""
-        if report.platform_shown(self._spec.system_log_level if self._spec else None):
-            self._emit(line)
-
-    def _emit(self, line: str) -> None:
-        self._sink(line)
-        if self._tail is not None:
-            self._tail.add(line)

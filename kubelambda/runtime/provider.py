@@ -19,8 +19,9 @@ from pathlib import Path
 
 from kubelambda.runtime.cgroup import CgroupTree
 from kubelambda.runtime.code import CodeCache
-from kubelambda.runtime.environment import Environment, LogSink
+from kubelambda.runtime.environment import Environment
 from kubelambda.runtime.placement import CpuPlacement
+from kubelambda.runtime.platform_log import LogSink
 from kubelambda.runtime.release import Channel
 from kubelambda.runtime.report import stdout_sink
 from kubelambda.runtime.spec import EnvironmentSpec, EnvState
