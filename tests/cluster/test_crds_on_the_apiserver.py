@@ -22,7 +22,7 @@ from kubernetes.client import ApiException
 from kubelambda.operator.config import OperatorConfig
 from kubelambda.operator.podbuilder import PodRequest, build_pod
 from tests.cluster.harness.controlplane import REPO
-from tests.cluster.harness.waiting import wait_gone, wait_pod_ready
+from tests.cluster.harness.waiting import wait_gone, wait_pod_ready, wait_until
 from tests.cluster.test_kubectl import find_kubectl
 
 G, V = "kubelambda.dev", "v1alpha1"
@@ -244,4 +244,9 @@ def test_the_garbage_collector_removes_a_deleted_functions_pods(
     wait_pod_ready(core, namespace, name, timeout=60)  # the operator's pod really runs
     custom.delete_namespaced_custom_object(G, V, namespace, "functions", "f")
     wait_gone(lambda: core.read_namespaced_pod(name, namespace), timeout=60)
-    assert (namespace, name) not in kubelet.pods, "the kubelet stopped the pod's processes"
+    # The kubelet stops the processes, confirms the deletion, then forgets the pod: the API
+    # object may be gone a moment before its record is.
+    wait_until(
+        lambda: (namespace, name) not in kubelet.pods,
+        what="the kubelet to stop the pod's processes and forget it",
+    )
