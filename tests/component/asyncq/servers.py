@@ -180,10 +180,19 @@ class KubelambdaDev:
         self.folder = folder
         self.args = args
         self.log_path = folder.parent / log_name
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        self.start()
+        # A free port can be taken (an ephemeral port of someone's connect) before the gateway
+        # binds it: the first start tries another one. Restarts keep theirs (the tests' URL).
+        for attempt in range(3):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            try:
+                self.start()
+                return
+            except AssertionError:
+                self._log.close()
+                if attempt == 2 or "address already in use" not in self.log()[-500:]:
+                    raise
 
     def start(self) -> None:
         before = self.log().count("\nready: ") if self.log_path.exists() else 0
