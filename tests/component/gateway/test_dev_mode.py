@@ -35,11 +35,17 @@ def handler(event, context):
 """
 
 
-def test_ready_line_lists_functions_and_warns_once_about_the_interpreter(tmp_path: Path) -> None:
+def _hot_folder(tmp_path: Path, code: str) -> Path:
+    """A dev folder serving `hot` (HOT_MANIFEST) with `code` as its app.py."""
     folder = tmp_path / "fns"
     (folder / "hot").mkdir(parents=True)
     (folder / "hot.yaml").write_text(HOT_MANIFEST)
-    (folder / "hot" / "app.py").write_text(HOT_CODE % "v1")
+    (folder / "hot" / "app.py").write_text(code)
+    return folder
+
+
+def test_ready_line_lists_functions_and_warns_once_about_the_interpreter(tmp_path: Path) -> None:
+    folder = _hot_folder(tmp_path, HOT_CODE % "v1")
     dev = DevGateway(folder, "--no-reload")
     try:
         log = dev.log()
@@ -52,11 +58,8 @@ def test_ready_line_lists_functions_and_warns_once_about_the_interpreter(tmp_pat
 
 
 def test_hot_reload_serves_new_code_and_fails_no_call_in_flight(tmp_path: Path) -> None:
-    folder = tmp_path / "fns"
-    (folder / "hot").mkdir(parents=True)
-    (folder / "hot.yaml").write_text(HOT_MANIFEST)
+    folder = _hot_folder(tmp_path, HOT_CODE % "v1")
     code = folder / "hot" / "app.py"
-    code.write_text(HOT_CODE % "v1")
     dev = DevGateway(folder)
     url = f"{dev.url}/2015-03-31/functions/hot/invocations"
     results: list[tuple[float, int, str]] = []
@@ -210,14 +213,6 @@ def handler(event, context):
 """
 
 
-def _placed_folder(tmp_path: Path) -> Path:
-    folder = tmp_path / "fns"
-    (folder / "hot").mkdir(parents=True)
-    (folder / "hot.yaml").write_text(HOT_MANIFEST)
-    (folder / "hot" / "app.py").write_text(PLACED_CODE)
-    return folder
-
-
 def _runtime_cpus(dev: DevGateway) -> list[int]:
     request = urllib.request.Request(
         f"{dev.url}/2015-03-31/functions/hot/invocations", data=b"{}", method="POST"
@@ -233,14 +228,14 @@ def test_the_gateway_runs_on_one_cpu_and_a_lone_call_beside_it_unless_told_not_t
     allowed = sorted(os.sched_getaffinity(0))
     if len(allowed) < 2:
         pytest.skip("needs two CPUs allowed to this process")
-    dev = DevGateway(_placed_folder(tmp_path / "pinned"), "--no-reload")
+    dev = DevGateway(_hot_folder(tmp_path / "pinned", PLACED_CODE), "--no-reload")
     try:
         gateway_cpus = sorted(os.sched_getaffinity(dev.proc.pid))  # its loop's thread
         assert gateway_cpus == [max(allowed)]
         assert _runtime_cpus(dev) == gateway_cpus
     finally:
         dev.stop()
-    free = DevGateway(_placed_folder(tmp_path / "free"), "--no-reload", "--no-pinning")
+    free = DevGateway(_hot_folder(tmp_path / "free", PLACED_CODE), "--no-reload", "--no-pinning")
     try:
         assert sorted(os.sched_getaffinity(free.proc.pid)) == allowed
         assert _runtime_cpus(free) == allowed
