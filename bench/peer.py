@@ -1,7 +1,8 @@
-"""kubelambda dev side by side with serverless-offline (on osls) and a bare aiohttp floor.
+"""kubelambda dev side by side with serverless-offline (on osls), a bare aiohttp floor and an
+isolation floor (bench/isolation.py: the bare floor handing each call to a Python child).
 
 `make bench-peer` installs the peer from npm into .tools/peer (scripts/peer-tools.sh) and runs
-`python -m bench.peer`. The three systems serve the same Python no-op handler
+`python -m bench.peer`. The four systems serve the same Python no-op handler
 (`return event`) through Lambda's Invoke API on loopback; every measurement is taken batch by
 batch with the systems interleaved (the order rotates), so the machine's other work falls on
 all of them alike. The table it prints is the one of bench/README.md ("Side by side"):
@@ -82,6 +83,18 @@ def start_floor() -> Served:
         "floor",
         [sys.executable, "-m", "bench.peer", "--serve-floor", str(port)],
         ready="floor ready",
+        port=port,
+        function=lambda name: name,
+        cwd=ROOT,
+    )
+
+
+def start_isolation() -> Served:
+    port = free_port()
+    return Served(
+        "isolation",
+        [sys.executable, "-m", "bench.isolation", str(port)],
+        ready="isolation floor ready",
         port=port,
         function=lambda name: name,
         cwd=ROOT,
@@ -193,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
     shutil.rmtree(work, ignore_errors=True)
 
 
-Row = tuple[str, float | None, float | None, float | None, str]  # name, floor, peer, kl, unit
+# name, floor, isolation floor, peer, kl, unit
+Row = tuple[str, float | None, float | None, float | None, float | None, str]
 
 
 def run(
@@ -202,9 +216,10 @@ def run(
     kl_folder = kubelambda_folder(work / "kl", fresh)
     peer_folder = peer_service(work / "peer", fresh)
     floor = start_floor()
+    isolation = start_isolation()
     peer = start_peer(peer_folder)
     kl = start_kubelambda(kl_folder, log=work / "kl.log")
-    systems = [floor, peer, kl]
+    systems = [floor, isolation, peer, kl]
     try:
         latency: dict[str, list[float]] = {s.name: [] for s in systems}
         for turn in range(args.batches):
@@ -251,8 +266,8 @@ def run(
         runs = bursts[name]
         return max(ms([run[i] for run in runs], 0.9) for i in range(5))
 
-    def each(figure: Callable[[str], float]) -> tuple[float, float, float]:
-        return figure(floor.name), figure(peer.name), figure(kl.name)
+    def each(figure: Callable[[str], float]) -> tuple[float, float, float, float]:
+        return figure(floor.name), figure(isolation.name), figure(peer.name), figure(kl.name)
 
     rows: list[Row] = [
         ("warm p50, plain HTTP client", *each(lambda n: ms(latency[n], 0.5)), "ms"),
@@ -262,6 +277,7 @@ def run(
         (
             "cold start, first call of a new function, p50",
             None,
+            None,
             ms([r[0] for r in bursts[peer.name]], 0.5),
             ms([r[0] for r in bursts[kl.name]], 0.5),
             "ms",
@@ -269,12 +285,14 @@ def run(
         (
             "5 new functions back to back, p90 of the worst position",
             None,
+            None,
             worst_position_p90(peer.name),
             worst_position_p90(kl.name),
             "ms",
         ),
         (
             "first call right after start (ready printed), p50",
+            None,
             None,
             ms(first[peer.name], 0.5),
             ms(first[kl.name], 0.5),
@@ -290,14 +308,22 @@ def print_table(rows: list[Row]) -> None:
             return ""
         return f"{value:,.0f}/s" if unit == "/s" else f"{value:.2f} ms"
 
-    print("| figure | bare aiohttp floor | serverless-offline | kubelambda dev | kl / peer |")
-    print("|---|---|---|---|---|")
-    for name, floor, peer, kl, unit in rows:
+    print(
+        "| figure | bare aiohttp floor | isolation floor | serverless-offline | kubelambda dev "
+        "| kl / peer | isolation / peer |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name, floor, isolation, peer, kl, unit in rows:
         ratio = f"{kl / peer:.2f}" if kl is not None and peer else ""
-        print(f"| {name} | {cell(floor, unit)} | {cell(peer, unit)} | {cell(kl, unit)} | {ratio} |")
+        bound = f"{isolation / peer:.2f}" if isolation is not None and peer else ""
+        cells = " | ".join(cell(v, unit) for v in (floor, isolation, peer, kl))
+        print(f"| {name} | {cells} | {ratio} | {bound} |")
     warm = rows[0]
-    if warm[1] and warm[3]:
-        print(f"\nkubelambda warm p50 / floor: {warm[3] / warm[1]:.2f}")
+    if warm[1] and warm[2] and warm[4]:
+        print(
+            f"\nwarm p50 / bare floor: kubelambda {warm[4] / warm[1]:.2f}, "
+            f"isolation floor {warm[2] / warm[1]:.2f}"
+        )
 
 
 def print_costs(costs: dict[str, list[Rate]]) -> None:
