@@ -55,7 +55,8 @@ class Child:
 def serve(port: int) -> None:
     from aiohttp import web
 
-    from kubelambda.loop import run_loop, stop_requested
+    from bench.peer import serve_invoke_route
+    from kubelambda.loop import run_loop
 
     idle: list[Child] = []
 
@@ -80,14 +81,7 @@ def serve(port: int) -> None:
 
     async def main() -> None:
         idle.append(await start_child())
-        app = web.Application()
-        app.router.add_post("/2015-03-31/functions/{name}/invocations", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        print("isolation floor ready", flush=True)
-        await stop_requested().wait()
-        await runner.cleanup()
+        await serve_invoke_route(port, answer, "isolation floor ready")
         for child in idle:
             child.stdin.close()
             await child.process.wait()

@@ -28,8 +28,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     NOOP,
@@ -51,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PEER = ROOT / ".tools" / "peer"
 SLS = PEER / "node_modules" / "osls" / "bin" / "serverless.js"
 SERVICE = "bench"
+Handler = Callable[[Any], Awaitable[Any]]  # an aiohttp handler
 
 
 # -- the floor: a bare aiohttp server answering {} -------------------------------------------
@@ -59,22 +61,28 @@ SERVICE = "bench"
 def serve_floor(port: int) -> None:
     from aiohttp import web
 
-    from kubelambda.loop import run_loop, stop_requested
+    from kubelambda.loop import run_loop
 
     async def answer(_request: web.Request) -> web.Response:
         return web.Response(body=b"{}", content_type="application/json")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/2015-03-31/functions/{name}/invocations", answer)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        print("floor ready", flush=True)
-        await stop_requested().wait()
-        await runner.cleanup()
+    run_loop(serve_invoke_route(port, answer, "floor ready"))
 
-    run_loop(main())
+
+async def serve_invoke_route(port: int, answer: Handler, ready: str) -> None:
+    """A bare aiohttp server with only the Invoke route, until it is asked to stop."""
+    from aiohttp import web
+
+    from kubelambda.loop import stop_requested
+
+    app = web.Application()
+    app.router.add_post("/2015-03-31/functions/{name}/invocations", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    print(ready, flush=True)
+    await stop_requested().wait()
+    await runner.cleanup()
 
 
 def start_floor() -> Served:
